@@ -1,0 +1,62 @@
+"""celery-triggers: run Celery tasks when combinations of events have happened.
+
+Public API; everything else is an implementation detail.
+"""
+
+from __future__ import annotations
+
+from .config import TaskConfig
+from .context import TaskContext, current_context
+from .errors import (
+    ConfigurationError,
+    CorruptSession,
+    DispatchError,
+    IllegalTransition,
+    InvalidKwargs,
+    InvalidSession,
+    NotInTriggerTask,
+    StorageError,
+    TriggersError,
+    UnknownInstance,
+    UnknownRunner,
+    UnknownTask,
+)
+from .integration.decorator import trigger_task
+from .integration.extension import Triggers, default_storage_url
+from .manager import TriggerManager
+from .runners import TaskRunner
+from .signals import instance_status_changed, trigger_fired
+from .state import Instance, Status
+from .storage import SessionStorage, StorageBackend, resolve_storage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigurationError",
+    "CorruptSession",
+    "DispatchError",
+    "IllegalTransition",
+    "Instance",
+    "InvalidKwargs",
+    "InvalidSession",
+    "NotInTriggerTask",
+    "SessionStorage",
+    "Status",
+    "StorageBackend",
+    "StorageError",
+    "TaskConfig",
+    "TaskContext",
+    "TaskRunner",
+    "TriggerManager",
+    "Triggers",
+    "TriggersError",
+    "UnknownInstance",
+    "UnknownRunner",
+    "UnknownTask",
+    "current_context",
+    "default_storage_url",
+    "instance_status_changed",
+    "resolve_storage",
+    "trigger_fired",
+    "trigger_task",
+]

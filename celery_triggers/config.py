@@ -1,0 +1,202 @@
+"""Parse and validate trigger task directives into immutable task configs.
+
+A task config reads like a sentence::
+
+    "t_computeScore": {
+        "after": ["t_createApplicant", "sessionFinalized"],
+        "run": "proj.tasks.compute_score",
+    }
+
+Errors are raised when a config is declared, name the task and the directive
+at fault, and never leave a half-parsed config behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ._json import check_json
+from .errors import ConfigurationError
+
+__all__ = ["DIRECTIVES", "TaskConfig", "parse_config", "parse_configs"]
+
+#: Canonical directive -> accepted spellings.
+DIRECTIVES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "after": ("after",),
+        "run": ("run",),
+        "and_every": ("andEvery", "and_every"),
+        "unless": ("unless",),
+        "with_params": ("withParams", "with_params"),
+        "using": ("using",),
+    }
+)
+_SPELLINGS = {spelling: canonical for canonical, names in DIRECTIVES.items() for spelling in names}
+_NORMALIZED = {canonical.replace("_", "").lower(): canonical for canonical in DIRECTIVES}
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """One trigger task: when (``after``, ``and_every``, ``unless``) to run what."""
+
+    name: str
+    run: str
+    after: tuple[str, ...] = ()
+    and_every: str | None = None
+    unless: tuple[str, ...] = ()
+    with_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    using: str | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def required(self) -> frozenset[str]:
+        """Every trigger an instance must have consumed before it can run."""
+        names = set(self.after)
+        if self.and_every is not None:
+            names.add(self.and_every)
+        return frozenset(names)
+
+    @property
+    def watched(self) -> frozenset[str]:
+        """Every trigger whose firing can change this task's instances."""
+        return self.required | frozenset(self.unless)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config in the seed's JSON format (camelCase directives)."""
+        data: dict[str, Any] = {"after": list(self.after), "run": self.run}
+        if self.and_every is not None:
+            data["andEvery"] = self.and_every
+        if self.unless:
+            data["unless"] = list(self.unless)
+        if self.with_params:
+            data["withParams"] = {k: dict(v) for k, v in self.with_params.items()}
+        if self.using is not None:
+            data["using"] = self.using
+        data.update(self.extras)
+        return data
+
+
+def _trigger_list(task: str, directive: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise ConfigurationError(
+            f"expected a list of trigger names, got {type(value).__name__} {value!r}",
+            task=task,
+            directive=directive,
+        )
+    names: list[str] = []
+    for item in value:
+        names.append(_trigger_name(task, directive, item))
+    # Order is irrelevant; keep a stable, duplicate-free order for display.
+    return tuple(dict.fromkeys(sorted(names) if isinstance(value, (set, frozenset)) else names))
+
+
+def _trigger_name(task: str, directive: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(
+            f"expected a non-empty trigger name (string), got {type(value).__name__} {value!r}",
+            task=task,
+            directive=directive,
+        )
+    return value
+
+
+def _with_params(task: str, value: Any) -> Mapping[str, Mapping[str, Any]]:
+    directive = "withParams"
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"expected a dict of dicts, got {type(value).__name__}", task=task, directive=directive
+        )
+    params: dict[str, Mapping[str, Any]] = {}
+    for key, sub in value.items():
+        if not isinstance(key, str) or not isinstance(sub, Mapping):
+            raise ConfigurationError(
+                f"must be a dict of dicts like {{'scoring': {{'model': 'Psych 01'}}}}; "
+                f"{key!r} maps to {type(sub).__name__} {sub!r}",
+                task=task,
+                directive=directive,
+            )
+        try:
+            check_json(sub, what=f"withParams[{key!r}]")
+        except TypeError as exc:
+            raise ConfigurationError(str(exc), task=task, directive=directive) from None
+        params[key] = MappingProxyType(dict(sub))
+    return MappingProxyType(params)
+
+
+def parse_config(name: str, directives: Mapping[str, Any]) -> TaskConfig:
+    """Build a :class:`TaskConfig` from the seed's directive mapping.
+
+    Raises :class:`ConfigurationError` naming the task and directive at fault.
+    Unknown keys become custom directives (``config.extras``), except keys that
+    differ from a known directive only by case or underscores, which are
+    almost certainly typos.
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"a trigger task name must be a non-empty string, got {name!r}")
+    if not isinstance(directives, Mapping):
+        raise ConfigurationError(f"expected a mapping of directives, got {type(directives).__name__}", task=name)
+    values: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+    for key, value in directives.items():
+        if not isinstance(key, str):
+            raise ConfigurationError(f"directive names must be strings, got {key!r}", task=name)
+        canonical = _SPELLINGS.get(key)
+        if canonical is None:
+            near = _NORMALIZED.get(key.replace("_", "").lower())
+            if near is not None:
+                spellings = " or ".join(repr(s) for s in DIRECTIVES[near])
+                raise ConfigurationError(f"unknown directive; did you mean {spellings}?", task=name, directive=key)
+            extras[key] = value
+            continue
+        if canonical in values:
+            raise ConfigurationError("directive given twice (camelCase and snake_case)", task=name, directive=key)
+        values[canonical] = value
+
+    if "run" not in values:
+        raise ConfigurationError(
+            "missing required directive 'run' (the Celery task name to run)", task=name, directive="run"
+        )
+    run = values["run"]
+    if not isinstance(run, str) or not run:
+        raise ConfigurationError(
+            f"expected a Celery task name (string), got {type(run).__name__} {run!r}", task=name, directive="run"
+        )
+    after = _trigger_list(name, "after", values.get("after", []))
+    and_every = values.get("and_every")
+    if and_every is not None:
+        and_every = _trigger_name(name, "andEvery", and_every)
+    if not after and and_every is None:
+        raise ConfigurationError(
+            "needs at least one trigger in 'after' (or an 'andEvery' trigger)", task=name, directive="after"
+        )
+    unless = _trigger_list(name, "unless", values.get("unless", []))
+    with_params = _with_params(name, values.get("with_params", {}))
+    using = values.get("using")
+    if using is not None and (not isinstance(using, str) or not using):
+        raise ConfigurationError(f"expected a runner name, got {using!r}", task=name, directive="using")
+    try:
+        check_json(extras, what="custom directives")
+    except TypeError as exc:
+        raise ConfigurationError(str(exc), task=name) from None
+    return TaskConfig(
+        name=name,
+        run=run,
+        after=after,
+        and_every=and_every,
+        unless=unless,
+        with_params=with_params,
+        using=using,
+        extras=MappingProxyType(extras),
+    )
+
+
+def parse_configs(mapping: Mapping[str, Any]) -> dict[str, TaskConfig]:
+    """Parse a whole configuration (task name -> directives); all or nothing."""
+    if not isinstance(mapping, Mapping):
+        raise ConfigurationError(
+            f"a configuration is a mapping of task name -> directives, got {type(mapping).__name__}"
+        )
+    return {name: parse_config(name, directives) for name, directives in mapping.items()}

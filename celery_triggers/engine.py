@@ -1,0 +1,287 @@
+"""Pure trigger semantics: apply an operation to a :class:`Snapshot`.
+
+Every function takes plain data (configs, a snapshot of the records it needs,
+the time ``now``) and returns :class:`Changes` without touching its input. No
+I/O, no Celery: the storage layer loads the snapshot described by the
+``needs_*`` functions and commits the changes; the manager dispatches
+``changes.ready`` after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .config import TaskConfig
+from .errors import IllegalTransition, UnknownInstance, UnknownTask
+from .state import Changes, Instance, Snapshot, Status, TaskRecord, Transition, TriggerRecord, split_instance_name
+
+__all__ = [
+    "Needs",
+    "cascade_kwargs",
+    "fail",
+    "finish",
+    "fire",
+    "needs_for_fire",
+    "needs_for_instance",
+    "replay",
+    "set_status",
+    "skip",
+    "start",
+    "task_kwargs",
+]
+
+Configs = Mapping[str, TaskConfig]
+
+
+@dataclass(frozen=True)
+class Needs:
+    """The records an operation reads: trigger records, task records (with
+    their unstarted instances) and named instances."""
+
+    triggers: frozenset[str] = frozenset()
+    tasks: frozenset[str] = frozenset()
+    instances: frozenset[str] = frozenset()
+
+    def __or__(self, other: Needs) -> Needs:
+        return Needs(self.triggers | other.triggers, self.tasks | other.tasks, self.instances | other.instances)
+
+
+def needs_for_fire(configs: Configs, trigger: str) -> Needs:
+    """Records needed to fire ``trigger``: only the tasks that watch it."""
+    tasks = [c for c in configs.values() if trigger in c.watched]
+    triggers = {trigger}
+    for config in tasks:
+        triggers |= config.watched
+    return Needs(frozenset(triggers), frozenset(c.name for c in tasks))
+
+
+def needs_for_instance(configs: Configs, name: str, *, cascade: bool = True) -> Needs:
+    """Records needed to change instance ``name`` (and cascade its task name)."""
+    task, _ = split_instance_name(name)
+    needs = Needs(tasks=frozenset({task}), instances=frozenset({name}))
+    return needs | needs_for_fire(configs, task) if cascade else needs
+
+
+def cascade_kwargs(result: Any) -> dict[str, Any]:
+    """The kwargs a finished instance fires its task name with."""
+    return dict(result) if isinstance(result, Mapping) else {}
+
+
+def task_kwargs(config: TaskConfig, instance: Instance) -> dict[str, dict[str, Any]]:
+    """What the task receives: consumed trigger kwargs merged with ``with_params``."""
+    merged = {name: dict(kwargs) for name, kwargs in instance.kwargs.items()}
+    for name, params in config.with_params.items():
+        merged[name] = {**merged.get(name, {}), **params}
+    return merged
+
+
+class _Work:
+    """A private copy of the snapshot that records what it changed."""
+
+    def __init__(self, snapshot: Snapshot, now: float):
+        self.state = snapshot.copy()
+        self.now = now
+        self.changes = Changes()
+
+    def task(self, name: str) -> TaskRecord:
+        record = self.state.tasks.get(name)
+        if record is None:
+            record = self.state.tasks[name] = TaskRecord(name)
+        return record
+
+    def touch_task(self, record: TaskRecord) -> None:
+        self.changes.tasks[record.name] = record
+
+    def instance(self, name: str) -> Instance:
+        try:
+            return self.state.instances[name]
+        except KeyError:
+            raise UnknownInstance(f"no instance {name!r} in this session") from None
+
+    def set_status(self, instance: Instance, status: Status, **metadata: Any) -> None:
+        old = instance.status
+        instance.status = status
+        instance.metadata.update(metadata)
+        self.changes.instances[instance.name] = instance
+        if old is not status:
+            self.changes.transitions.append(Transition(instance.name, old, status))
+        if status is Status.SCHEDULED and instance.name not in self.changes.ready:
+            self.changes.ready.append(instance.name)
+
+    def create(self, config: TaskConfig, kwargs: dict[str, dict[str, Any]], **metadata: Any) -> Instance:
+        record = self.task(config.name)
+        instance = Instance(config.name, record.next_number, Status.UNSTARTED, kwargs)
+        instance.metadata["created_at"] = self.now
+        instance.metadata.update(metadata)
+        record.next_number += 1
+        self.touch_task(record)
+        self.state.instances[instance.name] = instance
+        self.changes.instances[instance.name] = instance
+        self.changes.transitions.append(Transition(instance.name, None, Status.UNSTARTED))
+        return instance
+
+    def unstarted(self, task: str) -> list[Instance]:
+        found = [i for i in self.state.instances.values() if i.task == task and i.status is Status.UNSTARTED]
+        return sorted(found, key=lambda i: i.number)
+
+    def fire(self, configs: Configs, trigger: str, kwargs: dict[str, Any]) -> None:
+        record = self.state.triggers.get(trigger) or TriggerRecord(trigger)
+        record.count += 1
+        record.kwargs = kwargs
+        self.state.triggers[trigger] = record
+        self.changes.triggers[trigger] = record
+        self.changes.fired.append(trigger)
+        fired = {name: r.kwargs for name, r in self.state.triggers.items() if r.count > 0}
+        for config in sorted(configs.values(), key=lambda c: c.name):
+            if trigger in config.watched:
+                self._apply_fire(config, trigger, kwargs, fired)
+
+    def _apply_fire(
+        self, config: TaskConfig, trigger: str, kwargs: dict[str, Any], fired: Mapping[str, dict[str, Any]]
+    ) -> None:
+        record = self.task(config.name)
+        if config.unless and not record.abandoned and all(name in fired for name in config.unless):
+            record.abandoned = True
+            self.touch_task(record)
+            for instance in self.unstarted(config.name):
+                self.set_status(instance, Status.ABANDONED, abandoned_at=self.now)
+        touched: list[Instance] = []
+        if trigger in config.after:
+            for instance in self.unstarted(config.name):
+                instance.kwargs[trigger] = kwargs
+                self.changes.instances[instance.name] = instance
+                touched.append(instance)
+        if trigger == config.and_every or (
+            config.and_every is None and trigger in config.after and record.next_number == 0
+        ):
+            consumed = {name: fired[name] for name in config.after if name in fired}
+            consumed[trigger] = kwargs
+            instance = self.create(config, consumed)
+            if record.abandoned:
+                self.set_status(instance, Status.ABANDONED, abandoned_at=self.now)
+            else:
+                touched.append(instance)
+        for instance in touched:
+            if instance.status is Status.UNSTARTED and config.required <= instance.kwargs.keys():
+                self.set_status(instance, Status.SCHEDULED, scheduled_at=self.now)
+
+
+def _config(configs: Configs, task: str) -> TaskConfig:
+    try:
+        return configs[task]
+    except KeyError:
+        raise UnknownTask(f"no trigger task {task!r} is configured") from None
+
+
+def fire(snapshot: Snapshot, configs: Configs, trigger: str, kwargs: dict[str, Any], now: float) -> Changes:
+    """Fire ``trigger`` with ``kwargs``: record it, create, fill, abandon and
+    schedule the instances of every task that watches it."""
+    work = _Work(snapshot, now)
+    work.fire(configs, trigger, kwargs)
+    return work.changes
+
+
+def start(snapshot: Snapshot, name: str, now: float, **metadata: Any) -> Changes:
+    """A worker started the instance (``scheduled`` -> ``running``).
+
+    A redelivered or retried message finds it ``running`` already: allowed.
+    """
+    work = _Work(snapshot, now)
+    instance = work.instance(name)
+    if instance.status not in (Status.SCHEDULED, Status.RUNNING):
+        raise IllegalTransition(f"{name} is {instance.status.value}; only a scheduled instance can start")
+    attempts = int(instance.metadata.get("attempts", 0)) + 1
+    work.set_status(instance, Status.RUNNING, started_at=now, attempts=attempts, **metadata)
+    return work.changes
+
+
+def finish(snapshot: Snapshot, configs: Configs, name: str, result: Any, now: float) -> Changes:
+    """The instance's task returned ``result``: finish it and cascade, once.
+
+    A second finish of the same instance (a redelivered message) changes
+    nothing, so the cascade happens exactly once.
+    """
+    work = _Work(snapshot, now)
+    instance = work.instance(name)
+    if instance.status is Status.FINISHED:
+        return work.changes
+    if instance.status not in (Status.SCHEDULED, Status.RUNNING):
+        raise IllegalTransition(f"{name} is {instance.status.value}; only a scheduled or running instance can finish")
+    instance.result = result
+    work.set_status(instance, Status.FINISHED, finished_at=now)
+    work.fire(configs, instance.task, cascade_kwargs(result))
+    return work.changes
+
+
+def fail(snapshot: Snapshot, name: str, error: Mapping[str, Any], now: float) -> Changes:
+    """The instance's task raised: record the exception, do not cascade."""
+    work = _Work(snapshot, now)
+    instance = work.instance(name)
+    if instance.status not in (Status.SCHEDULED, Status.RUNNING):
+        raise IllegalTransition(f"{name} is {instance.status.value}; only a scheduled or running instance can fail")
+    work.set_status(instance, Status.FAILED, failed_at=now, **error)
+    return work.changes
+
+
+def replay(
+    snapshot: Snapshot,
+    configs: Configs,
+    name: str,
+    replacement_kwargs: dict[str, dict[str, Any]] | None,
+    now: float,
+    **metadata: Any,
+) -> Changes:
+    """Mark a failed instance ``replayed`` and schedule a clone ``t_x#N+1``.
+
+    The clone is ``abandoned`` at once when the task's ``unless`` held.
+    """
+    work = _Work(snapshot, now)
+    instance = work.instance(name)
+    if instance.status is not Status.FAILED:
+        raise IllegalTransition(f"{name} is {instance.status.value}; only a failed instance can be replayed")
+    config = _config(configs, instance.task)
+    work.set_status(instance, Status.REPLAYED, replayed_at=now)
+    kwargs = instance.kwargs if replacement_kwargs is None else replacement_kwargs
+    clone = work.create(config, {k: dict(v) for k, v in kwargs.items()}, parent=name, **metadata)
+    instance.metadata["replayed_by"] = clone.name
+    if work.task(config.name).abandoned:
+        work.set_status(clone, Status.ABANDONED, abandoned_at=now)
+    else:
+        work.set_status(clone, Status.SCHEDULED, scheduled_at=now)
+    return work.changes
+
+
+def skip(snapshot: Snapshot, configs: Configs, name: str, cascade: bool, result: Any, now: float) -> Changes:
+    """Mark a failed instance ``skipped``; optionally cascade as if it had
+    returned ``result``."""
+    work = _Work(snapshot, now)
+    instance = work.instance(name)
+    if instance.status is not Status.FAILED:
+        raise IllegalTransition(f"{name} is {instance.status.value}; only a failed instance can be skipped")
+    instance.result = result
+    work.set_status(instance, Status.SKIPPED, skipped_at=now)
+    if cascade:
+        work.fire(configs, instance.task, cascade_kwargs(result))
+    return work.changes
+
+
+def set_status(
+    snapshot: Snapshot,
+    configs: Configs,
+    name: str,
+    status: Status,
+    metadata: Mapping[str, Any] | None,
+    cascade: bool,
+    kwargs: dict[str, Any] | None,
+    now: float,
+) -> Changes:
+    """Operator override: force a status, optionally cascading ``kwargs``."""
+    work = _Work(snapshot, now)
+    instance = work.instance(name)
+    work.set_status(instance, status, **dict(metadata or {}))
+    work.changes.ready.clear()  # a forced status never dispatches by itself
+    if cascade:
+        work.fire(configs, instance.task, kwargs or {})
+    return work.changes

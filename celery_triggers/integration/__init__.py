@@ -1,0 +1,1 @@
+"""Celery integration: extension, decorator, worker bootstep, signal handlers."""

@@ -1,0 +1,72 @@
+"""``@trigger_task``: declare when an existing Celery task runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from ..config import parse_config
+from ..errors import ConfigurationError
+from .extension import Triggers
+
+__all__ = ["trigger_task"]
+
+T = TypeVar("T")
+
+
+def _is_task(value: Any) -> bool:
+    return not isinstance(value, str) and hasattr(value, "apply_async") and hasattr(value, "name")
+
+
+def trigger_task(
+    after: Iterable[Any] = (),
+    *,
+    name: str | None = None,
+    and_every: Any = None,
+    unless: Iterable[Any] = (),
+    with_params: Mapping[str, Mapping[str, Any]] | None = None,
+    using: str | None = None,
+    **extras: Any,
+) -> Callable[[T], T]:
+    """Register a trigger task that runs the decorated Celery task.
+
+    Place it above ``@app.task``::
+
+        @trigger_task(after=["startSession", "observationsReceived"])
+        @app.task
+        def create_applicant(trigger_kwargs): ...
+
+    The trigger task is named ``t_`` + the task's short name unless
+    ``name=`` is given. ``after``, ``and_every`` and ``unless`` accept Celery
+    task objects (standing for their trigger task) as well as trigger names.
+    Extra keyword arguments are custom directives (``config.extras``).
+    """
+
+    def decorate(task: T) -> T:
+        if not _is_task(task):
+            raise ConfigurationError(f"@trigger_task decorates a Celery task (put it above @app.task), got {task!r}")
+        ext = Triggers(task.app)  # type: ignore[attr-defined]
+        task_name: str = task.name  # type: ignore[attr-defined]
+        config_name = name or "t_" + task_name.rsplit(".", 1)[-1]
+
+        def resolve(value: Any) -> Any:
+            return ext.trigger_name_for(value) if _is_task(value) else value
+
+        def resolve_list(directive: str, values: Any) -> Any:
+            if isinstance(values, str) or not isinstance(values, Iterable):
+                return values  # parse_config reports the wrong type
+            return [resolve(v) for v in values]
+
+        directives: dict[str, Any] = {"run": task_name, "after": resolve_list("after", after), **extras}
+        if and_every is not None:
+            directives["and_every"] = resolve(and_every)
+        if unless:
+            directives["unless"] = resolve_list("unless", unless)
+        if with_params is not None:
+            directives["with_params"] = with_params
+        if using is not None:
+            directives["using"] = using
+        ext.register(parse_config(config_name, directives))
+        return task
+
+    return decorate

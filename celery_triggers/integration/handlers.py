@@ -1,0 +1,148 @@
+"""Celery signal handlers that move instances through their statuses.
+
+``task_prerun`` -> running (and the task context), ``task_success`` ->
+finished + cascade, ``task_failure`` -> failed. They act only on messages
+carrying celery-triggers headers. Celery swallows errors raised by signal
+handlers; ours log them with the session and instance instead, so a storage
+outage is visible in the worker log, and never break the task.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from typing import Any
+
+from celery import Task
+from celery.signals import task_failure, task_postrun, task_prerun, task_success
+
+from .._json import normalize_kwargs
+from ..context import TaskContext, peek_context, pop_context, push_context
+from ..engine import task_kwargs
+from ..errors import InvalidKwargs
+from ..runners import HEADER_INSTANCE, HEADER_SESSION
+from ..runners.base import accepts_trigger_kwargs
+from .extension import Triggers
+
+__all__ = ["connect_handlers", "trigger_headers"]
+
+logger = logging.getLogger("celery_triggers")
+
+_connected = False
+_connect_lock = threading.Lock()
+
+
+def trigger_headers(request: Any) -> tuple[str, str] | None:
+    """(session UID, instance name) of a task request, if it carries them.
+
+    On a worker, custom message headers become request attributes (and
+    ``request.headers``); in ``Task.apply`` they stay in ``request.headers``.
+    """
+    headers = getattr(request, "headers", None) or {}
+    uid = getattr(request, HEADER_SESSION, None) or headers.get(HEADER_SESSION)
+    name = getattr(request, HEADER_INSTANCE, None) or headers.get(HEADER_INSTANCE)
+    if isinstance(uid, str) and isinstance(name, str):
+        return uid, name
+    return None
+
+
+def _extension(task: Task) -> Triggers | None:
+    ext = task.app.__dict__.get("triggers")
+    return ext if isinstance(ext, Triggers) else None
+
+
+def on_prerun(
+    sender: Task | None = None,
+    task_id: str | None = None,
+    task: Task | None = None,
+    kwargs: dict[str, Any] | None = None,
+    **_: Any,
+) -> None:
+    task = task or sender
+    if task is None:
+        return
+    ids = trigger_headers(task.request)
+    ext = _extension(task)
+    if ids is None or ext is None:
+        return
+    uid, name = ids
+    try:
+        manager = ext.session(uid)
+        instance = manager._start(name, task_id=task_id, hostname=task.request.hostname)
+        config = manager.get_configuration().get(instance.task)
+        received = task_kwargs(config, instance) if config else dict(instance.kwargs)
+    except Exception:
+        logger.exception("celery-triggers: could not mark %s of session %r running", name, uid)
+        return
+    push_context(TaskContext(uid, name, received, manager, task_id=task_id))
+    if kwargs is not None and "trigger_kwargs" not in kwargs and accepts_trigger_kwargs(task):
+        kwargs["trigger_kwargs"] = received
+
+
+def on_success(sender: Task | None = None, result: Any = None, **_: Any) -> None:
+    if sender is None:
+        return
+    context = peek_context(getattr(sender.request, "id", None))
+    if context is None:
+        return
+    try:
+        try:
+            stored = normalize_kwargs({"result": result}, what=f"result of {context.instance_name}")["result"]
+        except InvalidKwargs as exc:
+            context.manager._fail(context.instance_name, _error_info(exc, ""))
+            logger.error("celery-triggers: %s", exc)
+            return
+        context.manager._finish(context.instance_name, stored)
+    except Exception:
+        logger.exception(
+            "celery-triggers: could not finish %s of session %r", context.instance_name, context.session_uid
+        )
+
+
+def _error_info(exc: BaseException, tb: str) -> dict[str, Any]:
+    return {
+        "exc_type": type(exc).__name__,
+        "exc_module": type(exc).__module__,
+        "exc_message": str(exc),
+        "traceback": tb,
+    }
+
+
+def on_failure(
+    sender: Task | None = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    einfo: Any = None,
+    **_: Any,
+) -> None:
+    if sender is None:
+        return
+    context = peek_context(task_id)
+    if context is None:
+        return
+    exc = exception if exception is not None else RuntimeError("unknown failure")
+    tb = str(getattr(einfo, "traceback", "") or "".join(traceback.format_exception(exc)))
+    try:
+        context.manager._fail(context.instance_name, _error_info(exc, tb))
+    except Exception:
+        logger.exception(
+            "celery-triggers: could not mark %s of session %r failed", context.instance_name, context.session_uid
+        )
+
+
+def on_postrun(sender: Task | None = None, task_id: str | None = None, **_: Any) -> None:
+    pop_context(task_id)
+
+
+def connect_handlers() -> None:
+    """Connect the handlers once per process (idempotent)."""
+    global _connected
+    with _connect_lock:
+        if _connected:
+            return
+        task_prerun.connect(on_prerun, weak=False, dispatch_uid="celery_triggers.prerun")
+        task_success.connect(on_success, weak=False, dispatch_uid="celery_triggers.success")
+        task_failure.connect(on_failure, weak=False, dispatch_uid="celery_triggers.failure")
+        task_postrun.connect(on_postrun, weak=False, dispatch_uid="celery_triggers.postrun")
+        _connected = True

@@ -1,0 +1,295 @@
+"""The trigger manager: storage transaction + engine + dispatch after commit
++ hooks and signals.
+
+Each public operation is one atomic storage transaction. Dispatch happens
+only after the commit, so a worker never sees an instance that storage does
+not know yet; a dispatch failure is reported to the caller
+(:class:`DispatchError`) and the instance stays ``scheduled``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import engine
+from ._json import normalize_kwargs
+from .config import TaskConfig, parse_configs
+from .errors import IllegalTransition, InvalidKwargs, UnknownInstance
+from .runners import Dispatch
+from .signals import instance_status_changed, trigger_fired
+from .state import Changes, Instance, Snapshot, Status, split_instance_name
+from .storage import SessionStorage, SessionTxn
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from .integration.extension import Triggers
+
+__all__ = ["TriggerManager"]
+
+logger = logging.getLogger(__name__)
+
+InstanceRef = str | Instance
+Operation = Callable[[Snapshot, Mapping[str, TaskConfig]], Changes]
+
+
+def _name(ref: InstanceRef) -> str:
+    name = ref.name if isinstance(ref, Instance) else ref
+    if not isinstance(name, str):
+        raise UnknownInstance(f"expected an instance name or Instance, got {ref!r}")
+    try:
+        split_instance_name(name)
+    except ValueError as exc:
+        raise UnknownInstance(str(exc)) from None
+    return name
+
+
+class TriggerManager:
+    """Fires triggers into one session and manages its instances.
+
+    ``TriggerManager(storage)`` takes a storage bound to a session UID
+    (``backend.bind(uid)``, or the Django ``CacheStorageBackend(uid)``).
+    ``app`` defaults to Celery's current app, which must have the extension
+    installed (``Triggers(app)``).
+
+    Subclasses may override the hooks ``_post_fire``, ``_post_replay`` and
+    ``_post_skip``; set ``triggers_manager_class`` so that workers use the
+    subclass for cascades too.
+    """
+
+    def __init__(self, storage: SessionStorage, app: Celery | None = None):
+        from .integration.extension import Triggers
+
+        if not isinstance(storage, SessionStorage):
+            raise TypeError(f"TriggerManager needs a storage bound to a session (backend.bind(uid)), got {storage!r}")
+        self.storage = storage
+        self.extension: Triggers = Triggers.of(app)
+        self.app = self.extension.app
+
+    @property
+    def uid(self) -> str:
+        return self.storage.uid
+
+    # -- hooks --------------------------------------------------------------
+    def _post_fire(self, trigger_name: str, tasks_scheduled: list[Instance]) -> None:
+        """Called after ``trigger_name`` was committed and its instances sent."""
+
+    def _post_replay(self, instance: Instance) -> None:
+        """Called after ``instance`` was replayed (it is now ``replayed``)."""
+
+    def _post_skip(self, instance: Instance, cascade: bool) -> None:
+        """Called after ``instance`` was skipped."""
+
+    # -- configuration ------------------------------------------------------
+    def _configs(self, txn: SessionTxn) -> dict[str, TaskConfig]:
+        return self.extension.configs_with(txn.read_configs())
+
+    def get_configuration(self) -> dict[str, TaskConfig]:
+        """App-wide configs overlaid with this session's own."""
+        return self.storage.atomic(self._configs)
+
+    def update_configuration(self, configs: Mapping[str, Any]) -> None:
+        """Add or replace task configs for this session only."""
+        parsed = parse_configs(configs)
+        self.extension.check_runners(parsed.values())
+        raw = {name: config.to_dict() for name, config in parsed.items()}
+
+        def op(txn: SessionTxn) -> None:
+            txn.write_configs({**txn.read_configs(), **raw})
+
+        self.storage.atomic(op)
+
+    # -- operations ---------------------------------------------------------
+    def _apply(self, needs: Callable[[Mapping[str, TaskConfig]], engine.Needs], operation: Operation) -> Changes:
+        """Load what ``operation`` needs, run it, assign task ids, commit."""
+
+        def body(txn: SessionTxn) -> tuple[Changes, dict[str, TaskConfig]]:
+            configs = self._configs(txn)
+            changes = operation(txn.load(needs(configs)), configs)
+            for name in changes.ready:
+                changes.instances[name].metadata.setdefault("task_id", str(uuid.uuid4()))
+            txn.write(changes)
+            return changes, configs
+
+        changes, configs = self.storage.atomic(body)
+        self._after_commit(changes, configs)
+        return changes
+
+    def _after_commit(self, changes: Changes, configs: Mapping[str, TaskConfig]) -> None:
+        for t in changes.transitions:
+            instance_status_changed.send(sender=self, session_uid=self.uid, instance=t.instance, old=t.old, new=t.new)
+        self._dispatch([changes.instances[name] for name in changes.ready], configs)
+
+    def _dispatch(self, instances: list[Instance], configs: Mapping[str, TaskConfig]) -> None:
+        by_runner: dict[str, list[Dispatch]] = {}
+        for instance in instances:
+            config = configs[instance.task]
+            runner = config.using or self.extension.default_runner
+            by_runner.setdefault(runner, []).append(Dispatch(self.uid, instance, config))
+        for runner_name, items in by_runner.items():
+            self.extension.runner(runner_name).dispatch(items)
+
+    def _drain(self) -> None:
+        for runner in self.extension.active_runners():
+            runner.drain()
+
+    def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None) -> list[Instance]:
+        """Fire a trigger; return the instances it scheduled."""
+        if not isinstance(trigger_name, str) or not trigger_name:
+            raise InvalidKwargs(f"a trigger name must be a non-empty string, got {trigger_name!r}")
+        kwargs = normalize_kwargs(trigger_kwargs, what=f"trigger {trigger_name!r}")
+        changes = self._apply(
+            lambda configs: engine.needs_for_fire(configs, trigger_name),
+            lambda snap, configs: engine.fire(snap, configs, trigger_name, kwargs, time.time()),
+        )
+        return self._fired(changes, kwargs)
+
+    def _fired(self, changes: Changes, kwargs: dict[str, Any]) -> list[Instance]:
+        """Signals, ``_post_fire`` hook and eager drain, for each fired trigger."""
+        scheduled = [changes.instances[name] for name in changes.ready]
+        for trigger in changes.fired:
+            mine = [i for i in scheduled if trigger in i.kwargs]
+            trigger_fired.send(
+                sender=self, session_uid=self.uid, trigger=trigger, kwargs=kwargs, scheduled=[i.name for i in mine]
+            )
+            self._post_fire(trigger, mine)
+        self._drain()
+        return scheduled
+
+    # -- worker side (called by the Celery signal handlers) -----------------
+    def _instance_op(self, ref: InstanceRef, operation: Operation, *, cascade: bool = True) -> Changes:
+        name = _name(ref)
+        return self._apply(lambda configs: engine.needs_for_instance(configs, name, cascade=cascade), operation)
+
+    def _start(self, name: str, **metadata: Any) -> Instance:
+        changes = self._instance_op(
+            name, lambda snap, _: engine.start(snap, name, time.time(), **metadata), cascade=False
+        )
+        return changes.instances[name]
+
+    def _finish(self, name: str, result: Any) -> Changes:
+        changes = self._instance_op(name, lambda snap, configs: engine.finish(snap, configs, name, result, time.time()))
+        self._fired(changes, engine.cascade_kwargs(result))
+        return changes
+
+    def _fail(self, name: str, error: Mapping[str, Any]) -> Changes:
+        return self._instance_op(name, lambda snap, _: engine.fail(snap, name, error, time.time()), cascade=False)
+
+    # -- recovery -----------------------------------------------------------
+    def replay_failed_instance(
+        self, failed_instance: InstanceRef, replacement_kwargs: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> Instance:
+        """Mark a failed instance ``replayed`` and schedule a clone; return the clone."""
+        name = _name(failed_instance)
+        kwargs = None
+        if replacement_kwargs is not None:
+            kwargs = {
+                trigger: normalize_kwargs(value, what=f"replacement kwargs for {trigger!r}")
+                for trigger, value in normalize_kwargs(replacement_kwargs, what=f"replay of {name}").items()
+            }
+        changes = self._instance_op(
+            name, lambda snap, configs: engine.replay(snap, configs, name, kwargs, time.time()), cascade=False
+        )
+        replayed = changes.instances[name]
+        self._post_replay(replayed)
+        self._drain()
+        return changes.instances[replayed.metadata["replayed_by"]]
+
+    def skip_failed_instance(self, failed_instance: InstanceRef, cascade: bool = False, result: Any = None) -> Instance:
+        """Mark a failed instance ``skipped``; with ``cascade``, fire its task
+        name as if it had returned ``result``."""
+        name = _name(failed_instance)
+        if result is not None:
+            normalize_kwargs({"result": result}, what=f"simulated result of {name}")
+        changes = self._instance_op(
+            name, lambda snap, configs: engine.skip(snap, configs, name, cascade, result, time.time()), cascade=cascade
+        )
+        skipped = changes.instances[name]
+        self._post_skip(skipped, cascade)
+        if cascade:
+            self._fired(changes, engine.cascade_kwargs(result))
+        return skipped
+
+    def update_instance_status(
+        self,
+        task_instance: InstanceRef,
+        status: Status | str,
+        metadata: Mapping[str, Any] | None = None,
+        cascade: bool = False,
+        cascade_kwargs: Mapping[str, Any] | None = None,
+    ) -> Instance:
+        """Force an instance's status (operator override)."""
+        name = _name(task_instance)
+        try:
+            new = Status(status)
+        except ValueError:
+            allowed = ", ".join(s.value for s in Status)
+            raise IllegalTransition(f"{name}: {status!r} is not a status (one of: {allowed})") from None
+        meta = normalize_kwargs(metadata, what=f"metadata of {name}")
+        kwargs = normalize_kwargs(cascade_kwargs, what=f"cascade kwargs of {name}")
+        changes = self._instance_op(
+            name,
+            lambda snap, configs: engine.set_status(snap, configs, name, new, meta, cascade, kwargs, time.time()),
+            cascade=cascade,
+        )
+        if cascade:
+            self._fired(changes, kwargs)
+        return changes.instances[name]
+
+    def update_instance_metadata(self, task_instance: InstanceRef, metadata: Mapping[str, Any]) -> Instance:
+        """Merge ``metadata`` into the instance's metadata."""
+        instance = self.instances_by_name(task_instance)
+        return self.update_instance_status(instance, instance.status, metadata)
+
+    def mark_instance_logs_resolved(self, task_instance: InstanceRef) -> Instance:
+        """Clear the instance's tracked log level."""
+        instance = self.instances_by_name(task_instance)
+        return self.update_instance_status(instance, instance.status, {"log_level": None, "log_level_name": None})
+
+    def redispatch(self, task_instance: InstanceRef) -> Instance:
+        """Send a ``scheduled`` instance's message again (same task id)."""
+        instance = self.instances_by_name(task_instance)
+        if instance.status is not Status.SCHEDULED:
+            raise IllegalTransition(f"{instance.name} is {instance.status.value}; only a scheduled one can be re-sent")
+        self._dispatch([instance], self.get_configuration())
+        self._drain()
+        return instance
+
+    # -- inspection ---------------------------------------------------------
+    @property
+    def instances(self) -> dict[str, Instance]:
+        """Every instance of the session, by name (a fresh read)."""
+        return dict(sorted(self.storage.instances().items(), key=lambda kv: split_instance_name(kv[0])))
+
+    def instances_by_name(self, ref: InstanceRef) -> Instance:
+        return self.storage.instance(_name(ref))
+
+    def instances_of_task(self, task: str | TaskConfig) -> list[Instance]:
+        name = task.name if isinstance(task, TaskConfig) else task
+        return [i for i in self.instances.values() if i.task == name]
+
+    def get_unresolved_instances(self) -> list[Instance]:
+        return [i for i in self.instances.values() if not i.is_resolved]
+
+    def get_unresolved_tasks(self) -> list[TaskConfig]:
+        """Configured tasks that have no instance yet or an unresolved one."""
+        configs = self.get_configuration()
+        instances = self.instances.values()
+        seen = {i.task for i in instances}
+        unresolved = {i.task for i in instances if not i.is_resolved}
+        return [c for name, c in sorted(configs.items()) if name in unresolved or name not in seen]
+
+    def debug_repr(self) -> dict[str, Any]:
+        """The whole session as plain data, for logs and bug reports."""
+        return {
+            "uid": self.uid,
+            "configuration": {name: c.to_dict() for name, c in sorted(self.get_configuration().items())},
+            "instances": {name: i.to_dict() for name, i in self.instances.items()},
+        }
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} session={self.uid!r}>"

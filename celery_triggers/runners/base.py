@@ -1,0 +1,88 @@
+"""The runner contract: turn ready instances into execution."""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..config import TaskConfig
+from ..engine import task_kwargs
+from ..state import Instance
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+__all__ = ["HEADER_INSTANCE", "HEADER_SESSION", "Dispatch", "TaskRunner", "accepts_trigger_kwargs", "message_kwargs"]
+
+#: Message headers that tie a Celery message to its session and instance.
+HEADER_SESSION = "triggers_session"
+HEADER_INSTANCE = "triggers_instance"
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """One ready instance, with what a runner needs to execute it."""
+
+    session_uid: str
+    instance: Instance
+    config: TaskConfig
+
+    @property
+    def task_id(self) -> str | None:
+        value = self.instance.metadata.get("task_id")
+        return str(value) if value else None
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        return {HEADER_SESSION: self.session_uid, HEADER_INSTANCE: self.instance.name}
+
+    @property
+    def trigger_kwargs(self) -> dict[str, dict[str, Any]]:
+        return task_kwargs(self.config, self.instance)
+
+
+_accepts: dict[Any, bool] = {}
+
+
+def accepts_trigger_kwargs(task: Any) -> bool:
+    """Whether the task's signature takes ``trigger_kwargs`` (by name or ``**kwargs``)."""
+    key = getattr(task, "name", task)
+    found = _accepts.get(key)
+    if found is None:
+        try:
+            params = list(inspect.signature(task.run).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        found = any(p.name == "trigger_kwargs" or p.kind is p.VAR_KEYWORD for p in params)
+        _accepts[key] = found
+    return found
+
+
+def message_kwargs(task: Any, item: Dispatch) -> dict[str, Any]:
+    """The keyword arguments to send: ``trigger_kwargs`` when accepted."""
+    return {"trigger_kwargs": item.trigger_kwargs} if accepts_trigger_kwargs(task) else {}
+
+
+class TaskRunner(abc.ABC):
+    """Executes ready instances. Subclass and register under a name through
+    the ``celery_triggers.runners`` entry point.
+
+    ``dispatch`` is called right after the storage commit that made the
+    instances ``scheduled``; ``drain`` after the manager's ``_post_fire``
+    hook (runners that execute in-process run the queued work there).
+    """
+
+    #: Name used by the ``using`` directive and ``triggers_runner`` setting.
+    name: str = ""
+
+    def __init__(self, app: Celery):
+        self.app = app
+
+    @abc.abstractmethod
+    def dispatch(self, items: list[Dispatch]) -> None:
+        """Send or queue ``items``. Raise for items that could not be sent."""
+
+    def drain(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Run queued work, if this runner queues any. Default: nothing."""

@@ -1,0 +1,44 @@
+"""The default runner: one Celery message per ready instance."""
+
+from __future__ import annotations
+
+import logging
+
+from ..errors import DispatchError
+from .base import Dispatch, TaskRunner, message_kwargs
+
+__all__ = ["CeleryTaskRunner"]
+
+logger = logging.getLogger(__name__)
+
+
+class CeleryTaskRunner(TaskRunner):
+    """Sends ``apply_async`` (or ``send_task`` for a task this process does
+    not know) with the session and instance in the message headers."""
+
+    name = "celery"
+
+    def dispatch(self, items: list[Dispatch]) -> None:
+        failed: list[str] = []
+        errors: list[str] = []
+        for item in items:
+            options = {"headers": item.headers, "task_id": item.task_id}
+            try:
+                task = self.app.tasks.get(item.config.run)
+                if task is not None:
+                    task.apply_async(kwargs=message_kwargs(task, item), **options)
+                else:  # unknown here: the worker passes trigger_kwargs if accepted
+                    self.app.send_task(item.config.run, kwargs={}, **options)
+            except Exception as exc:  # the broker refused: tell the caller
+                logger.error(
+                    "celery-triggers: could not send %s of session %r: %r", item.instance.name, item.session_uid, exc
+                )
+                failed.append(item.instance.name)
+                errors.append(f"{item.instance.name}: {exc!r}")
+        if failed:
+            raise DispatchError(
+                "broker refused the message(s) of "
+                + "; ".join(errors)
+                + " (the instances stay 'scheduled' and can be re-dispatched)",
+                failed,
+            )

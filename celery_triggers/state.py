@@ -1,0 +1,204 @@
+"""Session state as plain data.
+
+A session is stored as small records, never as one blob:
+
+* one :class:`TriggerRecord` per trigger name that has fired (latest kwargs),
+* one :class:`TaskRecord` per trigger task (instance counter, unless state),
+* one :class:`Instance` per task instance.
+
+The engine works on a :class:`Snapshot`: the subset of those records that one
+operation needs, loaded by the storage layer inside a transaction. It returns
+:class:`Changes`, the records to write back. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "RESOLVED",
+    "Changes",
+    "Instance",
+    "Snapshot",
+    "Status",
+    "TaskRecord",
+    "Transition",
+    "TriggerRecord",
+    "instance_name",
+    "split_instance_name",
+]
+
+
+class Status(StrEnum):
+    """Lifecycle of a task instance."""
+
+    UNSTARTED = "unstarted"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+    REPLAYED = "replayed"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Statuses that need no further attention.
+RESOLVED = frozenset({Status.FINISHED, Status.ABANDONED, Status.REPLAYED, Status.SKIPPED})
+
+
+def instance_name(task: str, number: int) -> str:
+    return f"{task}#{number}"
+
+
+def split_instance_name(name: str) -> tuple[str, int]:
+    """``"t_x#3"`` -> ``("t_x", 3)``; raises ``ValueError`` when malformed."""
+    task, sep, number = name.rpartition("#")
+    if not sep or not task or not number.isdigit():
+        raise ValueError(f"{name!r} is not an instance name like 't_task#0'")
+    return task, int(number)
+
+
+@dataclass
+class Instance:
+    """One execution of a trigger task in one session."""
+
+    task: str
+    number: int
+    status: Status = Status.UNSTARTED
+    #: trigger name -> kwargs of each trigger this instance consumed.
+    kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    result: Any = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return instance_name(self.task, self.number)
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.status in RESOLVED
+
+    @property
+    def can_run(self) -> bool:
+        """Scheduled or unstarted: the instance may still start."""
+        return self.status in (Status.UNSTARTED, Status.SCHEDULED)
+
+    @property
+    def can_abandon(self) -> bool:
+        return self.status is Status.UNSTARTED
+
+    @property
+    def can_replay(self) -> bool:
+        return self.status is Status.FAILED
+
+    @property
+    def can_skip(self) -> bool:
+        return self.status is Status.FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Instance:
+        return cls(
+            task=data["task"],
+            number=int(data["number"]),
+            status=Status(data["status"]),
+            kwargs=data.get("kwargs") or {},
+            result=data.get("result"),
+            metadata=data.get("metadata") or {},
+        )
+
+    def __repr__(self) -> str:
+        return f"<Instance {self.name} {self.status.value}>"
+
+
+@dataclass
+class TriggerRecord:
+    """A trigger that has fired in a session: how often, and its latest kwargs."""
+
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TriggerRecord:
+        return cls(name=data["name"], kwargs=data.get("kwargs") or {}, count=int(data.get("count", 0)))
+
+
+@dataclass
+class TaskRecord:
+    """Per-session bookkeeping of one trigger task."""
+
+    name: str
+    #: Number the next instance gets (instances are numbered densely from 0).
+    next_number: int = 0
+    #: The task's ``unless`` condition held: no instance may start any more.
+    abandoned: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskRecord:
+        return cls(
+            name=data["name"], next_number=int(data.get("next_number", 0)), abandoned=bool(data.get("abandoned"))
+        )
+
+
+@dataclass
+class Snapshot:
+    """The records one operation reads. Missing keys mean "not in storage"."""
+
+    triggers: dict[str, TriggerRecord] = field(default_factory=dict)
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    instances: dict[str, Instance] = field(default_factory=dict)
+
+    def copy(self) -> Snapshot:
+        return copy.deepcopy(self)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """An instance changed status (``old`` is None for a new instance)."""
+
+    instance: str
+    old: Status | None
+    new: Status
+
+
+@dataclass
+class Changes:
+    """What an engine operation wants written, and what it made ready."""
+
+    triggers: dict[str, TriggerRecord] = field(default_factory=dict)
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    instances: dict[str, Instance] = field(default_factory=dict)
+    #: Names of instances that became ``scheduled`` and must be dispatched.
+    ready: list[str] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+    #: Triggers fired by this operation (the external one and any cascade).
+    fired: list[str] = field(default_factory=list)
+
+    def merge(self, other: Changes) -> None:
+        self.triggers.update(other.triggers)
+        self.tasks.update(other.tasks)
+        self.instances.update(other.instances)
+        self.ready.extend(n for n in other.ready if n not in self.ready)
+        self.transitions.extend(other.transitions)
+        self.fired.extend(other.fired)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.triggers or self.tasks or self.instances)

@@ -1,0 +1,47 @@
+"""Storage backends, chosen by URL.
+
+=========================  =========================================
+``memory://``              in-process (tests, eager runner)
+``sqlite:///path.db``      one file, safe across processes (default)
+=========================  =========================================
+
+Third-party backends register a scheme through the
+``celery_triggers.storages`` entry point (a class taking the URL).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import entry_points
+
+from ..errors import StorageError
+from .base import SessionStorage, SessionTxn, StorageBackend, check_uid
+
+__all__ = ["SessionStorage", "SessionTxn", "StorageBackend", "check_uid", "resolve_storage"]
+
+_BUILTIN = {
+    "memory": "celery_triggers.storage.memory:MemoryStorage",
+    "sqlite": "celery_triggers.storage.sqlite:SQLiteStorage",
+}
+
+
+def _load(target: str) -> type[StorageBackend]:
+    module, _, attr = target.partition(":")
+    cls: type[StorageBackend] = getattr(import_module(module), attr)
+    return cls
+
+
+def resolve_storage(url: str) -> StorageBackend:
+    """Build the backend for ``url`` (``scheme://...``)."""
+    if not isinstance(url, str) or "://" not in url:
+        raise StorageError(f"storage URL must look like 'scheme://...', got {url!r}")
+    scheme = url.split("://", 1)[0]
+    target = _BUILTIN.get(scheme)
+    if target is None:
+        for ep in entry_points(group="celery_triggers.storages"):
+            if ep.name == scheme:
+                cls: type[StorageBackend] = ep.load()
+                return cls(url)
+        known = ", ".join(sorted(_BUILTIN))
+        raise StorageError(f"unknown storage scheme {scheme!r} in {url!r} (known: {known})")
+    return _load(target)(url)

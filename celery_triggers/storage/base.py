@@ -1,0 +1,179 @@
+"""The storage contract: load and atomically commit one session's records.
+
+A backend implements a handful of primitives on :class:`SessionTxn` (load
+the records an operation needs, write the records it changed) and a few
+session-lifecycle methods. The base classes own everything else: JSON
+encoding, error wrapping, session binding, and the optimistic retry loop for
+backends that detect conflicts at commit time.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
+
+from .._json import dumps, loads
+from ..engine import Needs
+from ..errors import CorruptSession, InvalidSession, UnknownInstance
+from ..state import Changes, Instance, Snapshot, TaskRecord, TriggerRecord
+
+__all__ = ["Conflict", "SessionStorage", "SessionTxn", "StorageBackend", "check_uid"]
+
+R = TypeVar("R")
+
+
+class Conflict(Exception):
+    """Raised by an optimistic backend at commit: another writer won; retry."""
+
+
+def check_uid(uid: Any) -> str:
+    if not isinstance(uid, str) or not uid:
+        raise InvalidSession(f"a session UID must be a non-empty string, got {uid!r}")
+    return uid
+
+
+class SessionTxn(abc.ABC):
+    """One transaction on one session. Reads see a consistent state; writes
+    become visible together at commit, or not at all."""
+
+    def __init__(self, uid: str):
+        self.uid = uid
+
+    # -- primitives ---------------------------------------------------------
+    @abc.abstractmethod
+    def load_raw(self, needs: Needs) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        """JSON texts of the needed trigger, task and instance records.
+
+        Instances: those named in ``needs.instances`` plus every *unstarted*
+        instance of the tasks in ``needs.tasks``.
+        """
+
+    @abc.abstractmethod
+    def write_raw(self, triggers: dict[str, str], tasks: dict[str, str], instances: dict[str, Instance]) -> None:
+        """Write records (JSON texts; instances also as objects, for indexes)."""
+
+    @abc.abstractmethod
+    def read_configs_raw(self) -> str | None:
+        """The session's own task configs (JSON text), if any."""
+
+    @abc.abstractmethod
+    def write_configs_raw(self, text: str) -> None: ...
+
+    # -- shared logic -------------------------------------------------------
+    def _decode(self, kind: str, key: str, text: str) -> Any:
+        try:
+            return loads(text)
+        except ValueError as exc:
+            raise CorruptSession(
+                f"session {self.uid!r}: stored {kind} record {key!r} is not valid JSON ({exc})"
+            ) from None
+
+    def load(self, needs: Needs) -> Snapshot:
+        triggers, tasks, instances = self.load_raw(needs)
+        try:
+            return Snapshot(
+                triggers={k: TriggerRecord.from_dict(self._decode("trigger", k, v)) for k, v in triggers.items()},
+                tasks={k: TaskRecord.from_dict(self._decode("task", k, v)) for k, v in tasks.items()},
+                instances={k: Instance.from_dict(self._decode("instance", k, v)) for k, v in instances.items()},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, CorruptSession):
+                raise
+            raise CorruptSession(f"session {self.uid!r}: a stored record is malformed ({exc!r})") from None
+
+    def write(self, changes: Changes) -> None:
+        if changes.empty:
+            return
+        self.write_raw(
+            {k: dumps(v.to_dict()) for k, v in changes.triggers.items()},
+            {k: dumps(v.to_dict()) for k, v in changes.tasks.items()},
+            changes.instances,
+        )
+
+    def read_configs(self) -> dict[str, Any]:
+        text = self.read_configs_raw()
+        if not text:
+            return {}
+        data = self._decode("configuration", "configs", text)
+        if not isinstance(data, dict):
+            raise CorruptSession(f"session {self.uid!r}: stored configuration is not a JSON object")
+        return data
+
+    def write_configs(self, configs: dict[str, Any]) -> None:
+        self.write_configs_raw(dumps(configs))
+
+
+class StorageBackend(abc.ABC):
+    """Where sessions live. One backend object serves every session."""
+
+    #: How many times :meth:`atomic` re-runs an operation after a conflict.
+    max_retries = 200
+
+    def __init__(self, url: str = ""):
+        self.url = url
+
+    @abc.abstractmethod
+    def transaction(self, uid: str) -> AbstractContextManager[SessionTxn]:
+        """A transaction on session ``uid``: commits on normal exit."""
+
+    @abc.abstractmethod
+    def instances(self, uid: str) -> dict[str, Instance]:
+        """Every instance of the session (for inspection; may be large)."""
+
+    @abc.abstractmethod
+    def sessions(self) -> list[str]:
+        """UIDs of the stored sessions."""
+
+    @abc.abstractmethod
+    def delete_session(self, uid: str) -> None: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Release connections (called at worker shutdown)."""
+
+    def atomic(self, uid: str, operation: Callable[[SessionTxn], R]) -> R:
+        """Run ``operation`` in a transaction, re-running it on conflict."""
+        check_uid(uid)
+        for _ in range(self.max_retries):
+            try:
+                with self.transaction(uid) as txn:
+                    return operation(txn)
+            except Conflict:
+                continue
+        raise Conflict(f"session {uid!r}: gave up after {self.max_retries} conflicting attempts")
+
+    def instance(self, uid: str, name: str) -> Instance:
+        found = self.instances(uid).get(name)
+        if found is None:
+            raise UnknownInstance(f"no instance {name!r} in session {uid!r}")
+        return found
+
+    def bind(self, uid: str) -> SessionStorage:
+        return SessionStorage(self, uid)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"
+
+
+class SessionStorage:
+    """A backend bound to one session UID: what a :class:`TriggerManager` takes."""
+
+    def __init__(self, backend: StorageBackend, uid: str):
+        self.backend = backend
+        self.uid = check_uid(uid)
+
+    def atomic(self, operation: Callable[[SessionTxn], R]) -> R:
+        return self.backend.atomic(self.uid, operation)
+
+    def instances(self) -> dict[str, Instance]:
+        return self.backend.instances(self.uid)
+
+    def instance(self, name: str) -> Instance:
+        return self.backend.instance(self.uid, name)
+
+    def delete(self) -> None:
+        self.backend.delete_session(self.uid)
+
+    def __repr__(self) -> str:
+        return f"<SessionStorage {self.uid!r} on {self.backend!r}>"

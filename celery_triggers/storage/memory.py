@@ -1,0 +1,105 @@
+"""In-process storage for tests and the eager runner. Not shared between
+processes. Records are kept as JSON text, exactly like the other backends,
+so a test on memory storage catches non-JSON data too."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from .._json import dumps, loads
+from ..engine import Needs
+from ..state import Instance, Status
+from .base import SessionTxn, StorageBackend
+
+__all__ = ["MemoryStorage"]
+
+
+@dataclass
+class _Session:
+    triggers: dict[str, str] = field(default_factory=dict)
+    tasks: dict[str, str] = field(default_factory=dict)
+    instances: dict[str, str] = field(default_factory=dict)
+    #: task name -> names of its unstarted instances (the index fires use).
+    unstarted: dict[str, set[str]] = field(default_factory=dict)
+    configs: str | None = None
+
+
+class _MemoryTxn(SessionTxn):
+    def __init__(self, uid: str, session: _Session):
+        super().__init__(uid)
+        self.session = session
+        self.pending: list[tuple[dict[str, str], dict[str, str], dict[str, Instance]]] = []
+        self.pending_configs: str | None = None
+
+    def load_raw(self, needs: Needs) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        s = self.session
+        names = set(needs.instances)
+        for task in needs.tasks:
+            names |= s.unstarted.get(task, set())
+        return (
+            {k: s.triggers[k] for k in needs.triggers if k in s.triggers},
+            {k: s.tasks[k] for k in needs.tasks if k in s.tasks},
+            {k: s.instances[k] for k in names if k in s.instances},
+        )
+
+    def write_raw(self, triggers: dict[str, str], tasks: dict[str, str], instances: dict[str, Instance]) -> None:
+        self.pending.append((triggers, tasks, instances))
+
+    def read_configs_raw(self) -> str | None:
+        return self.session.configs
+
+    def write_configs_raw(self, text: str) -> None:
+        self.pending_configs = text
+
+    def commit(self) -> None:
+        s = self.session
+        # Encode everything first so a bad value changes nothing.
+        encoded = [(t, k, {n: dumps(i.to_dict()) for n, i in inst.items()}, inst) for t, k, inst in self.pending]
+        for triggers, tasks, texts, instances in encoded:
+            s.triggers.update(triggers)
+            s.tasks.update(tasks)
+            s.instances.update(texts)
+            for name, instance in instances.items():
+                waiting = s.unstarted.setdefault(instance.task, set())
+                if instance.status is Status.UNSTARTED:
+                    waiting.add(name)
+                else:
+                    waiting.discard(name)
+        if self.pending_configs is not None:
+            s.configs = self.pending_configs
+
+
+class MemoryStorage(StorageBackend):
+    """``memory://``: sessions in a dict guarded by a lock (thread-safe)."""
+
+    def __init__(self, url: str = "memory://"):
+        super().__init__(url)
+        self._sessions: dict[str, _Session] = {}
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def transaction(self, uid: str) -> Iterator[SessionTxn]:
+        with self._lock:
+            session = self._sessions.get(uid) or _Session()
+            txn = _MemoryTxn(uid, session)
+            yield txn
+            txn.commit()
+            if uid not in self._sessions and (session.instances or session.triggers or session.configs):
+                self._sessions[uid] = session
+
+    def instances(self, uid: str) -> dict[str, Instance]:
+        with self._lock:
+            session = self._sessions.get(uid)
+            texts = dict(session.instances) if session else {}
+        return {k: Instance.from_dict(loads(v)) for k, v in texts.items()}
+
+    def sessions(self) -> list[str]:
+        with self._lock:
+            return sorted(self._sessions)
+
+    def delete_session(self, uid: str) -> None:
+        with self._lock:
+            self._sessions.pop(uid, None)

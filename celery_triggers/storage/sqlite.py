@@ -1,0 +1,216 @@
+"""SQLite storage: the embedded default. One file, safe across processes.
+
+Each operation runs in a ``BEGIN IMMEDIATE`` transaction (one writer at a
+time per file, readers never blocked thanks to WAL), so concurrent fires from
+several processes serialize instead of losing updates. A process killed
+mid-transaction leaves nothing behind: SQLite rolls the transaction back.
+
+Records are rows (one per trigger, task and instance) with an index on
+``(session, task, status)``, so a fire reads and writes only the rows it
+touches, whatever the size of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import unquote
+
+from .._json import dumps, loads
+from ..engine import Needs
+from ..errors import CorruptSession, StorageError
+from ..state import Instance
+from .base import SessionTxn, StorageBackend
+
+__all__ = ["SQLiteStorage", "path_from_url"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ct_sessions (
+    session TEXT PRIMARY KEY, configs TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ct_triggers (
+    session TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (session, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ct_tasks (
+    session TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (session, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ct_instances (
+    session TEXT NOT NULL, name TEXT NOT NULL, task TEXT NOT NULL, status TEXT NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (session, name)
+);
+CREATE INDEX IF NOT EXISTS ct_instances_by_status ON ct_instances (session, task, status);
+"""
+
+
+def path_from_url(url: str) -> str:
+    """``sqlite:///rel/path.db`` -> ``rel/path.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise StorageError(
+            f"SQLite storage URL must look like 'sqlite:///relative.db' or 'sqlite:////abs/path.db', got {url!r} "
+            "(for in-process storage use 'memory://')"
+        )
+    return unquote(url[len(prefix) :])
+
+
+def _marks(values: frozenset[str] | set[str]) -> str:
+    return ",".join("?" * len(values))
+
+
+class _SQLiteTxn(SessionTxn):
+    def __init__(self, uid: str, conn: sqlite3.Connection):
+        super().__init__(uid)
+        self.conn = conn
+
+    def _rows(self, table: str, names: frozenset[str]) -> dict[str, str]:
+        if not names:
+            return {}
+        cur = self.conn.execute(
+            f"SELECT name, data FROM {table} WHERE session = ? AND name IN ({_marks(names)})",  # noqa: S608 - table names and "?" marks only
+            (self.uid, *names),
+        )
+        return dict(cur.fetchall())
+
+    def load_raw(self, needs: Needs) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        instances = self._rows("ct_instances", needs.instances)
+        if needs.tasks:
+            sql = f"SELECT name, data FROM ct_instances WHERE session = ? AND status = 'unstarted' AND task IN ({_marks(needs.tasks)})"  # noqa: S608, E501 - only "?" marks are interpolated
+            cur = self.conn.execute(sql, (self.uid, *needs.tasks))
+            instances.update(cur.fetchall())
+        return self._rows("ct_triggers", needs.triggers), self._rows("ct_tasks", needs.tasks), instances
+
+    def write_raw(self, triggers: dict[str, str], tasks: dict[str, str], instances: dict[str, Instance]) -> None:
+        uid = self.uid
+        c = self.conn
+        c.executemany("INSERT OR REPLACE INTO ct_triggers VALUES (?, ?, ?)", [(uid, k, v) for k, v in triggers.items()])
+        c.executemany("INSERT OR REPLACE INTO ct_tasks VALUES (?, ?, ?)", [(uid, k, v) for k, v in tasks.items()])
+        c.executemany(
+            "INSERT OR REPLACE INTO ct_instances VALUES (?, ?, ?, ?, ?)",
+            [(uid, k, i.task, i.status.value, dumps(i.to_dict())) for k, i in instances.items()],
+        )
+        self._touch()
+
+    def read_configs_raw(self) -> str | None:
+        row = self.conn.execute("SELECT configs FROM ct_sessions WHERE session = ?", (self.uid,)).fetchone()
+        return row[0] if row else None
+
+    def write_configs_raw(self, text: str) -> None:
+        self._touch()
+        self.conn.execute("UPDATE ct_sessions SET configs = ? WHERE session = ?", (text, self.uid))
+
+    def _touch(self) -> None:
+        now = time.time()
+        self.conn.execute(
+            "INSERT INTO ct_sessions (session, configs, created_at, updated_at) VALUES (?, NULL, ?, ?) "
+            "ON CONFLICT (session) DO UPDATE SET updated_at = excluded.updated_at",
+            (self.uid, now, now),
+        )
+
+
+class SQLiteStorage(StorageBackend):
+    """``sqlite:///path``: one connection per thread and process."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0):
+        super().__init__(url)
+        self.path = path_from_url(url)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._schema_ready = False
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        try:
+            directory = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(directory, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+            self._prepare(conn)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open SQLite storage {self.path!r}: {exc}") from exc
+        self._local.conn = conn
+        self._local.pid = os.getpid()
+        return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL and create the schema, racing other processes safely.
+
+        Changing the journal mode can return SQLITE_BUSY at once (SQLite's
+        deadlock avoidance skips the busy handler), so retry until timeout.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                conn.execute("PRAGMA synchronous=NORMAL")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                if not self._schema_ready:
+                    conn.execute("BEGIN IMMEDIATE")
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        conn.execute(statement)
+                    conn.execute("COMMIT")
+                    self._schema_ready = True
+                return
+            except sqlite3.OperationalError as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05))  # noqa: S311 - jitter, not crypto
+
+    @contextmanager
+    def transaction(self, uid: str) -> Iterator[SessionTxn]:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"session {uid!r}: cannot lock SQLite storage {self.path!r}: {exc}") from exc
+        try:
+            yield _SQLiteTxn(uid, conn)
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StorageError(f"session {uid!r}: SQLite storage {self.path!r} failed: {exc}") from exc
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StorageError(f"session {uid!r}: commit to {self.path!r} failed: {exc}") from exc
+
+    def instances(self, uid: str) -> dict[str, Instance]:
+        rows = self._read("SELECT name, data FROM ct_instances WHERE session = ?", (uid,))
+        result = {}
+        for name, data in rows:
+            try:
+                result[name] = Instance.from_dict(loads(data))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CorruptSession(f"session {uid!r}: stored instance {name!r} is malformed ({exc})") from None
+        return result
+
+    def sessions(self) -> list[str]:
+        return [row[0] for row in self._read("SELECT session FROM ct_sessions ORDER BY session", ())]
+
+    def delete_session(self, uid: str) -> None:
+        with self.transaction(uid) as txn:
+            assert isinstance(txn, _SQLiteTxn)
+            for table in ("ct_sessions", "ct_triggers", "ct_tasks", "ct_instances"):
+                txn.conn.execute(f"DELETE FROM {table} WHERE session = ?", (uid,))  # noqa: S608 - table names and "?" marks only
+
+    def _read(self, sql: str, params: tuple[str, ...]) -> list[tuple[str, str]]:
+        try:
+            return self._connect().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read SQLite storage {self.path!r}: {exc}") from exc
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        self._local = threading.local()

@@ -1,0 +1,142 @@
+"""Shared fixtures: Celery apps on the eager runner, storage backends, and a
+real ``celery worker`` subprocess on a serverless broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from celery_triggers import StorageBackend, TriggerManager, Triggers, resolve_storage
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def make_app(storage: str = "memory://", runner: str = "eager", **conf: Any) -> Celery:
+    """A fresh Celery app with the extension, isolated from ``current_app``."""
+    app = Celery("ct", set_as_current=False, broker="memory://")
+    app.conf.update(triggers_storage=storage, triggers_runner=runner, task_ignore_result=True, **conf)
+    Triggers(app)
+    return app
+
+
+@pytest.fixture
+def app() -> Celery:
+    return make_app()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'triggers.sqlite3'}"
+
+
+@pytest.fixture
+def backend(storage_url: str) -> Iterator[StorageBackend]:
+    storage = resolve_storage(storage_url)
+    yield storage
+    storage.close()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def wait_resolved(manager: TriggerManager, expected: int, timeout: float = 30.0) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        instances = manager.instances
+        busy = [i for i in instances.values() if i.status.value in ("scheduled", "running")]
+        return instances if len(instances) >= expected and not busy else None
+
+    try:
+        return wait_for(done, timeout, f"{expected} settled instances in {manager.uid}")  # type: ignore[no-any-return]
+    except AssertionError:
+        raise AssertionError(f"session {manager.uid} did not settle: {manager.instances}") from None
+
+
+class Worker:
+    """A real ``celery -A tests.worker_app worker`` subprocess."""
+
+    def __init__(self, data: Path):
+        self.data = data
+        self.log = data / "worker.log"
+        self.env = {**os.environ, "CT_TEST_DATA": str(data), "PYTHONPATH": str(ROOT)}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        (self.data / "broker").mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tests.worker_app",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=2",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+        ]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        wait_for(lambda: "ready." in self.log.read_text(errors="replace") or self._dead(), 60, "worker start")
+        assert self.alive, "worker died at start-up:\n" + self.log.read_text(errors="replace")
+
+    def _dead(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """One worker for the session; tests use fresh session UIDs."""
+    data = tmp_path_factory.mktemp("worker")
+    os.environ["CT_TEST_DATA"] = str(data)  # before tests.worker_app is imported
+    import tests.worker_app  # noqa: F401
+
+    w = Worker(data)
+    w.start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope="session")
+def worker_app(worker: Worker) -> Celery:
+    import tests.worker_app
+
+    assert Path(tests.worker_app.DATA) == worker.data, "tests.worker_app was imported before the worker fixture"
+    return tests.worker_app.app

@@ -1,0 +1,75 @@
+"""Config parsing: directives, aliases, extras, and clear typed errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from celery_triggers import ConfigurationError
+from celery_triggers.config import parse_config, parse_configs
+
+
+def test_seed_format_parses_to_an_immutable_config() -> None:
+    config = parse_config(
+        "t_createApplicant", {"after": ["startSession", "observationsReceived"], "run": "proj.create"}
+    )
+    assert config.after == ("startSession", "observationsReceived")
+    assert config.run == "proj.create"
+    assert config.and_every is None and config.unless == ()
+    with pytest.raises(AttributeError):
+        config.run = "other"  # type: ignore[misc]
+
+
+def test_camel_and_snake_case_aliases_are_equivalent() -> None:
+    camel = parse_config("t", {"after": ["a"], "run": "r", "andEvery": "p", "withParams": {"s": {"m": 1}}})
+    snake = parse_config("t", {"after": ["a"], "run": "r", "and_every": "p", "with_params": {"s": {"m": 1}}})
+    assert camel == snake
+    assert camel.required == {"a", "p"}
+
+
+def test_unknown_keys_are_custom_directives_kept_as_extras() -> None:
+    config = parse_config("t", {"after": ["a"], "run": "r", "finalizes": True, "priority": 3})
+    assert dict(config.extras) == {"finalizes": True, "priority": 3}
+    assert config.to_dict()["finalizes"] is True
+
+
+def test_after_accepts_a_set_in_any_order() -> None:
+    assert parse_config("t", {"after": {"b", "a"}, "run": "r"}).required == {"a", "b"}
+
+
+@pytest.mark.parametrize(
+    ("directives", "fragment"),
+    [
+        ({"after": ["a"]}, "missing required directive 'run'"),
+        ({"after": ["a"], "run": 3}, "directive 'run'"),
+        ({"after": "a", "run": "r"}, "directive 'after': expected a list of trigger names, got str"),
+        ({"after": ["a", 7], "run": "r"}, "directive 'after'"),
+        ({"after": [None], "run": "r"}, "directive 'after'"),
+        ({"after": {"a": 1}, "run": "r"}, "directive 'after'"),
+        ({"after": [], "run": "r"}, "directive 'after'"),
+        (
+            {"after": ["a"], "run": "r", "andevery": "x"},
+            "directive 'andevery': unknown directive; did you mean 'andEvery'",
+        ),
+        ({"after": ["a"], "run": "r", "With_Params": {}}, "directive 'With_Params': unknown directive; did you mean"),
+        ({"after": ["a"], "run": "r", "RUN": "x"}, "directive 'RUN'"),
+        ({"after": ["a"], "run": "r", "withParams": {"model": "Psych 01"}}, "must be a dict of dicts"),
+        ({"after": ["a"], "run": "r", "withParams": {"s": {"when": object()}}}, "JSON-serializable"),
+        ({"after": ["a"], "run": "r", "unless": "x"}, "directive 'unless'"),
+        ({"after": ["a"], "run": "r", "andEvery": ["x"]}, "directive 'andEvery'"),
+        ({"after": ["a"], "run": "r", "custom": {1, 2}}, "custom directives must be JSON-serializable"),
+        ({"after": ["a"], "run": "r", "andEvery": "p", "and_every": "q"}, "given twice"),
+    ],
+)
+def test_bad_configs_name_the_task_and_directive(directives: dict, fragment: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_config("t_bad", directives)
+    assert "trigger task 't_bad'" in str(info.value)
+    assert fragment in str(info.value)
+    assert info.value.task == "t_bad"
+
+
+def test_a_whole_configuration_is_all_or_nothing() -> None:
+    with pytest.raises(ConfigurationError, match="t_second"):
+        parse_configs({"t_first": {"after": ["a"], "run": "r"}, "t_second": {"after": ["a"]}})
+    with pytest.raises(ConfigurationError, match="mapping"):
+        parse_configs(["t_first"])  # type: ignore[arg-type]

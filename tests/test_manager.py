@@ -1,0 +1,244 @@
+"""The manager and Celery integration on the eager runner (in-process)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from celery_triggers import (
+    ConfigurationError,
+    InvalidKwargs,
+    NotInTriggerTask,
+    Status,
+    TriggerManager,
+    Triggers,
+    TriggersError,
+    current_context,
+    trigger_task,
+)
+
+from .conftest import make_app
+
+
+def survey_app(storage: str = "memory://") -> tuple[Celery, list[str]]:
+    app = make_app(storage)
+    runs: list[str] = []
+
+    @trigger_task(after=["startSession", "observationsReceived"], name="t_createApplicant")
+    @app.task(shared=False, name="proj.create_applicant")
+    def create_applicant(trigger_kwargs: dict[str, Any]) -> dict[str, Any]:
+        runs.append(current_context().instance_name)
+        return {"applicant_id": trigger_kwargs["startSession"]["id"]}
+
+    @trigger_task(after=[create_applicant, "sessionFinalized"], name="t_computeScore")
+    @app.task(shared=False, name="proj.compute_score")
+    def compute_score(trigger_kwargs: dict[str, Any]) -> int:
+        runs.append(current_context().instance_name)
+        return 99
+
+    return app, runs
+
+
+def test_survey_runs_and_cascades_on_the_eager_runner(storage_url: str) -> None:
+    app, runs = survey_app(storage_url)
+    session = app.triggers.session("s1")
+    assert session.fire("sessionFinalized") == []
+    assert session.fire("observationsReceived", {"n": 3}) == []
+    scheduled = session.fire("startSession", {"id": "A1"})
+    assert [i.name for i in scheduled] == ["t_createApplicant#0"]
+    assert runs == ["t_createApplicant#0", "t_computeScore#0"]
+    instances = session.instances
+    assert {n: i.status for n, i in instances.items()} == {
+        "t_computeScore#0": Status.FINISHED,
+        "t_createApplicant#0": Status.FINISHED,
+    }
+    assert instances["t_computeScore#0"].kwargs == {"t_createApplicant": {"applicant_id": "A1"}, "sessionFinalized": {}}
+    assert instances["t_computeScore#0"].result == 99
+    assert [i.name for i in session.instances_of_task("t_computeScore")] == ["t_computeScore#0"]
+
+
+def test_two_sessions_do_not_interfere(storage_url: str) -> None:
+    app, runs = survey_app(storage_url)
+    one, two = app.triggers.session("one"), app.triggers.session("two")
+    one.fire("startSession", {"id": 1})
+    two.fire("observationsReceived")
+    assert one.instances["t_createApplicant#0"].status is Status.UNSTARTED
+    assert two.instances["t_createApplicant#0"].kwargs == {"observationsReceived": {}}
+    one.fire("observationsReceived")
+    assert one.instances["t_createApplicant#0"].status is Status.FINISHED
+    assert two.instances["t_createApplicant#0"].status is Status.UNSTARTED
+    assert runs == ["t_createApplicant#0"]
+
+
+def test_the_seed_form_of_the_manager_works() -> None:
+    app, runs = survey_app()
+    storage = app.triggers.storage.bind("seed")
+    TriggerManager(storage, app=app).fire("startSession", {"id": 5})
+    TriggerManager(storage, app=app).fire("observationsReceived")
+    assert runs == ["t_createApplicant#0"]
+    # Without app=, the manager uses Celery's current app (as shared_task does).
+    from celery._state import _set_current_app, get_current_app
+
+    previous = get_current_app()
+    _set_current_app(app)
+    try:
+        assert TriggerManager(storage).instances["t_createApplicant#0"].status is Status.FINISHED
+    finally:
+        _set_current_app(previous)
+    with pytest.raises(TypeError, match="bound to a session"):
+        TriggerManager(app.triggers.storage, app=app)  # type: ignore[arg-type]
+
+
+def test_a_failing_task_is_failed_and_fire_does_not_raise(storage_url: str) -> None:
+    app = make_app(storage_url)
+
+    @trigger_task(after=["go"])
+    @app.task(shared=False, name="proj.explode")
+    def explode() -> None:
+        raise KeyError("missing thing")
+
+    @trigger_task(after=["t_explode"])
+    @app.task(shared=False, name="proj.after")
+    def after() -> None:
+        raise AssertionError("must not run")
+
+    session = app.triggers.session("s")
+    session.fire("go")
+    instance = session.instances["t_explode#0"]
+    assert instance.status is Status.FAILED
+    assert instance.metadata["exc_type"] == "KeyError"
+    assert "missing thing" in instance.metadata["exc_message"]
+    assert "KeyError" in instance.metadata["traceback"]
+    assert list(session.instances) == ["t_explode#0"]
+
+
+def test_a_result_that_is_not_json_fails_the_instance_clearly() -> None:
+    app = make_app()
+
+    @trigger_task(after=["go"])
+    @app.task(shared=False, name="proj.bad_result")
+    def bad_result() -> object:
+        return object()
+
+    session = app.triggers.session("s")
+    session.fire("go")
+    instance = session.instances["t_bad_result#0"]
+    assert instance.status is Status.FAILED
+    assert instance.metadata["exc_type"] == "InvalidKwargs"
+    assert "result of t_bad_result#0" in instance.metadata["exc_message"]
+
+
+def test_non_json_kwargs_are_refused_and_change_nothing(storage_url: str) -> None:
+    app, _runs = survey_app(storage_url)
+    session = app.triggers.session("s")
+    with pytest.raises(InvalidKwargs, match=r"trigger 'startSession'.*JSON"):
+        session.fire("startSession", {"when": object()})
+    with pytest.raises(InvalidKwargs, match="mapping"):
+        session.fire("startSession", ["not", "a", "mapping"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidKwargs, match="keys must be strings"):
+        session.fire("startSession", {1: "x"})  # type: ignore[dict-item]
+    with pytest.raises(InvalidKwargs, match="trigger name"):
+        session.fire("", {})
+    assert session.instances == {}
+    assert "s" not in app.triggers.storage.sessions()
+    session.fire("observationsReceived")
+    assert session.instances["t_createApplicant#0"].kwargs == {"observationsReceived": {}}
+
+
+def test_trigger_kwargs_reach_a_task_that_asks_only_through_the_context() -> None:
+    app = make_app()
+    seen: list[Any] = []
+
+    @trigger_task(after=["a", "b"], with_params={"scoring": {"model": "Psych 01"}})
+    @app.task(shared=False, name="proj.ctx")
+    def ctx() -> None:
+        context = current_context()
+        seen.append((context.session_uid, context.instance_name, context.trigger_kwargs))
+
+    app.triggers.fire("s9", "a", {"x": 1})
+    app.triggers.fire("s9", "b")
+    assert seen == [("s9", "t_ctx#0", {"a": {"x": 1}, "b": {}, "scoring": {"model": "Psych 01"}})]
+
+
+def test_current_context_outside_a_trigger_task_is_a_clear_error() -> None:
+    with pytest.raises(NotInTriggerTask, match="only available inside"):
+        current_context()
+
+
+def test_installing_twice_is_harmless() -> None:
+    app = make_app()
+    assert Triggers(app) is app.triggers
+    assert Triggers(app) is Triggers.of(app)
+
+
+def test_not_installed_is_a_clear_error() -> None:
+    app = Celery("bare", set_as_current=False)
+    with pytest.raises(TriggersError, match=r"Triggers\(app\)"):
+        Triggers.of(app)
+
+
+def test_decorator_names_and_task_objects() -> None:
+    app = make_app()
+
+    @trigger_task(after=["a"])
+    @app.task(shared=False, name="proj.tasks.first")
+    def first() -> None: ...
+
+    @trigger_task(after=[first], name="t_custom", priority="high")
+    @trigger_task(after=[first, "b"])
+    @app.task(shared=False, name="proj.tasks.second")
+    def second() -> None: ...
+
+    configs = app.triggers.configs
+    assert set(configs) == {"t_first", "t_second", "t_custom"}
+    assert configs["t_second"].after == ("t_first", "b")
+    assert configs["t_custom"].after == ("t_first",)
+    assert configs["t_custom"].run == "proj.tasks.second"
+    assert dict(configs["t_custom"].extras) == {"priority": "high"}
+    with pytest.raises(ConfigurationError, match=r"t_second.*give the second one another name"):
+        trigger_task(after=["z"])(second)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"after": "a"}, "directive 'after': expected a list"),
+        ({"after": [1]}, "directive 'after'"),
+        ({"after": ["a"], "andevery": "p"}, "'andevery': unknown directive; did you mean 'andEvery' or 'and_every'"),
+        ({"after": ["a"], "With_Params": {}}, "'With_Params': unknown directive"),
+        ({"after": ["a"], "with_params": {"model": "x"}}, "dict of dicts"),
+        ({"after": ["a"], "using": "nope"}, "no task runner named 'nope'"),
+    ],
+)
+def test_decorator_rejects_bad_directives_without_registering(kwargs: dict[str, Any], fragment: str) -> None:
+    app = make_app()
+
+    @app.task(shared=False, name="proj.victim")
+    def victim() -> None: ...
+
+    with pytest.raises(ConfigurationError, match="t_victim") as info:
+        trigger_task(**kwargs)(victim)
+    assert fragment in str(info.value)
+    assert app.triggers.configs == {}
+
+
+def test_decorating_something_else_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"above @app\.task"):
+        trigger_task(after=["a"])(lambda: None)
+
+
+def test_configure_accepts_the_seed_format_all_or_nothing() -> None:
+    app = make_app()
+
+    @app.task(shared=False, name="proj.create")
+    def create() -> str:
+        return "ok"
+
+    with pytest.raises(ConfigurationError, match="t_bad"):
+        app.triggers.configure({"t_ok": {"after": ["a"], "run": "proj.create"}, "t_bad": {"run": 1}})
+    assert app.triggers.configs == {}
+    app.triggers.configure({"t_createApplicant": {"after": ["a"], "run": "proj.create"}})
+    app.triggers.fire("s", "a")
+    assert app.triggers.session("s").instances["t_createApplicant#0"].result == "ok"

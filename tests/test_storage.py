@@ -1,0 +1,124 @@
+"""One contract, every backend: each storage proves the same behaviour."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from celery_triggers import CorruptSession, InvalidSession, StorageBackend, StorageError
+from celery_triggers.engine import Needs
+from celery_triggers.state import Changes, Instance, Status, TaskRecord, TriggerRecord
+from celery_triggers.storage import resolve_storage
+
+
+def changes(*instances: Instance, triggers: tuple[str, ...] = (), tasks: tuple[str, ...] = ()) -> Changes:
+    return Changes(
+        triggers={t: TriggerRecord(t, {"k": t}, 1) for t in triggers},
+        tasks={t: TaskRecord(t, next_number=3) for t in tasks},
+        instances={i.name: i for i in instances},
+    )
+
+
+def test_an_unknown_session_loads_empty(backend: StorageBackend) -> None:
+    snapshot = backend.atomic("nobody", lambda txn: txn.load(Needs(frozenset({"a"}), frozenset({"t"}))))
+    assert snapshot.triggers == {} and snapshot.tasks == {} and snapshot.instances == {}
+    assert backend.instances("nobody") == {}
+    assert "nobody" not in backend.sessions()
+
+
+def test_records_round_trip_and_load_reads_only_what_is_needed(backend: StorageBackend) -> None:
+    waiting = Instance("t_a", 0, Status.UNSTARTED, {"x": {"v": 1}})
+    done = Instance("t_a", 1, Status.FINISHED, {}, {"r": [1, 2]}, {"finished_at": 1.5})
+    other = Instance("t_b", 0, Status.UNSTARTED)
+    backend.atomic("s", lambda txn: txn.write(changes(waiting, done, other, triggers=("x", "y"), tasks=("t_a",))))
+
+    snap = backend.atomic("s", lambda txn: txn.load(Needs(frozenset({"x"}), frozenset({"t_a"}))))
+    assert set(snap.instances) == {"t_a#0"}, "only unstarted instances of the needed tasks"
+    assert snap.instances["t_a#0"] == waiting
+    assert snap.triggers == {"x": TriggerRecord("x", {"k": "x"}, 1)}
+    assert snap.tasks == {"t_a": TaskRecord("t_a", next_number=3)}
+
+    named = backend.atomic("s", lambda txn: txn.load(Needs(instances=frozenset({"t_a#1"}))))
+    assert named.instances == {"t_a#1": done}
+    assert backend.instances("s") == {"t_a#0": waiting, "t_a#1": done, "t_b#0": other}
+
+
+def test_the_unstarted_index_follows_status_changes(backend: StorageBackend) -> None:
+    instance = Instance("t_a", 0, Status.UNSTARTED)
+    backend.atomic("s", lambda txn: txn.write(changes(instance)))
+    instance.status = Status.SCHEDULED
+    backend.atomic("s", lambda txn: txn.write(changes(instance)))
+    snap = backend.atomic("s", lambda txn: txn.load(Needs(tasks=frozenset({"t_a"}))))
+    assert snap.instances == {}
+
+
+def test_a_failed_transaction_changes_nothing(backend: StorageBackend) -> None:
+    def op(txn):  # type: ignore[no-untyped-def]
+        txn.write(changes(Instance("t_a", 0), triggers=("x",)))
+        raise RuntimeError("boom in the middle")
+
+    with pytest.raises(RuntimeError):
+        backend.atomic("s", op)
+    assert backend.instances("s") == {}
+    assert backend.atomic("s", lambda txn: txn.load(Needs(frozenset({"x"})))).triggers == {}
+
+
+def test_non_json_values_are_refused_and_change_nothing(backend: StorageBackend) -> None:
+    bad = Instance("t_a", 0, Status.FINISHED, result={"when": object()})
+    with pytest.raises(TypeError):
+        backend.atomic("s", lambda txn: txn.write(changes(bad, triggers=("x",))))
+    assert backend.instances("s") == {}
+
+
+def test_session_configs_lifecycle_and_isolation(backend: StorageBackend) -> None:
+    backend.atomic("s1", lambda txn: txn.write_configs({"t_a": {"after": ["x"], "run": "r"}}))
+    backend.atomic("s1", lambda txn: txn.write(changes(Instance("t_a", 0))))
+    backend.atomic("s2", lambda txn: txn.write(changes(Instance("t_a", 0), Instance("t_a", 1))))
+    assert backend.atomic("s1", lambda txn: txn.read_configs()) == {"t_a": {"after": ["x"], "run": "r"}}
+    assert backend.atomic("s2", lambda txn: txn.read_configs()) == {}
+    assert backend.sessions() == ["s1", "s2"]
+    assert set(backend.instances("s2")) == {"t_a#0", "t_a#1"}
+    backend.delete_session("s1")
+    assert backend.sessions() == ["s2"]
+    assert backend.instances("s1") == {}
+    assert set(backend.instances("s2")) == {"t_a#0", "t_a#1"}
+
+
+@pytest.mark.parametrize(
+    "uid", ["with space", "a:b:c", "{brace}", "ünïcødé-会话", "x" * 1024, "s'; DROP TABLE ct_instances; --"]
+)
+def test_odd_session_uids_are_stored_and_isolated(backend: StorageBackend, uid: str) -> None:
+    backend.atomic(uid, lambda txn: txn.write(changes(Instance("t_a", 0))))
+    backend.atomic("plain", lambda txn: txn.write(changes(Instance("t_b", 0))))
+    assert set(backend.instances(uid)) == {"t_a#0"}
+    assert set(backend.instances("plain")) == {"t_b#0"}
+    assert uid in backend.sessions()
+
+
+@pytest.mark.parametrize("uid", ["", None, 42])
+def test_an_empty_or_non_string_uid_is_refused(backend: StorageBackend, uid: object) -> None:
+    with pytest.raises(InvalidSession):
+        backend.atomic(uid, lambda txn: None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidSession):
+        backend.bind(uid)  # type: ignore[arg-type]
+
+
+def test_corrupt_sqlite_data_names_the_session(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    backend = resolve_storage(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    backend.atomic("bad-session", lambda txn: txn.write(changes(Instance("t_a", 0), triggers=("x",))))
+    conn = sqlite3.connect(tmp_path / "db.sqlite3")
+    conn.execute("UPDATE ct_instances SET data = '{not json'")
+    conn.execute("UPDATE ct_triggers SET data = '[]'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(CorruptSession, match="bad-session"):
+        backend.instances("bad-session")
+    with pytest.raises(CorruptSession, match="session 'bad-session'"):
+        backend.atomic("bad-session", lambda txn: txn.load(Needs(frozenset({"x"}), frozenset({"t_a"}))))
+
+
+@pytest.mark.parametrize("url", ["nope", "ftp://x", "sqlite://", "sqlite:///"])
+def test_bad_storage_urls_are_clear_errors(url: str) -> None:
+    with pytest.raises(StorageError, match=r"storage|SQLite"):
+        resolve_storage(url)

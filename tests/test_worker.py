@@ -1,0 +1,114 @@
+"""End to end on a real ``celery worker`` subprocess (not eager)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from celery import Celery
+
+from celery_triggers import DispatchError, Triggers
+
+from .conftest import ROOT, Worker, make_app, wait_resolved
+
+pytestmark = pytest.mark.worker
+
+
+def uid() -> str:
+    return f"w-{uuid.uuid4().hex[:10]}"
+
+
+def test_survey_example_runs_on_a_real_worker(tmp_path: Path) -> None:
+    """The README's example, exactly as a user runs it (with its own worker)."""
+    env = {**os.environ, "SURVEY_DATA": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "examples.survey", "--seed", "7", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    instances = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {n: i["status"] for n, i in instances.items()} == {
+        "t_computeScore#0": "finished",
+        "t_createApplicant#0": "finished",
+    }
+    created = instances["t_createApplicant#0"]["result"]
+    assert created == {"applicant_id": "A-S-42", "observations": 5}
+    score = instances["t_computeScore#0"]
+    assert score["kwargs"]["t_createApplicant"] == created
+    assert score["result"] == {"applicant_id": "A-S-42", "score": 50}
+    assert score["metadata"]["hostname"], "the worker recorded where it ran"
+
+
+def test_headers_kwargs_and_context_reach_the_task_on_a_worker(worker_app: Celery) -> None:
+    session = worker_app.triggers.session(uid())
+    session.fire("pong", {"b": 2})
+    session.fire("ping", {"a": [1, "x"]})
+    instances = wait_resolved(session, expected=2)
+    probe = instances["t_probe#0"]
+    assert probe.status.value == "finished", probe.metadata
+    expected_kwargs = {"ping": {"a": [1, "x"]}, "pong": {"b": 2}}
+    assert probe.result["trigger_kwargs"] == expected_kwargs
+    assert probe.result["context_kwargs"] == expected_kwargs
+    assert probe.result["session"] == session.uid and probe.result["instance"] == "t_probe#0"
+    assert probe.result["request_headers"]["triggers_session"] == session.uid
+    assert probe.result["pid"] != os.getpid()
+    assert probe.metadata["task_id"] and probe.metadata["attempts"] == 1
+    # A task that does not take trigger_kwargs reads them from the context.
+    assert instances["t_contextOnly#0"].result == {"seen": {"t_probe": probe.result}}
+
+
+def test_failing_task_is_failed_with_its_traceback_and_nothing_cascades(worker: Worker, worker_app: Celery) -> None:
+    session = worker_app.triggers.session(uid())
+    session.fire("go", {"n": 5})
+    instances = wait_resolved(session, expected=1)
+    assert list(instances) == ["t_boom#0"], "t_afterBoom must not get an instance"
+    failed = instances["t_boom#0"]
+    assert failed.status.value == "failed"
+    assert failed.metadata["exc_type"] == "ValueError"
+    assert failed.metadata["exc_message"] == "boom 5"
+    assert "ValueError: boom 5" in failed.metadata["traceback"]
+    assert "worker_app.py" in failed.metadata["traceback"]
+    # The worker keeps serving.
+    assert worker.alive
+    other = worker_app.triggers.session(uid())
+    other.fire("ping")
+    other.fire("pong")
+    assert wait_resolved(other, expected=2)["t_probe#0"].status.value == "finished"
+
+
+def test_refused_message_is_reported_and_can_be_redispatched(worker_app: Celery, tmp_path: Path) -> None:
+    """A producer whose broker folder is missing: fire() says so, the instance
+    stays scheduled, and re-dispatching through a working broker runs it."""
+    broken = make_app(
+        storage=worker_app.conf.triggers_storage,
+        runner="celery",
+        broker_url="filesystem://localhost//",
+        broker_transport_options={
+            "data_folder_in": str(tmp_path / "missing"),
+            "data_folder_out": str(tmp_path / "missing"),
+        },
+        task_publish_retry=False,
+    )
+    broken.triggers.configure({n: c.to_dict() for n, c in worker_app.triggers.configs.items()})
+    session = broken.triggers.session(uid())
+    session.fire("ping")
+    with pytest.raises(DispatchError) as info:
+        session.fire("pong")
+    assert info.value.instances == ["t_probe#0"]
+    assert "t_probe#0" in str(info.value)
+    assert session.instances["t_probe#0"].status.value == "scheduled"
+
+    good = Triggers.of(worker_app).session(session.uid)
+    good.redispatch("t_probe#0")
+    instances = wait_resolved(good, expected=2)
+    assert instances["t_probe#0"].status.value == "finished"
+    assert instances["t_probe#0"].result["trigger_kwargs"] == {"ping": {}, "pong": {}}

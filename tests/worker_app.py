@@ -1,0 +1,65 @@
+"""A Celery app for tests that run a real ``celery worker`` subprocess.
+
+Serverless: kombu's filesystem transport and SQLite storage, both under the
+folder named by ``CT_TEST_DATA`` (set by the ``worker`` fixture).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from celery_triggers import Triggers, current_context, trigger_task
+
+DATA = Path(os.environ.get("CT_TEST_DATA", "/nonexistent-set-CT_TEST_DATA"))
+
+app = Celery("ct_tests")
+app.conf.update(
+    broker_url="filesystem://localhost//",
+    broker_transport_options={
+        "data_folder_in": str(DATA / "broker"),
+        "data_folder_out": str(DATA / "broker"),
+        "store_processed": False,
+        "polling_interval": 0.02,
+    },
+    task_ignore_result=True,
+    worker_prefetch_multiplier=1,
+    triggers_storage=f"sqlite:///{DATA / 'triggers.sqlite3'}",
+)
+Triggers(app)
+
+
+@trigger_task(after=["go"], name="t_boom")
+@app.task(name="tests.boom")
+def boom(trigger_kwargs: dict[str, Any]) -> None:
+    raise ValueError(f"boom {trigger_kwargs['go'].get('n')}")
+
+
+@trigger_task(after=["t_boom"], name="t_afterBoom")
+@app.task(name="tests.after_boom")
+def after_boom() -> str:
+    return "must never run"
+
+
+@trigger_task(after=["ping", "pong"], name="t_probe")
+@app.task(name="tests.probe", bind=True)
+def probe(self: Any, trigger_kwargs: dict[str, Any]) -> dict[str, Any]:
+    context = current_context()
+    return {
+        "session": context.session_uid,
+        "instance": context.instance_name,
+        "trigger_kwargs": trigger_kwargs,
+        "context_kwargs": context.trigger_kwargs,
+        "request_headers": dict(self.request.headers or {}),
+        "pid": os.getpid(),
+    }
+
+
+@trigger_task(after=["t_probe"], name="t_contextOnly")
+@app.task(name="tests.context_only")
+def context_only() -> dict[str, Any]:
+    """Takes no trigger_kwargs argument: reads them from the context."""
+    return {"seen": current_context().trigger_kwargs}
