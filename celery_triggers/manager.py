@@ -10,9 +10,11 @@ not know yet; a dispatch failure is reported to the caller
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import engine
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["TriggerManager"]
 
 logger = logging.getLogger(__name__)
+
+#: Nesting depth of manager operations in this thread (a hook may fire).
+_depth = threading.local()
 
 InstanceRef = str | Instance
 Operation = Callable[[Snapshot, Mapping[str, TaskConfig]], Changes]
@@ -79,10 +84,12 @@ class TriggerManager:
         """Called after ``trigger_name`` was committed and its instances sent."""
 
     def _post_replay(self, instance: Instance) -> None:
-        """Called after ``instance`` was replayed (it is now ``replayed``)."""
+        """Called after a replay with the new clone (``metadata["parent"]``
+        names the failed instance it replaces)."""
 
     def _post_skip(self, instance: Instance, cascade: bool) -> None:
-        """Called after ``instance`` was skipped."""
+        """Called after ``instance`` was skipped (after the cascade's
+        ``_post_fire`` when ``cascade`` is true)."""
 
     # -- configuration ------------------------------------------------------
     def _configs(self, txn: SessionTxn) -> dict[str, TaskConfig]:
@@ -133,31 +140,40 @@ class TriggerManager:
         for runner_name, items in by_runner.items():
             self.extension.runner(runner_name).dispatch(items)
 
-    def _drain(self) -> None:
-        for runner in self.extension.active_runners():
-            runner.drain()
+    @contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Run in-process runners' queued work only when the outermost
+        operation (hooks included) is done, as a worker would see it."""
+        depth = getattr(_depth, "value", 0)
+        _depth.value = depth + 1
+        try:
+            yield
+        finally:
+            _depth.value = depth
+        if depth == 0:
+            for runner in self.extension.active_runners():
+                runner.drain()
 
     def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None) -> list[Instance]:
         """Fire a trigger; return the instances it scheduled."""
         if not isinstance(trigger_name, str) or not trigger_name:
             raise InvalidKwargs(f"a trigger name must be a non-empty string, got {trigger_name!r}")
         kwargs = normalize_kwargs(trigger_kwargs, what=f"trigger {trigger_name!r}")
-        changes = self._apply(
-            lambda configs: engine.needs_for_fire(configs, trigger_name),
-            lambda snap, configs: engine.fire(snap, configs, trigger_name, kwargs, time.time()),
-        )
-        return self._fired(changes, kwargs)
+        with self._batch():
+            changes = self._apply(
+                lambda configs: engine.needs_for_fire(configs, trigger_name),
+                lambda snap, configs: engine.fire(snap, configs, trigger_name, kwargs, time.time()),
+            )
+            return self._fired(changes, kwargs)
 
     def _fired(self, changes: Changes, kwargs: dict[str, Any]) -> list[Instance]:
-        """Signals, ``_post_fire`` hook and eager drain, for each fired trigger."""
+        """Signal and hook each trigger the operation fired (at most one)."""
         scheduled = [changes.instances[name] for name in changes.ready]
         for trigger in changes.fired:
-            mine = [i for i in scheduled if trigger in i.kwargs]
             trigger_fired.send(
-                sender=self, session_uid=self.uid, trigger=trigger, kwargs=kwargs, scheduled=[i.name for i in mine]
+                sender=self, session_uid=self.uid, trigger=trigger, kwargs=kwargs, scheduled=[i.name for i in scheduled]
             )
-            self._post_fire(trigger, mine)
-        self._drain()
+            self._post_fire(trigger, scheduled)
         return scheduled
 
     # -- worker side (called by the Celery signal handlers) -----------------
@@ -172,8 +188,11 @@ class TriggerManager:
         return changes.instances[name]
 
     def _finish(self, name: str, result: Any) -> Changes:
-        changes = self._instance_op(name, lambda snap, configs: engine.finish(snap, configs, name, result, time.time()))
-        self._fired(changes, engine.cascade_kwargs(result))
+        with self._batch():
+            changes = self._instance_op(
+                name, lambda snap, configs: engine.finish(snap, configs, name, result, time.time())
+            )
+            self._fired(changes, engine.cascade_kwargs(result))
         return changes
 
     def _fail(self, name: str, error: Mapping[str, Any]) -> Changes:
@@ -183,7 +202,11 @@ class TriggerManager:
     def replay_failed_instance(
         self, failed_instance: InstanceRef, replacement_kwargs: Mapping[str, Mapping[str, Any]] | None = None
     ) -> Instance:
-        """Mark a failed instance ``replayed`` and schedule a clone; return the clone."""
+        """Mark a failed instance ``replayed`` and schedule a clone; return the clone.
+
+        The clone runs the task's configuration as it is now, with the
+        failed instance's kwargs or ``replacement_kwargs``.
+        """
         name = _name(failed_instance)
         kwargs = None
         if replacement_kwargs is not None:
@@ -191,13 +214,13 @@ class TriggerManager:
                 trigger: normalize_kwargs(value, what=f"replacement kwargs for {trigger!r}")
                 for trigger, value in normalize_kwargs(replacement_kwargs, what=f"replay of {name}").items()
             }
-        changes = self._instance_op(
-            name, lambda snap, configs: engine.replay(snap, configs, name, kwargs, time.time()), cascade=False
-        )
-        replayed = changes.instances[name]
-        self._post_replay(replayed)
-        self._drain()
-        return changes.instances[replayed.metadata["replayed_by"]]
+        with self._batch():
+            changes = self._instance_op(
+                name, lambda snap, configs: engine.replay(snap, configs, name, kwargs, time.time()), cascade=False
+            )
+            clone = changes.instances[changes.instances[name].metadata["replayed_by"]]
+            self._post_replay(clone)
+        return clone
 
     def skip_failed_instance(self, failed_instance: InstanceRef, cascade: bool = False, result: Any = None) -> Instance:
         """Mark a failed instance ``skipped``; with ``cascade``, fire its task
@@ -205,13 +228,15 @@ class TriggerManager:
         name = _name(failed_instance)
         if result is not None:
             normalize_kwargs({"result": result}, what=f"simulated result of {name}")
-        changes = self._instance_op(
-            name, lambda snap, configs: engine.skip(snap, configs, name, cascade, result, time.time()), cascade=cascade
-        )
-        skipped = changes.instances[name]
-        self._post_skip(skipped, cascade)
-        if cascade:
+        with self._batch():
+            changes = self._instance_op(
+                name,
+                lambda snap, configs: engine.skip(snap, configs, name, cascade, result, time.time()),
+                cascade=cascade,
+            )
             self._fired(changes, engine.cascade_kwargs(result))
+            skipped = changes.instances[name]
+            self._post_skip(skipped, cascade)
         return skipped
 
     def update_instance_status(
@@ -231,12 +256,12 @@ class TriggerManager:
             raise IllegalTransition(f"{name}: {status!r} is not a status (one of: {allowed})") from None
         meta = normalize_kwargs(metadata, what=f"metadata of {name}")
         kwargs = normalize_kwargs(cascade_kwargs, what=f"cascade kwargs of {name}")
-        changes = self._instance_op(
-            name,
-            lambda snap, configs: engine.set_status(snap, configs, name, new, meta, cascade, kwargs, time.time()),
-            cascade=cascade,
-        )
-        if cascade:
+        with self._batch():
+            changes = self._instance_op(
+                name,
+                lambda snap, configs: engine.set_status(snap, configs, name, new, meta, cascade, kwargs, time.time()),
+                cascade=cascade,
+            )
             self._fired(changes, kwargs)
         return changes.instances[name]
 
@@ -255,8 +280,8 @@ class TriggerManager:
         instance = self.instances_by_name(task_instance)
         if instance.status is not Status.SCHEDULED:
             raise IllegalTransition(f"{instance.name} is {instance.status.value}; only a scheduled one can be re-sent")
-        self._dispatch([instance], self.get_configuration())
-        self._drain()
+        with self._batch():
+            self._dispatch([instance], self.get_configuration())
         return instance
 
     # -- inspection ---------------------------------------------------------
@@ -276,12 +301,30 @@ class TriggerManager:
         return [i for i in self.instances.values() if not i.is_resolved]
 
     def get_unresolved_tasks(self) -> list[TaskConfig]:
-        """Configured tasks that have no instance yet or an unresolved one."""
-        configs = self.get_configuration()
+        """Configured tasks that still need attention: an unresolved instance,
+        or no instance yet while the task can still run (its ``unless`` has
+        not held)."""
+
+        def read(txn: SessionTxn) -> tuple[dict[str, TaskConfig], Snapshot]:
+            configs = self._configs(txn)
+            return configs, txn.load(engine.Needs(tasks=frozenset(configs)))
+
+        configs, snapshot = self.storage.atomic(read)
         instances = self.instances.values()
         seen = {i.task for i in instances}
         unresolved = {i.task for i in instances if not i.is_resolved}
-        return [c for name, c in sorted(configs.items()) if name in unresolved or name not in seen]
+        abandoned = {name for name, record in snapshot.tasks.items() if record.abandoned}
+        return [
+            config
+            for name, config in sorted(configs.items())
+            if name in unresolved or (name not in seen and name not in abandoned)
+        ]
+
+    def latest_kwargs(self, trigger_name: str) -> dict[str, Any] | None:
+        """The kwargs ``trigger_name`` last fired with, or None if it never fired."""
+        snapshot = self.storage.atomic(lambda txn: txn.load(engine.Needs(triggers=frozenset({trigger_name}))))
+        record = snapshot.triggers.get(trigger_name)
+        return record.kwargs if record is not None else None
 
     def debug_repr(self) -> dict[str, Any]:
         """The whole session as plain data, for logs and bug reports."""
