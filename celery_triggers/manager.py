@@ -133,10 +133,12 @@ class TriggerManager:
 
     def _dispatch(self, instances: list[Instance], configs: Mapping[str, TaskConfig]) -> None:
         by_runner: dict[str, list[Dispatch]] = {}
+        url = self.storage.backend.url
+        storage_url = None if url == self.extension.storage_url else url
         for instance in instances:
             config = configs[instance.task]
             runner = config.using or self.extension.default_runner
-            by_runner.setdefault(runner, []).append(Dispatch(self.uid, instance, config))
+            by_runner.setdefault(runner, []).append(Dispatch(self.uid, instance, config, storage_url))
         for runner_name, items in by_runner.items():
             self.extension.runner(runner_name).dispatch(items)
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from celery import Celery
 
 from celery_triggers import StorageBackend, TriggerManager, Triggers, resolve_storage
 
+from .servers import RedisServer
+
 ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def make_app(storage: str = "memory://", runner: str = "eager", **conf: Any) -> Celery:
@@ -34,9 +36,59 @@ def app() -> Celery:
     return make_app()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def django_caches(redis_server: RedisServer) -> dict[str, Any]:
+    """Django configured once per test process: LocMem and RedisCache."""
+    return configure_django(redis_server.url)
+
+
+def configure_django(redis_url: str | None) -> dict[str, Any]:
+    import django
+    from django.conf import settings
+
+    caches: dict[str, Any] = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    if redis_url:
+        caches["redis"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+    if not settings.configured:
+        settings.configure(CACHES=caches, USE_TZ=True)
+        django.setup()
+    return caches
+
+
+def unique_prefix() -> str:
+    return "t" + uuid.uuid4().hex[:12]
+
+
+#: Every storage backend; each proves the same contract.
+BACKENDS = ["memory", "sqlite", "redis", "django-locmem", "django-redis"]
+#: Backends shared by several processes.
+SHARED_BACKENDS = ["sqlite", "redis", "django-redis"]
+
+
+def storage_url_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if kind == "memory":
+        return "memory://"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'triggers.sqlite3'}"
+    if kind == "redis":
+        server = request.getfixturevalue("redis_server")
+        return f"{server.url}?prefix={unique_prefix()}"
+    request.getfixturevalue("django_caches")
+    alias = "default" if kind == "django-locmem" else "redis"
+    return f"django-cache://{alias}?prefix={unique_prefix()}&lock_timeout=2"
+
+
+@pytest.fixture(params=BACKENDS)
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'triggers.sqlite3'}"
+    return storage_url_for(request.param, request, tmp_path)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ SETTINGS = {
     "triggers_storage": "storage URL (default: a SQLite file in the temp dir, see default_storage_url)",
     "triggers_runner": "default runner name (default: 'celery')",
     "triggers_manager_class": "TriggerManager subclass or its dotted path",
+    "triggers_session_ttl": "seconds a session lives after its last change (Redis, Django cache)",
 }
 
 
@@ -68,6 +69,7 @@ class Triggers:
         self._configs: dict[str, TaskConfig] = {}
         self._session_cache: dict[str, dict[str, TaskConfig]] = {}
         self._storage: StorageBackend | None = None
+        self._other_storages: dict[str, StorageBackend] = {}
         self._runners: dict[str, TaskRunner] = {}
         self._lock = threading.RLock()
         app.triggers = self
@@ -96,15 +98,28 @@ class Triggers:
         """The storage backend, built from ``triggers_storage`` on first use."""
         with self._lock:
             if self._storage is None:
-                self._storage = resolve_storage(self.storage_url)
+                self._storage = resolve_storage(self.storage_url, session_ttl=self.app.conf.get("triggers_session_ttl"))
             return self._storage
 
     def reset_storage(self) -> None:
-        """Close and forget the storage (after a settings change)."""
+        """Close and forget the storages (after a settings change)."""
         with self._lock:
-            if self._storage is not None:
-                self._storage.close()
+            for backend in [self._storage, *self._other_storages.values()]:
+                if backend is not None:
+                    backend.close()
             self._storage = None
+            self._other_storages.clear()
+
+    def storage_for(self, url: str | None) -> StorageBackend:
+        """The app's storage, or another one by URL (a session created with
+        the seed's ``TriggerManager(CacheStorageBackend(uid))`` form)."""
+        if url is None or url == self.storage_url:
+            return self.storage
+        with self._lock:
+            backend = self._other_storages.get(url)
+            if backend is None:
+                backend = self._other_storages[url] = resolve_storage(url)
+            return backend
 
     @property
     def default_runner(self) -> str:
@@ -189,9 +204,10 @@ class Triggers:
         return names[0] if names else "t_" + run.rsplit(".", 1)[-1]
 
     # -- sessions -----------------------------------------------------------
-    def session(self, uid: str) -> TriggerManager:
-        """A manager bound to session ``uid``."""
-        return self.manager_class(self.storage.bind(uid), app=self.app)
+    def session(self, uid: str, storage_url: str | None = None) -> TriggerManager:
+        """A manager bound to session ``uid`` (in the app's storage unless
+        ``storage_url`` names another)."""
+        return self.manager_class(self.storage_for(storage_url).bind(uid), app=self.app)
 
     def fire(self, session_uid: str, trigger_name: str, kwargs: Mapping[str, Any] | None = None) -> list[Any]:
         """Fire ``trigger_name`` in session ``session_uid``."""

@@ -21,7 +21,7 @@ from .._json import normalize_kwargs
 from ..context import TaskContext, peek_context, pop_context, push_context
 from ..engine import task_kwargs
 from ..errors import InvalidKwargs
-from ..runners import HEADER_INSTANCE, HEADER_SESSION
+from ..runners import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE
 from ..runners.base import accepts_trigger_kwargs
 from .extension import Triggers
 
@@ -33,8 +33,9 @@ _connected = False
 _connect_lock = threading.Lock()
 
 
-def trigger_headers(request: Any) -> tuple[str, str] | None:
-    """(session UID, instance name) of a task request, if it carries them.
+def trigger_headers(request: Any) -> tuple[str, str, str | None] | None:
+    """(session UID, instance name, storage URL or None) of a task request,
+    if it carries them.
 
     On a worker, custom message headers become request attributes (and
     ``request.headers``); in ``Task.apply`` they stay in ``request.headers``.
@@ -42,8 +43,9 @@ def trigger_headers(request: Any) -> tuple[str, str] | None:
     headers = getattr(request, "headers", None) or {}
     uid = getattr(request, HEADER_SESSION, None) or headers.get(HEADER_SESSION)
     name = getattr(request, HEADER_INSTANCE, None) or headers.get(HEADER_INSTANCE)
+    storage = getattr(request, HEADER_STORAGE, None) or headers.get(HEADER_STORAGE)
     if isinstance(uid, str) and isinstance(name, str):
-        return uid, name
+        return uid, name, storage if isinstance(storage, str) else None
     return None
 
 
@@ -66,9 +68,9 @@ def on_prerun(
     ext = _extension(task)
     if ids is None or ext is None:
         return
-    uid, name = ids
+    uid, name, storage_url = ids
     try:
-        manager = ext.session(uid)
+        manager = ext.session(uid, storage_url)
         instance = manager._start(name, task_id=task_id, hostname=task.request.hostname)
         config = manager.get_configuration().get(instance.task)
         received = task_kwargs(config, instance) if config else dict(instance.kwargs)

@@ -7,9 +7,18 @@ from importlib import import_module
 from importlib.metadata import entry_points
 
 from ..errors import UnknownRunner
-from .base import HEADER_INSTANCE, HEADER_SESSION, Dispatch, TaskRunner
+from .base import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE, Dispatch, TaskRunner
 
-__all__ = ["HEADER_INSTANCE", "HEADER_SESSION", "Dispatch", "TaskRunner", "resolve_runner_class", "runner_names"]
+__all__ = [
+    "HEADER_INSTANCE",
+    "HEADER_SESSION",
+    "HEADER_STORAGE",
+    "Dispatch",
+    "TaskRunner",
+    "register_runner",
+    "resolve_runner_class",
+    "runner_names",
+]
 
 _BUILTIN = {
     "celery": "celery_triggers.runners.celery:CeleryTaskRunner",
@@ -17,12 +26,24 @@ _BUILTIN = {
 }
 
 
+_REGISTERED: dict[str, type[TaskRunner]] = {}
+
+
+def register_runner(name: str, cls: type[TaskRunner]) -> None:
+    """Register a runner class in this process (packages use the entry point)."""
+    if not (isinstance(cls, type) and issubclass(cls, TaskRunner)):
+        raise TypeError(f"a runner must be a TaskRunner subclass, got {cls!r}")
+    _REGISTERED[name] = cls
+
+
 def runner_names() -> list[str]:
-    return sorted({*_BUILTIN, *(ep.name for ep in entry_points(group="celery_triggers.runners"))})
+    return sorted({*_BUILTIN, *_REGISTERED, *(ep.name for ep in entry_points(group="celery_triggers.runners"))})
 
 
 def resolve_runner_class(name: str) -> type[TaskRunner]:
     """The runner class registered as ``name``; :class:`UnknownRunner` if none."""
+    if name in _REGISTERED:
+        return _REGISTERED[name]
     target = _BUILTIN.get(name)
     if target is not None:
         module, _, attr = target.partition(":")

@@ -19,6 +19,8 @@ __all__ = ["HEADER_INSTANCE", "HEADER_SESSION", "Dispatch", "TaskRunner", "accep
 #: Message headers that tie a Celery message to its session and instance.
 HEADER_SESSION = "triggers_session"
 HEADER_INSTANCE = "triggers_instance"
+#: Sent only when the session lives elsewhere than the app's storage.
+HEADER_STORAGE = "triggers_storage"
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class Dispatch:
     session_uid: str
     instance: Instance
     config: TaskConfig
+    #: URL of the session's storage when it is not the app's own.
+    storage_url: str | None = None
 
     @property
     def task_id(self) -> str | None:
@@ -36,7 +40,10 @@ class Dispatch:
 
     @property
     def headers(self) -> dict[str, Any]:
-        return {HEADER_SESSION: self.session_uid, HEADER_INSTANCE: self.instance.name}
+        headers = {HEADER_SESSION: self.session_uid, HEADER_INSTANCE: self.instance.name}
+        if self.storage_url is not None:
+            headers[HEADER_STORAGE] = self.storage_url
+        return headers
 
     @property
     def trigger_kwargs(self) -> dict[str, dict[str, Any]]:

@@ -1,9 +1,11 @@
 """Storage backends, chosen by URL.
 
-=========================  =========================================
-``memory://``              in-process (tests, eager runner)
-``sqlite:///path.db``      one file, safe across processes (default)
-=========================  =========================================
+==============================  =========================================
+``memory://``                   in-process (tests, eager runner)
+``sqlite:///path.db``           one file, safe across processes (default)
+``redis://host:port/db``        production (extra ``[redis]``)
+``django-cache://alias``        a Django cache (extra ``[django]``)
+==============================  =========================================
 
 Third-party backends register a scheme through the
 ``celery_triggers.storages`` entry point (a class taking the URL).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from importlib import import_module
 from importlib.metadata import entry_points
+from typing import Any
 
 from ..errors import StorageError
 from .base import SessionStorage, SessionTxn, StorageBackend, check_uid
@@ -22,6 +25,9 @@ __all__ = ["SessionStorage", "SessionTxn", "StorageBackend", "check_uid", "resol
 _BUILTIN = {
     "memory": "celery_triggers.storage.memory:MemoryStorage",
     "sqlite": "celery_triggers.storage.sqlite:SQLiteStorage",
+    "redis": "celery_triggers.storage.redis:RedisStorage",
+    "rediss": "celery_triggers.storage.redis:RedisStorage",
+    "django-cache": "celery_triggers.storage.django_cache:DjangoCacheStorage",
 }
 
 
@@ -31,8 +37,11 @@ def _load(target: str) -> type[StorageBackend]:
     return cls
 
 
-def resolve_storage(url: str) -> StorageBackend:
-    """Build the backend for ``url`` (``scheme://...``)."""
+def resolve_storage(url: str, **options: Any) -> StorageBackend:
+    """Build the backend for ``url`` (``scheme://...``).
+
+    ``options`` (e.g. ``session_ttl``) are passed to backends that use them.
+    """
     if not isinstance(url, str) or "://" not in url:
         raise StorageError(f"storage URL must look like 'scheme://...', got {url!r}")
     scheme = url.split("://", 1)[0]
@@ -41,7 +50,7 @@ def resolve_storage(url: str) -> StorageBackend:
         for ep in entry_points(group="celery_triggers.storages"):
             if ep.name == scheme:
                 cls: type[StorageBackend] = ep.load()
-                return cls(url)
+                return cls(url, **options)
         known = ", ".join(sorted(_BUILTIN))
         raise StorageError(f"unknown storage scheme {scheme!r} in {url!r} (known: {known})")
-    return _load(target)(url)
+    return _load(target)(url, **options)

@@ -75,7 +75,7 @@ class _MemoryTxn(SessionTxn):
 class MemoryStorage(StorageBackend):
     """``memory://``: sessions in a dict guarded by a lock (thread-safe)."""
 
-    def __init__(self, url: str = "memory://"):
+    def __init__(self, url: str = "memory://", **_: object):
         super().__init__(url)
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.RLock()

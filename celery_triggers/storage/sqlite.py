@@ -122,7 +122,7 @@ class _SQLiteTxn(SessionTxn):
 class SQLiteStorage(StorageBackend):
     """``sqlite:///path``: one connection per thread and process."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0):
+    def __init__(self, url: str, *, timeout: float = 30.0, **_: object):
         super().__init__(url)
         self.path = path_from_url(url)
         self.timeout = timeout

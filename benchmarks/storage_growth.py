@@ -1,0 +1,71 @@
+"""Per-fire cost as a session grows: ``python -m benchmarks.storage_growth``.
+
+For every backend, fires an ``andEvery`` trigger into one session (each fire
+creates one instance), measuring the median time of a fire when the session
+already holds 10, 100, 1000 and 5000 instances. Target: at most 2x between
+10 and 5000. Starts its own redis-server when one is on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from ._setup import machine, make_app, median_ms, storage_urls, timed
+
+SIZES = (10, 100, 1000, 5000)
+
+
+def growth(url: str, sizes: tuple[int, ...], samples: int) -> list[float]:
+    app = make_app(url)
+    app.triggers.configure({"t_page": {"after": ["start"], "andEvery": "page", "run": "bench.page"}})
+    session = app.triggers.session("growth")
+    session.fire("start")
+    count = 0
+    medians = []
+    for size in sizes:
+        while count < size:  # fill the session up to ``size`` instances
+            session.fire("page", {"n": count})
+            count += 1
+        medians.append(median_ms(timed(lambda: session.fire("page", {"n": -1}), samples)))
+        count += samples
+    app.triggers.storage.delete_session("growth")
+    return medians
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, object]]:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    args = parser.parse_args(argv)
+    sizes = (10, 50) if args.quick else SIZES
+    samples = 20 if args.quick else 200
+
+    from tests.servers import RedisServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisServer(Path(tmp)) if shutil.which("redis-server") else None
+        if server:
+            server.start()
+        try:
+            rows = []
+            for name, url in storage_urls(Path(tmp), server.url if server else None, "growth").items():
+                medians = growth(url, sizes, samples)
+                rows.append({"backend": name, "medians_ms": medians, "ratio": medians[-1] / medians[0]})
+        finally:
+            if server:
+                server.stop()
+    print(f"per-fire median (ms) by instances already in the session; {samples} fires each; {machine()}")
+    print(f"| backend | {' | '.join(str(s) for s in sizes)} | fires/s at {sizes[-1]} | {sizes[-1]}/{sizes[0]} |")
+    print("|---|" + "---|" * (len(sizes) + 2))
+    for row in rows:
+        medians = row["medians_ms"]
+        assert isinstance(medians, list)
+        cells = " | ".join(f"{m:.3f}" for m in medians)
+        print(f"| {row['backend']} | {cells} | {1000 / medians[-1]:.0f} | {row['ratio']:.2f}x |")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

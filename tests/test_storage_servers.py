@@ -1,0 +1,201 @@
+"""Shared backends under real failure: concurrency, kills, outages, corruption."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celery_triggers import CorruptSession, Status, StorageError, trigger_task
+from celery_triggers.storage import resolve_storage
+from celery_triggers.storage.kv import session_digest
+
+from .conftest import SHARED_BACKENDS, configure_django, make_app, storage_url_for, unique_prefix
+from .servers import RedisServer
+
+PROCESSES = 8
+FIRES = 250
+
+
+def pages_app(storage: str, redis_url: str | None = None) -> Any:
+    if storage.startswith("django-cache"):
+        configure_django(redis_url)
+    app = make_app(storage)
+
+    @trigger_task(after=["start"], and_every="page", name="t_page")
+    @app.task(shared=False, name="tests.page")
+    def page(trigger_kwargs: dict[str, Any]) -> None:
+        return None
+
+    return app
+
+
+def _fire_pages(storage: str, redis_url: str | None, proc: int, barrier: Any, errors: Any) -> None:
+    try:
+        app = pages_app(storage, redis_url)
+        barrier.wait(timeout=120)
+        for i in range(FIRES):
+            app.triggers.fire("crowd", "page", {"proc": proc, "i": i})
+    except Exception as exc:
+        errors.put(f"process {proc}: {exc!r}")
+
+
+@pytest.mark.parametrize("kind", SHARED_BACKENDS)
+def test_eight_processes_firing_an_and_every_trigger_lose_nothing(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    storage = storage_url_for(kind, request, tmp_path)
+    redis_url = request.getfixturevalue("redis_server").url if kind != "sqlite" else None
+    app = pages_app(storage, redis_url)
+    app.triggers.fire("crowd", "start")
+    ctx = multiprocessing.get_context("spawn")
+    barrier, errors = ctx.Barrier(PROCESSES), ctx.Queue()
+    procs = [ctx.Process(target=_fire_pages, args=(storage, redis_url, p, barrier, errors)) for p in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=600)
+    assert [p.exitcode for p in procs] == [0] * PROCESSES
+    assert errors.empty(), errors.get()
+
+    instances = app.triggers.session("crowd").instances
+    assert len(instances) == PROCESSES * FIRES
+    assert sorted(i.number for i in instances.values()) == list(range(PROCESSES * FIRES))
+    seen = sorted((i.kwargs["page"]["proc"], i.kwargs["page"]["i"]) for i in instances.values())
+    assert seen == [(p, i) for p in range(PROCESSES) for i in range(FIRES)], "every kwargs stored once"
+    assert all(i.status is Status.FINISHED and i.kwargs["start"] == {} for i in instances.values())
+
+
+def _hold_transaction(storage: str, redis_url: str | None, marker: str) -> None:
+    if storage.startswith("django-cache"):
+        configure_django(redis_url)
+    backend = resolve_storage(storage)
+
+    def op(txn: Any) -> None:
+        Path(marker).write_text("inside")
+        time.sleep(600)
+
+    backend.atomic("victim", op)
+
+
+@pytest.mark.parametrize("kind", [*SHARED_BACKENDS, "django-redis-add-lock"])
+def test_a_process_killed_mid_transaction_does_not_wedge_the_session(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    storage = storage_url_for(kind.replace("-add-lock", ""), request, tmp_path)
+    if kind.endswith("add-lock"):
+        storage += "&lock=add"
+    redis_url = request.getfixturevalue("redis_server").url if kind != "sqlite" else None
+    app = pages_app(storage, redis_url)
+    app.triggers.fire("victim", "start")
+    marker = tmp_path / "inside"
+    ctx = multiprocessing.get_context("spawn")
+    holder = ctx.Process(target=_hold_transaction, args=(storage, redis_url, str(marker)))
+    holder.start()
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert holder.is_alive() and time.monotonic() < deadline, "holder never entered its transaction"
+        time.sleep(0.01)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join()
+    started = time.monotonic()
+    app.triggers.fire("victim", "page", {"after": "kill"})
+    waited = time.monotonic() - started
+    lock_timeout = 2.0  # storage_url_for sets lock_timeout=2 on Django caches
+    assert waited < lock_timeout + 1.5, f"next fire took {waited:.1f}s"
+    assert app.triggers.session("victim").instances["t_page#0"].status is Status.FINISHED
+
+
+def test_redis_outage_is_a_clear_error_and_the_session_survives(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        app = pages_app(f"{server.url}?prefix={unique_prefix()}")
+        session = app.triggers.session("outage")
+        session.fire("start")
+        session.fire("page", {"n": 1})
+        server.stop()
+        with pytest.raises(StorageError, match=r"session 'outage': Redis storage redis://127\.0\.0\.1:\d+/0 failed"):
+            session.fire("page", {"n": 2})
+        with pytest.raises(StorageError, match="Redis storage"):
+            session.instances  # noqa: B018 - the read must fail clearly too
+        server.start()
+        assert [i.kwargs["page"] for i in session.instances.values()] == [{"n": 1}]
+        session.fire("page", {"n": 3})
+        assert [i.kwargs["page"] for i in session.instances.values()] == [{"n": 1}, {"n": 3}]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("kind", ["redis", "django-locmem", "django-redis"])
+def test_corrupt_state_names_the_session(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    storage = storage_url_for(kind, request, tmp_path)
+    app = pages_app(storage)
+    session = app.triggers.session("broken one")
+    session.fire("start")
+    backend = app.triggers.storage
+    key = (
+        f"{backend.prefix}:"
+        + ("{" + session_digest("broken one") + "}" if kind == "redis" else session_digest("broken one"))
+        + ":state"
+    )
+    if kind == "redis":
+        backend.client.set(key, b"{not json")
+    else:
+        backend.cache.set(key, "{not json")
+    with pytest.raises(CorruptSession, match="session 'broken one': stored state is not valid JSON"):
+        session.fire("page")
+    with pytest.raises(CorruptSession, match="broken one"):
+        session.instances  # noqa: B018
+    (backend.client.set(key, b"[1, 2]") if kind == "redis" else backend.cache.set(key, "[1, 2]"))
+    with pytest.raises(CorruptSession, match="not a celery-triggers session"):
+        session.fire("page")
+
+
+def test_redis_session_ttl_expires_every_key_of_a_session(redis_server: RedisServer) -> None:
+    prefix = unique_prefix()
+    app = pages_app(f"{redis_server.url}?prefix={prefix}")
+    app.conf.triggers_session_ttl = 30
+    app.triggers.reset_storage()
+    app.triggers.fire("ttl", "start")
+    app.triggers.fire("ttl", "page")
+    client = app.triggers.storage.client
+    keys = sorted(client.scan_iter(match=f"{prefix}:*"))
+    assert len(keys) == 3, keys
+    assert all(0 < client.ttl(k) <= 30 for k in keys)
+    assert {k.decode().rsplit(":", 1)[1] for k in keys} == {"state", "inst", "version"}
+    assert len({k.decode().split(":")[1] for k in keys}) == 1, "one hash tag per session (Redis Cluster slot)"
+
+
+def test_django_cache_timeout_and_the_seed_form(django_caches: dict[str, Any]) -> None:
+    from django.core.cache import caches
+
+    from celery_triggers import TriggerManager
+    from celery_triggers.storage.django_cache import CacheStorageBackend
+
+    app = pages_app("memory://")
+    storage = CacheStorageBackend("seed-session", cache="redis", timeout=45)
+    TriggerManager(storage, app=app).fire("start")
+    TriggerManager(storage, app=app).fire("page", {"p": 1})
+    assert TriggerManager(storage, app=app).instances["t_page#0"].status is Status.FINISHED
+    cache = caches["redis"]
+    raw = cache._cache.get_client(None)
+    state_key = cache.make_key(f"ct:{session_digest('seed-session')}:state")
+    assert 0 < raw.ttl(state_key) <= 45
+    assert "seed-session" in storage.backend.sessions()
+    storage.delete()
+    assert TriggerManager(storage, app=app).instances == {}
+    assert "seed-session" not in storage.backend.sessions()
+
+
+def test_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.delitem(sys.modules, "celery_triggers.storage.redis", raising=False)
+    with pytest.raises(ImportError, match=r"pip install 'celery-triggers\[redis\]'"):
+        resolve_storage("redis://127.0.0.1:1/0")
