@@ -6,7 +6,7 @@ Public API; everything else is an implementation detail.
 from __future__ import annotations
 
 from .config import TaskConfig
-from .context import TaskContext, current_context
+from .context import TaskContext, TaskResolved, current_context
 from .errors import (
     ConfigurationError,
     CorruptSession,
@@ -14,6 +14,8 @@ from .errors import (
     IllegalTransition,
     InvalidKwargs,
     InvalidSession,
+    KwargsValidationError,
+    MaxRetriesExceeded,
     NotInTriggerTask,
     StorageError,
     TriggersError,
@@ -23,6 +25,7 @@ from .errors import (
 )
 from .integration.decorator import trigger_task
 from .integration.extension import Triggers, default_storage_url
+from .logs import with_context
 from .manager import TriggerManager
 from .runners import TaskRunner
 from .signals import instance_status_changed, trigger_fired
@@ -39,6 +42,8 @@ __all__ = [
     "Instance",
     "InvalidKwargs",
     "InvalidSession",
+    "KwargsValidationError",
+    "MaxRetriesExceeded",
     "NotInTriggerTask",
     "SessionStorage",
     "Status",
@@ -46,6 +51,7 @@ __all__ = [
     "StorageError",
     "TaskConfig",
     "TaskContext",
+    "TaskResolved",
     "TaskRunner",
     "TriggerManager",
     "Triggers",
@@ -59,4 +65,5 @@ __all__ = [
     "resolve_storage",
     "trigger_fired",
     "trigger_task",
+    "with_context",
 ]

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import NotInTriggerTask
+from celery.exceptions import Ignore
+
+from .errors import MaxRetriesExceeded, NotInTriggerTask
+from .logs import TriggerLoggerAdapter
 
 if TYPE_CHECKING:
     from .manager import TriggerManager
 
-__all__ = ["TaskContext", "current_context"]
+__all__ = ["TaskContext", "TaskResolved", "current_context"]
 
 _current: ContextVar[TaskContext | None] = ContextVar("celery_triggers_context", default=None)
+
+
+class TaskResolved(Ignore):  # type: ignore[misc]  # celery is untyped
+    """Raised by a task that resolved its own instance (``context.retry()``,
+    ``context.skip()``): Celery records nothing more for this message."""
 
 
 @dataclass
@@ -26,11 +37,90 @@ class TaskContext:
     trigger_kwargs: dict[str, dict[str, Any]]
     manager: TriggerManager
     task_id: str | None = None
+    #: The Celery task object (for ``max_retries``).
+    task: Any = field(default=None, repr=False)
+    #: How many times ``context.retry()`` made this instance's ancestors.
+    retries: int = 0
+    #: Highest level logged through ``get_logger_context`` (0: nothing).
+    max_log_level: int = logging.NOTSET
+    #: Set when the task resolved its own instance (skip, retry).
+    outcome: str | None = None
     _token: Any = field(default=None, repr=False)
 
     @property
     def task_name(self) -> str:
         return self.instance_name.rpartition("#")[0]
+
+    def __json__(self) -> None:
+        """A context passed as the ``context`` keyword is sent as ``null``
+        when Celery re-sends the message (``self.retry()``); the worker
+        injects a fresh one."""
+        return None
+
+    # -- kwargs -------------------------------------------------------------
+    def validate_kwargs(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate and convert trigger kwargs per trigger with pydantic
+        (``{"firstPageReceived": PageModel}``); raises one
+        :class:`KwargsValidationError` listing every problem."""
+        from .validation import validate_kwargs
+
+        return validate_kwargs(self.instance_name, self.trigger_kwargs, spec)
+
+    # -- logging ------------------------------------------------------------
+    @contextmanager
+    def get_logger_context(self, extra: Mapping[str, Any] | None = None) -> Iterator[TriggerLoggerAdapter]:
+        """A logger whose records carry the session, instance and ``extra``.
+
+        The highest level logged is stored on the instance when the task
+        ends. An exception leaving the block is logged (with the data
+        attached by :func:`with_context`) and re-raised.
+        """
+        logger = logging.getLogger(f"celery_triggers.tasks.{self.task_name}")
+        base = {"session_uid": self.session_uid, "instance": self.instance_name, **(extra or {})}
+        adapter = TriggerLoggerAdapter(logger, base)
+        try:
+            yield adapter
+        except TaskResolved:
+            raise
+        except Exception as exc:
+            adapter.exception("%s: %s", type(exc).__name__, exc, context=getattr(exc, "context", None))
+            raise
+        finally:
+            self.max_log_level = max(self.max_log_level, adapter.max_level)
+
+    def log_metadata(self) -> dict[str, Any]:
+        if self.max_log_level <= logging.NOTSET:
+            return {}
+        return {"log_level": self.max_log_level, "log_level_name": logging.getLevelName(self.max_log_level)}
+
+    # -- resolving the own instance -----------------------------------------
+    def retry(
+        self,
+        exc: BaseException | None = None,
+        cooldown: float | None = None,
+        replacement_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> TaskResolved:
+        """Mark this instance ``replayed`` and schedule a clone that runs
+        after ``cooldown`` seconds; use as ``raise context.retry(exc=...)``.
+
+        Past the task's ``max_retries`` it raises :class:`MaxRetriesExceeded`
+        (from ``exc``) instead, and the instance ends ``failed``.
+        """
+        limit = getattr(self.task, "max_retries", None)
+        if limit is not None and self.retries >= limit:
+            raise MaxRetriesExceeded(
+                f"{self.instance_name}: gave up after {self.retries} retries (max_retries={limit})"
+            ) from exc
+        self.manager._retry(self.instance_name, exc, cooldown, replacement_kwargs, self.log_metadata())
+        self.outcome = "replayed"
+        return TaskResolved(f"{self.instance_name} retried")
+
+    def skip(self, cascade: bool = False, result: Any = None) -> TaskResolved:
+        """Mark this instance ``skipped`` (optionally cascading ``result``);
+        use as ``raise context.skip()``."""
+        self.manager._skip_running(self.instance_name, cascade, result, self.log_metadata())
+        self.outcome = "skipped"
+        return TaskResolved(f"{self.instance_name} skipped")
 
 
 def current_context() -> TaskContext:
@@ -49,15 +139,12 @@ def push_context(context: TaskContext) -> None:
 
 
 def pop_context(task_id: str | None) -> TaskContext | None:
-    context = _current.get()
-    if context is None or (task_id is not None and context.task_id not in (None, task_id)):
+    context = peek_context(task_id)
+    if context is None:
         return None
-    if context._token is not None:
-        try:
-            _current.reset(context._token)
-        except ValueError:  # set in another Context (should not happen); fall back
-            _current.set(None)
-    else:
+    try:
+        _current.reset(context._token)
+    except (ValueError, RuntimeError):  # set in another Context: clear instead
         _current.set(None)
     return context
 

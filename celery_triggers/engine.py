@@ -197,7 +197,7 @@ def start(snapshot: Snapshot, name: str, now: float, **metadata: Any) -> Changes
     return work.changes
 
 
-def finish(snapshot: Snapshot, configs: Configs, name: str, result: Any, now: float) -> Changes:
+def finish(snapshot: Snapshot, configs: Configs, name: str, result: Any, now: float, **metadata: Any) -> Changes:
     """The instance's task returned ``result``: finish it and cascade, once.
 
     A second finish of the same instance (a redelivered message) changes
@@ -210,7 +210,7 @@ def finish(snapshot: Snapshot, configs: Configs, name: str, result: Any, now: fl
     if instance.status not in (Status.SCHEDULED, Status.RUNNING):
         raise IllegalTransition(f"{name} is {instance.status.value}; only a scheduled or running instance can finish")
     instance.result = result
-    work.set_status(instance, Status.FINISHED, finished_at=now)
+    work.set_status(instance, Status.FINISHED, finished_at=now, **metadata)
     work.fire(configs, instance.task, cascade_kwargs(result))
     return work.changes
 
@@ -225,13 +225,27 @@ def fail(snapshot: Snapshot, name: str, error: Mapping[str, Any], now: float) ->
     return work.changes
 
 
+def _clone(
+    work: _Work, configs: Configs, instance: Instance, kwargs: dict[str, dict[str, Any]] | None, **metadata: Any
+) -> Instance:
+    """Schedule a copy of ``instance`` (``abandoned`` if ``unless`` held)."""
+    config = _config(configs, instance.task)
+    source = instance.kwargs if kwargs is None else kwargs
+    clone = work.create(config, {k: dict(v) for k, v in source.items()}, parent=instance.name, **metadata)
+    instance.metadata["replayed_by"] = clone.name
+    if work.task(config.name).abandoned:
+        work.set_status(clone, Status.ABANDONED, abandoned_at=work.now)
+    else:
+        work.set_status(clone, Status.SCHEDULED, scheduled_at=work.now)
+    return clone
+
+
 def replay(
     snapshot: Snapshot,
     configs: Configs,
     name: str,
     replacement_kwargs: dict[str, dict[str, Any]] | None,
     now: float,
-    **metadata: Any,
 ) -> Changes:
     """Mark a failed instance ``replayed`` and schedule a clone ``t_x#N+1``.
 
@@ -241,27 +255,54 @@ def replay(
     instance = work.instance(name)
     if instance.status is not Status.FAILED:
         raise IllegalTransition(f"{name} is {instance.status.value}; only a failed instance can be replayed")
-    config = _config(configs, instance.task)
     work.set_status(instance, Status.REPLAYED, replayed_at=now)
-    kwargs = instance.kwargs if replacement_kwargs is None else replacement_kwargs
-    clone = work.create(config, {k: dict(v) for k, v in kwargs.items()}, parent=name, **metadata)
-    instance.metadata["replayed_by"] = clone.name
-    if work.task(config.name).abandoned:
-        work.set_status(clone, Status.ABANDONED, abandoned_at=now)
-    else:
-        work.set_status(clone, Status.SCHEDULED, scheduled_at=now)
+    _clone(work, configs, instance, replacement_kwargs)
     return work.changes
 
 
-def skip(snapshot: Snapshot, configs: Configs, name: str, cascade: bool, result: Any, now: float) -> Changes:
-    """Mark a failed instance ``skipped``; optionally cascade as if it had
-    returned ``result``."""
+def retry(
+    snapshot: Snapshot,
+    configs: Configs,
+    name: str,
+    error: Mapping[str, Any],
+    replacement_kwargs: dict[str, dict[str, Any]] | None,
+    countdown: float | None,
+    now: float,
+    **metadata: Any,
+) -> Changes:
+    """A running task asked to be retried: mark it ``replayed`` (with the
+    error that caused it) and schedule a clone after ``countdown`` seconds."""
     work = _Work(snapshot, now)
     instance = work.instance(name)
-    if instance.status is not Status.FAILED:
+    if instance.status not in (Status.SCHEDULED, Status.RUNNING):
+        raise IllegalTransition(f"{name} is {instance.status.value}; only a running instance can retry")
+    work.set_status(instance, Status.REPLAYED, replayed_at=now, **error, **metadata)
+    retries = int(instance.metadata.get("retries", 0)) + 1
+    extra = {"countdown": countdown} if countdown else {}
+    _clone(work, configs, instance, replacement_kwargs, retries=retries, **extra)
+    return work.changes
+
+
+def skip(
+    snapshot: Snapshot,
+    configs: Configs,
+    name: str,
+    cascade: bool,
+    result: Any,
+    now: float,
+    *,
+    own: bool = False,
+    **metadata: Any,
+) -> Changes:
+    """Mark a failed instance ``skipped`` (or, with ``own``, a running one
+    that skips itself); optionally cascade as if it had returned ``result``."""
+    work = _Work(snapshot, now)
+    instance = work.instance(name)
+    allowed = {Status.FAILED, Status.RUNNING, Status.SCHEDULED} if own else {Status.FAILED}
+    if instance.status not in allowed:
         raise IllegalTransition(f"{name} is {instance.status.value}; only a failed instance can be skipped")
     instance.result = result
-    work.set_status(instance, Status.SKIPPED, skipped_at=now)
+    work.set_status(instance, Status.SKIPPED, skipped_at=now, **metadata)
     if cascade:
         work.fire(configs, instance.task, cascade_kwargs(result))
     return work.changes

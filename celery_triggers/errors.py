@@ -6,6 +6,8 @@ instance at fault) so that a user reading a log line knows what to fix.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ConfigurationError",
     "CorruptSession",
@@ -13,6 +15,8 @@ __all__ = [
     "IllegalTransition",
     "InvalidKwargs",
     "InvalidSession",
+    "KwargsValidationError",
+    "MaxRetriesExceeded",
     "NotInTriggerTask",
     "StorageError",
     "TriggersError",
@@ -40,8 +44,16 @@ class ConfigurationError(TriggersError, ValueError):
                 prefix += f", directive {directive!r}"
             prefix += ": "
         super().__init__(prefix + message)
+        self.message = message
         self.task = task
         self.directive = directive
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_configuration_error, (self.message, self.task, self.directive)
+
+
+def _rebuild_configuration_error(message: str, task: str | None, directive: str | None) -> ConfigurationError:
+    return ConfigurationError(message, task=task, directive=directive)
 
 
 class InvalidKwargs(TriggersError, TypeError):
@@ -89,6 +101,9 @@ class DispatchError(TriggersError, RuntimeError):
         super().__init__(message)
         self.instances = instances
 
+    def __reduce__(self) -> tuple[type, tuple[str, list[str]]]:
+        return type(self), (str(self), self.instances)
+
 
 class UnknownRunner(TriggersError, LookupError):
     """No runner is registered under that name."""
@@ -96,3 +111,24 @@ class UnknownRunner(TriggersError, LookupError):
 
 class NotInTriggerTask(TriggersError, RuntimeError):
     """``current_context()`` was called outside a running trigger task."""
+
+
+class KwargsValidationError(TriggersError, ValueError):
+    """Trigger kwargs failed ``context.validate_kwargs``.
+
+    ``errors`` lists every problem as ``(trigger, path, message)``.
+    """
+
+    def __init__(self, instance: str, errors: list[tuple[str, str, str]]):
+        lines = [f"{trigger}{('.' + path) if path else ''}: {message}" for trigger, path, message in errors]
+        super().__init__(f"{instance}: invalid trigger kwargs ({len(errors)}): " + "; ".join(lines))
+        self.instance = instance
+        self.errors = errors
+
+    def __reduce__(self) -> tuple[type, tuple[str, list[tuple[str, str, str]]]]:
+        # Celery re-creates exceptions from pickle; keep the type and fields.
+        return type(self), (self.instance, self.errors)
+
+
+class MaxRetriesExceeded(TriggersError, RuntimeError):
+    """``context.retry()`` was called more often than the task's ``max_retries``."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -40,6 +41,16 @@ _depth = threading.local()
 
 InstanceRef = str | Instance
 Operation = Callable[[Snapshot, Mapping[str, TaskConfig]], Changes]
+
+
+def error_metadata(exc: BaseException, tb: str | None = None) -> dict[str, Any]:
+    """What an instance records about the exception that ended it."""
+    return {
+        "exc_type": type(exc).__name__,
+        "exc_module": type(exc).__module__,
+        "exc_message": str(exc),
+        "traceback": tb if tb is not None else "".join(traceback.format_exception(exc)),
+    }
 
 
 def _name(ref: InstanceRef) -> str:
@@ -189,16 +200,53 @@ class TriggerManager:
         )
         return changes.instances[name]
 
-    def _finish(self, name: str, result: Any) -> Changes:
+    def _finish(self, name: str, result: Any, metadata: Mapping[str, Any] | None = None) -> Changes:
+        meta = dict(metadata or {})
         with self._batch():
             changes = self._instance_op(
-                name, lambda snap, configs: engine.finish(snap, configs, name, result, time.time())
+                name, lambda snap, configs: engine.finish(snap, configs, name, result, time.time(), **meta)
             )
             self._fired(changes, engine.cascade_kwargs(result))
         return changes
 
     def _fail(self, name: str, error: Mapping[str, Any]) -> Changes:
         return self._instance_op(name, lambda snap, _: engine.fail(snap, name, error, time.time()), cascade=False)
+
+    def _retry(
+        self,
+        name: str,
+        exc: BaseException | None,
+        countdown: float | None,
+        replacement_kwargs: Mapping[str, Mapping[str, Any]] | None,
+        metadata: Mapping[str, Any],
+    ) -> Instance:
+        """``context.retry()``: the running instance becomes ``replayed`` and
+        a clone is scheduled after ``countdown`` seconds."""
+        kwargs = self._replacement(name, replacement_kwargs)
+        error = error_metadata(exc) if exc is not None else {}
+        with self._batch():
+            changes = self._instance_op(
+                name,
+                lambda snap, configs: engine.retry(
+                    snap, configs, name, {**error, **metadata}, kwargs, countdown, time.time()
+                ),
+                cascade=False,
+            )
+        return changes.instances[changes.instances[name].metadata["replayed_by"]]
+
+    def _skip_running(self, name: str, cascade: bool, result: Any, metadata: Mapping[str, Any]) -> Instance:
+        """``context.skip()``: the running instance skips itself."""
+        return self._skip(name, cascade, result, own=True, **metadata)
+
+    def _replacement(
+        self, name: str, replacement_kwargs: Mapping[str, Mapping[str, Any]] | None
+    ) -> dict[str, dict[str, Any]] | None:
+        if replacement_kwargs is None:
+            return None
+        return {
+            trigger: normalize_kwargs(value, what=f"replacement kwargs for {trigger!r}")
+            for trigger, value in normalize_kwargs(replacement_kwargs, what=f"replay of {name}").items()
+        }
 
     # -- recovery -----------------------------------------------------------
     def replay_failed_instance(
@@ -210,12 +258,7 @@ class TriggerManager:
         failed instance's kwargs or ``replacement_kwargs``.
         """
         name = _name(failed_instance)
-        kwargs = None
-        if replacement_kwargs is not None:
-            kwargs = {
-                trigger: normalize_kwargs(value, what=f"replacement kwargs for {trigger!r}")
-                for trigger, value in normalize_kwargs(replacement_kwargs, what=f"replay of {name}").items()
-            }
+        kwargs = self._replacement(name, replacement_kwargs)
         with self._batch():
             changes = self._instance_op(
                 name, lambda snap, configs: engine.replay(snap, configs, name, kwargs, time.time()), cascade=False
@@ -227,13 +270,17 @@ class TriggerManager:
     def skip_failed_instance(self, failed_instance: InstanceRef, cascade: bool = False, result: Any = None) -> Instance:
         """Mark a failed instance ``skipped``; with ``cascade``, fire its task
         name as if it had returned ``result``."""
-        name = _name(failed_instance)
+        return self._skip(_name(failed_instance), cascade, result)
+
+    def _skip(self, name: str, cascade: bool, result: Any, *, own: bool = False, **metadata: Any) -> Instance:
         if result is not None:
             normalize_kwargs({"result": result}, what=f"simulated result of {name}")
         with self._batch():
             changes = self._instance_op(
                 name,
-                lambda snap, configs: engine.skip(snap, configs, name, cascade, result, time.time()),
+                lambda snap, configs: engine.skip(
+                    snap, configs, name, cascade, result, time.time(), own=own, **metadata
+                ),
                 cascade=cascade,
             )
             self._fired(changes, engine.cascade_kwargs(result))
@@ -301,6 +348,11 @@ class TriggerManager:
 
     def get_unresolved_instances(self) -> list[Instance]:
         return [i for i in self.instances.values() if not i.is_resolved]
+
+    def get_instances_with_unresolved_logs(self) -> list[Instance]:
+        """Instances whose task logged a WARNING or worse, not yet marked
+        resolved (``mark_instance_logs_resolved``)."""
+        return [i for i in self.instances.values() if (i.metadata.get("log_level") or 0) >= logging.WARNING]
 
     def get_unresolved_tasks(self) -> list[TaskConfig]:
         """Configured tasks that still need attention: an unresolved instance,

@@ -112,3 +112,31 @@ def test_refused_message_is_reported_and_can_be_redispatched(worker_app: Celery,
     instances = wait_resolved(good, expected=2)
     assert instances["t_probe#0"].status.value == "finished"
     assert instances["t_probe#0"].result["trigger_kwargs"] == {"ping": {}, "pong": {}}
+
+
+def test_context_retry_and_logging_on_a_real_worker(worker_app: Celery) -> None:
+    session = worker_app.triggers.session(uid())
+    session.fire("retryMe")
+    instances = wait_resolved(session, expected=3)
+    assert {n: i.status.value for n, i in instances.items()} == {
+        "t_retrying#0": "replayed",
+        "t_retrying#1": "replayed",
+        "t_retrying#2": "failed",
+    }
+    assert instances["t_retrying#1"].metadata["parent"] == "t_retrying#0"
+    assert instances["t_retrying#1"].metadata["countdown"] == 0.2
+    assert instances["t_retrying#1"].metadata["started_at"] >= instances["t_retrying#0"].metadata["replayed_at"] + 0.2
+    assert instances["t_retrying#0"].metadata["exc_type"] == "ConnectionError"
+    assert instances["t_retrying#2"].metadata["exc_type"] == "MaxRetriesExceeded"
+    assert all(i.metadata["log_level_name"] == "WARNING" for i in instances.values())
+    assert {i.name for i in session.get_instances_with_unresolved_logs()} == set(instances)
+
+
+def test_celery_self_retry_on_a_real_worker_keeps_one_instance(worker_app: Celery) -> None:
+    session = worker_app.triggers.session(uid())
+    session.fire("selfRetry")
+    instances = wait_resolved(session, expected=1)
+    instance = instances["t_selfRetry#0"]
+    assert list(instances) == ["t_selfRetry#0"]
+    assert instance.status.value == "finished" and instance.result == 2
+    assert instance.metadata["celery_retries"] == 2 and instance.metadata["attempts"] == 3

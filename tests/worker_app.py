@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Celery
 
-from celery_triggers import Triggers, current_context, trigger_task
+from celery_triggers import TaskContext, Triggers, current_context, trigger_task
 
 DATA = Path(os.environ.get("CT_TEST_DATA", "/nonexistent-set-CT_TEST_DATA"))
 
@@ -63,3 +63,19 @@ def probe(self: Any, trigger_kwargs: dict[str, Any]) -> dict[str, Any]:
 def context_only() -> dict[str, Any]:
     """Takes no trigger_kwargs argument: reads them from the context."""
     return {"seen": current_context().trigger_kwargs}
+
+
+@trigger_task(after=["retryMe"], name="t_retrying")
+@app.task(name="tests.retrying", max_retries=2)
+def retrying(context: TaskContext) -> None:
+    with context.get_logger_context({"attempt": context.retries}) as log:
+        log.warning("upstream flaky, attempt %s", context.retries)
+    raise context.retry(exc=ConnectionError("upstream flaky"), cooldown=0.2)
+
+
+@trigger_task(after=["selfRetry"], name="t_selfRetry")
+@app.task(name="tests.self_retry", bind=True, max_retries=3)
+def self_retry(self: Any) -> int:
+    if self.request.retries < 2:
+        raise self.retry(exc=ValueError("not yet"), countdown=0.1)
+    return int(self.request.retries)

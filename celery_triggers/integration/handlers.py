@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import traceback
 from typing import Any
 
 from celery import Task
@@ -21,8 +20,9 @@ from .._json import normalize_kwargs
 from ..context import TaskContext, peek_context, pop_context, push_context
 from ..engine import task_kwargs
 from ..errors import InvalidKwargs
+from ..manager import error_metadata
 from ..runners import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE
-from ..runners.base import accepts_trigger_kwargs
+from ..runners.base import accepted_keywords
 from .extension import Triggers
 
 __all__ = ["connect_handlers", "trigger_headers"]
@@ -71,44 +71,44 @@ def on_prerun(
     uid, name, storage_url = ids
     try:
         manager = ext.session(uid, storage_url)
-        instance = manager._start(name, task_id=task_id, hostname=task.request.hostname)
+        instance = manager._start(
+            name, task_id=task_id, hostname=task.request.hostname, celery_retries=task.request.retries or 0
+        )
         config = manager.get_configuration().get(instance.task)
         received = task_kwargs(config, instance) if config else dict(instance.kwargs)
     except Exception:
         logger.exception("celery-triggers: could not mark %s of session %r running", name, uid)
         return
-    push_context(TaskContext(uid, name, received, manager, task_id=task_id))
-    if kwargs is not None and "trigger_kwargs" not in kwargs and accepts_trigger_kwargs(task):
-        kwargs["trigger_kwargs"] = received
+    context = TaskContext(
+        uid, name, received, manager, task_id=task_id, task=task, retries=int(instance.metadata.get("retries", 0))
+    )
+    push_context(context)
+    if kwargs is not None:
+        accepted = accepted_keywords(task)
+        if "trigger_kwargs" in accepted and "trigger_kwargs" not in kwargs:
+            kwargs["trigger_kwargs"] = received
+        if "context" in accepted:
+            kwargs["context"] = context
 
 
 def on_success(sender: Task | None = None, result: Any = None, **_: Any) -> None:
     if sender is None:
         return
     context = peek_context(getattr(sender.request, "id", None))
-    if context is None:
+    if context is None or context.outcome is not None:
         return
     try:
         try:
             stored = normalize_kwargs({"result": result}, what=f"result of {context.instance_name}")["result"]
         except InvalidKwargs as exc:
-            context.manager._fail(context.instance_name, _error_info(exc, ""))
             logger.error("celery-triggers: %s", exc)
+            context.manager._fail(context.instance_name, {**error_metadata(exc), **context.log_metadata()})
             return
-        context.manager._finish(context.instance_name, stored)
+        context.manager._finish(context.instance_name, stored, context.log_metadata())
     except Exception:
         logger.exception(
             "celery-triggers: could not finish %s of session %r", context.instance_name, context.session_uid
         )
-
-
-def _error_info(exc: BaseException, tb: str) -> dict[str, Any]:
-    return {
-        "exc_type": type(exc).__name__,
-        "exc_module": type(exc).__module__,
-        "exc_message": str(exc),
-        "traceback": tb,
-    }
 
 
 def on_failure(
@@ -121,12 +121,12 @@ def on_failure(
     if sender is None:
         return
     context = peek_context(task_id)
-    if context is None:
+    if context is None or context.outcome is not None:
         return
     exc = exception if exception is not None else RuntimeError("unknown failure")
-    tb = str(getattr(einfo, "traceback", "") or "".join(traceback.format_exception(exc)))
+    tb = getattr(einfo, "traceback", None)
     try:
-        context.manager._fail(context.instance_name, _error_info(exc, tb))
+        context.manager._fail(context.instance_name, {**error_metadata(exc, tb), **context.log_metadata()})
     except Exception:
         logger.exception(
             "celery-triggers: could not mark %s of session %r failed", context.instance_name, context.session_uid

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from ..state import Instance
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["HEADER_INSTANCE", "HEADER_SESSION", "Dispatch", "TaskRunner", "accepts_trigger_kwargs", "message_kwargs"]
+__all__ = ["HEADER_INSTANCE", "HEADER_SESSION", "Dispatch", "TaskRunner", "accepted_keywords", "message_kwargs"]
 
 #: Message headers that tie a Celery message to its session and instance.
 HEADER_SESSION = "triggers_session"
@@ -50,26 +51,38 @@ class Dispatch:
         return task_kwargs(self.config, self.instance)
 
 
-_accepts: dict[Any, bool] = {}
+#: Task class -> accepted keywords (one class per Celery task).
+_accepts: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
-def accepts_trigger_kwargs(task: Any) -> bool:
-    """Whether the task's signature takes ``trigger_kwargs`` (by name or ``**kwargs``)."""
-    key = getattr(task, "name", task)
+def accepted_keywords(task: Any) -> frozenset[str]:
+    """Which of ``trigger_kwargs`` and ``context`` the task's signature takes
+    (by name, or both through ``**kwargs``)."""
+    key = type(task)
     found = _accepts.get(key)
     if found is None:
         try:
             params = list(inspect.signature(task.run).parameters.values())
         except (TypeError, ValueError):
             params = []
-        found = any(p.name == "trigger_kwargs" or p.kind is p.VAR_KEYWORD for p in params)
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            found = frozenset({"trigger_kwargs", "context"})
+        else:
+            found = frozenset(p.name for p in params) & {"trigger_kwargs", "context"}
         _accepts[key] = found
     return found
 
 
 def message_kwargs(task: Any, item: Dispatch) -> dict[str, Any]:
-    """The keyword arguments to send: ``trigger_kwargs`` when accepted."""
-    return {"trigger_kwargs": item.trigger_kwargs} if accepts_trigger_kwargs(task) else {}
+    """The keyword arguments to send: ``trigger_kwargs`` when accepted, and a
+    ``context`` placeholder the worker replaces with the live context."""
+    accepted = accepted_keywords(task)
+    kwargs: dict[str, Any] = {}
+    if "trigger_kwargs" in accepted:
+        kwargs["trigger_kwargs"] = item.trigger_kwargs
+    if "context" in accepted:
+        kwargs["context"] = None
+    return kwargs
 
 
 class TaskRunner(abc.ABC):

@@ -22,7 +22,8 @@ class CeleryTaskRunner(TaskRunner):
         failed: list[str] = []
         errors: list[str] = []
         for item in items:
-            options = {"headers": item.headers, "task_id": item.task_id}
+            countdown = item.instance.metadata.get("countdown")
+            options = {"headers": item.headers, "task_id": item.task_id, "countdown": countdown}
             try:
                 task = self.app.tasks.get(item.config.run)
                 if task is not None:
