@@ -275,6 +275,6 @@ def test_our_errors_survive_celery_exception_reconstruction() -> None:
         ConfigurationError("bad", task="t_x", directive="after"),
         MaxRetriesExceeded("gave up"),
     ):
-        again = pickle.loads(pickle.dumps(exc))  # noqa: S301 - round trip of our own object
+        again = pickle.loads(pickle.dumps(exc))
         assert type(again) is type(exc) and str(again) == str(exc)
-    assert pickle.loads(pickle.dumps(KwargsValidationError("t", [("a", "", "m")]))).errors == [("a", "", "m")]  # noqa: S301
+    assert pickle.loads(pickle.dumps(KwargsValidationError("t", [("a", "", "m")]))).errors == [("a", "", "m")]
