@@ -354,16 +354,22 @@ class TriggerManager:
         resolved (``mark_instance_logs_resolved``)."""
         return [i for i in self.instances.values() if (i.metadata.get("log_level") or 0) >= logging.WARNING]
 
+    def overview(self) -> tuple[dict[str, TaskConfig], Snapshot]:
+        """The configuration and every fired-trigger and task record it
+        refers to (for inspection; one read)."""
+
+        def read(txn: SessionTxn) -> tuple[dict[str, TaskConfig], Snapshot]:
+            configs = self._configs(txn)
+            triggers = frozenset().union(*(c.watched for c in configs.values())) if configs else frozenset()
+            return configs, txn.load(engine.Needs(triggers=triggers, tasks=frozenset(configs)))
+
+        return self.storage.atomic(read)
+
     def get_unresolved_tasks(self) -> list[TaskConfig]:
         """Configured tasks that still need attention: an unresolved instance,
         or no instance yet while the task can still run (its ``unless`` has
         not held)."""
-
-        def read(txn: SessionTxn) -> tuple[dict[str, TaskConfig], Snapshot]:
-            configs = self._configs(txn)
-            return configs, txn.load(engine.Needs(tasks=frozenset(configs)))
-
-        configs, snapshot = self.storage.atomic(read)
+        configs, snapshot = self.overview()
         instances = self.instances.values()
         seen = {i.task for i in instances}
         unresolved = {i.task for i in instances if not i.is_resolved}

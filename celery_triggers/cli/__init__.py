@@ -1,0 +1,243 @@
+"""``celery -A proj triggers ...``: inspect, recover and draw sessions.
+
+Registered through Celery's ``celery.commands`` entry point, so the app is
+the one Celery loaded (``-A``, ``--broker``, config). Exit codes: 0 success,
+1 refused or not found (one line on stderr), 2 usage.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import TriggersError
+
+__all__ = ["triggers"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _refusals(fn: F) -> F:
+    """Turn our errors into one line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TriggersError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _extension(ctx: click.Context) -> Any:
+    from ..integration.extension import Triggers
+
+    app = getattr(ctx.obj, "app", None)
+    if app is None:
+        raise click.UsageError("no Celery app: run as `celery -A proj triggers ...`")
+    return Triggers(app)
+
+
+def _json_object(value: str | None, what: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})", param_hint=what) from None
+
+
+def _kwargs_option(value: str | None, what: str) -> dict[str, Any] | None:
+    data = _json_object(value, what)
+    if data is not None and not isinstance(data, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=what)
+    return data
+
+
+def _existing_session(ctx: click.Context, uid: str) -> Any:
+    ext = _extension(ctx)
+    manager = ext.session(uid)
+    if not manager.instances and uid not in ext.storage.sessions():
+        raise click.ClickException(f"no session {uid!r} in storage {ext.storage_url}")
+    return manager
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@click.group(name="triggers")
+def triggers() -> None:
+    """Inspect, recover and draw celery-triggers sessions."""
+
+
+@triggers.command()
+@click.argument("session")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--watch", is_flag=True, help="Refresh until every instance is resolved.")
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between refreshes (--watch).")
+@click.pass_context
+@_refusals
+def inspect(ctx: click.Context, session: str, as_json: bool, watch: bool, interval: float) -> None:
+    """Every task and instance of SESSION: status, triggers consumed and
+    awaited, unless state, result or exception, age."""
+    from .render import console, print_session
+    from .views import session_view
+
+    manager = _existing_session(ctx, session)
+    storage = _extension(ctx).storage_url
+    try:
+        while True:
+            view = session_view(manager)
+            if as_json:
+                _echo_json(view)
+            else:
+                if watch and console().is_terminal:
+                    console().clear()
+                print_session(view, storage)
+            if not watch or view["unresolved"] == 0:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+
+
+@triggers.command()
+@click.option("--unresolved", is_flag=True, help="Only sessions with unresolved instances.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_context
+@_refusals
+def sessions(ctx: click.Context, unresolved: bool, as_json: bool) -> None:
+    """The sessions in storage, with counts by status and last activity."""
+    from .render import print_sessions
+    from .views import sessions_view
+
+    ext = _extension(ctx)
+    rows = sessions_view([ext.session(uid) for uid in ext.storage.sessions()])
+    if unresolved:
+        rows = [r for r in rows if r["unresolved"]]
+    if as_json:
+        _echo_json(rows)
+    else:
+        print_sessions(rows, ext.storage_url)
+
+
+@triggers.command()
+@click.argument("session")
+@click.argument("trigger")
+@click.option("--kwargs", "kwargs_json", help="Trigger kwargs as a JSON object.")
+@click.pass_context
+@_refusals
+def fire(ctx: click.Context, session: str, trigger: str, kwargs_json: str | None) -> None:
+    """Fire TRIGGER in SESSION."""
+    kwargs = _kwargs_option(kwargs_json, "--kwargs")
+    scheduled = _extension(ctx).session(session).fire(trigger, kwargs)
+    names = ", ".join(i.name for i in scheduled) or "nothing"
+    click.echo(f"fired {trigger} in {session}: scheduled {names}")
+
+
+@triggers.command()
+@click.argument("session")
+@click.argument("instance")
+@click.option("--kwargs", "kwargs_json", help="Replacement kwargs (trigger -> kwargs) as JSON.")
+@click.pass_context
+@_refusals
+def replay(ctx: click.Context, session: str, instance: str, kwargs_json: str | None) -> None:
+    """Replay a failed INSTANCE of SESSION (a clone runs)."""
+    kwargs = _kwargs_option(kwargs_json, "--kwargs")
+    clone = _existing_session(ctx, session).replay_failed_instance(instance, kwargs)
+    click.echo(f"replayed {instance} as {clone.name} ({clone.status.value})")
+
+
+@triggers.command()
+@click.argument("session")
+@click.argument("instance")
+@click.option("--cascade", is_flag=True, help="Fire the task's name as if it had finished.")
+@click.option("--result", "result_json", help="The simulated result, as JSON.")
+@click.pass_context
+@_refusals
+def skip(ctx: click.Context, session: str, instance: str, cascade: bool, result_json: str | None) -> None:
+    """Mark a failed INSTANCE of SESSION skipped."""
+    result = _json_object(result_json, "--result")
+    skipped = _existing_session(ctx, session).skip_failed_instance(instance, cascade=cascade, result=result)
+    click.echo(f"skipped {skipped.name}" + (" (cascaded)" if cascade else ""))
+
+
+@triggers.command()
+@click.argument("session")
+@click.option(
+    "--older-than",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Only instances scheduled at least this many seconds ago.",
+)
+@click.pass_context
+@_refusals
+def redispatch(ctx: click.Context, session: str, older_than: float) -> None:
+    """Re-send instances of SESSION left `scheduled` (their message never
+    reached a worker). Same task id, so a late original is harmless."""
+    manager = _existing_session(ctx, session)
+    cutoff = time.time() - older_than
+    stale = [
+        i
+        for i in manager.instances.values()
+        if i.status.value == "scheduled" and float(i.metadata.get("scheduled_at") or 0) <= cutoff
+    ]
+    for instance in stale:
+        manager.redispatch(instance)
+    click.echo(f"re-sent {', '.join(i.name for i in stale)}" if stale else "nothing to re-send")
+
+
+@triggers.command()
+@click.argument("session", required=False)
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.pass_context
+@_refusals
+def graph(ctx: click.Context, session: str | None, fmt: str) -> None:
+    """The workflow as a graph; with SESSION, tasks coloured by status."""
+    from ..analysis import workflow
+    from .graph import to_dot, to_mermaid
+    from .views import task_status
+
+    ext = _extension(ctx)
+    if session is None:
+        configs, statuses = ext.configs, None
+    else:
+        manager = _existing_session(ctx, session)
+        configs = manager.get_configuration()
+        instances = list(manager.instances.values())
+        statuses = {}
+        for name in configs:
+            status = task_status([i for i in instances if i.task == name])
+            if status:
+                statuses[name] = status
+    flow = workflow(configs)
+    click.echo((to_dot if fmt == "dot" else to_mermaid)(flow, statuses), nl=False)
+
+
+@triggers.command()
+@click.pass_context
+@_refusals
+def validate(ctx: click.Context) -> None:
+    """Check the app's trigger tasks; exit 1 when something is wrong."""
+    from ..analysis import find_problems, workflow
+
+    ext = _extension(ctx)
+    configs = ext.configs
+    problems = find_problems(configs, registered=list(ext.app.tasks.keys()))
+    click.echo(f"{len(configs)} trigger task(s); external triggers the app must fire:")
+    for trigger in workflow(configs).external:
+        click.echo(f"  {trigger}")
+    for problem in problems:
+        click.echo(f"{problem.level}: {problem.task}: {problem.message}", err=problem.level == "error")
+    errors = [p for p in problems if p.level == "error"]
+    if errors:
+        raise click.exceptions.Exit(1)
+    click.echo("ok")

@@ -1,0 +1,108 @@
+"""What the commands show, as plain data (for ``--json``) and as tables."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..manager import TriggerManager
+from ..state import RESOLVED, Instance, Status
+
+__all__ = ["age", "session_view", "sessions_view", "task_status"]
+
+#: When a task has several instances, the most urgent status names it.
+_URGENCY = ["failed", "running", "scheduled", "unstarted", "finished", "skipped", "replayed", "abandoned"]
+
+
+def age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def task_status(instances: list[Instance]) -> str | None:
+    statuses = {i.status.value for i in instances}
+    for status in _URGENCY:
+        if status in statuses:
+            return status
+    return None
+
+
+def _summary(instance: Instance) -> str:
+    meta = instance.metadata
+    if meta.get("exc_type") and instance.status in (Status.FAILED, Status.REPLAYED):
+        return f"{meta['exc_type']}: {meta.get('exc_message', '')}"[:120]
+    if instance.status in (Status.FINISHED, Status.SKIPPED):
+        return repr(instance.result)[:120]
+    return ""
+
+
+def session_view(manager: TriggerManager, now: float | None = None) -> dict[str, Any]:
+    """Every task and instance of a session, with what each still awaits."""
+    now = time.time() if now is None else now
+    configs, snapshot = manager.overview()
+    instances = manager.instances
+    fired = {name for name, record in snapshot.triggers.items() if record.count > 0}
+    tasks = []
+    for name, config in sorted(configs.items()):
+        mine = [i for i in instances.values() if i.task == name]
+        record = snapshot.tasks.get(name)
+        unless = {
+            "triggers": list(config.unless),
+            "fired": sorted(set(config.unless) & fired),
+            "held": bool(record and record.abandoned),
+        }
+        rows = []
+        for instance in mine:
+            consumed = sorted(instance.kwargs)
+            awaiting = sorted(config.required - set(consumed)) if instance.status is Status.UNSTARTED else []
+            created = instance.metadata.get("created_at")
+            rows.append(
+                {
+                    "instance": instance.name,
+                    "status": instance.status.value,
+                    "consumed": consumed,
+                    "awaiting": awaiting,
+                    "summary": _summary(instance),
+                    "age_seconds": None if created is None else round(now - float(created), 3),
+                    "result": instance.result,
+                    "exception": instance.metadata.get("exc_type"),
+                }
+            )
+        tasks.append(
+            {
+                "task": name,
+                "run": config.run,
+                "status": task_status(mine) or "waiting",
+                "awaiting": [] if mine else sorted(config.required - fired),
+                "unless": unless,
+                "instances": rows,
+            }
+        )
+    unresolved = sum(1 for i in instances.values() if i.status not in RESOLVED)
+    return {"session": manager.uid, "tasks": tasks, "instances": len(instances), "unresolved": unresolved}
+
+
+def sessions_view(managers: list[TriggerManager]) -> list[dict[str, Any]]:
+    rows = []
+    for manager in managers:
+        instances = manager.instances.values()
+        counts: dict[str, int] = {}
+        last = 0.0
+        for instance in instances:
+            counts[instance.status.value] = counts.get(instance.status.value, 0) + 1
+            stamps = [v for k, v in instance.metadata.items() if k.endswith("_at") and isinstance(v, (int, float))]
+            last = max([last, *stamps])
+        rows.append(
+            {
+                "session": manager.uid,
+                "counts": dict(sorted(counts.items())),
+                "instances": sum(counts.values()),
+                "unresolved": sum(n for s, n in counts.items() if Status(s) not in RESOLVED),
+                "last_activity": last or None,
+            }
+        )
+    return rows

@@ -1,0 +1,261 @@
+"""``celery triggers ...`` through click's CliRunner, plus one real
+``celery -A`` subprocess and graphviz's ``dot`` on the graph output."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.bin.base import CLIContext
+from click.testing import CliRunner, Result
+
+from celery_triggers import Status, trigger_task
+from celery_triggers.cli import triggers
+
+from .conftest import ROOT, make_app
+from .servers import IN_CI
+
+
+@pytest.fixture
+def app() -> Celery:
+    app = make_app()
+
+    @trigger_task(after=["start", "data"], name="t_import")
+    @app.task(shared=False, name="cli.import")
+    def import_() -> dict[str, Any]:
+        return {"rows": 3}
+
+    @trigger_task(after=["t_import"], unless=["cancelled"], name="t_report")
+    @app.task(shared=False, name="cli.report")
+    def report(trigger_kwargs: dict[str, Any]) -> None:
+        if trigger_kwargs["t_import"].get("rows") == 3:
+            raise RuntimeError("report engine down")
+
+    @trigger_task(after=["t_report", "reviewed"], name="t_publish")
+    @app.task(shared=False, name="cli.publish")
+    def publish() -> str:
+        return "published"
+
+    session = app.triggers.session("s-1")
+    session.fire("start")
+    session.fire("data", {"file": "a.csv"})
+    return app
+
+
+def run(app: Celery, *args: str) -> Result:
+    return CliRunner().invoke(triggers, list(args), obj=CLIContext(app=app, no_color=True, workdir=None))
+
+
+def test_inspect_shows_every_task_and_instance(app: Celery) -> None:
+    result = run(app, "inspect", "s-1")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "session s-1 (2 instances, 1 unresolved)" in out
+    assert "t_import#0" in out and "finished" in out and "{'rows': 3}" in out
+    assert "t_report#0" in out and "RuntimeError: report engine down" in out and "0/1 fired" in out
+    assert "t_publish" in out and "waiting" in out and "reviewed, t_report" in out
+    assert "\x1b[" not in out, "no colour codes when not a terminal"
+
+
+def test_inspect_json_for_scripts(app: Celery) -> None:
+    result = run(app, "inspect", "s-1", "--json")
+    assert result.exit_code == 0, result.output
+    view = json.loads(result.output)
+    tasks = {t["task"]: t for t in view["tasks"]}
+    assert view["session"] == "s-1" and view["unresolved"] == 1
+    assert tasks["t_import"]["instances"][0]["consumed"] == ["data", "start"]
+    assert tasks["t_report"]["instances"][0]["status"] == "failed"
+    assert tasks["t_report"]["instances"][0]["exception"] == "RuntimeError"
+    assert tasks["t_report"]["unless"] == {"triggers": ["cancelled"], "fired": [], "held": False}
+    assert tasks["t_publish"]["status"] == "waiting" and tasks["t_publish"]["awaiting"] == ["reviewed", "t_report"]
+
+
+def test_inspect_watch_returns_once_everything_is_resolved(app: Celery) -> None:
+    app.triggers.session("s-1").skip_failed_instance("t_report#0")
+    result = run(app, "inspect", "s-1", "--watch", "--interval", "0.01", "--json")
+    assert result.exit_code == 0 and json.loads(result.output)["unresolved"] == 0
+
+
+def test_sessions_lists_counts_and_filters_unresolved(app: Celery) -> None:
+    app.triggers.session("s-2").fire("nothing-listens")
+    app.triggers.session("s-3").fire("start")
+    table = run(app, "sessions")
+    assert table.exit_code == 0 and "s-1" in table.output and "failed 1" in table.output
+    rows = json.loads(run(app, "sessions", "--unresolved", "--json").output)
+    assert [r["session"] for r in rows] == ["s-1", "s-3"]
+    assert rows[0]["counts"] == {"failed": 1, "finished": 1} and rows[0]["last_activity"] > 0
+
+
+def test_fire_replay_and_skip(app: Celery) -> None:
+    fired = run(app, "fire", "s-9", "start", "--kwargs", '{"by": "cli"}')
+    assert fired.exit_code == 0 and fired.output.strip() == "fired start in s-9: scheduled nothing"
+    assert app.triggers.session("s-9").instances["t_import#0"].kwargs == {"start": {"by": "cli"}}
+
+    replayed = run(app, "replay", "s-1", "t_report#0", "--kwargs", '{"t_import": {"rows": 0}}')
+    assert replayed.exit_code == 0, replayed.output
+    assert replayed.output.strip() == "replayed t_report#0 as t_report#1 (scheduled)"
+    assert app.triggers.session("s-1").instances["t_report#1"].status is Status.FINISHED
+
+    run(app, "fire", "s-4", "start")
+    run(app, "fire", "s-4", "data")
+    skipped = run(app, "skip", "s-4", "t_report#0", "--cascade", "--result", '{"pages": 0}')
+    assert skipped.exit_code == 0 and skipped.output.strip() == "skipped t_report#0 (cascaded)"
+    assert app.triggers.session("s-4").instances["t_publish#0"].kwargs == {"t_report": {"pages": 0}}
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["inspect", "nope"], 1, "no session 'nope' in storage memory://"),
+        (["replay", "s-1", "t_report#7"], 1, "no instance 't_report#7'"),
+        (["replay", "s-1", "t_import#0"], 1, "t_import#0 is finished; only a failed instance can be replayed"),
+        (["skip", "s-1", "t_import#0"], 1, "only a failed instance can be skipped"),
+        (["fire", "s-1", "x", "--kwargs", "{bad"], 2, "Invalid value for --kwargs: not valid JSON"),
+        (["fire", "s-1", "x", "--kwargs", "[1]"], 2, "must be a JSON object"),
+        (["replay", "s-1", "t_report#0", "--kwargs", "nope"], 2, "not valid JSON"),
+        (["skip", "s-1", "t_report#0", "--result", "{"], 2, "Invalid value for --result"),
+        (["graph", "--format", "png"], 2, "Invalid value for '--format'"),
+        (["inspect"], 2, "Missing argument 'SESSION'"),
+    ],
+)
+def test_refusals_and_usage_errors(app: Celery, args: list[str], code: int, message: str) -> None:
+    before = app.triggers.session("s-1").debug_repr()
+    result = run(app, *args)
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    if code == 1:
+        assert result.output.count("\n") == 1, "one clear line"
+    assert app.triggers.session("s-1").debug_repr() == before
+
+
+def test_redispatch_resends_only_old_scheduled_instances() -> None:
+    app = make_app(runner="celery")  # memory broker, no worker: messages wait
+
+    @trigger_task(after=["go"], name="t_wait")
+    @app.task(shared=False, name="cli.wait")
+    def wait() -> None: ...
+
+    app.triggers.session("r").fire("go")
+    assert run(app, "redispatch", "r").output.strip() == "nothing to re-send"
+    result = run(app, "redispatch", "r", "--older-than", "0")
+    assert result.exit_code == 0 and result.output.strip() == "re-sent t_wait#0"
+    with app.connection_for_read() as conn:
+        queue = conn.SimpleQueue("celery")
+        ids = [queue.get(timeout=1).headers["id"] for _ in range(2)]
+        queue.close()
+    task_id = app.triggers.session("r").instances["t_wait#0"].metadata["task_id"]
+    assert ids == [task_id, task_id], "the same message again (same task id)"
+
+
+def test_graph_mermaid_structure(app: Celery) -> None:
+    out = run(app, "graph").output
+    lines = out.splitlines()
+    assert lines[0] == "flowchart LR"
+    nodes = {
+        line.split("[", 1)[1].strip('()[]"'): line.split("[")[0].strip().rstrip("(")
+        for line in lines[1:]
+        if "[" in line and "--" not in line
+    }
+    assert set(nodes) == {"cancelled", "data", "reviewed", "start", "t_import", "t_publish", "t_report"}
+    assert f"  {nodes['cancelled']} -.->|unless| {nodes['t_report']}" in lines
+    assert f"  {nodes['t_import']} --> {nodes['t_report']}" in lines
+    assert f"  {nodes['start']} --> {nodes['t_import']}" in lines
+    coloured = run(app, "graph", "s-1").output
+    assert f"class {nodes['t_report']} failed" in coloured and f"class {nodes['t_import']} finished" in coloured
+    assert "classDef failed fill:" in coloured
+
+
+def test_graph_dot_is_accepted_by_graphviz(app: Celery, tmp_path: Path) -> None:
+    dot = shutil.which("dot")
+    if dot is None:
+        if IN_CI:
+            pytest.fail("CI=true: graphviz's dot is not installed (apt-get install graphviz)")
+        pytest.skip("graphviz's dot is not installed")
+    for args in (["graph", "--format", "dot"], ["graph", "s-1", "--format", "dot"]):
+        source = run(app, *args).output
+        assert source.startswith("digraph workflow {")
+        rendered = subprocess.run([dot, "-Tsvg"], input=source, capture_output=True, text=True, timeout=60)
+        assert rendered.returncode == 0, rendered.stderr
+        assert "<svg" in rendered.stdout and "t_report" in rendered.stdout
+    assert '"cancelled" -> "t_report" [style=dashed, label="unless"];' in source
+    assert 'fillcolor="#f4a6a6", xlabel="failed"' in source
+
+
+def test_validate_ok_and_problems() -> None:
+    app = make_app()
+
+    @trigger_task(after=["a"], name="t_ok")
+    @app.task(shared=False, name="v.ok")
+    def ok() -> None: ...
+
+    good = run(app, "validate")
+    assert good.exit_code == 0 and good.output.splitlines() == [
+        "1 trigger task(s); external triggers the app must fire:",
+        "  a",
+        "ok",
+    ]
+    app.triggers.configure(
+        {
+            "t_ghost": {"after": ["a"], "run": "v.not_registered"},
+            "t_x": {"after": ["t_y"], "run": "v.ok"},
+            "t_y": {"after": ["t_x"], "run": "v.ok"},
+            "t_downstream": {"after": ["t_y"], "run": "v.ok"},
+            "t_doomed": {"after": ["a", "b"], "unless": ["b"], "run": "v.ok"},
+            "t_typo": {"after": ["t_okk"], "run": "v.ok"},
+        }
+    )
+    bad = run(app, "validate")
+    assert bad.exit_code == 1
+    out = bad.output
+    assert "error: t_ghost: runs 'v.not_registered', which is not a registered Celery task" in out
+    assert "error: t_x: cascade cycle: t_x -> t_y -> t_x (none of them can run)" in out
+    assert "error: t_downstream: can never run: it waits for a task in a cascade cycle" in out
+    assert "error: t_doomed: can never run: its unless triggers ['b'] are all among its after triggers" in out
+    assert "warning: t_typo: waits for 't_okk', which looks like a trigger task but none is configured" in out
+    assert "  b\n" in out and "  t_okk\n" in out
+
+
+def test_a_real_celery_subprocess_inspects_the_survey_session(tmp_path: Path) -> None:
+    """`celery -A proj triggers inspect SESSION --json` as an operator runs it."""
+    env = {**os.environ, "SURVEY_DATA": str(tmp_path), "PYTHONPATH": str(ROOT / "examples" / "survey")}
+    example = subprocess.run(
+        [sys.executable, "-m", "examples.survey", "--seed", "3", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert example.returncode == 0, example.stderr
+    uid = next(line.split()[1].rstrip(":") for line in example.stdout.splitlines() if line.startswith("session "))
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "proj", "triggers", "inspect", uid, "--json"],
+        cwd=ROOT / "examples" / "survey",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    view = json.loads(result.stdout)
+    assert view["session"] == uid and view["instances"] == 2 and view["unresolved"] == 0
+    tasks = {t["task"]: t for t in view["tasks"]}
+    assert tasks["t_computeScore"]["instances"][0]["status"] == "finished"
+    assert tasks["t_computeScore"]["instances"][0]["consumed"] == ["sessionFinalized", "t_createApplicant"]
+    assert tasks["t_createApplicant"]["instances"][0]["result"] == {"applicant_id": "A-S-42", "observations": 5}
+    missing = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "proj", "triggers", "inspect", "no-such-session"],
+        cwd=ROOT / "examples" / "survey",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 1 and "no session 'no-such-session'" in missing.stderr
