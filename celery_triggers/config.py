@@ -13,8 +13,9 @@ at fault, and never leave a half-parsed config behind.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -51,7 +52,7 @@ class TaskConfig:
     using: str | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def required(self) -> frozenset[str]:
         """Every trigger an instance must have consumed before it can run."""
         names = set(self.after)
@@ -59,7 +60,7 @@ class TaskConfig:
             names.add(self.and_every)
         return frozenset(names)
 
-    @property
+    @cached_property
     def watched(self) -> frozenset[str]:
         """Every trigger whose firing can change this task's instances."""
         return self.required | frozenset(self.unless)
@@ -200,3 +201,28 @@ def parse_configs(mapping: Mapping[str, Any]) -> dict[str, TaskConfig]:
             f"a configuration is a mapping of task name -> directives, got {type(mapping).__name__}"
         )
     return {name: parse_config(name, directives) for name, directives in mapping.items()}
+
+
+class Configuration(Mapping[str, TaskConfig]):
+    """An immutable set of task configs with an index from each trigger to
+    the tasks that watch it (so a fire looks at those tasks only)."""
+
+    def __init__(self, configs: Mapping[str, TaskConfig] | None = None):
+        self._configs = dict(configs or {})
+        watchers: dict[str, list[TaskConfig]] = {}
+        for name in sorted(self._configs):
+            for trigger in self._configs[name].watched:
+                watchers.setdefault(trigger, []).append(self._configs[name])
+        self.watchers: Mapping[str, tuple[TaskConfig, ...]] = {t: tuple(c) for t, c in watchers.items()}
+
+    def __getitem__(self, name: str) -> TaskConfig:
+        return self._configs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._configs)
+
+    def __len__(self) -> int:
+        return len(self._configs)
+
+    def __repr__(self) -> str:
+        return f"Configuration({sorted(self._configs)})"

@@ -9,11 +9,11 @@ I/O, no Celery: the storage layer loads the snapshot described by the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .config import TaskConfig
+from .config import Configuration, TaskConfig
 from .errors import IllegalTransition, UnknownInstance, UnknownTask
 from .state import Changes, Instance, Snapshot, Status, TaskRecord, Transition, TriggerRecord, split_instance_name
 
@@ -30,6 +30,7 @@ __all__ = [
     "skip",
     "start",
     "task_kwargs",
+    "watchers",
 ]
 
 Configs = Mapping[str, TaskConfig]
@@ -48,9 +49,17 @@ class Needs:
         return Needs(self.triggers | other.triggers, self.tasks | other.tasks, self.instances | other.instances)
 
 
+def watchers(configs: Configs, trigger: str) -> Sequence[TaskConfig]:
+    """The tasks whose instances ``trigger`` can change, by name (indexed
+    when ``configs`` is a :class:`Configuration`)."""
+    if isinstance(configs, Configuration):
+        return configs.watchers.get(trigger, ())
+    return [c for _, c in sorted(configs.items()) if trigger in c.watched]
+
+
 def needs_for_fire(configs: Configs, trigger: str) -> Needs:
     """Records needed to fire ``trigger``: only the tasks that watch it."""
-    tasks = [c for c in configs.values() if trigger in c.watched]
+    tasks = watchers(configs, trigger)
     triggers = {trigger}
     for config in tasks:
         triggers |= config.watched
@@ -134,9 +143,8 @@ class _Work:
         self.changes.triggers[trigger] = record
         self.changes.fired.append(trigger)
         fired = {name: r.kwargs for name, r in self.state.triggers.items() if r.count > 0}
-        for config in sorted(configs.values(), key=lambda c: c.name):
-            if trigger in config.watched:
-                self._apply_fire(config, trigger, kwargs, fired)
+        for config in watchers(configs, trigger):
+            self._apply_fire(config, trigger, kwargs, fired)
 
     def _apply_fire(
         self, config: TaskConfig, trigger: str, kwargs: dict[str, Any], fired: Mapping[str, dict[str, Any]]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import engine
 from ._json import normalize_kwargs
-from .config import TaskConfig, parse_configs
+from .config import Configuration, TaskConfig, parse_configs
 from .errors import IllegalTransition, InvalidKwargs, UnknownInstance
 from .runners import Dispatch
 from .signals import instance_status_changed, trigger_fired
@@ -103,10 +103,10 @@ class TriggerManager:
         ``_post_fire`` when ``cascade`` is true)."""
 
     # -- configuration ------------------------------------------------------
-    def _configs(self, txn: SessionTxn) -> dict[str, TaskConfig]:
+    def _configs(self, txn: SessionTxn) -> Configuration:
         return self.extension.configs_with(txn.read_configs())
 
-    def get_configuration(self) -> dict[str, TaskConfig]:
+    def get_configuration(self) -> Configuration:
         """App-wide configs overlaid with this session's own."""
         return self.storage.atomic(self._configs)
 
@@ -122,10 +122,16 @@ class TriggerManager:
         self.storage.atomic(op)
 
     # -- operations ---------------------------------------------------------
-    def _apply(self, needs: Callable[[Mapping[str, TaskConfig]], engine.Needs], operation: Operation) -> Changes:
-        """Load what ``operation`` needs, run it, assign task ids, commit."""
+    def _apply(
+        self,
+        needs: Callable[[Mapping[str, TaskConfig]], engine.Needs],
+        operation: Operation,
+        prefetch: tuple[str, ...] = (),
+    ) -> tuple[Changes, Configuration]:
+        """Load what ``operation`` needs, run it, assign task ids, commit,
+        then signal and dispatch. Returns the changes and the configs used."""
 
-        def body(txn: SessionTxn) -> tuple[Changes, dict[str, TaskConfig]]:
+        def body(txn: SessionTxn) -> tuple[Changes, Configuration]:
             configs = self._configs(txn)
             changes = operation(txn.load(needs(configs)), configs)
             for name in changes.ready:
@@ -133,9 +139,9 @@ class TriggerManager:
             txn.write(changes)
             return changes, configs
 
-        changes, configs = self.storage.atomic(body)
+        changes, configs = self.storage.atomic(body, prefetch)
         self._after_commit(changes, configs)
-        return changes
+        return changes, configs
 
     def _after_commit(self, changes: Changes, configs: Mapping[str, TaskConfig]) -> None:
         for t in changes.transitions:
@@ -173,7 +179,7 @@ class TriggerManager:
             raise InvalidKwargs(f"a trigger name must be a non-empty string, got {trigger_name!r}")
         kwargs = normalize_kwargs(trigger_kwargs, what=f"trigger {trigger_name!r}")
         with self._batch():
-            changes = self._apply(
+            changes, _ = self._apply(
                 lambda configs: engine.needs_for_fire(configs, trigger_name),
                 lambda snap, configs: engine.fire(snap, configs, trigger_name, kwargs, time.time()),
             )
@@ -192,13 +198,19 @@ class TriggerManager:
     # -- worker side (called by the Celery signal handlers) -----------------
     def _instance_op(self, ref: InstanceRef, operation: Operation, *, cascade: bool = True) -> Changes:
         name = _name(ref)
-        return self._apply(lambda configs: engine.needs_for_instance(configs, name, cascade=cascade), operation)
+        needs = lambda configs: engine.needs_for_instance(configs, name, cascade=cascade)  # noqa: E731
+        return self._apply(needs, operation, prefetch=(name,))[0]
 
-    def _start(self, name: str, **metadata: Any) -> Instance:
-        changes = self._instance_op(
-            name, lambda snap, _: engine.start(snap, name, time.time(), **metadata), cascade=False
+    def _start(self, name: str, **metadata: Any) -> tuple[Instance, TaskConfig | None]:
+        """``scheduled`` -> ``running``; returns the instance and its config
+        (read in the same transaction)."""
+        changes, configs = self._apply(
+            lambda configs: engine.needs_for_instance(configs, name, cascade=False),
+            lambda snap, _: engine.start(snap, name, time.time(), **metadata),
+            prefetch=(name,),
         )
-        return changes.instances[name]
+        instance = changes.instances[name]
+        return instance, configs.get(instance.task)
 
     def _finish(self, name: str, result: Any, metadata: Mapping[str, Any] | None = None) -> Changes:
         meta = dict(metadata or {})
@@ -354,11 +366,11 @@ class TriggerManager:
         resolved (``mark_instance_logs_resolved``)."""
         return [i for i in self.instances.values() if (i.metadata.get("log_level") or 0) >= logging.WARNING]
 
-    def overview(self) -> tuple[dict[str, TaskConfig], Snapshot]:
+    def overview(self) -> tuple[Configuration, Snapshot]:
         """The configuration and every fired-trigger and task record it
         refers to (for inspection; one read)."""
 
-        def read(txn: SessionTxn) -> tuple[dict[str, TaskConfig], Snapshot]:
+        def read(txn: SessionTxn) -> tuple[Configuration, Snapshot]:
             configs = self._configs(txn)
             triggers = frozenset().union(*(c.watched for c in configs.values())) if configs else frozenset()
             return configs, txn.load(engine.Needs(triggers=triggers, tasks=frozenset(configs)))

@@ -13,8 +13,7 @@ operation needs, loaded by the storage layer inside a transaction. It returns
 
 from __future__ import annotations
 
-import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -102,9 +101,19 @@ class Instance:
         return self.status is Status.FAILED
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        return data
+        return {
+            "task": self.task,
+            "number": self.number,
+            "status": self.status.value,
+            "kwargs": self.kwargs,
+            "result": self.result,
+            "metadata": self.metadata,
+        }
+
+    def copy(self) -> Instance:
+        """A copy the engine may change: the kwargs and metadata mappings are
+        new (their values are replaced, never mutated, by the engine)."""
+        return Instance(self.task, self.number, self.status, dict(self.kwargs), self.result, dict(self.metadata))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Instance:
@@ -166,7 +175,13 @@ class Snapshot:
     instances: dict[str, Instance] = field(default_factory=dict)
 
     def copy(self) -> Snapshot:
-        return copy.deepcopy(self)
+        """An independent working copy (records are copied, values shared:
+        the engine replaces values, it never mutates them)."""
+        return Snapshot(
+            triggers={k: replace(v) for k, v in self.triggers.items()},
+            tasks={k: replace(v) for k, v in self.tasks.items()},
+            instances={k: v.copy() for k, v in self.instances.items()},
+        )
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
-"""Smoke tests of the benchmark commands: they run and print their table.
+"""Smoke tests of the benchmark commands: they run and print their tables.
 
 Run as subprocesses, exactly as documented, so their process-wide set-up
-(Django settings, servers) stays out of the test process. No timing is
-asserted: speed is measured by the benchmarks, not by tests.
+(Django settings, servers, a worker) stays out of the test process. No
+timing is asserted: speed is measured by the benchmarks, not by tests.
 """
 
 from __future__ import annotations
@@ -20,11 +20,30 @@ def run(*args: str) -> str:
     return proc.stdout
 
 
+def row(out: str, label: str) -> list[str]:
+    line = next(line for line in out.splitlines() if line.startswith(f"| {label}"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
 def test_storage_growth_quick_prints_a_row_per_backend() -> None:
     require("redis-server")  # the table has Redis rows
     out = run("benchmarks.storage_growth", "--quick")
     assert "| backend | 10 | 50 |" in out
     for backend in ("memory", "sqlite", "redis", "django-cache (redis)"):
-        row = next(line for line in out.splitlines() if line.startswith(f"| {backend} |"))
-        cells = [c.strip() for c in row.strip("|").split("|")]
+        cells = row(out, f"{backend} |")
         assert float(cells[1]) > 0 and float(cells[2]) > 0 and cells[-1].endswith("x")
+
+
+def test_side_by_side_quick_prints_every_table() -> None:
+    require("redis-server")
+    out = run("benchmarks", "--quick")
+    for label in ("cascade of 10 tasks vs chain", "fan-in 5 + 1 vs chord", "one task end to end"):
+        plain, triggers, ratio = row(out, label)[1:4]
+        assert float(plain) > 0 and float(triggers.split()[0]) > 0 and float(ratio) > 0
+    for backend in ("memory", "sqlite", "redis", "django-cache (redis)"):
+        idle, completing = row(out, f"{backend} |")[1:3]
+        assert float(idle) > 0 and float(completing) > 0
+    trips = row(out, "storage round trips per trigger task")
+    assert float(trips[1]) >= 2, "a fire alone needs a read and a commit"
+    assert float(row(out, "redis: per instance (bytes)")[1]) > 0
+    assert float(row(out, "sqlite: per instance (bytes)")[1]) > 0

@@ -12,7 +12,7 @@ from celery import Celery
 from kombu.utils.imports import symbol_by_name
 
 from .._json import dumps
-from ..config import TaskConfig, parse_configs
+from ..config import Configuration, TaskConfig, parse_configs
 from ..errors import ConfigurationError, TriggersError
 from ..runners import TaskRunner, resolve_runner_class
 from ..storage import StorageBackend, resolve_storage
@@ -67,7 +67,8 @@ class Triggers:
 
         self.app = app
         self._configs: dict[str, TaskConfig] = {}
-        self._session_cache: dict[str, dict[str, TaskConfig]] = {}
+        self._configuration = Configuration()
+        self._session_cache: dict[str, Configuration] = {}
         self._storage: StorageBackend | None = None
         self._other_storages: dict[str, StorageBackend] = {}
         self._runners: dict[str, TaskRunner] = {}
@@ -166,6 +167,7 @@ class Triggers:
                     task=config.name,
                 )
             self._configs[config.name] = config
+            self._rebuild()
 
     def configure(self, configs: Mapping[str, Any]) -> None:
         """Add or replace app-wide task configs given in the seed's format."""
@@ -173,24 +175,33 @@ class Triggers:
         self.check_runners(parsed.values())
         with self._lock:
             self._configs.update(parsed)
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        self._configuration = Configuration(self._configs)
+        self._session_cache = {}
 
     @property
-    def configs(self) -> dict[str, TaskConfig]:
-        with self._lock:
-            return dict(self._configs)
+    def configs(self) -> Configuration:
+        """The app-wide task configs (immutable; indexed by trigger)."""
+        return self._configuration
 
-    def configs_with(self, session_configs: Mapping[str, Any]) -> dict[str, TaskConfig]:
+    def configs_with(self, session_configs: Mapping[str, Any]) -> Configuration:
         """App-wide configs overlaid with a session's own (parsed once, cached)."""
+        base = self._configuration
         if not session_configs:
-            return self.configs
+            return base
         key = dumps(session_configs)
-        parsed = self._session_cache.get(key)
-        if parsed is None:
-            parsed = parse_configs(session_configs)
-            if len(self._session_cache) > 256:
-                self._session_cache.clear()
-            self._session_cache[key] = parsed
-        return {**self.configs, **parsed}
+        with self._lock:
+            combined = self._session_cache.get(key)
+        if combined is None:
+            combined = Configuration({**base, **parse_configs(session_configs)})
+            with self._lock:
+                if base is self._configuration:  # not rebuilt meanwhile
+                    if len(self._session_cache) > 256:
+                        self._session_cache.clear()
+                    self._session_cache[key] = combined
+        return combined
 
     def trigger_name_for(self, task: Any) -> str:
         """The trigger a Celery task object stands for in ``after``/``unless``."""

@@ -71,10 +71,9 @@ def on_prerun(
     uid, name, storage_url = ids
     try:
         manager = ext.session(uid, storage_url)
-        instance = manager._start(
+        instance, config = manager._start(
             name, task_id=task_id, hostname=task.request.hostname, celery_retries=task.request.retries or 0
         )
-        config = manager.get_configuration().get(instance.task)
         received = task_kwargs(config, instance) if config else dict(instance.kwargs)
     except Exception:
         logger.exception("celery-triggers: could not mark %s of session %r running", name, uid)

@@ -10,7 +10,9 @@ backends that detect conflicts at commit time.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+import random
+import time
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -115,8 +117,12 @@ class StorageBackend(abc.ABC):
         self.url = url
 
     @abc.abstractmethod
-    def transaction(self, uid: str) -> AbstractContextManager[SessionTxn]:
-        """A transaction on session ``uid``: commits on normal exit."""
+    def transaction(self, uid: str, prefetch: Collection[str] = ()) -> AbstractContextManager[SessionTxn]:
+        """A transaction on session ``uid``: commits on normal exit.
+
+        ``prefetch`` names instances the operation will read; a backend may
+        fetch them with its first read to save a round trip.
+        """
 
     @abc.abstractmethod
     def instances(self, uid: str) -> dict[str, Instance]:
@@ -132,12 +138,14 @@ class StorageBackend(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release connections (called at worker shutdown)."""
 
-    def atomic(self, uid: str, operation: Callable[[SessionTxn], R]) -> R:
+    def atomic(self, uid: str, operation: Callable[[SessionTxn], R], prefetch: Collection[str] = ()) -> R:
         """Run ``operation`` in a transaction, re-running it on conflict."""
         check_uid(uid)
-        for _ in range(self.max_retries):
+        for attempt in range(self.max_retries):
+            if attempt > 1:  # retry at once, then back off with jitter
+                time.sleep(random.uniform(0, min(0.0001 * 2**attempt, 0.02)))  # noqa: S311 - jitter, not crypto
             try:
-                with self.transaction(uid) as txn:
+                with self.transaction(uid, prefetch) as txn:
                     return operation(txn)
             except Conflict:
                 continue
@@ -163,8 +171,8 @@ class SessionStorage:
         self.backend = backend
         self.uid = check_uid(uid)
 
-    def atomic(self, operation: Callable[[SessionTxn], R]) -> R:
-        return self.backend.atomic(self.uid, operation)
+    def atomic(self, operation: Callable[[SessionTxn], R], prefetch: Collection[str] = ()) -> R:
+        return self.backend.atomic(self.uid, operation, prefetch)
 
     def instances(self) -> dict[str, Instance]:
         return self.backend.instances(self.uid)

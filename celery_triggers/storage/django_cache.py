@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -139,15 +139,21 @@ class DjangoCacheStorage(StorageBackend):
 
     # -- transactions -------------------------------------------------------
     @contextmanager
-    def transaction(self, uid: str) -> Iterator[SessionTxn]:
+    def transaction(self, uid: str, prefetch: Collection[str] = ()) -> Iterator[SessionTxn]:
         with self._locked(uid):
             cache = self.cache
-            state = parse_state(uid, cache.get(self._key(uid, "state")))
+            state_key = self._key(uid, "state")
+            wanted = {self._instance_key(uid, n): n for n in prefetch}
+            first = cache.get_many([state_key, *wanted])  # the state and the instances in one call
+            state = parse_state(uid, first.get(state_key))
+            prefetched = {wanted[k]: v for k, v in first.items() if k in wanted}
 
             def fetch(names: list[str]) -> dict[str, Any]:
-                keys = {self._instance_key(uid, n): n for n in names}
-                found = cache.get_many(list(keys))
-                return {keys[k]: v for k, v in found.items()}
+                found = {n: prefetched[n] for n in names if n in prefetched}
+                keys = {self._instance_key(uid, n): n for n in names if n not in prefetched}
+                if keys:
+                    found.update({keys[k]: v for k, v in cache.get_many(list(keys)).items()})
+                return found
 
             txn = KVTxn(uid, state, fetch)
             yield txn

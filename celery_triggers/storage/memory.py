@@ -5,7 +5,7 @@ so a test on memory storage catches non-JSON data too."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -81,7 +81,7 @@ class MemoryStorage(StorageBackend):
         self._lock = threading.RLock()
 
     @contextmanager
-    def transaction(self, uid: str) -> Iterator[SessionTxn]:
+    def transaction(self, uid: str, prefetch: Collection[str] = ()) -> Iterator[SessionTxn]:
         with self._lock:
             session = self._sessions.get(uid) or _Session()
             txn = _MemoryTxn(uid, session)

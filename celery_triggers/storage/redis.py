@@ -1,13 +1,19 @@
 """Redis storage (``redis://host:port/db``): production, many machines.
 
-Atomicity: optimistic WATCH/MULTI on a per-session version key. A
-transaction WATCHes the version, reads what it needs, and commits its writes
-plus ``INCR version`` in one MULTI/EXEC; if another writer committed in
-between, EXEC fails and the whole operation (engine included) re-runs on
-fresh data. Chosen over a Lua script because the trigger semantics live in
-the pure Python engine (one implementation for every backend), and over a
-lock because a process killed mid-operation leaves nothing to expire: its
-MULTI never ran. A fire costs three round trips (WATCH, GET, MULTI/EXEC).
+Atomicity: optimistic concurrency on a per-session version number. A
+transaction reads the version, the session state and the instances it names
+in one MULTI/EXEC round trip, runs the pure engine, and commits with one
+Lua script that applies the writes only if the version is still the one it
+read (compare-and-set), bumping it. If another writer committed in between,
+the script changes nothing and the whole operation (engine included) re-runs
+on fresh data. So a fire, a start or a finish costs two round trips.
+
+Why not Lua alone: the trigger semantics live in the pure Python engine (one
+implementation for every backend). Why not a lock: a process killed in the
+middle leaves nothing to expire, since its commit never ran. Why not
+WATCH/MULTI: it needs a round trip for WATCH and one per read (redis-py runs
+commands one by one while watching); the version check does the same job in
+the commit itself.
 
 Keys share the hash tag ``{<session digest>}``, so a session's keys live in
 one slot and the backend works on Redis Cluster. Values are JSON.
@@ -19,9 +25,7 @@ last change.
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -38,6 +42,23 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 __all__ = ["RedisStorage"]
 
+#: Apply a transaction's writes if the session's version is unchanged.
+#: KEYS: state, instance hash, version. ARGV: expected version, ttl (0: none),
+#: state text ("" : unchanged), number of instance writes, then name/text
+#: pairs, then names of instance records to delete.
+_COMMIT = """
+if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[1] then return 0 end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[1], ARGV[3]) end
+local writes = tonumber(ARGV[4])
+local first_delete = 5 + 2 * writes
+for i = 5, first_delete - 1, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+for i = first_delete, #ARGV do redis.call('HDEL', KEYS[2], ARGV[i]) end
+redis.call('INCR', KEYS[3])
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end end
+return 1
+"""
+
 
 class RedisStorage(StorageBackend):
     def __init__(self, url: str, *, session_ttl: float | None = None, **_: Any):
@@ -48,6 +69,7 @@ class RedisStorage(StorageBackend):
         self.session_ttl = int(session_ttl) if session_ttl else None
         client_url = urlunsplit(parts._replace(query=urlencode(query)))
         self.client = redis.Redis.from_url(client_url, socket_timeout=5, socket_connect_timeout=5)
+        self._commit = self.client.register_script(_COMMIT)
 
     # -- keys ---------------------------------------------------------------
     def _keys(self, uid: str) -> tuple[str, str, str]:
@@ -65,37 +87,41 @@ class RedisStorage(StorageBackend):
 
     # -- transactions -------------------------------------------------------
     @contextmanager
-    def transaction(self, uid: str) -> Iterator[SessionTxn]:
-        state_key, inst_key, version_key = self._keys(uid)
+    def transaction(self, uid: str, prefetch: Collection[str] = ()) -> Iterator[SessionTxn]:
+        keys = self._keys(uid)
+        state_key, inst_key, version_key = keys
+        names = sorted(prefetch)
         try:
-            with self.client.pipeline() as pipe:
-                pipe.watch(version_key)  # type: ignore[no-untyped-call]
-                state = parse_state(uid, pipe.get(state_key))
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.get(version_key)
+                pipe.get(state_key)
+                if names:
+                    pipe.hmget(inst_key, names)
+                version, state_text, *rest = pipe.execute()
+            prefetched = dict(zip(names, rest[0], strict=True)) if names else {}
 
-                def fetch(names: list[str]) -> dict[str, Any]:
-                    return dict(zip(names, pipe.hmget(inst_key, names), strict=True))
+            def fetch(wanted: list[str]) -> dict[str, Any]:
+                found = {n: prefetched[n] for n in wanted if n in prefetched}
+                missing = [n for n in wanted if n not in prefetched]
+                if missing:
+                    found.update(zip(missing, self.client.hmget(inst_key, missing), strict=True))
+                return found
 
-                txn = KVTxn(uid, state, fetch)
-                yield txn
-                if not txn.changed:
-                    return
-                pipe.multi()
-                if txn.state_dirty:
-                    pipe.set(state_key, txn.state_text())
-                if txn.instance_writes:
-                    pipe.hset(inst_key, mapping=dict(txn.instance_writes))  # type: ignore[arg-type]
-                if txn.instance_deletes:
-                    pipe.hdel(inst_key, *txn.instance_deletes)
-                pipe.incr(version_key)
-                if self.session_ttl:
-                    for key in (state_key, inst_key, version_key):
-                        pipe.expire(key, self.session_ttl)
-                pipe.execute()
-        except redis.WatchError:
-            time.sleep(random.uniform(0, 0.002))  # noqa: S311 - jitter, not crypto
-            raise Conflict(uid) from None
+            txn = KVTxn(uid, parse_state(uid, state_text), fetch)
+            yield txn
+            if not txn.changed:
+                return
+            args: list[Any] = [version or b"0", self.session_ttl or 0]
+            args.append(txn.state_text() if (txn.state_dirty or txn.is_new) else "")
+            args.append(len(txn.instance_writes))
+            for name, text in txn.instance_writes.items():
+                args += [name, text]
+            args += sorted(txn.instance_deletes)
+            committed = self._commit(keys=list(keys), args=args)
         except redis.RedisError as exc:
             raise self._error(uid, exc) from exc
+        if not committed:
+            raise Conflict(uid)
 
     # -- inspection and lifecycle --------------------------------------------
     def instances(self, uid: str) -> dict[str, Instance]:

@@ -17,7 +17,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from urllib.parse import unquote
 
@@ -171,7 +171,7 @@ class SQLiteStorage(StorageBackend):
                 time.sleep(random.uniform(0.005, 0.05))  # noqa: S311 - jitter, not crypto
 
     @contextmanager
-    def transaction(self, uid: str) -> Iterator[SessionTxn]:
+    def transaction(self, uid: str, prefetch: Collection[str] = ()) -> Iterator[SessionTxn]:
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,364 @@
+"""celery-triggers against plain Celery, side by side: ``python -m benchmarks``.
+
+Starts two redis-servers on loopback (broker + result backend; storage, so
+storage commands can be counted alone) and one real ``celery worker``
+process (prefork, 2 processes), then runs:
+
+1. cascade: 50 trigger tasks each ``after`` the previous vs a Celery
+   ``chain`` of the same 50 tasks;
+2. fan-in: 20 parallel trigger tasks + one ``after`` all of them vs
+   ``chord(group(20), callback)`` on the Redis result backend;
+3. ``fire()`` throughput per storage backend: a trigger nothing listens to,
+   and one that completes a two-trigger task (dispatch to the broker
+   included);
+4. one task end to end with and without the plugin, and the storage
+   commands and round trips per instance, counted on the storage server;
+5. footprint: bytes per instance and per 100-instance session (Redis
+   ``MEMORY USAGE``, SQLite file growth).
+
+Each case runs several times; the tables give medians and ratios.
+``--quick`` makes a tiny run (the test suite's smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ._setup import configure_django, machine, make_app, median_ms
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Bench:
+    def __init__(self, tmp: Path, quick: bool, runs: int):
+        from tests.servers import RedisServer
+
+        self.quick, self.runs, self.tmp = quick, runs, tmp
+        self.broker = RedisServer(tmp / "broker-data")
+        self.store = RedisServer(tmp / "storage-data")
+        for server in (self.broker, self.store):
+            server.directory.mkdir()
+            server.start()
+        self.chain_length = 10 if quick else 50
+        self.fan = 5 if quick else 20
+        os.environ.update(
+            BENCH_BROKER=f"redis://127.0.0.1:{self.broker.port}/0",
+            BENCH_BACKEND=f"redis://127.0.0.1:{self.broker.port}/1",
+            BENCH_SIGNAL=f"redis://127.0.0.1:{self.broker.port}/2",
+            BENCH_STORAGE=f"redis://127.0.0.1:{self.store.port}/0?prefix=bench",
+            BENCH_CHAIN=str(self.chain_length),
+            BENCH_FAN=str(self.fan),
+        )
+        from . import app as bench_app
+
+        self.mod = bench_app
+        self.app = bench_app.app
+        self.signal = bench_app._signal
+        import redis
+
+        self.store_client = redis.Redis(port=self.store.port)
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    # -- worker ---------------------------------------------------------------
+    def start_worker(self) -> None:
+        log = self.tmp / "worker.log"
+        with open(log, "wb") as out:
+            self.worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "benchmarks.app",
+                    "worker",
+                    "--concurrency=2",
+                    "-Q",
+                    "celery",
+                    "--loglevel=WARNING",
+                    "--without-mingle",
+                    "--without-gossip",
+                    "--without-heartbeat",
+                ],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        # Ready when a plain task round-trips.
+        key = uuid.uuid4().hex
+        self.mod.done.apply_async(kwargs={"key": key})
+        if self.signal.blpop([f"done:{key}"], timeout=60) is None:
+            raise RuntimeError("worker did not start:\n" + log.read_text())
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.terminate()
+            self.worker.wait(timeout=60)
+        self.broker.stop()
+        self.store.stop()
+
+    # -- timing helpers ---------------------------------------------------------
+    def _wait(self, key: str) -> None:
+        if self.signal.blpop([f"done:{key}"], timeout=120) is None:
+            raise RuntimeError(f"run {key} did not finish")
+
+    def timed(self, start: Callable[[str], Any]) -> float:
+        key = uuid.uuid4().hex
+        began = time.perf_counter()
+        start(key)
+        self._wait(key)
+        return time.perf_counter() - began
+
+    def compare(self, plain: Callable[[str], Any], triggers: Callable[[str], Any]) -> tuple[list[float], list[float]]:
+        self.timed(plain), self.timed(triggers)  # warm up both
+        a, b = [], []
+        for _ in range(self.runs):  # interleaved, so drift hits both alike
+            a.append(self.timed(plain))
+            b.append(self.timed(triggers))
+        return a, b
+
+    # -- cases --------------------------------------------------------------------
+    def cascade(self) -> tuple[list[float], list[float]]:
+        from celery import chain
+
+        noop, done = self.mod.noop, self.mod.done
+
+        def plain(key: str) -> None:
+            chain(*[noop.si() for _ in range(self.chain_length - 1)], done.si(key=key)).apply_async()
+
+        return self.compare(plain, lambda key: self.app.triggers.fire(key, "go"))
+
+    def fan_in(self) -> tuple[list[float], list[float]]:
+        from celery import chord
+
+        results: list[Any] = []
+
+        def plain(key: str) -> None:
+            results.append(
+                chord([self.mod.noop_result.si() for _ in range(self.fan)], self.mod.done.s(key=key)).apply_async()
+            )
+
+        timings = self.compare(plain, lambda key: self.app.triggers.fire(key, "fan"))
+        for result in results:  # collect the header results (they finished long ago), so the
+            if result.parent is not None:  # backend forgets them now, not at exit after it stopped
+                result.parent.get(timeout=30, disable_sync_subtasks=False)
+        results.clear()
+        gc.collect()
+        return timings
+
+    def single(self) -> tuple[list[float], list[float]]:
+        return self.compare(
+            lambda key: self.mod.done.apply_async(kwargs={"key": key}),
+            lambda key: self.app.triggers.fire(key, "single"),
+        )
+
+    def round_trips(self) -> dict[str, float]:
+        """Storage commands and round trips per trigger task, counted with
+        MONITOR on the storage server: a command outside MULTI/EXEC is one
+        round trip, a MULTI..EXEC block is one, commands run by a Lua script
+        are none (they happen inside the script's own round trip)."""
+        n = 5 if self.quick else 50
+        probe = make_app(os.environ["BENCH_STORAGE"], runner="null")
+        probe.triggers.configure({"t_single": {"after": ["single"], "run": "bench.done"}})
+
+        def count(work: Callable[[], Any]) -> tuple[float, float]:
+            events = self._monitor(work)
+            commands = len(events)
+            trips = 0
+            in_multi: set[str] = set()
+            for client, command in events:
+                if client == "lua":
+                    continue
+                if command == "MULTI":
+                    in_multi.add(client)
+                elif command == "EXEC":
+                    in_multi.discard(client)
+                    trips += 1
+                elif client not in in_multi:
+                    trips += 1
+            return commands / n, trips / n
+
+        def end_to_end() -> None:
+            for _ in range(n):
+                self.timed(lambda key: self.app.triggers.fire(key, "single"))
+
+        def fire_only() -> None:
+            for _ in range(n):
+                probe.triggers.fire(uuid.uuid4().hex, "single")
+
+        commands, trips = count(end_to_end)
+        _, fire_trips = count(fire_only)
+        return {
+            "storage commands per trigger task (fire + worker, Lua-internal included)": commands,
+            "storage round trips per trigger task (fire + worker)": trips,
+            "round trips in fire() (producer)": fire_trips,
+            "round trips in the worker (start + finish)": trips - fire_trips,
+        }
+
+    def _monitor(self, work: Callable[[], Any]) -> list[tuple[str, str]]:
+        import threading
+
+        import redis
+
+        events: list[tuple[str, str]] = []
+        client = redis.Redis(port=self.store.port)
+        ready = threading.Event()
+        stop = threading.Event()
+
+        def listen() -> None:
+            with client.monitor() as monitor:
+                ready.set()
+                for event in monitor.listen():
+                    command = event["command"].split(" ", 1)[0].upper()
+                    if command == "PING" and stop.is_set():
+                        return
+                    address = "lua" if event.get("client_type") == "lua" else str(event.get("client_address"))
+                    address += "" if address == "lua" else f":{event.get('client_port')}"
+                    events.append((address, command))
+
+        thread = threading.Thread(target=listen, daemon=True)
+        thread.start()
+        ready.wait(10)
+        time.sleep(0.05)  # MONITOR is registered once its first reply is read
+        work()
+        stop.set()
+        self.store_client.ping()
+        thread.join(10)
+        return [e for e in events if e[1] != "PING"]
+
+    def throughput(self) -> list[tuple[str, float, float]]:
+        n = 50 if self.quick else 500
+        configure_django(f"redis://127.0.0.1:{self.store.port}/1")
+        urls = {
+            "memory": "memory://",
+            "sqlite": f"sqlite:///{self.tmp / 'throughput.sqlite3'}",
+            "redis": f"redis://127.0.0.1:{self.store.port}/0?prefix=tp",
+            "django-cache (redis)": "django-cache://redis?prefix=tp&timeout=none",
+        }
+        rows = []
+        for name, url in urls.items():
+            app = make_app(
+                url,
+                runner="celery",
+                broker_url=os.environ["BENCH_BROKER"],
+                task_routes={"bench.sink": {"queue": "bench-sink"}},
+            )
+            app.triggers.configure({"t_pair": {"after": ["left", "right"], "run": "bench.sink"}})
+            session = app.triggers.session(f"tp-{uuid.uuid4().hex[:6]}")
+            session.fire("warm-up")
+            began = time.perf_counter()
+            for _ in range(n):
+                session.fire("nobody-listens")
+            idle = n / (time.perf_counter() - began)
+            uids = [f"pair-{uuid.uuid4().hex[:8]}" for _ in range(n)]
+            for uid in uids:
+                app.triggers.fire(uid, "left")
+            began = time.perf_counter()
+            for uid in uids:
+                app.triggers.fire(uid, "right")  # completes t_pair: commit + dispatch
+            completing = n / (time.perf_counter() - began)
+            rows.append((name, idle, completing))
+        self.signal.connection_pool.reset()
+        import redis
+
+        redis.Redis(port=self.broker.port, db=0).delete("bench-sink")
+        return rows
+
+    def footprint(self) -> dict[str, float]:
+        n = 100
+        app = make_app(f"redis://127.0.0.1:{self.store.port}/0?prefix=fp", runner="null")
+        app.triggers.configure({"t_many": {"after": [], "andEvery": "item", "run": "bench.sink"}})
+        session = app.triggers.session("footprint")
+        for i in range(n):
+            session.fire("item", {"i": i})
+            if i == 0:
+                one = sum(self.store_client.memory_usage(k) or 0 for k in self.store_client.scan_iter("fp:*"))
+        redis_bytes = sum(self.store_client.memory_usage(k) or 0 for k in self.store_client.scan_iter("fp:*"))
+
+        import sqlite3
+
+        path = self.tmp / "footprint.sqlite3"
+        sq = make_app(f"sqlite:///{path}", runner="null")
+        sq.triggers.configure({"t_many": {"after": [], "andEvery": "item", "run": "bench.sink"}})
+        sq.triggers.session("empty").fire("nobody-listens")
+
+        def size() -> int:
+            with sqlite3.connect(path) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return path.stat().st_size
+
+        empty = size()
+        for i in range(n):
+            sq.triggers.session("footprint").fire("item", {"i": i})
+        grown = size() - empty
+        return {
+            "redis: session with 1 instance (bytes)": one,
+            f"redis: session with {n} instances (bytes)": redis_bytes,
+            "redis: per instance (bytes)": (redis_bytes - one) / (n - 1),
+            f"sqlite: file growth for {n} instances (bytes)": grown,
+            "sqlite: per instance (bytes)": grown / n,
+        }
+
+
+def _ratio_row(name: str, plain: list[float], triggers: list[float], target: str) -> str:
+    a, b = median_ms(plain), median_ms(triggers)
+    spread = f"{min(triggers) * 1000:.1f}-{max(triggers) * 1000:.1f}"
+    return f"| {name} | {a:.1f} | {b:.1f} ({spread}) | {b / a:.2f} | {target} |"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
+    parser.add_argument("--runs", type=int, default=None, help="runs per case (default 15, --quick 2)")
+    args = parser.parse_args(argv)
+    runs = args.runs or (2 if args.quick else 15)
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(Path(tmp), args.quick, runs)
+        try:
+            bench.start_worker()
+            cascade = bench.cascade()
+            fan_in = bench.fan_in()
+            single = bench.single()
+            trips = bench.round_trips()
+            throughput = bench.throughput()
+            footprint = bench.footprint()
+        finally:
+            bench.stop()
+    print(f"celery-triggers vs plain Celery; {machine()}; Redis broker/backend/storage on loopback;")
+    print(f"one celery worker (prefork, 2 processes); {runs} interleaved runs per case, medians\n")
+    print("| case | plain Celery (ms) | celery-triggers (ms, min-max) | ratio | target |")
+    print("|---|---|---|---|---|")
+    print(_ratio_row(f"cascade of {bench.chain_length} tasks vs chain", *cascade, "<= 1.3"))
+    print(_ratio_row(f"fan-in {bench.fan} + 1 vs chord", *fan_in, "<= 1.2"))
+    print(_ratio_row("one task end to end", *single, "-"))
+    a, b = statistics.median(single[0]), statistics.median(single[1])
+    print(f"\nadded latency per trigger task: {(b - a) * 1000:.2f} ms (median, one task end to end)")
+    per_hop = (statistics.median(cascade[1]) - statistics.median(cascade[0])) / bench.chain_length * 1000
+    print(f"added latency per cascade hop: {per_hop:.2f} ms\n")
+    print("| fire() throughput | nothing listens (fires/s) | completes a 2-trigger task, dispatch included (fires/s) |")
+    print("|---|---|---|")
+    for name, idle, completing in throughput:
+        print(f"| {name} | {idle:.0f} | {completing:.0f} |")
+    print("\n| storage work per trigger task (Redis, counted with MONITOR) | value |")
+    print("|---|---|")
+    for name, value in trips.items():
+        print(f"| {name} | {value:.1f} |")
+    print("\n| footprint | bytes |")
+    print("|---|---|")
+    for name, value in footprint.items():
+        print(f"| {name} | {value:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
