@@ -320,16 +320,17 @@ def set_status(
     snapshot: Snapshot,
     configs: Configs,
     name: str,
-    status: Status,
+    status: Status | None,
     metadata: Mapping[str, Any] | None,
     cascade: bool,
     kwargs: dict[str, Any] | None,
     now: float,
 ) -> Changes:
-    """Operator override: force a status, optionally cascading ``kwargs``."""
+    """Operator override: force a status (None: keep it) and merge
+    ``metadata``, optionally cascading ``kwargs``."""
     work = _Work(snapshot, now)
     instance = work.instance(name)
-    work.set_status(instance, status, **dict(metadata or {}))
+    work.set_status(instance, instance.status if status is None else status, **dict(metadata or {}))
     work.changes.ready.clear()  # a forced status never dispatches by itself
     if cascade:
         work.fire(configs, instance.task, kwargs or {})

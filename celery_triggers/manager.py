@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 from . import engine
 from ._json import normalize_kwargs
 from .config import Configuration, TaskConfig, parse_configs
-from .errors import IllegalTransition, InvalidKwargs, UnknownInstance
+from .errors import IllegalTransition, InvalidKwargs
+from .inspection import SessionInspection, instance_ref
 from .runners import Dispatch
 from .signals import instance_status_changed, trigger_fired
-from .state import Changes, Instance, Snapshot, Status, split_instance_name
+from .state import Changes, Instance, Snapshot, Status
 from .storage import SessionStorage, SessionTxn
 
 if TYPE_CHECKING:
@@ -53,18 +54,10 @@ def error_metadata(exc: BaseException, tb: str | None = None) -> dict[str, Any]:
     }
 
 
-def _name(ref: InstanceRef) -> str:
-    name = ref.name if isinstance(ref, Instance) else ref
-    if not isinstance(name, str):
-        raise UnknownInstance(f"expected an instance name or Instance, got {ref!r}")
-    try:
-        split_instance_name(name)
-    except ValueError as exc:
-        raise UnknownInstance(str(exc)) from None
-    return name
+_name = instance_ref
 
 
-class TriggerManager:
+class TriggerManager(SessionInspection):
     """Fires triggers into one session and manages its instances.
 
     ``TriggerManager(storage)`` takes a storage bound to a session UID
@@ -86,10 +79,6 @@ class TriggerManager:
         self.extension: Triggers = Triggers.of(app)
         self.app = self.extension.app
 
-    @property
-    def uid(self) -> str:
-        return self.storage.uid
-
     # -- hooks --------------------------------------------------------------
     def _post_fire(self, trigger_name: str, tasks_scheduled: list[Instance]) -> None:
         """Called after ``trigger_name`` was committed and its instances sent."""
@@ -105,10 +94,6 @@ class TriggerManager:
     # -- configuration ------------------------------------------------------
     def _configs(self, txn: SessionTxn) -> Configuration:
         return self.extension.configs_with(txn.read_configs())
-
-    def get_configuration(self) -> Configuration:
-        """App-wide configs overlaid with this session's own."""
-        return self.storage.atomic(self._configs)
 
     def update_configuration(self, configs: Mapping[str, Any]) -> None:
         """Add or replace task configs for this session only."""
@@ -315,12 +300,24 @@ class TriggerManager:
         except ValueError:
             allowed = ", ".join(s.value for s in Status)
             raise IllegalTransition(f"{name}: {status!r} is not a status (one of: {allowed})") from None
+        return self._set(name, new, metadata, cascade, cascade_kwargs)
+
+    def _set(
+        self,
+        name: str,
+        status: Status | None,
+        metadata: Mapping[str, Any] | None,
+        cascade: bool = False,
+        cascade_kwargs: Mapping[str, Any] | None = None,
+    ) -> Instance:
         meta = normalize_kwargs(metadata, what=f"metadata of {name}")
         kwargs = normalize_kwargs(cascade_kwargs, what=f"cascade kwargs of {name}")
         with self._batch():
             changes = self._instance_op(
                 name,
-                lambda snap, configs: engine.set_status(snap, configs, name, new, meta, cascade, kwargs, time.time()),
+                lambda snap, configs: engine.set_status(
+                    snap, configs, name, status, meta, cascade, kwargs, time.time()
+                ),
                 cascade=cascade,
             )
             self._fired(changes, kwargs)
@@ -328,13 +325,11 @@ class TriggerManager:
 
     def update_instance_metadata(self, task_instance: InstanceRef, metadata: Mapping[str, Any]) -> Instance:
         """Merge ``metadata`` into the instance's metadata."""
-        instance = self.instances_by_name(task_instance)
-        return self.update_instance_status(instance, instance.status, metadata)
+        return self._set(_name(task_instance), None, metadata)
 
     def mark_instance_logs_resolved(self, task_instance: InstanceRef) -> Instance:
         """Clear the instance's tracked log level."""
-        instance = self.instances_by_name(task_instance)
-        return self.update_instance_status(instance, instance.status, {"log_level": None, "log_level_name": None})
+        return self._set(_name(task_instance), None, {"log_level": None, "log_level_name": None})
 
     def redispatch(self, task_instance: InstanceRef) -> Instance:
         """Send a ``scheduled`` instance's message again (same task id)."""
@@ -344,67 +339,6 @@ class TriggerManager:
         with self._batch():
             self._dispatch([instance], self.get_configuration())
         return instance
-
-    # -- inspection ---------------------------------------------------------
-    @property
-    def instances(self) -> dict[str, Instance]:
-        """Every instance of the session, by name (a fresh read)."""
-        return dict(sorted(self.storage.instances().items(), key=lambda kv: split_instance_name(kv[0])))
-
-    def instances_by_name(self, ref: InstanceRef) -> Instance:
-        return self.storage.instance(_name(ref))
-
-    def instances_of_task(self, task: str | TaskConfig) -> list[Instance]:
-        name = task.name if isinstance(task, TaskConfig) else task
-        return [i for i in self.instances.values() if i.task == name]
-
-    def get_unresolved_instances(self) -> list[Instance]:
-        return [i for i in self.instances.values() if not i.is_resolved]
-
-    def get_instances_with_unresolved_logs(self) -> list[Instance]:
-        """Instances whose task logged a WARNING or worse, not yet marked
-        resolved (``mark_instance_logs_resolved``)."""
-        return [i for i in self.instances.values() if (i.metadata.get("log_level") or 0) >= logging.WARNING]
-
-    def overview(self) -> tuple[Configuration, Snapshot]:
-        """The configuration and every fired-trigger and task record it
-        refers to (for inspection; one read)."""
-
-        def read(txn: SessionTxn) -> tuple[Configuration, Snapshot]:
-            configs = self._configs(txn)
-            triggers = frozenset().union(*(c.watched for c in configs.values())) if configs else frozenset()
-            return configs, txn.load(engine.Needs(triggers=triggers, tasks=frozenset(configs)))
-
-        return self.storage.atomic(read)
-
-    def get_unresolved_tasks(self) -> list[TaskConfig]:
-        """Configured tasks that still need attention: an unresolved instance,
-        or no instance yet while the task can still run (its ``unless`` has
-        not held)."""
-        configs, snapshot = self.overview()
-        instances = self.instances.values()
-        seen = {i.task for i in instances}
-        unresolved = {i.task for i in instances if not i.is_resolved}
-        abandoned = {name for name, record in snapshot.tasks.items() if record.abandoned}
-        return [
-            config
-            for name, config in sorted(configs.items())
-            if name in unresolved or (name not in seen and name not in abandoned)
-        ]
-
-    def latest_kwargs(self, trigger_name: str) -> dict[str, Any] | None:
-        """The kwargs ``trigger_name`` last fired with, or None if it never fired."""
-        snapshot = self.storage.atomic(lambda txn: txn.load(engine.Needs(triggers=frozenset({trigger_name}))))
-        record = snapshot.triggers.get(trigger_name)
-        return record.kwargs if record is not None else None
-
-    def debug_repr(self) -> dict[str, Any]:
-        """The whole session as plain data, for logs and bug reports."""
-        return {
-            "uid": self.uid,
-            "configuration": {name: c.to_dict() for name, c in sorted(self.get_configuration().items())},
-            "instances": {name: i.to_dict() for name, i in self.instances.items()},
-        }
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} session={self.uid!r}>"

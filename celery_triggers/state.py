@@ -13,7 +13,7 @@ operation needs, loaded by the storage layer inside a transaction. It returns
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -139,7 +139,7 @@ class TriggerRecord:
     count: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"name": self.name, "kwargs": self.kwargs, "count": self.count}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TriggerRecord:
@@ -157,7 +157,7 @@ class TaskRecord:
     abandoned: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"name": self.name, "next_number": self.next_number, "abandoned": self.abandoned}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskRecord:

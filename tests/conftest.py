@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from celery_triggers import StorageBackend, TriggerManager, Triggers, resolve_storage
+from celery_triggers import StorageBackend, Triggers, resolve_storage
 
 from .servers import RedisServer
 
@@ -108,18 +108,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
-
-
-def wait_resolved(manager: TriggerManager, expected: int, timeout: float = 30.0) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        instances = manager.instances
-        busy = [i for i in instances.values() if i.status.value in ("scheduled", "running")]
-        return instances if len(instances) >= expected and not busy else None
-
-    try:
-        return wait_for(done, timeout, f"{expected} settled instances in {manager.uid}")  # type: ignore[no-any-return]
-    except AssertionError:
-        raise AssertionError(f"session {manager.uid} did not settle: {manager.instances}") from None
 
 
 class Worker:

@@ -13,8 +13,9 @@ import pytest
 from celery import Celery
 
 from celery_triggers import DispatchError, Triggers
+from celery_triggers.testing import wait_until_idle
 
-from .conftest import ROOT, Worker, make_app, wait_resolved
+from .conftest import ROOT, Worker, make_app
 
 pytestmark = pytest.mark.worker
 
@@ -52,7 +53,7 @@ def test_headers_kwargs_and_context_reach_the_task_on_a_worker(worker_app: Celer
     session = worker_app.triggers.session(uid())
     session.fire("pong", {"b": 2})
     session.fire("ping", {"a": [1, "x"]})
-    instances = wait_resolved(session, expected=2)
+    instances = wait_until_idle(session)
     probe = instances["t_probe#0"]
     assert probe.status.value == "finished", probe.metadata
     expected_kwargs = {"ping": {"a": [1, "x"]}, "pong": {"b": 2}}
@@ -69,7 +70,7 @@ def test_headers_kwargs_and_context_reach_the_task_on_a_worker(worker_app: Celer
 def test_failing_task_is_failed_with_its_traceback_and_nothing_cascades(worker: Worker, worker_app: Celery) -> None:
     session = worker_app.triggers.session(uid())
     session.fire("go", {"n": 5})
-    instances = wait_resolved(session, expected=1)
+    instances = wait_until_idle(session)
     assert list(instances) == ["t_boom#0"], "t_afterBoom must not get an instance"
     failed = instances["t_boom#0"]
     assert failed.status.value == "failed"
@@ -82,7 +83,7 @@ def test_failing_task_is_failed_with_its_traceback_and_nothing_cascades(worker: 
     other = worker_app.triggers.session(uid())
     other.fire("ping")
     other.fire("pong")
-    assert wait_resolved(other, expected=2)["t_probe#0"].status.value == "finished"
+    assert wait_until_idle(other)["t_probe#0"].status.value == "finished"
 
 
 def test_refused_message_is_reported_and_can_be_redispatched(worker_app: Celery, tmp_path: Path) -> None:
@@ -109,7 +110,7 @@ def test_refused_message_is_reported_and_can_be_redispatched(worker_app: Celery,
 
     good = Triggers.of(worker_app).session(session.uid)
     good.redispatch("t_probe#0")
-    instances = wait_resolved(good, expected=2)
+    instances = wait_until_idle(good)
     assert instances["t_probe#0"].status.value == "finished"
     assert instances["t_probe#0"].result["trigger_kwargs"] == {"ping": {}, "pong": {}}
 
@@ -117,7 +118,7 @@ def test_refused_message_is_reported_and_can_be_redispatched(worker_app: Celery,
 def test_context_retry_and_logging_on_a_real_worker(worker_app: Celery) -> None:
     session = worker_app.triggers.session(uid())
     session.fire("retryMe")
-    instances = wait_resolved(session, expected=3)
+    instances = wait_until_idle(session)
     assert {n: i.status.value for n, i in instances.items()} == {
         "t_retrying#0": "replayed",
         "t_retrying#1": "replayed",
@@ -135,7 +136,7 @@ def test_context_retry_and_logging_on_a_real_worker(worker_app: Celery) -> None:
 def test_celery_self_retry_on_a_real_worker_keeps_one_instance(worker_app: Celery) -> None:
     session = worker_app.triggers.session(uid())
     session.fire("selfRetry")
-    instances = wait_resolved(session, expected=1)
+    instances = wait_until_idle(session)
     instance = instances["t_selfRetry#0"]
     assert list(instances) == ["t_selfRetry#0"]
     assert instance.status.value == "finished" and instance.result == 2

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import TaskConfig
 from ..engine import task_kwargs
+from ..errors import DispatchError
 from ..state import Instance
 
 if TYPE_CHECKING:
@@ -99,6 +100,14 @@ class TaskRunner(abc.ABC):
 
     def __init__(self, app: Celery):
         self.app = app
+
+    def check_registered(self, items: list[Dispatch]) -> None:
+        """For in-process runners: every task must be registered here."""
+        for item in items:
+            if item.config.run not in self.app.tasks:
+                raise DispatchError(
+                    f"{item.instance.name}: Celery task {item.config.run!r} is not registered", [item.instance.name]
+                )
 
     @abc.abstractmethod
     def dispatch(self, items: list[Dispatch]) -> None:

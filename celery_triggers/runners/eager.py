@@ -14,7 +14,6 @@ from collections import deque
 
 from celery.exceptions import NotRegistered
 
-from ..errors import DispatchError
 from .base import Dispatch, TaskRunner, message_kwargs
 
 __all__ = ["EagerTaskRunner"]
@@ -34,11 +33,7 @@ class EagerTaskRunner(TaskRunner):
         return queue
 
     def dispatch(self, items: list[Dispatch]) -> None:
-        for item in items:
-            if item.config.run not in self.app.tasks:
-                raise DispatchError(
-                    f"{item.instance.name}: Celery task {item.config.run!r} is not registered", [item.instance.name]
-                )
+        self.check_registered(items)
         self._queue().extend(items)
 
     def drain(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import random
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -24,6 +24,8 @@ from ..state import Changes, Instance, Snapshot, TaskRecord, TriggerRecord
 __all__ = ["Conflict", "SessionStorage", "SessionTxn", "StorageBackend", "check_uid"]
 
 R = TypeVar("R")
+#: A stored record: JSON text, or a dict a backend already decoded.
+Raw = str | bytes | dict[str, Any]
 
 
 class Conflict(Exception):
@@ -45,16 +47,22 @@ class SessionTxn(abc.ABC):
 
     # -- primitives ---------------------------------------------------------
     @abc.abstractmethod
-    def load_raw(self, needs: Needs) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-        """JSON texts of the needed trigger, task and instance records.
+    def load_raw(self, needs: Needs) -> tuple[Mapping[str, Raw], Mapping[str, Raw], Mapping[str, Raw]]:
+        """The needed trigger, task and instance records, each as JSON text
+        or as an already decoded dict.
 
         Instances: those named in ``needs.instances`` plus every *unstarted*
         instance of the tasks in ``needs.tasks``.
         """
 
     @abc.abstractmethod
-    def write_raw(self, triggers: dict[str, str], tasks: dict[str, str], instances: dict[str, Instance]) -> None:
-        """Write records (JSON texts; instances also as objects, for indexes)."""
+    def write_raw(
+        self, triggers: dict[str, dict[str, Any]], tasks: dict[str, dict[str, Any]], instances: dict[str, Instance]
+    ) -> None:
+        """Write records (plain dicts; instances as objects, for indexes).
+
+        Must refuse (``TypeError``) a value that is not JSON before anything
+        is committed."""
 
     @abc.abstractmethod
     def read_configs_raw(self) -> str | None:
@@ -64,7 +72,9 @@ class SessionTxn(abc.ABC):
     def write_configs_raw(self, text: str) -> None: ...
 
     # -- shared logic -------------------------------------------------------
-    def _decode(self, kind: str, key: str, text: str) -> Any:
+    def _decode(self, kind: str, key: str, text: Raw) -> Any:
+        if isinstance(text, dict):
+            return text
         try:
             return loads(text)
         except ValueError as exc:
@@ -89,8 +99,8 @@ class SessionTxn(abc.ABC):
         if changes.empty:
             return
         self.write_raw(
-            {k: dumps(v.to_dict()) for k, v in changes.triggers.items()},
-            {k: dumps(v.to_dict()) for k, v in changes.tasks.items()},
+            {k: v.to_dict() for k, v in changes.triggers.items()},
+            {k: v.to_dict() for k, v in changes.tasks.items()},
             changes.instances,
         )
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._json import dumps, loads
 from ..engine import Needs
 from ..errors import CorruptSession
 from ..state import Instance, Status, split_instance_name
-from .base import SessionTxn
+from .base import Raw, SessionTxn
 
 __all__ = ["KVTxn", "instance_names", "new_state", "parse_state", "session_digest"]
 
@@ -93,27 +93,30 @@ class KVTxn(SessionTxn):
         self.state["updated_at"] = time.time()
         return dumps(self.state)
 
-    def load_raw(self, needs: Needs) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    def load_raw(self, needs: Needs) -> tuple[Mapping[str, Raw], Mapping[str, Raw], Mapping[str, Raw]]:
+        # Decoded dicts straight from the state: the engine copies what it changes.
         s = self.state
-        triggers = {k: dumps(s["triggers"][k]) for k in needs.triggers if k in s["triggers"]}
-        tasks = {k: dumps(s["tasks"][k]) for k in needs.tasks if k in s["tasks"]}
-        instances = {name: dumps(data) for name, data in s["unstarted"].items() if data.get("task") in needs.tasks}
+        triggers = {k: s["triggers"][k] for k in needs.triggers if k in s["triggers"]}
+        tasks = {k: s["tasks"][k] for k in needs.tasks if k in s["tasks"]}
+        instances: dict[str, Raw] = {
+            name: data for name, data in s["unstarted"].items() if data.get("task") in needs.tasks
+        }
         wanted = []
         for name in needs.instances:
             if name in s["unstarted"]:
-                instances[name] = dumps(s["unstarted"][name])
+                instances[name] = s["unstarted"][name]
             else:
                 wanted.append(name)
         if wanted:
             instances.update({k: v for k, v in self._fetch(sorted(wanted)).items() if v is not None})
         return triggers, tasks, instances
 
-    def write_raw(self, triggers: dict[str, str], tasks: dict[str, str], instances: dict[str, Instance]) -> None:
-        s = self.state
-        for key, text in triggers.items():
-            s["triggers"][key] = loads(text)
-        for key, text in tasks.items():
-            s["tasks"][key] = loads(text)
+    def write_raw(
+        self, triggers: dict[str, dict[str, Any]], tasks: dict[str, dict[str, Any]], instances: dict[str, Instance]
+    ) -> None:
+        s = self.state  # a non-JSON value fails when the state is encoded, before any write
+        s["triggers"].update(triggers)
+        s["tasks"].update(tasks)
         self.state_dirty |= bool(triggers or tasks)
         for name, instance in instances.items():
             data = instance.to_dict()

@@ -5,14 +5,15 @@ so a test on memory storage catches non-JSON data too."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from .._json import dumps, loads
 from ..engine import Needs
 from ..state import Instance, Status
-from .base import SessionTxn, StorageBackend
+from .base import Raw, SessionTxn, StorageBackend
 
 __all__ = ["MemoryStorage"]
 
@@ -34,7 +35,7 @@ class _MemoryTxn(SessionTxn):
         self.pending: list[tuple[dict[str, str], dict[str, str], dict[str, Instance]]] = []
         self.pending_configs: str | None = None
 
-    def load_raw(self, needs: Needs) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    def load_raw(self, needs: Needs) -> tuple[Mapping[str, Raw], Mapping[str, Raw], Mapping[str, Raw]]:
         s = self.session
         names = set(needs.instances)
         for task in needs.tasks:
@@ -45,8 +46,12 @@ class _MemoryTxn(SessionTxn):
             {k: s.instances[k] for k in names if k in s.instances},
         )
 
-    def write_raw(self, triggers: dict[str, str], tasks: dict[str, str], instances: dict[str, Instance]) -> None:
-        self.pending.append((triggers, tasks, instances))
+    def write_raw(
+        self, triggers: dict[str, dict[str, Any]], tasks: dict[str, dict[str, Any]], instances: dict[str, Instance]
+    ) -> None:
+        self.pending.append(
+            ({k: dumps(v) for k, v in triggers.items()}, {k: dumps(v) for k, v in tasks.items()}, instances)
+        )
 
     def read_configs_raw(self) -> str | None:
         return self.session.configs

@@ -17,15 +17,16 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import unquote
 
 from .._json import dumps, loads
 from ..engine import Needs
 from ..errors import CorruptSession, StorageError, UnknownInstance
 from ..state import Instance
-from .base import SessionTxn, StorageBackend
+from .base import Raw, SessionTxn, StorageBackend
 
 __all__ = ["SQLiteStorage", "path_from_url"]
 
@@ -83,7 +84,7 @@ class _SQLiteTxn(SessionTxn):
         )
         return dict(cur.fetchall())
 
-    def load_raw(self, needs: Needs) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    def load_raw(self, needs: Needs) -> tuple[Mapping[str, Raw], Mapping[str, Raw], Mapping[str, Raw]]:
         instances = self._rows("ct_instances", needs.instances)
         if needs.tasks:
             sql = f"SELECT name, data FROM ct_instances WHERE session = ? AND status = 'unstarted' AND task IN ({_marks(needs.tasks)})"  # noqa: S608, E501 - only "?" marks are interpolated
@@ -91,11 +92,17 @@ class _SQLiteTxn(SessionTxn):
             instances.update(cur.fetchall())
         return self._rows("ct_triggers", needs.triggers), self._rows("ct_tasks", needs.tasks), instances
 
-    def write_raw(self, triggers: dict[str, str], tasks: dict[str, str], instances: dict[str, Instance]) -> None:
+    def write_raw(
+        self, triggers: dict[str, dict[str, Any]], tasks: dict[str, dict[str, Any]], instances: dict[str, Instance]
+    ) -> None:
         uid = self.uid
         c = self.conn
-        c.executemany("INSERT OR REPLACE INTO ct_triggers VALUES (?, ?, ?)", [(uid, k, v) for k, v in triggers.items()])
-        c.executemany("INSERT OR REPLACE INTO ct_tasks VALUES (?, ?, ?)", [(uid, k, v) for k, v in tasks.items()])
+        c.executemany(
+            "INSERT OR REPLACE INTO ct_triggers VALUES (?, ?, ?)", [(uid, k, dumps(v)) for k, v in triggers.items()]
+        )
+        c.executemany(
+            "INSERT OR REPLACE INTO ct_tasks VALUES (?, ?, ?)", [(uid, k, dumps(v)) for k, v in tasks.items()]
+        )
         c.executemany(
             "INSERT OR REPLACE INTO ct_instances VALUES (?, ?, ?, ?, ?)",
             [(uid, k, i.task, i.status.value, dumps(i.to_dict())) for k, i in instances.items()],

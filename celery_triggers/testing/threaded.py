@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..errors import DispatchError
 from ..runners.base import Dispatch, TaskRunner, message_kwargs
 
 __all__ = ["ThreadingTaskRunner"]
@@ -23,11 +22,7 @@ class ThreadingTaskRunner(TaskRunner):
         self._done = threading.Condition()
 
     def dispatch(self, items: list[Dispatch]) -> None:
-        for item in items:
-            if item.config.run not in self.app.tasks:
-                raise DispatchError(
-                    f"{item.instance.name}: Celery task {item.config.run!r} is not registered", [item.instance.name]
-                )
+        self.check_registered(items)
         for item in items:
             with self._done:
                 self._pending += 1

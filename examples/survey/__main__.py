@@ -13,9 +13,10 @@ import os
 import random
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
+
+from celery_triggers.testing import wait_until_idle
 
 HERE = Path(__file__).resolve().parent
 TRIGGERS = {
@@ -42,18 +43,6 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, cwd=HERE, env=env)
 
 
-def wait_resolved(manager, expected: int, timeout: float):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        instances = manager.instances
-        if len(instances) >= expected and all(i.is_resolved or i.status.value == "failed" for i in instances.values()):
-            return instances
-        if time.monotonic() > deadline:
-            summary = ", ".join(f"{n}={i.status.value}" for n, i in instances.items()) or "no instances"
-            raise TimeoutError(f"session {manager.uid} not resolved after {timeout}s: {summary}")
-        time.sleep(0.05)
-
-
 def main(argv: list[str] | None = None) -> dict[str, dict]:  # type: ignore[type-arg]
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
@@ -74,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:  # type: ignore[type
         for name in order:
             print(f"fire {name} {TRIGGERS[name]}")
             session.fire(name, TRIGGERS[name])
-        instances = wait_resolved(session, expected=2, timeout=args.timeout)
+        instances = wait_until_idle(session, timeout=args.timeout)  # nothing scheduled or running
         print(f"\nsession {session.uid}:")
         for name, instance in instances.items():
             print(f"  {name:22} {instance.status.value:9} result={instance.result}")
