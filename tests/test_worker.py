@@ -15,7 +15,7 @@ from celery import Celery
 from celery_triggers import DispatchError, Triggers
 from celery_triggers.testing import wait_until_idle
 
-from .conftest import ROOT, Worker, make_app
+from .conftest import ROOT, Worker, make_app, wait_for
 
 pytestmark = pytest.mark.worker
 
@@ -141,3 +141,24 @@ def test_celery_self_retry_on_a_real_worker_keeps_one_instance(worker_app: Celer
     assert list(instances) == ["t_selfRetry#0"]
     assert instance.status.value == "finished" and instance.result == 2
     assert instance.metadata["celery_retries"] == 2 and instance.metadata["attempts"] == 3
+
+
+def test_exactly_once_cascade_when_a_finished_task_is_redelivered(worker: Worker, worker_app: Celery) -> None:
+    """acks_late + the pool process killed after success, before the ack: the
+    broker redelivers and the task body runs again (Celery's at-least-once),
+    but the instance stays finished and its cascade happened exactly once."""
+    session = worker_app.triggers.session(uid())
+    session.fire("crashOnce")
+    runs = worker.data / "crash-once-runs"
+    wait_for(lambda: runs.exists() and len(runs.read_text().splitlines()) >= 2, 60, "the redelivered run")
+    instances = wait_until_idle(session)
+    assert (worker.data / "crashed-once").exists(), "the pool process died before the ack"
+    assert list(instances) == ["t_afterCrash#0", "t_crashOnce#0"], "no second instance anywhere"
+    assert instances["t_crashOnce#0"].status.value == "finished"
+    assert instances["t_crashOnce#0"].metadata["attempts"] == 1, "the redelivery did not restart the instance"
+    assert instances["t_afterCrash#0"].status.value == "finished"
+    after_runs = (worker.data / "after-crash-runs").read_text().splitlines()
+    assert len(after_runs) == 1, "the cascade happened exactly once"
+    assert json.loads(after_runs[0]) == {"t_crashOnce": instances["t_crashOnce#0"].result}
+    assert len(runs.read_text().splitlines()) == 2
+    assert worker.alive

@@ -6,11 +6,13 @@ folder named by ``CT_TEST_DATA`` (set by the ``worker`` fixture).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.signals import task_success
 
 from celery_triggers import TaskContext, Triggers, current_context, trigger_task
 
@@ -27,6 +29,7 @@ app.conf.update(
     },
     task_ignore_result=True,
     worker_prefetch_multiplier=1,
+    worker_lost_wait=0.5,  # notice a killed pool process quickly (redelivery test)
     triggers_storage=f"sqlite:///{DATA / 'triggers.sqlite3'}",
 )
 Triggers(app)
@@ -79,3 +82,37 @@ def self_retry(self: Any) -> int:
     if self.request.retries < 2:
         raise self.retry(exc=ValueError("not yet"), countdown=0.1)
     return int(self.request.retries)
+
+
+# -- redelivery (acks_late): the pool process dies after the task succeeded and
+# cascaded but before the message was acknowledged; the broker redelivers it.
+
+
+def _append(name: str, line: str) -> None:
+    with open(DATA / name, "a") as out:
+        out.write(line + "\n")
+
+
+@trigger_task(after=["crashOnce"], name="t_crashOnce")
+@app.task(name="tests.crash_once", acks_late=True, reject_on_worker_lost=True)
+def crash_once() -> dict[str, Any]:
+    _append("crash-once-runs", str(os.getpid()))
+    return {"pid": os.getpid()}
+
+
+@trigger_task(after=["t_crashOnce"], name="t_afterCrash")
+@app.task(name="tests.after_crash")
+def after_crash(trigger_kwargs: dict[str, Any]) -> None:
+    _append("after-crash-runs", json.dumps(trigger_kwargs))
+
+
+def _die_before_ack(sender: Any = None, **_: Any) -> None:
+    """Connected after celery-triggers' own handler, so the instance has
+    finished and cascaded when the process dies (only the first time)."""
+    marker = DATA / "crashed-once"
+    if getattr(sender, "name", None) == "tests.crash_once" and not marker.exists():
+        marker.write_text("1")
+        os._exit(1)
+
+
+task_success.connect(_die_before_ack, weak=False, dispatch_uid="tests.die_before_ack")

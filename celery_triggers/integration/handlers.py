@@ -19,7 +19,7 @@ from celery.signals import task_failure, task_postrun, task_prerun, task_success
 from .._json import normalize_kwargs
 from ..context import TaskContext, peek_context, pop_context, push_context
 from ..engine import task_kwargs
-from ..errors import InvalidKwargs
+from ..errors import IllegalTransition, InvalidKwargs
 from ..manager import error_metadata
 from ..runners import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE
 from ..runners.base import accepted_keywords
@@ -75,6 +75,15 @@ def on_prerun(
             name, task_id=task_id, hostname=task.request.hostname, celery_retries=task.request.retries or 0
         )
         received = task_kwargs(config, instance) if config else dict(instance.kwargs)
+    except IllegalTransition as exc:  # e.g. redelivered (acks_late) after it finished
+        logger.warning(
+            "celery-triggers: %s of session %r is not scheduled (%s); the task runs as Celery delivered it, "
+            "but its instance and cascade are not repeated",
+            name,
+            uid,
+            exc,
+        )
+        return
     except Exception:
         logger.exception("celery-triggers: could not mark %s of session %r running", name, uid)
         return
