@@ -112,6 +112,7 @@ class TriggerManager(SessionInspection):
         needs: Callable[[Mapping[str, TaskConfig]], engine.Needs],
         operation: Operation,
         prefetch: tuple[str, ...] = (),
+        resume: bool = False,
     ) -> tuple[Changes, Configuration]:
         """Load what ``operation`` needs, run it, assign task ids, commit,
         then signal and dispatch. Returns the changes and the configs used."""
@@ -124,7 +125,7 @@ class TriggerManager(SessionInspection):
             txn.write(changes)
             return changes, configs
 
-        changes, configs = self.storage.atomic(body, prefetch)
+        changes, configs = self.storage.atomic(body, prefetch, resume=resume)
         self._after_commit(changes, configs)
         return changes, configs
 
@@ -181,10 +182,12 @@ class TriggerManager(SessionInspection):
         return scheduled
 
     # -- worker side (called by the Celery signal handlers) -----------------
-    def _instance_op(self, ref: InstanceRef, operation: Operation, *, cascade: bool = True) -> Changes:
+    def _instance_op(
+        self, ref: InstanceRef, operation: Operation, *, cascade: bool = True, resume: bool = False
+    ) -> Changes:
         name = _name(ref)
         needs = lambda configs: engine.needs_for_instance(configs, name, cascade=cascade)  # noqa: E731
-        return self._apply(needs, operation, prefetch=(name,))[0]
+        return self._apply(needs, operation, prefetch=(name,), resume=resume)[0]
 
     def _start(self, name: str, **metadata: Any) -> tuple[Instance, TaskConfig | None]:
         """``scheduled`` -> ``running``; returns the instance and its config
@@ -201,13 +204,17 @@ class TriggerManager(SessionInspection):
         meta = dict(metadata or {})
         with self._batch():
             changes = self._instance_op(
-                name, lambda snap, configs: engine.finish(snap, configs, name, result, time.time(), **meta)
+                name,
+                lambda snap, configs: engine.finish(snap, configs, name, result, time.time(), **meta),
+                resume=True,  # start from what this worker's start left, when nothing changed since
             )
             self._fired(changes, engine.cascade_kwargs(result))
         return changes
 
     def _fail(self, name: str, error: Mapping[str, Any]) -> Changes:
-        return self._instance_op(name, lambda snap, _: engine.fail(snap, name, error, time.time()), cascade=False)
+        return self._instance_op(
+            name, lambda snap, _: engine.fail(snap, name, error, time.time()), cascade=False, resume=True
+        )
 
     def _retry(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,27 @@ def test_corrupt_sqlite_data_names_the_session(tmp_path) -> None:  # type: ignor
 def test_bad_storage_urls_are_clear_errors(url: str) -> None:
     with pytest.raises(StorageError, match=r"storage|SQLite"):
         resolve_storage(url)
+
+
+def test_resuming_from_a_stale_commit_rereads_and_loses_nothing(backend: StorageBackend) -> None:
+    """A transaction may start from what its storage object's previous commit
+    left (``resume``); if another writer committed since, it must notice."""
+    mine, theirs = backend.bind("shared"), backend.bind("shared")
+
+    def add(trigger: str) -> Any:
+        def op(txn: Any) -> None:
+            snapshot = txn.load(Needs(frozenset({"count"})))
+            record = snapshot.triggers.get("count") or TriggerRecord("count")
+            record.count += 1
+            record.kwargs = {**record.kwargs, trigger: True}
+            txn.write(Changes(triggers={"count": record}))
+
+        return op
+
+    mine.atomic(add("a"))
+    theirs.atomic(add("b"))  # mine's cached view is now stale
+    mine.atomic(add("c"), resume=True)
+    mine.atomic(add("d"), resume=True)  # fresh cache: may skip the read
+    final = backend.atomic("shared", lambda txn: txn.load(Needs(frozenset({"count"})))).triggers["count"]
+    assert final.count == 4
+    assert final.kwargs == {"a": True, "b": True, "c": True, "d": True}

@@ -44,6 +44,9 @@ class SessionTxn(abc.ABC):
 
     def __init__(self, uid: str):
         self.uid = uid
+        #: Set by a backend after a successful commit: what it needs to run the
+        #: next transaction of this session without reading first (opaque).
+        self.after_commit: Any = None
 
     # -- primitives ---------------------------------------------------------
     @abc.abstractmethod
@@ -127,11 +130,17 @@ class StorageBackend(abc.ABC):
         self.url = url
 
     @abc.abstractmethod
-    def transaction(self, uid: str, prefetch: Collection[str] = ()) -> AbstractContextManager[SessionTxn]:
+    def transaction(
+        self, uid: str, prefetch: Collection[str] = (), cached: Any = None
+    ) -> AbstractContextManager[SessionTxn]:
         """A transaction on session ``uid``: commits on normal exit.
 
         ``prefetch`` names instances the operation will read; a backend may
-        fetch them with its first read to save a round trip.
+        fetch them with its first read to save a round trip. ``cached`` is the
+        ``after_commit`` of this process's previous transaction on the
+        session; a backend that checks versions at commit may start from it
+        instead of reading (a stale one just fails the commit, and the
+        operation re-runs on fresh data).
         """
 
     @abc.abstractmethod
@@ -150,13 +159,20 @@ class StorageBackend(abc.ABC):
 
     def atomic(self, uid: str, operation: Callable[[SessionTxn], R], prefetch: Collection[str] = ()) -> R:
         """Run ``operation`` in a transaction, re-running it on conflict."""
+        return self.run(uid, operation, prefetch)[0]
+
+    def run(
+        self, uid: str, operation: Callable[[SessionTxn], R], prefetch: Collection[str] = (), cached: Any = None
+    ) -> tuple[R, Any]:
+        """:meth:`atomic`, also returning the transaction's ``after_commit``."""
         check_uid(uid)
         for attempt in range(self.max_retries):
             if attempt > 1:  # retry at once, then back off with jitter
                 time.sleep(random.uniform(0, min(0.0001 * 2**attempt, 0.02)))  # noqa: S311 - jitter, not crypto
             try:
-                with self.transaction(uid, prefetch) as txn:
-                    return operation(txn)
+                with self.transaction(uid, prefetch, cached if attempt == 0 else None) as txn:
+                    result = operation(txn)
+                return result, txn.after_commit
             except Conflict:
                 continue
         raise Conflict(f"session {uid!r}: gave up after {self.max_retries} conflicting attempts")
@@ -180,9 +196,19 @@ class SessionStorage:
     def __init__(self, backend: StorageBackend, uid: str):
         self.backend = backend
         self.uid = check_uid(uid)
+        self._after_commit: Any = None
 
-    def atomic(self, operation: Callable[[SessionTxn], R], prefetch: Collection[str] = ()) -> R:
-        return self.backend.atomic(self.uid, operation, prefetch)
+    def atomic(
+        self, operation: Callable[[SessionTxn], R], prefetch: Collection[str] = (), *, resume: bool = False
+    ) -> R:
+        """Run ``operation`` atomically. With ``resume``, the backend may start
+        from what this object's previous transaction left (see
+        :meth:`StorageBackend.transaction`): the worker's finish after its
+        start, in one round trip on Redis when nothing else changed."""
+        result, self._after_commit = self.backend.run(
+            self.uid, operation, prefetch, self._after_commit if resume else None
+        )
+        return result
 
     def instances(self) -> dict[str, Instance]:
         return self.backend.instances(self.uid)

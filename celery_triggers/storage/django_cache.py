@@ -139,7 +139,7 @@ class DjangoCacheStorage(StorageBackend):
 
     # -- transactions -------------------------------------------------------
     @contextmanager
-    def transaction(self, uid: str, prefetch: Collection[str] = ()) -> Iterator[SessionTxn]:
+    def transaction(self, uid: str, prefetch: Collection[str] = (), cached: object = None) -> Iterator[SessionTxn]:
         with self._locked(uid):
             cache = self.cache
             state_key = self._key(uid, "state")

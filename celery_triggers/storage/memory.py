@@ -86,7 +86,7 @@ class MemoryStorage(StorageBackend):
         self._lock = threading.RLock()
 
     @contextmanager
-    def transaction(self, uid: str, prefetch: Collection[str] = ()) -> Iterator[SessionTxn]:
+    def transaction(self, uid: str, prefetch: Collection[str] = (), cached: object = None) -> Iterator[SessionTxn]:
         with self._lock:
             session = self._sessions.get(uid) or _Session()
             txn = _MemoryTxn(uid, session)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -60,6 +61,16 @@ return 1
 """
 
 
+@dataclass
+class _Cached:
+    """The session as this process left it: version, state, instance records."""
+
+    uid: str
+    version: int
+    state: dict[str, Any]
+    records: dict[str, Any]
+
+
 class RedisStorage(StorageBackend):
     def __init__(self, url: str, *, session_ttl: float | None = None, **_: Any):
         super().__init__(url)
@@ -87,41 +98,52 @@ class RedisStorage(StorageBackend):
 
     # -- transactions -------------------------------------------------------
     @contextmanager
-    def transaction(self, uid: str, prefetch: Collection[str] = ()) -> Iterator[SessionTxn]:
+    def transaction(
+        self, uid: str, prefetch: Collection[str] = (), cached: _Cached | None = None
+    ) -> Iterator[SessionTxn]:
         keys = self._keys(uid)
         state_key, inst_key, version_key = keys
-        names = sorted(prefetch)
+        state: dict[str, Any] | None
         try:
-            with self.client.pipeline(transaction=True) as pipe:
-                pipe.get(version_key)
-                pipe.get(state_key)
-                if names:
-                    pipe.hmget(inst_key, names)
-                version, state_text, *rest = pipe.execute()
-            prefetched = dict(zip(names, rest[0], strict=True)) if names else {}
+            if isinstance(cached, _Cached) and cached.uid == uid:
+                version, state, known = cached.version, cached.state, dict(cached.records)
+            else:
+                names = sorted(prefetch)
+                with self.client.pipeline(transaction=True) as pipe:
+                    pipe.get(version_key)
+                    pipe.get(state_key)
+                    if names:
+                        pipe.hmget(inst_key, names)
+                    raw_version, state_text, *rest = pipe.execute()
+                version = int(raw_version or 0)
+                state = parse_state(uid, state_text)
+                known = dict(zip(names, rest[0], strict=True)) if names else {}
 
             def fetch(wanted: list[str]) -> dict[str, Any]:
-                found = {n: prefetched[n] for n in wanted if n in prefetched}
-                missing = [n for n in wanted if n not in prefetched]
+                missing = [n for n in wanted if n not in known]
                 if missing:
-                    found.update(zip(missing, self.client.hmget(inst_key, missing), strict=True))
-                return found
+                    known.update(zip(missing, self.client.hmget(inst_key, missing), strict=True))
+                return {n: known[n] for n in wanted}
 
-            txn = KVTxn(uid, parse_state(uid, state_text), fetch)
+            txn = KVTxn(uid, state, fetch)
             yield txn
-            if not txn.changed:
-                return
-            args: list[Any] = [version or b"0", self.session_ttl or 0]
-            args.append(txn.state_text() if (txn.state_dirty or txn.is_new) else "")
-            args.append(len(txn.instance_writes))
-            for name, text in txn.instance_writes.items():
-                args += [name, text]
-            args += sorted(txn.instance_deletes)
-            committed = self._commit(keys=list(keys), args=args)
+            if txn.changed:
+                args: list[Any] = [str(version), self.session_ttl or 0]
+                args.append(txn.state_text() if (txn.state_dirty or txn.is_new) else "")
+                args.append(len(txn.instance_writes))
+                for name, text in txn.instance_writes.items():
+                    args += [name, text]
+                args += sorted(txn.instance_deletes)
+                if not self._commit(keys=list(keys), args=args):
+                    raise Conflict(uid)
+                version += 1
+                known.update(txn.instance_writes)
+                for name in txn.instance_deletes:
+                    known.pop(name, None)
+            if txn.changed or not txn.is_new:  # the session exists as `known` describes it
+                txn.after_commit = _Cached(uid, version, txn.state, known)
         except redis.RedisError as exc:
             raise self._error(uid, exc) from exc
-        if not committed:
-            raise Conflict(uid)
 
     # -- inspection and lifecycle --------------------------------------------
     def instances(self, uid: str) -> dict[str, Instance]:

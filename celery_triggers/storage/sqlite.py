@@ -178,7 +178,7 @@ class SQLiteStorage(StorageBackend):
                 time.sleep(random.uniform(0.005, 0.05))  # noqa: S311 - jitter, not crypto
 
     @contextmanager
-    def transaction(self, uid: str, prefetch: Collection[str] = ()) -> Iterator[SessionTxn]:
+    def transaction(self, uid: str, prefetch: Collection[str] = (), cached: object = None) -> Iterator[SessionTxn]:
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
