@@ -6,7 +6,10 @@ in one MULTI/EXEC round trip, runs the pure engine, and commits with one
 Lua script that applies the writes only if the version is still the one it
 read (compare-and-set), bumping it. If another writer committed in between,
 the script changes nothing and the whole operation (engine included) re-runs
-on fresh data. So a fire, a start or a finish costs two round trips.
+on fresh data. So a fire or a start costs two round trips. A transaction
+that resumes from this process's previous commit on the session (the
+worker's finish after its start) skips the read: one round trip, or three
+when another writer got in between.
 
 Why not Lua alone: the trigger semantics live in the pure Python engine (one
 implementation for every backend). Why not a lock: a process killed in the
