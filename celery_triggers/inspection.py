@@ -56,7 +56,13 @@ class SessionInspection:
         return self.storage.instance(instance_ref(ref))
 
     def instances_of_task(self, task: str | TaskConfig) -> list[Instance]:
+        """The task's instances; :class:`UnknownTask` if no such task is
+        configured (app-wide or for this session)."""
+        from .errors import UnknownTask
+
         name = task.name if isinstance(task, TaskConfig) else task
+        if name not in self.get_configuration():
+            raise UnknownTask(f"no trigger task {name!r} is configured for session {self.uid!r}")
         return [i for i in self.instances.values() if i.task == name]
 
     def get_unresolved_instances(self) -> list[Instance]:

@@ -242,3 +242,16 @@ def test_configure_accepts_the_seed_format_all_or_nothing() -> None:
     app.triggers.configure({"t_createApplicant": {"after": ["a"], "run": "proj.create"}})
     app.triggers.fire("s", "a")
     assert app.triggers.session("s").instances["t_createApplicant#0"].result == "ok"
+
+
+def test_the_default_storage_is_a_sqlite_file_shared_by_the_apps_processes() -> None:
+    import tempfile
+
+    from celery_triggers import default_storage_url
+
+    app = Celery("proj.default", set_as_current=False)
+    ext = Triggers(app)
+    url = ext.storage_url
+    assert url == default_storage_url(app)
+    assert url == "sqlite:///" + tempfile.gettempdir() + "/celery-triggers-proj.default.sqlite3"
+    assert type(ext.storage).__name__ == "SQLiteStorage"

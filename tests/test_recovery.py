@@ -14,6 +14,7 @@ from celery_triggers import (
     Status,
     TriggerManager,
     UnknownInstance,
+    UnknownTask,
     instance_status_changed,
     trigger_fired,
     trigger_task,
@@ -180,6 +181,9 @@ def test_inspection(storage_url: str) -> None:
     flaky = session.instances["t_flaky#0"]
     assert (flaky.can_replay, flaky.can_skip, flaky.can_run, flaky.is_resolved) == (True, True, False, False)
     assert session.latest_kwargs("a") == {} and session.latest_kwargs("never-fired") is None
+    with pytest.raises(UnknownTask, match="no trigger task 't_nope' is configured for session 's'"):
+        session.instances_of_task("t_nope")
+    assert session.instances_of_task(app.triggers.configs["t_flaky"]) == [flaky]
     dump = session.debug_repr()
     assert dump["uid"] == "s" and dump["instances"]["t_flaky#0"]["status"] == "failed"
     assert dump["configuration"]["t_never"]["unless"] == ["stop"]

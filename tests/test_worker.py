@@ -49,6 +49,11 @@ def test_survey_example_runs_on_a_real_worker(tmp_path: Path) -> None:
     assert score["metadata"]["hostname"], "the worker recorded where it ran"
 
 
+def test_the_worker_names_its_storage_at_start_up(worker: Worker, worker_app: Celery) -> None:
+    log = worker.log.read_text()
+    assert f"celery-triggers: storage {worker_app.conf.triggers_storage}, default runner 'celery'" in log
+
+
 def test_headers_kwargs_and_context_reach_the_task_on_a_worker(worker_app: Celery) -> None:
     session = worker_app.triggers.session(uid())
     session.fire("pong", {"b": 2})
