@@ -31,6 +31,7 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     worker_lost_wait=0.5,  # notice a killed pool process quickly (redelivery test)
     triggers_storage=f"sqlite:///{DATA / 'triggers.sqlite3'}",
+    triggers_sesion_ttl=60,  # a typo on purpose: the worker warns about it
 )
 Triggers(app)
 

@@ -23,6 +23,11 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
         ext = parent.app.__dict__.get("triggers")
         if ext is None:
             return
+        from .extension import SETTINGS
+
+        for key in sorted(k for k in parent.app.conf.keys() if str(k).lower().startswith("triggers_")):
+            if key not in SETTINGS:
+                logger.warning("celery-triggers: unknown setting %r (known: %s)", key, ", ".join(sorted(SETTINGS)))
         storage = ext.storage
         storage.sessions()  # touch it: fail at start-up, not at the first task
         logger.warning(
