@@ -16,22 +16,63 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from . import engine
 from ._json import normalize_kwargs
 from .config import Configuration, TaskConfig, parse_configs
-from .errors import IllegalTransition, InvalidKwargs
+from .dispatch import Dispatch
+from .errors import IllegalTransition, InvalidKwargs, TriggersError
 from .inspection import SessionInspection, instance_ref
-from .runners import Dispatch
 from .signals import instance_status_changed, trigger_fired
 from .state import Changes, Instance, Snapshot, Status
 from .storage import SessionStorage, SessionTxn
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from celery import Celery
 
-    from .integration.extension import Triggers
+
+class TaskRunnerLike(Protocol):
+    def dispatch(self, items: list[Dispatch]) -> None: ...
+
+    def drain(self) -> None: ...
+
+
+class Host(Protocol):
+    """What a manager needs from the extension installed on its app
+    (``app.triggers``); declared here so the manager does not import the
+    Celery integration layer above it."""
+
+    app: Celery
+
+    @property
+    def storage_url(self) -> str: ...
+
+    @property
+    def default_runner(self) -> str: ...
+
+    def configs_with(self, session_configs: Mapping[str, Any]) -> Configuration: ...
+
+    def check_runners(self, configs: Iterable[TaskConfig]) -> None: ...
+
+    def runner(self, name: str) -> TaskRunnerLike: ...
+
+    def active_runners(self) -> list[TaskRunnerLike]: ...
+
+
+def host_of(app: Celery | None) -> Host:
+    """The extension installed on ``app`` (default: Celery's current app)."""
+    if app is None:
+        from celery import current_app
+
+        app = current_app._get_current_object()
+    host = app.__dict__.get("triggers")
+    if host is None:
+        raise TriggersError(f"celery-triggers is not installed on {app!r}: call Triggers(app) first")
+    return cast(Host, host)
+
 
 __all__ = ["TriggerManager"]
 
@@ -71,12 +112,10 @@ class TriggerManager(SessionInspection):
     """
 
     def __init__(self, storage: SessionStorage, app: Celery | None = None):
-        from .integration.extension import Triggers
-
         if not isinstance(storage, SessionStorage):
             raise TypeError(f"TriggerManager needs a storage bound to a session (backend.bind(uid)), got {storage!r}")
         self.storage = storage
-        self.extension: Triggers = Triggers.of(app)
+        self.extension = host_of(app)
         self.app = self.extension.app
 
     # -- hooks --------------------------------------------------------------

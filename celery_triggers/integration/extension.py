@@ -80,14 +80,12 @@ class Triggers:
     @classmethod
     def of(cls, app: Celery | None = None) -> Triggers:
         """The extension installed on ``app`` (default: Celery's current app)."""
-        if app is None:
-            from celery import current_app
+        from ..manager import host_of
 
-            app = current_app._get_current_object()
-        existing = app.__dict__.get("triggers")
-        if not isinstance(existing, Triggers):
-            raise TriggersError(f"celery-triggers is not installed on {app!r}: call Triggers(app) first")
-        return existing
+        host = host_of(app)
+        if not isinstance(host, Triggers):
+            raise TriggersError(f"celery-triggers is not installed on {host.app!r}: call Triggers(app) first")
+        return host
 
     # -- settings -----------------------------------------------------------
     @property

@@ -6,8 +6,9 @@ from __future__ import annotations
 from importlib import import_module
 from importlib.metadata import entry_points
 
+from ..dispatch import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE, Dispatch
 from ..errors import UnknownRunner
-from .base import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE, Dispatch, TaskRunner
+from .base import TaskRunner
 
 __all__ = [
     "HEADER_INSTANCE",

@@ -5,52 +5,23 @@ from __future__ import annotations
 import abc
 import inspect
 import weakref
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..config import TaskConfig
-from ..engine import task_kwargs
+from ..dispatch import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE, Dispatch
 from ..errors import DispatchError
-from ..state import Instance
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["HEADER_INSTANCE", "HEADER_SESSION", "Dispatch", "TaskRunner", "accepted_keywords", "message_kwargs"]
-
-#: Message headers that tie a Celery message to its session and instance.
-HEADER_SESSION = "triggers_session"
-HEADER_INSTANCE = "triggers_instance"
-#: Sent only when the session lives elsewhere than the app's storage.
-HEADER_STORAGE = "triggers_storage"
-
-
-@dataclass(frozen=True)
-class Dispatch:
-    """One ready instance, with what a runner needs to execute it."""
-
-    session_uid: str
-    instance: Instance
-    config: TaskConfig
-    #: URL of the session's storage when it is not the app's own.
-    storage_url: str | None = None
-
-    @property
-    def task_id(self) -> str | None:
-        value = self.instance.metadata.get("task_id")
-        return str(value) if value else None
-
-    @property
-    def headers(self) -> dict[str, Any]:
-        headers = {HEADER_SESSION: self.session_uid, HEADER_INSTANCE: self.instance.name}
-        if self.storage_url is not None:
-            headers[HEADER_STORAGE] = self.storage_url
-        return headers
-
-    @property
-    def trigger_kwargs(self) -> dict[str, dict[str, Any]]:
-        return task_kwargs(self.config, self.instance)
-
+__all__ = [
+    "HEADER_INSTANCE",
+    "HEADER_SESSION",
+    "HEADER_STORAGE",
+    "Dispatch",
+    "TaskRunner",
+    "accepted_keywords",
+    "message_kwargs",
+]
 
 #: Task class -> accepted keywords (one class per Celery task).
 _accepts: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()

@@ -1,0 +1,48 @@
+"""What the manager hands a runner: one ready instance and how to reach it.
+
+Lives below the runners (the manager creates these, runners consume them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .config import TaskConfig
+from .engine import task_kwargs
+from .state import Instance
+
+__all__ = ["HEADER_INSTANCE", "HEADER_SESSION", "HEADER_STORAGE", "Dispatch"]
+
+#: Message headers that tie a Celery message to its session and instance.
+HEADER_SESSION = "triggers_session"
+HEADER_INSTANCE = "triggers_instance"
+#: Sent only when the session lives elsewhere than the app's storage.
+HEADER_STORAGE = "triggers_storage"
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """One ready instance, with what a runner needs to execute it."""
+
+    session_uid: str
+    instance: Instance
+    config: TaskConfig
+    #: URL of the session's storage when it is not the app's own.
+    storage_url: str | None = None
+
+    @property
+    def task_id(self) -> str | None:
+        value = self.instance.metadata.get("task_id")
+        return str(value) if value else None
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        headers = {HEADER_SESSION: self.session_uid, HEADER_INSTANCE: self.instance.name}
+        if self.storage_url is not None:
+            headers[HEADER_STORAGE] = self.storage_url
+        return headers
+
+    @property
+    def trigger_kwargs(self) -> dict[str, dict[str, Any]]:
+        return task_kwargs(self.config, self.instance)
