@@ -18,10 +18,10 @@ from celery.signals import task_failure, task_postrun, task_prerun, task_success
 
 from .._json import normalize_kwargs
 from ..context import TaskContext, peek_context, pop_context, push_context
+from ..dispatch import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE
 from ..engine import task_kwargs
 from ..errors import IllegalTransition, InvalidKwargs
 from ..manager import error_metadata
-from ..runners import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE
 from ..runners.base import accepted_keywords
 from .extension import Triggers
 

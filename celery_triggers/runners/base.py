@@ -7,21 +7,13 @@ import inspect
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..dispatch import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE, Dispatch
+from ..dispatch import Dispatch
 from ..errors import DispatchError
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = [
-    "HEADER_INSTANCE",
-    "HEADER_SESSION",
-    "HEADER_STORAGE",
-    "Dispatch",
-    "TaskRunner",
-    "accepted_keywords",
-    "message_kwargs",
-]
+__all__ = ["TaskRunner", "accepted_keywords", "message_kwargs"]
 
 #: Task class -> accepted keywords (one class per Celery task).
 _accepts: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()

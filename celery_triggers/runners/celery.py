@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from ..dispatch import Dispatch
 from ..errors import DispatchError
-from .base import Dispatch, TaskRunner, message_kwargs
+from .base import TaskRunner, message_kwargs
 
 __all__ = ["CeleryTaskRunner"]
 

@@ -14,7 +14,8 @@ from collections import deque
 
 from celery.exceptions import NotRegistered
 
-from .base import Dispatch, TaskRunner, message_kwargs
+from ..dispatch import Dispatch
+from .base import TaskRunner, message_kwargs
 
 __all__ = ["EagerTaskRunner"]
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..runners.base import Dispatch, TaskRunner, message_kwargs
+from ..dispatch import Dispatch
+from ..runners.base import TaskRunner, message_kwargs
 
 __all__ = ["ThreadingTaskRunner"]
 
