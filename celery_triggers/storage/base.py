@@ -32,6 +32,15 @@ class Conflict(Exception):
     """Raised by an optimistic backend at commit: another writer won; retry."""
 
 
+def decode_instance(uid: str, name: str, raw: Raw) -> Instance:
+    """An instance record as stored, or a :class:`CorruptSession` naming the
+    session and the instance."""
+    try:
+        return Instance.from_dict(raw if isinstance(raw, dict) else loads(raw))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptSession(f"session {uid!r}: stored instance {name!r} is malformed ({exc})") from None
+
+
 def check_uid(uid: Any) -> str:
     if not isinstance(uid, str) or not uid:
         raise InvalidSession(f"a session UID must be a non-empty string, got {uid!r}")

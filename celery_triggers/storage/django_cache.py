@@ -34,7 +34,7 @@ from .._json import dumps, loads
 from ..errors import StorageError
 from ..state import Instance
 from .base import SessionStorage, SessionTxn, StorageBackend, check_uid
-from .kv import KVTxn, instance_names, parse_state, session_digest
+from .kv import KVTxn, instance_names, parse_state, session_digest, session_instances
 
 try:
     from django.core.cache import caches
@@ -186,11 +186,10 @@ class DjangoCacheStorage(StorageBackend):
         state = parse_state(uid, self.cache.get(self._key(uid, "state")))
         if state is None:
             return {}
-        txn = KVTxn(uid, state, lambda names: {})
         names = [n for n in instance_names(state) if n not in state["unstarted"]]
         keys = {self._instance_key(uid, n): n for n in names}
         found = self.cache.get_many(list(keys))
-        return txn.all_instances({keys[k]: v for k, v in found.items()})
+        return session_instances(uid, state, {keys[k]: v for k, v in found.items()})
 
     def sessions(self) -> list[str]:
         index = loads(self.cache.get(f"{self.prefix}:sessions") or "{}")

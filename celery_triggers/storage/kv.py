@@ -26,9 +26,9 @@ from .._json import dumps, loads
 from ..engine import Needs
 from ..errors import CorruptSession
 from ..state import Instance, Status, split_instance_name
-from .base import Raw, SessionTxn
+from .base import Raw, SessionTxn, decode_instance
 
-__all__ = ["KVTxn", "instance_names", "new_state", "parse_state", "session_digest"]
+__all__ = ["KVTxn", "instance_names", "new_state", "parse_state", "session_digest", "session_instances"]
 
 Fetch = Callable[[list[str]], dict[str, Any]]
 
@@ -140,14 +140,12 @@ class KVTxn(SessionTxn):
         self.state["configs"] = loads(text)
         self.state_dirty = True
 
-    def all_instances(self, records: dict[str, str | bytes | None]) -> dict[str, Instance]:
-        """Unstarted instances from the state plus the given records."""
-        result = {name: Instance.from_dict(data) for name, data in self.state["unstarted"].items()}
-        for name, text in records.items():
-            if text is None or name in result:
-                continue
-            try:
-                result[name] = Instance.from_dict(loads(text))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise CorruptSession(f"session {self.uid!r}: stored instance {name!r} is malformed ({exc})") from None
-        return dict(sorted(result.items(), key=lambda kv: split_instance_name(kv[0])))
+
+def session_instances(uid: str, state: dict[str, Any], records: Mapping[str, Any]) -> dict[str, Instance]:
+    """Every instance of a session: the unstarted ones kept in its state plus
+    the started ones' records (``None`` values are skipped), by name."""
+    result = {name: Instance.from_dict(data) for name, data in state["unstarted"].items()}
+    for name, raw in records.items():
+        if raw is not None and name not in result:
+            result[name] = decode_instance(uid, name, raw)
+    return dict(sorted(result.items(), key=lambda kv: split_instance_name(kv[0])))

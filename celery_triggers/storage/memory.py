@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._json import dumps, loads
+from .._json import dumps
 from ..engine import Needs
 from ..state import Instance, Status
-from .base import Raw, SessionTxn, StorageBackend
+from .base import Raw, SessionTxn, StorageBackend, decode_instance
 
 __all__ = ["MemoryStorage"]
 
@@ -99,7 +99,7 @@ class MemoryStorage(StorageBackend):
         with self._lock:
             session = self._sessions.get(uid)
             texts = dict(session.instances) if session else {}
-        return {k: Instance.from_dict(loads(v)) for k, v in texts.items()}
+        return {k: decode_instance(uid, k, v) for k, v in texts.items()}
 
     def sessions(self) -> list[str]:
         with self._lock:

@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..errors import StorageError
 from ..state import Instance
 from .base import Conflict, SessionTxn, StorageBackend, check_uid
-from .kv import KVTxn, parse_state, session_digest
+from .kv import KVTxn, parse_state, session_digest, session_instances
 
 try:
     import redis
@@ -163,7 +163,7 @@ class RedisStorage(StorageBackend):
         if state is None:
             return {}
         decoded = {k.decode() if isinstance(k, bytes) else k: v for k, v in records.items()}
-        return KVTxn(uid, state, lambda names: {}).all_instances(decoded)
+        return session_instances(uid, state, decoded)
 
     def sessions(self) -> list[str]:
         uids = []

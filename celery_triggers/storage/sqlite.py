@@ -22,11 +22,11 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote
 
-from .._json import dumps, loads
+from .._json import dumps
 from ..engine import Needs
-from ..errors import CorruptSession, StorageError, UnknownInstance
+from ..errors import StorageError, UnknownInstance
 from ..state import Instance
-from .base import Raw, SessionTxn, StorageBackend
+from .base import Raw, SessionTxn, StorageBackend, decode_instance
 
 __all__ = ["SQLiteStorage", "path_from_url"]
 
@@ -57,13 +57,6 @@ def path_from_url(url: str) -> str:
             "(for in-process storage use 'memory://')"
         )
     return unquote(url[len(prefix) :])
-
-
-def _decode_instance(uid: str, name: str, data: str) -> Instance:
-    try:
-        return Instance.from_dict(loads(data))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptSession(f"session {uid!r}: stored instance {name!r} is malformed ({exc})") from None
 
 
 def _marks(values: frozenset[str] | set[str]) -> str:
@@ -200,13 +193,13 @@ class SQLiteStorage(StorageBackend):
 
     def instances(self, uid: str) -> dict[str, Instance]:
         rows = self._read("SELECT name, data FROM ct_instances WHERE session = ?", (uid,))
-        return {name: _decode_instance(uid, name, data) for name, data in rows}
+        return {name: decode_instance(uid, name, data) for name, data in rows}
 
     def instance(self, uid: str, name: str) -> Instance:
         rows = self._read("SELECT name, data FROM ct_instances WHERE session = ? AND name = ?", (uid, name))
         if not rows:
             raise UnknownInstance(f"no instance {name!r} in session {uid!r}")
-        return _decode_instance(uid, name, rows[0][1])
+        return decode_instance(uid, name, rows[0][1])
 
     def sessions(self) -> list[str]:
         return [row[0] for row in self._read("SELECT session FROM ct_sessions ORDER BY session", ())]
