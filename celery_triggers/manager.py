@@ -9,7 +9,6 @@ not know yet; a dispatch failure is reported to the caller
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import traceback
@@ -26,7 +25,7 @@ from .errors import IllegalTransition, InvalidKwargs, TriggersError
 from .inspection import SessionInspection, instance_ref
 from .signals import instance_status_changed, trigger_fired
 from .state import Changes, Instance, Snapshot, Status
-from .storage import SessionStorage, SessionTxn
+from .storage import SessionStorage, SessionTxn, StorageBackend
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -48,7 +47,7 @@ class Host(Protocol):
     app: Celery
 
     @property
-    def storage_url(self) -> str: ...
+    def storage(self) -> StorageBackend: ...
 
     @property
     def default_runner(self) -> str: ...
@@ -76,8 +75,6 @@ def host_of(app: Celery | None) -> Host:
 
 __all__ = ["TriggerManager"]
 
-logger = logging.getLogger(__name__)
-
 #: Nesting depth of manager operations in this thread (a hook may fire).
 _depth = threading.local()
 
@@ -93,9 +90,6 @@ def error_metadata(exc: BaseException, tb: str | None = None) -> dict[str, Any]:
         "exc_message": str(exc),
         "traceback": tb if tb is not None else "".join(traceback.format_exception(exc)),
     }
-
-
-_name = instance_ref
 
 
 class TriggerManager(SessionInspection):
@@ -175,8 +169,8 @@ class TriggerManager(SessionInspection):
 
     def _dispatch(self, instances: list[Instance], configs: Mapping[str, TaskConfig]) -> None:
         by_runner: dict[str, list[Dispatch]] = {}
-        url = self.storage.backend.url
-        storage_url = None if url == self.extension.storage_url else url
+        backend = self.storage.backend
+        storage_url = None if backend is self.extension.storage else backend.url
         for instance in instances:
             config = configs[instance.task]
             runner = config.using or self.extension.default_runner
@@ -223,18 +217,17 @@ class TriggerManager(SessionInspection):
     # -- worker side (called by the Celery signal handlers) -----------------
     def _instance_op(
         self, ref: InstanceRef, operation: Operation, *, cascade: bool = True, resume: bool = False
-    ) -> Changes:
-        name = _name(ref)
+    ) -> tuple[Changes, Configuration]:
+        """An operation on one instance (read together with its first read)."""
+        name = instance_ref(ref)
         needs = lambda configs: engine.needs_for_instance(configs, name, cascade=cascade)  # noqa: E731
-        return self._apply(needs, operation, prefetch=(name,), resume=resume)[0]
+        return self._apply(needs, operation, prefetch=(name,), resume=resume)
 
     def _start(self, name: str, **metadata: Any) -> tuple[Instance, TaskConfig | None]:
         """``scheduled`` -> ``running``; returns the instance and its config
         (read in the same transaction)."""
-        changes, configs = self._apply(
-            lambda configs: engine.needs_for_instance(configs, name, cascade=False),
-            lambda snap, _: engine.start(snap, name, time.time(), **metadata),
-            prefetch=(name,),
+        changes, configs = self._instance_op(
+            name, lambda snap, _: engine.start(snap, name, time.time(), **metadata), cascade=False
         )
         instance = changes.instances[name]
         return instance, configs.get(instance.task)
@@ -242,7 +235,7 @@ class TriggerManager(SessionInspection):
     def _finish(self, name: str, result: Any, metadata: Mapping[str, Any] | None = None) -> Changes:
         meta = dict(metadata or {})
         with self._batch():
-            changes = self._instance_op(
+            changes, _ = self._instance_op(
                 name,
                 lambda snap, configs: engine.finish(snap, configs, name, result, time.time(), **meta),
                 resume=True,  # start from what this worker's start left, when nothing changed since
@@ -253,7 +246,7 @@ class TriggerManager(SessionInspection):
     def _fail(self, name: str, error: Mapping[str, Any]) -> Changes:
         return self._instance_op(
             name, lambda snap, _: engine.fail(snap, name, error, time.time()), cascade=False, resume=True
-        )
+        )[0]
 
     def _retry(
         self,
@@ -268,7 +261,7 @@ class TriggerManager(SessionInspection):
         kwargs = self._replacement(name, replacement_kwargs)
         error = error_metadata(exc) if exc is not None else {}
         with self._batch():
-            changes = self._instance_op(
+            changes, _ = self._instance_op(
                 name,
                 lambda snap, configs: engine.retry(
                     snap, configs, name, {**error, **metadata}, kwargs, countdown, time.time()
@@ -300,10 +293,10 @@ class TriggerManager(SessionInspection):
         The clone runs the task's configuration as it is now, with the
         failed instance's kwargs or ``replacement_kwargs``.
         """
-        name = _name(failed_instance)
+        name = instance_ref(failed_instance)
         kwargs = self._replacement(name, replacement_kwargs)
         with self._batch():
-            changes = self._instance_op(
+            changes, _ = self._instance_op(
                 name, lambda snap, configs: engine.replay(snap, configs, name, kwargs, time.time()), cascade=False
             )
             clone = changes.instances[changes.instances[name].metadata["replayed_by"]]
@@ -313,13 +306,13 @@ class TriggerManager(SessionInspection):
     def skip_failed_instance(self, failed_instance: InstanceRef, cascade: bool = False, result: Any = None) -> Instance:
         """Mark a failed instance ``skipped``; with ``cascade``, fire its task
         name as if it had returned ``result``."""
-        return self._skip(_name(failed_instance), cascade, result)
+        return self._skip(instance_ref(failed_instance), cascade, result)
 
     def _skip(self, name: str, cascade: bool, result: Any, *, own: bool = False, **metadata: Any) -> Instance:
         if result is not None:
             normalize_kwargs({"result": result}, what=f"simulated result of {name}")
         with self._batch():
-            changes = self._instance_op(
+            changes, _ = self._instance_op(
                 name,
                 lambda snap, configs: engine.skip(
                     snap, configs, name, cascade, result, time.time(), own=own, **metadata
@@ -340,7 +333,7 @@ class TriggerManager(SessionInspection):
         cascade_kwargs: Mapping[str, Any] | None = None,
     ) -> Instance:
         """Force an instance's status (operator override)."""
-        name = _name(task_instance)
+        name = instance_ref(task_instance)
         try:
             new = Status(status)
         except ValueError:
@@ -359,7 +352,7 @@ class TriggerManager(SessionInspection):
         meta = normalize_kwargs(metadata, what=f"metadata of {name}")
         kwargs = normalize_kwargs(cascade_kwargs, what=f"cascade kwargs of {name}")
         with self._batch():
-            changes = self._instance_op(
+            changes, _ = self._instance_op(
                 name,
                 lambda snap, configs: engine.set_status(
                     snap, configs, name, status, meta, cascade, kwargs, time.time()
@@ -371,11 +364,11 @@ class TriggerManager(SessionInspection):
 
     def update_instance_metadata(self, task_instance: InstanceRef, metadata: Mapping[str, Any]) -> Instance:
         """Merge ``metadata`` into the instance's metadata."""
-        return self._set(_name(task_instance), None, metadata)
+        return self._set(instance_ref(task_instance), None, metadata)
 
     def mark_instance_logs_resolved(self, task_instance: InstanceRef) -> Instance:
         """Clear the instance's tracked log level."""
-        return self._set(_name(task_instance), None, {"log_level": None, "log_level_name": None})
+        return self._set(instance_ref(task_instance), None, {"log_level": None, "log_level_name": None})
 
     def redispatch(self, task_instance: InstanceRef) -> Instance:
         """Send a ``scheduled`` instance's message again (same task id)."""

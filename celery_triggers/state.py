@@ -206,14 +206,6 @@ class Changes:
     #: Triggers fired by this operation (the external one and any cascade).
     fired: list[str] = field(default_factory=list)
 
-    def merge(self, other: Changes) -> None:
-        self.triggers.update(other.triggers)
-        self.tasks.update(other.tasks)
-        self.instances.update(other.instances)
-        self.ready.extend(n for n in other.ready if n not in self.ready)
-        self.transitions.extend(other.transitions)
-        self.fired.extend(other.fired)
-
     @property
     def empty(self) -> bool:
         return not (self.triggers or self.tasks or self.instances)
