@@ -12,13 +12,18 @@ from .config import TaskConfig
 from .engine import task_kwargs
 from .state import Instance
 
-__all__ = ["HEADER_INSTANCE", "HEADER_SESSION", "HEADER_STORAGE", "Dispatch"]
+__all__ = ["HEADER_INSTANCE", "HEADER_SESSION", "HEADER_STORAGE", "LOCAL_ALIAS", "Dispatch"]
 
 #: Message headers that tie a Celery message to its session and instance.
 HEADER_SESSION = "triggers_session"
 HEADER_INSTANCE = "triggers_instance"
-#: Sent only when the session lives elsewhere than the app's storage.
+#: Sent only when the session lives elsewhere than the app's storage: the
+#: *alias* of that storage (a key of ``triggers_storages``), never a URL.
 HEADER_STORAGE = "triggers_storage"
+#: Prefix of an alias that only this process knows (a session storage built
+#: by hand, e.g. the seed's ``CacheStorageBackend(uid)``): fine for the
+#: in-process runners, refused by the Celery runner.
+LOCAL_ALIAS = "~"
 
 
 @dataclass(frozen=True)
@@ -28,8 +33,8 @@ class Dispatch:
     session_uid: str
     instance: Instance
     config: TaskConfig
-    #: URL of the session's storage when it is not the app's own.
-    storage_url: str | None = None
+    #: Alias of the session's storage when it is not the app's own.
+    storage_alias: str | None = None
 
     @property
     def task_id(self) -> str | None:
@@ -39,10 +44,13 @@ class Dispatch:
     @property
     def headers(self) -> dict[str, Any]:
         headers = {HEADER_SESSION: self.session_uid, HEADER_INSTANCE: self.instance.name}
-        if self.storage_url is not None:
-            headers[HEADER_STORAGE] = self.storage_url
+        if self.storage_alias is not None:
+            headers[HEADER_STORAGE] = self.storage_alias
         return headers
 
     @property
     def trigger_kwargs(self) -> dict[str, dict[str, Any]]:
+        """What the task will receive (``withParams`` merged in), for runners
+        that need it; a Celery worker reads it from storage, not from the
+        message."""
         return task_kwargs(self.config, self.instance)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import Configuration, TaskConfig
-from .errors import IllegalTransition, UnknownInstance, UnknownTask
+from .errors import IllegalTransition, StaleDispatch, UnknownInstance, UnknownTask
 from .state import Changes, Instance, Snapshot, Status, TaskRecord, Transition, TriggerRecord, split_instance_name
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "fire",
     "needs_for_fire",
     "needs_for_instance",
+    "redispatch",
     "replay",
     "set_status",
     "skip",
@@ -191,25 +192,70 @@ def fire(snapshot: Snapshot, configs: Configs, trigger: str, kwargs: dict[str, A
     return work.changes
 
 
-def start(snapshot: Snapshot, name: str, now: float, **metadata: Any) -> Changes:
-    """A worker started the instance (``scheduled`` -> ``running``).
+def _check_token(instance: Instance, token: str | None) -> None:
+    """Refuse a message that is not the instance's current dispatch."""
+    if token is None:
+        return
+    current = instance.metadata.get("task_id")
+    if current != token:
+        raise StaleDispatch(
+            f"{instance.name}: message {token} is not its current dispatch ({current or 'none recorded'})"
+        )
 
-    A redelivered or retried message finds it ``running`` already: allowed.
+
+def start(
+    snapshot: Snapshot, name: str, now: float, token: str | None = None, *, track: bool = True, **metadata: Any
+) -> Changes:
+    """A worker starts the instance's message ``token`` (``scheduled`` ->
+    ``running``).
+
+    Only the current dispatch may start: another token raises
+    :class:`StaleDispatch`. A redelivery of the current message (the worker
+    died, or Celery retried it) finds the instance ``running`` and starts it
+    again. With ``track`` false the start is only checked, nothing is written
+    (the instance goes ``scheduled`` -> ``finished``, like Celery's
+    ``task_track_started=False``).
     """
     work = _Work(snapshot, now)
     instance = work.instance(name)
     if instance.status not in (Status.SCHEDULED, Status.RUNNING):
         raise IllegalTransition(f"{name} is {instance.status.value}; only a scheduled instance can start")
+    _check_token(instance, token)
+    if not track:
+        return work.changes
     attempts = int(instance.metadata.get("attempts", 0)) + 1
     work.set_status(instance, Status.RUNNING, started_at=now, attempts=attempts, **metadata)
     return work.changes
 
 
-def finish(snapshot: Snapshot, configs: Configs, name: str, result: Any, now: float, **metadata: Any) -> Changes:
+def redispatch(snapshot: Snapshot, name: str, token: str, now: float, expected: str | None = None) -> Changes:
+    """Give a ``scheduled`` instance a new dispatch token (its next message);
+    the previous message becomes stale. ``expected``: the token the caller
+    saw, so that two recoveries racing re-send it once."""
+    work = _Work(snapshot, now)
+    instance = work.instance(name)
+    if instance.status is not Status.SCHEDULED:
+        raise IllegalTransition(f"{name} is {instance.status.value}; only a scheduled instance can be re-sent")
+    _check_token(instance, expected)
+    dispatches = int(instance.metadata.get("dispatches", 1)) + 1
+    work.set_status(instance, Status.SCHEDULED, task_id=token, redispatched_at=now, dispatches=dispatches)
+    return work.changes
+
+
+def finish(
+    snapshot: Snapshot,
+    configs: Configs,
+    name: str,
+    result: Any,
+    now: float,
+    token: str | None = None,
+    **metadata: Any,
+) -> Changes:
     """The instance's task returned ``result``: finish it and cascade, once.
 
-    A second finish of the same instance (a redelivered message) changes
-    nothing, so the cascade happens exactly once.
+    A second finish of the same instance (a redelivered message, a retried
+    commit whose reply was lost) changes nothing, so the cascade happens
+    exactly once. ``token``: the dispatch that ran (see :func:`start`).
     """
     work = _Work(snapshot, now)
     instance = work.instance(name)
@@ -217,18 +263,25 @@ def finish(snapshot: Snapshot, configs: Configs, name: str, result: Any, now: fl
         return work.changes
     if instance.status not in (Status.SCHEDULED, Status.RUNNING):
         raise IllegalTransition(f"{name} is {instance.status.value}; only a scheduled or running instance can finish")
+    _check_token(instance, token)
     instance.result = result
     work.set_status(instance, Status.FINISHED, finished_at=now, **metadata)
     work.fire(configs, instance.task, cascade_kwargs(result))
     return work.changes
 
 
-def fail(snapshot: Snapshot, name: str, error: Mapping[str, Any], now: float) -> Changes:
-    """The instance's task raised: record the exception, do not cascade."""
+def fail(snapshot: Snapshot, name: str, error: Mapping[str, Any], now: float, token: str | None = None) -> Changes:
+    """The instance's task raised: record the exception, do not cascade.
+
+    Failing an instance that this dispatch already failed changes nothing
+    (a retried commit)."""
     work = _Work(snapshot, now)
     instance = work.instance(name)
+    if instance.status is Status.FAILED and token is not None and instance.metadata.get("task_id") == token:
+        return work.changes
     if instance.status not in (Status.SCHEDULED, Status.RUNNING):
         raise IllegalTransition(f"{name} is {instance.status.value}; only a scheduled or running instance can fail")
+    _check_token(instance, token)
     work.set_status(instance, Status.FAILED, failed_at=now, **error)
     return work.changes
 

@@ -18,10 +18,13 @@ __all__ = [
     "KwargsValidationError",
     "MaxRetriesExceeded",
     "NotInTriggerTask",
+    "StaleDispatch",
     "StorageError",
+    "StorageUnavailable",
     "TriggersError",
     "UnknownInstance",
     "UnknownRunner",
+    "UnknownStorage",
     "UnknownTask",
 ]
 
@@ -86,6 +89,12 @@ class StorageError(TriggersError, RuntimeError):
     """The storage backend could not be reached or refused the operation."""
 
 
+class StorageUnavailable(StorageError):
+    """The storage could not be reached (connection refused, timed out).
+
+    Transient: the worker protocol retries the operation with back-off."""
+
+
 class CorruptSession(StorageError):
     """Stored data of a session cannot be decoded."""
 
@@ -105,8 +114,19 @@ class DispatchError(TriggersError, RuntimeError):
         return type(self), (str(self), self.instances)
 
 
+class StaleDispatch(TriggersError, ValueError):
+    """A message is not the instance's current dispatch: its task id (the
+    dispatch token) differs from the one storage recorded, e.g. the original
+    of a re-dispatched instance, or a forged message. It runs nothing."""
+
+
 class UnknownRunner(TriggersError, LookupError):
     """No runner is registered under that name."""
+
+
+class UnknownStorage(TriggersError, LookupError):
+    """A message names a storage alias this process is not configured to
+    trust (``triggers_storages``)."""
 
 
 class NotInTriggerTask(TriggersError, RuntimeError):

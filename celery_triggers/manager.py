@@ -21,7 +21,7 @@ from . import engine
 from ._json import normalize_kwargs
 from .config import Configuration, TaskConfig, parse_configs
 from .dispatch import Dispatch
-from .errors import IllegalTransition, InvalidKwargs, TriggersError
+from .errors import IllegalTransition, InvalidKwargs, TriggersError, UnknownTask
 from .inspection import SessionInspection, instance_ref
 from .signals import instance_status_changed, trigger_fired
 from .state import Changes, Instance, Snapshot, Status
@@ -59,6 +59,8 @@ class Host(Protocol):
     def runner(self, name: str) -> TaskRunnerLike: ...
 
     def active_runners(self) -> list[TaskRunnerLike]: ...
+
+    def alias_of(self, backend: StorageBackend) -> str | None: ...
 
 
 def host_of(app: Celery | None) -> Host:
@@ -169,12 +171,11 @@ class TriggerManager(SessionInspection):
 
     def _dispatch(self, instances: list[Instance], configs: Mapping[str, TaskConfig]) -> None:
         by_runner: dict[str, list[Dispatch]] = {}
-        backend = self.storage.backend
-        storage_url = None if backend is self.extension.storage else backend.url
+        alias = self.extension.alias_of(self.storage.backend) if instances else None
         for instance in instances:
             config = configs[instance.task]
             runner = config.using or self.extension.default_runner
-            by_runner.setdefault(runner, []).append(Dispatch(self.uid, instance, config, storage_url))
+            by_runner.setdefault(runner, []).append(Dispatch(self.uid, instance, config, alias))
         for runner_name, items in by_runner.items():
             self.extension.runner(runner_name).dispatch(items)
 
@@ -214,7 +215,7 @@ class TriggerManager(SessionInspection):
             self._post_fire(trigger, scheduled)
         return scheduled
 
-    # -- worker side (called by the Celery signal handlers) -----------------
+    # -- the worker protocol (celery_triggers.integration.protocol) ---------
     def _instance_op(
         self, ref: InstanceRef, operation: Operation, *, cascade: bool = True, resume: bool = False
     ) -> tuple[Changes, Configuration]:
@@ -223,30 +224,57 @@ class TriggerManager(SessionInspection):
         needs = lambda configs: engine.needs_for_instance(configs, name, cascade=cascade)  # noqa: E731
         return self._apply(needs, operation, prefetch=(name,), resume=resume)
 
-    def _start(self, name: str, **metadata: Any) -> tuple[Instance, TaskConfig | None]:
-        """``scheduled`` -> ``running``; returns the instance and its config
-        (read in the same transaction)."""
-        changes, configs = self._instance_op(
-            name, lambda snap, _: engine.start(snap, name, time.time(), **metadata), cascade=False
-        )
-        instance = changes.instances[name]
-        return instance, configs.get(instance.task)
+    def start_instance(
+        self, name: str, token: str, *, track: bool = True, **metadata: Any
+    ) -> tuple[Instance, TaskConfig]:
+        """Step 1 of the worker protocol: the message ``token`` (its Celery
+        task id) may run instance ``name``. One atomic step: ``scheduled`` ->
+        ``running`` (only checked when ``track`` is false). Returns the
+        instance as stored, and its task config, so the task receives the
+        kwargs storage holds.
 
-    def _finish(self, name: str, result: Any, metadata: Mapping[str, Any] | None = None) -> Changes:
+        Raises :class:`UnknownInstance`, :class:`IllegalTransition` (resolved
+        or not yet scheduled) or :class:`StaleDispatch` (another token): the
+        message must not run the task body.
+        """
+        seen: list[Instance] = []
+
+        def op(snap: Snapshot, configs: Mapping[str, TaskConfig]) -> Changes:
+            changes = engine.start(snap, name, time.time(), token, track=track, **metadata)
+            seen.append(changes.instances.get(name) or snap.instances[name])
+            return changes
+
+        _, configs = self._instance_op(name, op, cascade=False)
+        instance = seen[-1]
+        config = configs.get(instance.task)
+        if config is None:
+            raise UnknownTask(f"{name}: no trigger task {instance.task!r} is configured here")
+        return instance, config
+
+    def finish_instance(
+        self, name: str, token: str | None, result: Any, metadata: Mapping[str, Any] | None = None
+    ) -> list[Instance]:
+        """Step 2: record ``result``, mark the instance ``finished`` and
+        cascade, in one atomic step (one round trip on Redis when nothing
+        else changed since this manager's start). Idempotent: finishing a
+        finished instance changes nothing. Returns the instances the cascade
+        scheduled."""
         meta = dict(metadata or {})
         with self._batch():
             changes, _ = self._instance_op(
                 name,
-                lambda snap, configs: engine.finish(snap, configs, name, result, time.time(), **meta),
+                lambda snap, configs: engine.finish(snap, configs, name, result, time.time(), token, **meta),
                 resume=True,  # start from what this worker's start left, when nothing changed since
             )
-            self._fired(changes, engine.cascade_kwargs(result))
-        return changes
+            return self._fired(changes, engine.cascade_kwargs(result))
 
-    def _fail(self, name: str, error: Mapping[str, Any]) -> Changes:
-        return self._instance_op(
-            name, lambda snap, _: engine.fail(snap, name, error, time.time()), cascade=False, resume=True
-        )[0]
+    def fail_instance(self, name: str, token: str | None, error: Mapping[str, Any]) -> Instance:
+        """Step 2 when the task raised: mark the instance ``failed`` with
+        ``error`` (see :func:`error_metadata`); nothing cascades."""
+        changes, _ = self._instance_op(
+            name, lambda snap, _: engine.fail(snap, name, error, time.time(), token), cascade=False, resume=True
+        )
+        return changes.instances.get(name) or self.instances_by_name(name)
 
     def _retry(
         self,
@@ -370,14 +398,20 @@ class TriggerManager(SessionInspection):
         """Clear the instance's tracked log level."""
         return self._set(instance_ref(task_instance), None, {"log_level": None, "log_level_name": None})
 
-    def redispatch(self, task_instance: InstanceRef) -> Instance:
-        """Send a ``scheduled`` instance's message again (same task id)."""
-        instance = self.instances_by_name(task_instance)
-        if instance.status is not Status.SCHEDULED:
-            raise IllegalTransition(f"{instance.name} is {instance.status.value}; only a scheduled one can be re-sent")
+    def redispatch(self, task_instance: InstanceRef, *, expected_token: str | None = None) -> Instance:
+        """Send a ``scheduled`` instance's message again, with a new dispatch
+        token (task id): a late original is then ignored by the worker, so
+        the body runs once. ``expected_token`` re-sends only if the instance
+        still has that token (:class:`StaleDispatch` otherwise)."""
+        name = instance_ref(task_instance)
+        token = str(uuid.uuid4())
         with self._batch():
-            self._dispatch([instance], self.get_configuration())
-        return instance
+            changes, _ = self._instance_op(
+                name,
+                lambda snap, _: engine.redispatch(snap, name, token, time.time(), expected_token),
+                cascade=False,
+            )
+        return changes.instances[name]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} session={self.uid!r}>"

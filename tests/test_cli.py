@@ -142,16 +142,20 @@ def test_redispatch_resends_only_old_scheduled_instances() -> None:
     @app.task(shared=False, name="cli.wait")
     def wait() -> None: ...
 
+    app.triggers.session("r").fire("unrelated")
+    assert run(app, "redispatch", "r").output.strip() == "nothing to re-send: no instance is scheduled"
     app.triggers.session("r").fire("go")
-    assert run(app, "redispatch", "r").output.strip() == "nothing to re-send"
+    first = app.triggers.session("r").instances["t_wait#0"].metadata["task_id"]
+    younger = run(app, "redispatch", "r").output.strip()
+    assert younger == "t_wait#0: scheduled 0 s ago, younger than --older-than 60", "it says why nothing was sent"
     result = run(app, "redispatch", "r", "--older-than", "0")
-    assert result.exit_code == 0 and result.output.strip() == "re-sent t_wait#0"
+    second = app.triggers.session("r").instances["t_wait#0"].metadata["task_id"]
+    assert result.exit_code == 0 and result.output.strip() == f"t_wait#0: re-sent as {second}"
     with app.connection_for_read() as conn:
         queue = conn.SimpleQueue("celery")
         ids = [queue.get(timeout=1).headers["id"] for _ in range(2)]
         queue.close()
-    task_id = app.triggers.session("r").instances["t_wait#0"].metadata["task_id"]
-    assert ids == [task_id, task_id], "the same message again (same task id)"
+    assert second != first and ids == [first, second], "a new dispatch token: the original is now stale"
 
 
 def test_graph_mermaid_structure(app: Celery) -> None:

@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "celery_triggers"
 LAYERS = {
     "errors": 1,
     "_json": 1,
+    "_retry": 1,
     "config": 1,
     "state": 2,
     "engine": 2,
@@ -35,7 +36,7 @@ LAYERS = {
     "testing": 7,
     "__init__": 7,
 }
-PURE = {"errors", "_json", "config", "state", "engine", "analysis"}
+PURE = {"errors", "_json", "_retry", "config", "state", "engine", "analysis"}
 
 
 def _unit(path: Path) -> str:

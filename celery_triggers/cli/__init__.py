@@ -182,17 +182,54 @@ def skip(ctx: click.Context, session: str, instance: str, cascade: bool, result_
 @_refusals
 def redispatch(ctx: click.Context, session: str, older_than: float) -> None:
     """Re-send instances of SESSION left `scheduled` (their message never
-    reached a worker). Same task id, so a late original is harmless."""
+    reached a worker), each with a new task id: a late original runs nothing."""
     manager = _existing_session(ctx, session)
     cutoff = time.time() - older_than
-    stale = [
-        i
-        for i in manager.instances.values()
-        if i.status.value == "scheduled" and float(i.metadata.get("scheduled_at") or 0) <= cutoff
-    ]
-    for instance in stale:
-        manager.redispatch(instance)
-    click.echo(f"re-sent {', '.join(i.name for i in stale)}" if stale else "nothing to re-send")
+    scheduled = [i for i in manager.instances.values() if i.status.value == "scheduled"]
+    for instance in scheduled:
+        at = float(instance.metadata.get("redispatched_at") or instance.metadata.get("scheduled_at") or 0)
+        if at > cutoff:
+            click.echo(
+                f"{instance.name}: scheduled {time.time() - at:.0f} s ago, younger than --older-than {older_than:g}"
+            )
+            continue
+        sent = manager.redispatch(instance)
+        click.echo(f"{instance.name}: re-sent as {sent.metadata['task_id']}")
+    if not scheduled:
+        click.echo("nothing to re-send: no instance is scheduled")
+
+
+@triggers.command()
+@click.argument("sessions", nargs=-1)
+@click.option("--all", "all_sessions", is_flag=True, help="Every session in storage.")
+@click.option(
+    "--older-than",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Only instances scheduled or started at least this many seconds ago.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_context
+@_refusals
+def recover(
+    ctx: click.Context, sessions: tuple[str, ...], all_sessions: bool, older_than: float, dry_run: bool, as_json: bool
+) -> None:
+    """Resolve instances a crash or an outage left `scheduled` or `running`:
+    from Celery's result backend when it knows the outcome, else re-send a
+    lost message (new task id) or mark a dead run failed (WorkerLost)."""
+    if bool(sessions) == all_sessions:
+        raise click.UsageError("name SESSION(s) or pass --all")
+    actions = _extension(ctx).recover(None if all_sessions else sessions, older_than=older_than, dry_run=dry_run)
+    if as_json:
+        _echo_json([a.to_dict() for a in actions])
+        return
+    for action in actions:
+        click.echo(str(action))
+    done = sum(a.action != "skipped" for a in actions)
+    verb = "would resolve" if dry_run else "resolved"
+    click.echo(f"{verb} {done} instance(s), skipped {len(actions) - done}")
 
 
 @triggers.command()

@@ -1,1 +1,1 @@
-"""Celery integration: extension, decorator, worker bootstep, signal handlers."""
+"""Celery integration: extension, decorator, worker bootstep, worker protocol."""

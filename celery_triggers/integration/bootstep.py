@@ -1,5 +1,7 @@
-"""Worker bootstep: opens the storage at start (so a bad URL fails loudly and
-early), names it in the start-up log, and closes it at shutdown."""
+"""Worker bootstep: wraps the app's tasks before any pool process forks,
+checks the storage at start (so a bad URL fails loudly and early), names it
+in the start-up log, runs the optional recovery sweep, and closes the
+storage at shutdown."""
 
 from __future__ import annotations
 
@@ -7,6 +9,10 @@ import logging
 from typing import Any
 
 from celery import bootsteps
+
+from ..errors import ConfigurationError
+from ..storage import mask_url
+from .protocol import wrap_tasks
 
 __all__ = ["TriggersStep"]
 
@@ -18,6 +24,9 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
 
     def __init__(self, parent: Any, **kwargs: Any):
         super().__init__(parent, **kwargs)
+        self._sweeper: Any = None
+        if parent.app.__dict__.get("triggers") is not None:
+            wrap_tasks(parent.app)  # in the parent, before prefork builds the children's tracers
 
     def start(self, parent: Any) -> None:
         ext = parent.app.__dict__.get("triggers")
@@ -29,15 +38,30 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
             if key not in SETTINGS:
                 logger.warning("celery-triggers: unknown setting %r (known: %s)", key, ", ".join(sorted(SETTINGS)))
         storage = ext.storage
-        storage.sessions()  # touch it: fail at start-up, not at the first task
+        in_test_process = type(parent).__module__.startswith("celery.contrib.testing")  # celery_worker fixture
+        if storage.url.startswith("memory://") and not in_test_process:
+            raise ConfigurationError(
+                "triggers_storage is 'memory://', which lives in one process: a worker cannot see the sessions "
+                "its producers fire. Use 'sqlite:////shared/path.db' (one machine) or 'redis://...'"
+            )
+        storage.ping()  # fail at start-up, not at the first task
         logger.warning(
             "celery-triggers: storage %s, default runner %r, %d trigger task(s) configured",
-            storage.url,
+            mask_url(storage.url),
             ext.default_runner,
             len(ext.configs),
         )
+        interval = parent.app.conf.get("triggers_recover_interval")
+        if interval:
+            from .recovery import Sweeper
+
+            self._sweeper = Sweeper(ext, float(interval), parent.hostname)
+            self._sweeper.start()
 
     def stop(self, parent: Any) -> None:
+        if self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper = None
         ext = parent.app.__dict__.get("triggers")
         if ext is not None:
             ext.reset_storage()

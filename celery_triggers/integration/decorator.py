@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from ..config import parse_config
 from ..errors import ConfigurationError
 from .extension import Triggers
+from .protocol import wrap_task
 
 __all__ = ["trigger_task"]
 
@@ -67,6 +68,7 @@ def trigger_task(
         if using is not None:
             directives["using"] = using
         ext.register(parse_config(config_name, directives))
+        wrap_task(task)
         return task
 
     return decorate

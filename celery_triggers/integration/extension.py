@@ -13,12 +13,14 @@ from kombu.utils.imports import symbol_by_name
 
 from .._json import dumps
 from ..config import Configuration, TaskConfig, parse_configs
-from ..errors import ConfigurationError, TriggersError
+from ..dispatch import LOCAL_ALIAS
+from ..errors import ConfigurationError, TriggersError, UnknownStorage
 from ..runners import TaskRunner, resolve_runner_class
-from ..storage import StorageBackend, resolve_storage
+from ..storage import StorageBackend, mask_url, resolve_storage
 
 if TYPE_CHECKING:
     from ..manager import TriggerManager
+    from .recovery import RecoveryAction
 
 __all__ = ["Triggers", "default_storage_url"]
 
@@ -28,6 +30,12 @@ SETTINGS = {
     "triggers_runner": "default runner name (default: 'celery')",
     "triggers_manager_class": "TriggerManager subclass or its dotted path",
     "triggers_session_ttl": "seconds a session lives after its last change (Redis, Django cache)",
+    "triggers_storages": "other storages workers may open, by alias: {'legacy': 'django-cache://default'}",
+    "triggers_track_started": "record 'running' when a task starts (default True)",
+    "triggers_finish_timeout": "seconds a worker keeps retrying a finish while storage is unreachable (default 30)",
+    "triggers_start_retries": "times a message is retried while storage is unreachable at its start (default 8)",
+    "triggers_recover_interval": "seconds between recovery sweeps in the worker (default: off)",
+    "triggers_recover_older_than": "age in seconds past which the worker's sweep recovers an instance (default 300)",
 }
 
 
@@ -45,7 +53,8 @@ class Triggers:
     """The celery-triggers extension of one Celery app, as ``app.triggers``.
 
     ``Triggers(app)`` installs it (once: a second call returns the same
-    object), adds the worker bootstep and connects the signal handlers.
+    object), adds the worker bootstep and routes its tasks' trigger messages through
+    the worker protocol (``integration/protocol.py``).
     """
 
     app: Celery
@@ -63,7 +72,7 @@ class Triggers:
 
     def _setup(self, app: Celery) -> None:
         from .bootstep import TriggersStep
-        from .handlers import connect_handlers
+        from .protocol import wrap_tasks
 
         self.app = app
         self._configs: dict[str, TaskConfig] = {}
@@ -71,11 +80,15 @@ class Triggers:
         self._session_cache: dict[str, Configuration] = {}
         self._storage: StorageBackend | None = None
         self._other_storages: dict[str, StorageBackend] = {}
+        self._local_aliases: dict[int, tuple[str, StorageBackend]] = {}
         self._runners: dict[str, TaskRunner] = {}
         self._lock = threading.RLock()
         app.triggers = self
         app.steps["worker"].add(TriggersStep)
-        connect_handlers()
+        if app.finalized:
+            wrap_tasks(app)
+        else:
+            app.on_after_finalize.connect(wrap_tasks, weak=False)
 
     @classmethod
     def of(cls, app: Celery | None = None) -> Triggers:
@@ -108,17 +121,76 @@ class Triggers:
                     backend.close()
             self._storage = None
             self._other_storages.clear()
+            self._local_aliases.clear()
 
-    def storage_for(self, url: str | None) -> StorageBackend:
-        """The app's storage, or another one by URL (a session created with
-        the seed's ``TriggerManager(CacheStorageBackend(uid))`` form)."""
-        if url is None or url == self.storage_url:
+    @property
+    def storage_aliases(self) -> dict[str, str]:
+        """``triggers_storages``: alias -> URL of the other storages that
+        messages may name (by alias, never by URL)."""
+        value = self.app.conf.get("triggers_storages") or {}
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and k and not k.startswith(LOCAL_ALIAS) and isinstance(v, str)
+            for k, v in value.items()
+        ):
+            raise ConfigurationError(f"triggers_storages must map alias names to storage URLs, got {value!r}")
+        return dict(value)
+
+    def storage_for(self, alias: str | None) -> StorageBackend:
+        """The app's storage (``alias`` None), or another one this process is
+        configured to trust: an alias of ``triggers_storages``, or a storage
+        this process bound a session to by hand. Anything else is an
+        :class:`UnknownStorage`, and nothing is opened."""
+        if alias is None:
             return self.storage
         with self._lock:
-            backend = self._other_storages.get(url)
-            if backend is None:
-                backend = self._other_storages[url] = resolve_storage(url)
-            return backend
+            for local_alias, local in self._local_aliases.values():
+                if local_alias == alias:
+                    return local
+            found = self._other_storages.get(alias)
+            if found is None:
+                url = self.storage_aliases.get(alias)
+                if url is None:
+                    known = ", ".join(sorted(self.storage_aliases)) or "none"
+                    raise UnknownStorage(f"no storage alias {alias!r} in triggers_storages (known: {known})")
+                found = self._other_storages[alias] = resolve_storage(url)
+            return found
+
+    def alias_of(self, backend: StorageBackend) -> str | None:
+        """How a message names ``backend``: None for the app's storage, its
+        alias when ``triggers_storages`` lists its URL, else an alias that
+        only this process knows (in-process runners only)."""
+        if backend is self._storage or backend.url == self.storage_url:
+            return None
+        with self._lock:
+            for alias, other in self._other_storages.items():
+                if other is backend:
+                    return alias
+        for alias, url in self.storage_aliases.items():
+            if url == backend.url:
+                with self._lock:
+                    self._other_storages.setdefault(alias, backend)
+                return alias
+        with self._lock:
+            entry = self._local_aliases.get(id(backend))
+            if entry is None or entry[1] is not backend:
+                entry = self._local_aliases[id(backend)] = (f"{LOCAL_ALIAS}{len(self._local_aliases)}", backend)
+            return entry[0]
+
+    # -- worker protocol settings --------------------------------------------
+    @property
+    def track_started(self) -> bool:
+        value = self.app.conf.get("triggers_track_started")
+        return True if value is None else bool(value)
+
+    @property
+    def finish_timeout(self) -> float:
+        value = self.app.conf.get("triggers_finish_timeout")
+        return 30.0 if value is None else float(value)
+
+    @property
+    def start_retries(self) -> int:
+        value = self.app.conf.get("triggers_start_retries")
+        return 8 if value is None else int(value)
 
     @property
     def default_runner(self) -> str:
@@ -213,17 +285,27 @@ class Triggers:
         return names[0] if names else "t_" + run.rsplit(".", 1)[-1]
 
     # -- sessions -----------------------------------------------------------
-    def session(self, uid: str, storage_url: str | None = None) -> TriggerManager:
+    def session(self, uid: str, storage: str | None = None) -> TriggerManager:
         """A manager bound to session ``uid`` (in the app's storage unless
-        ``storage_url`` names another)."""
-        return self.manager_class(self.storage_for(storage_url).bind(uid), app=self.app)
+        ``storage`` names another by its alias, see ``triggers_storages``)."""
+        return self.manager_class(self.storage_for(storage).bind(uid), app=self.app)
 
     def fire(self, session_uid: str, trigger_name: str, kwargs: Mapping[str, Any] | None = None) -> list[Any]:
         """Fire ``trigger_name`` in session ``session_uid``."""
         return self.session(session_uid).fire(trigger_name, kwargs)
 
+    def recover(
+        self, sessions: Iterable[str] | None = None, *, older_than: float = 60.0, dry_run: bool = False
+    ) -> list[RecoveryAction]:
+        """Resolve instances left ``scheduled`` or ``running`` for more than
+        ``older_than`` seconds by a crash or an outage, in ``sessions``
+        (default: every session). See :mod:`celery_triggers.integration.recovery`."""
+        from .recovery import recover
+
+        return recover(self, sessions, older_than=older_than, dry_run=dry_run)
+
     def update_configuration(self, session_uid: str, configs: Mapping[str, Any]) -> None:
         self.session(session_uid).update_configuration(configs)
 
     def __repr__(self) -> str:
-        return f"<Triggers app={self.app.main!r} storage={self.storage_url!r}>"
+        return f"<Triggers app={self.app.main!r} storage={mask_url(self.storage_url)!r}>"

@@ -22,7 +22,7 @@ _accepts: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDicti
 def accepted_keywords(task: Any) -> frozenset[str]:
     """Which of ``trigger_kwargs`` and ``context`` the task's signature takes
     (by name, or both through ``**kwargs``)."""
-    key = type(task)
+    key = task.__class__  # not type(): a task may be a Celery proxy
     found = _accepts.get(key)
     if found is None:
         try:
@@ -37,16 +37,13 @@ def accepted_keywords(task: Any) -> frozenset[str]:
     return found
 
 
-def message_kwargs(task: Any, item: Dispatch) -> dict[str, Any]:
-    """The keyword arguments to send: ``trigger_kwargs`` when accepted, and a
-    ``context`` placeholder the worker replaces with the live context."""
-    accepted = accepted_keywords(task)
-    kwargs: dict[str, Any] = {}
-    if "trigger_kwargs" in accepted:
-        kwargs["trigger_kwargs"] = item.trigger_kwargs
-    if "context" in accepted:
-        kwargs["context"] = None
-    return kwargs
+def message_kwargs(task: Any) -> dict[str, Any]:
+    """The keyword arguments to send: placeholders for ``trigger_kwargs``
+    and ``context`` when the task takes them (Celery checks a call's
+    arguments when it is sent). The worker replaces them with the kwargs
+    storage holds and the live context: a message never decides what a
+    task receives."""
+    return dict.fromkeys(accepted_keywords(task))
 
 
 class TaskRunner(abc.ABC):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from ..dispatch import Dispatch
-from ..errors import DispatchError
+from ..dispatch import LOCAL_ALIAS, Dispatch
+from ..errors import ConfigurationError, DispatchError
 from .base import TaskRunner, message_kwargs
 
 __all__ = ["CeleryTaskRunner"]
@@ -20,6 +20,13 @@ class CeleryTaskRunner(TaskRunner):
     name = "celery"
 
     def dispatch(self, items: list[Dispatch]) -> None:
+        local = sorted({i.session_uid for i in items if (i.storage_alias or "").startswith(LOCAL_ALIAS)})
+        if local:
+            raise ConfigurationError(
+                f"session(s) {', '.join(map(repr, local))} live in a storage workers cannot be told about: "
+                "name it in the triggers_storages setting ({'alias': 'scheme://...'}) on producers and workers "
+                "(the instances stay 'scheduled'; `celery triggers recover` re-sends them once it is named)"
+            )
         failed: list[str] = []
         errors: list[str] = []
         for item in items:
@@ -28,7 +35,7 @@ class CeleryTaskRunner(TaskRunner):
             try:
                 task = self.app.tasks.get(item.config.run)
                 if task is not None:
-                    task.apply_async(kwargs=message_kwargs(task, item), **options)
+                    task.apply_async(kwargs=message_kwargs(task), **options)
                 else:  # unknown here: the worker passes trigger_kwargs if accepted
                     self.app.send_task(item.config.run, kwargs={}, **options)
             except Exception as exc:  # the broker refused: tell the caller

@@ -49,6 +49,6 @@ class EagerTaskRunner(TaskRunner):
                     task = self.app.tasks[item.config.run]
                 except NotRegistered:  # pragma: no cover - checked in dispatch
                     continue
-                task.apply(kwargs=message_kwargs(task, item), headers=item.headers, task_id=item.task_id, throw=False)
+                task.apply(kwargs=message_kwargs(task), headers=item.headers, task_id=item.task_id, throw=False)
         finally:
             self._local.draining = False

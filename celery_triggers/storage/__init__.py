@@ -16,11 +16,12 @@ from __future__ import annotations
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import StorageError
 from .base import SessionStorage, SessionTxn, StorageBackend, check_uid
 
-__all__ = ["SessionStorage", "SessionTxn", "StorageBackend", "check_uid", "resolve_storage"]
+__all__ = ["SessionStorage", "SessionTxn", "StorageBackend", "check_uid", "mask_url", "resolve_storage"]
 
 _BUILTIN = {
     "memory": "celery_triggers.storage.memory:MemoryStorage",
@@ -35,6 +36,19 @@ def _load(target: str) -> type[StorageBackend]:
     module, _, attr = target.partition(":")
     cls: type[StorageBackend] = getattr(import_module(module), attr)
     return cls
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for logs and output)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]
+        user = parts.username or ""
+    except ValueError:
+        return "<unparsable storage URL>"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def resolve_storage(url: str, **options: Any) -> StorageBackend:

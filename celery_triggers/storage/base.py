@@ -163,6 +163,11 @@ class StorageBackend(abc.ABC):
     @abc.abstractmethod
     def delete_session(self, uid: str) -> None: ...
 
+    def ping(self) -> None:
+        """Check that the storage answers, with one cheap read (the worker
+        calls it at start-up; it never lists sessions)."""
+        self.instances("celery-triggers:ping")
+
     def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release connections (called at worker shutdown)."""
 
@@ -196,7 +201,9 @@ class StorageBackend(abc.ABC):
         return SessionStorage(self, uid)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.url}>"
+        from . import mask_url
+
+        return f"<{type(self).__name__} {mask_url(self.url)}>"
 
 
 class SessionStorage:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import StorageError
+from ..errors import StorageError, StorageUnavailable
 from ..state import Instance
 from .base import Conflict, SessionTxn, StorageBackend, check_uid
 from .kv import KVTxn, parse_state, session_digest, session_instances
@@ -92,7 +92,10 @@ class RedisStorage(StorageBackend):
 
     def _error(self, uid: str | None, exc: Exception) -> StorageError:
         where = f"session {uid!r}: " if uid is not None else ""
-        return StorageError(f"{where}Redis storage {self._safe_url()} failed: {exc}")
+        unreachable = isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
+        return (StorageUnavailable if unreachable else StorageError)(
+            f"{where}Redis storage {self._safe_url()} failed: {exc}"
+        )
 
     def _safe_url(self) -> str:
         parts = urlsplit(self.url)

@@ -32,7 +32,7 @@ class ThreadingTaskRunner(TaskRunner):
     def _run(self, item: Dispatch) -> None:
         try:
             task = self.app.tasks[item.config.run]
-            task.apply(kwargs=message_kwargs(task, item), headers=item.headers, task_id=item.task_id, throw=False)
+            task.apply(kwargs=message_kwargs(task), headers=item.headers, task_id=item.task_id, throw=False)
         finally:
             with self._done:
                 self._pending -= 1

@@ -1,0 +1,269 @@
+"""The worker protocol: how a Celery message runs one trigger-task instance.
+
+Every task of an app with the extension has its ``run`` wrapped (at
+``@trigger_task``, when the app is finalized, and when a worker builds its
+blueprint, before any pool process forks). A message without
+celery-triggers headers runs the body untouched. A message with them goes
+through three steps:
+
+1. **Start**, one atomic storage step: the instance moves ``scheduled`` ->
+   ``running`` only if the message's task id is the instance's current
+   dispatch token (``triggers_track_started=False``: only checked). The
+   kwargs the body receives come from storage. A message for an unknown,
+   resolved or re-dispatched instance, one with another token, or one that
+   names a storage alias this worker does not trust runs nothing: it is
+   acknowledged (``Ignore``) with one warning line. Storage unreachable:
+   the body does not run, the message is retried with back-off
+   (``triggers_start_retries``), then left to ``recover``.
+2. **Body**, with ``trigger_kwargs`` / ``context`` injected when its
+   signature takes them, and ``current_context()`` set.
+3. **Finish** (result, status, cascade) or **fail**, one atomic step,
+   retried with back-off for ``triggers_finish_timeout`` seconds while
+   storage is unreachable. If it still fails, the body's result goes to
+   Celery's result backend as usual and ``recover`` resolves the instance.
+
+Bodies run at least once; instances and cascades happen exactly once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery, Task
+from celery.exceptions import Ignore, Reject, Retry
+
+from .._json import normalize_kwargs
+from .._retry import call_with_backoff
+from ..context import TaskContext, TaskResolved, pop_context, push_context
+from ..dispatch import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE
+from ..engine import task_kwargs
+from ..errors import (
+    CorruptSession,
+    DispatchError,
+    IllegalTransition,
+    InvalidKwargs,
+    StaleDispatch,
+    StorageError,
+    UnknownInstance,
+    UnknownStorage,
+    UnknownTask,
+)
+from ..manager import TriggerManager, error_metadata
+from ..runners.base import accepted_keywords
+
+__all__ = ["trigger_headers", "wrap_task", "wrap_tasks"]
+
+logger = logging.getLogger("celery_triggers")
+
+#: Attribute set on a wrapped ``run`` (wrapping is idempotent).
+_WRAPPED = "__celery_triggers__"
+#: Celery's own control flow: the instance keeps its status.
+_CELERY_CONTROL = (Retry, Ignore, Reject)
+
+
+def trigger_headers(request: Any) -> tuple[str, str, str | None] | None:
+    """(session UID, instance name, storage alias or None) of a task
+    request, if it carries them.
+
+    On a worker, custom message headers become request attributes (and
+    ``request.headers``); in ``Task.apply`` they stay in ``request.headers``.
+    """
+    headers = getattr(request, "headers", None) or {}
+    uid = getattr(request, HEADER_SESSION, None) or headers.get(HEADER_SESSION)
+    name = getattr(request, HEADER_INSTANCE, None) or headers.get(HEADER_INSTANCE)
+    alias = getattr(request, HEADER_STORAGE, None) or headers.get(HEADER_STORAGE)
+    if isinstance(uid, str) and isinstance(name, str):
+        return uid, name, alias if isinstance(alias, str) else None
+    return None
+
+
+def wrap_task(task: Task) -> None:
+    """Route ``task``'s trigger messages through the protocol (idempotent)."""
+    task = getattr(task, "_get_current_object", lambda: task)()  # a proxy before finalize
+    original = task.run
+    if getattr(original, _WRAPPED, False):
+        return
+
+    @functools.wraps(original)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        ids = trigger_headers(task.request)
+        if ids is None:
+            return original(*args, **kwargs)
+        return _Execution(task, *ids).run(original, args, kwargs)
+
+    setattr(run, _WRAPPED, True)
+    task.run = run
+
+
+def wrap_tasks(sender: Celery | None = None, **_: Any) -> None:
+    """Wrap every task of an app (Celery's ``on_after_finalize`` receiver)."""
+    if sender is None:
+        return
+    for name, task in list(sender.tasks.items()):
+        if not name.startswith("celery."):
+            wrap_task(task)
+
+
+def _hostname(task: Task) -> str:
+    return str(getattr(task.request, "hostname", None) or socket.gethostname())
+
+
+class _Execution:
+    """One message of one instance, from start to finish."""
+
+    def __init__(self, task: Task, uid: str, name: str, alias: str | None):
+        self.task = task
+        self.uid = uid
+        self.name = name
+        self.alias = alias
+        self.token = str(task.request.id)
+        self.ext = task.app.__dict__.get("triggers")
+
+    def _skip(self, reason: object) -> Ignore:
+        logger.warning(
+            "celery-triggers: not running %s of session %r (task %s, message %s): %s",
+            self.name,
+            self.uid,
+            self.task.name,
+            self.token,
+            reason,
+        )
+        return Ignore(str(reason))
+
+    # -- step 1 --------------------------------------------------------------
+    def _start(self) -> tuple[TriggerManager, TaskContext]:
+        if self.ext is None:
+            raise self._skip(f"celery-triggers is not installed on app {self.task.app.main!r}")
+        try:
+            manager = self.ext.session(self.uid, self.alias)
+            instance, config = manager.start_instance(
+                self.name,
+                self.token,
+                track=self.ext.track_started,
+                hostname=_hostname(self.task),
+                celery_retries=self.task.request.retries or 0,
+            )
+        except (UnknownStorage, UnknownInstance, UnknownTask, IllegalTransition, StaleDispatch) as exc:
+            raise self._skip(exc) from None
+        except CorruptSession as exc:
+            logger.error("celery-triggers: %s (message %s not run)", exc, self.token)
+            raise Ignore(str(exc)) from None
+        except StorageError as exc:
+            raise self._retry_start(exc) from None
+        context = TaskContext(
+            self.uid,
+            self.name,
+            task_kwargs(config, instance),
+            manager,
+            task_id=self.token,
+            task=self.task,
+            retries=int(instance.metadata.get("retries", 0)),
+        )
+        return manager, context
+
+    def _retry_start(self, exc: StorageError) -> BaseException:
+        """Storage unreachable at the start: run nothing, try again later."""
+        retries = int(self.task.request.retries or 0)
+        limit = self.ext.start_retries if self.ext is not None else 0
+        if self.task.request.is_eager or retries >= limit:
+            logger.error(
+                "celery-triggers: %s of session %r not started after %d retries (%s); it stays scheduled "
+                "until `celery triggers recover` re-sends it",
+                self.name,
+                self.uid,
+                retries,
+                exc,
+            )
+            return Ignore(str(exc))
+        countdown = min(2.0**retries, 30.0)
+        logger.warning(
+            "celery-triggers: storage unreachable at the start of %s of session %r (%s); retry %d/%d in %.0f s",
+            self.name,
+            self.uid,
+            exc,
+            retries + 1,
+            limit,
+            countdown,
+        )
+        retry: object = self.task.retry(exc=exc, countdown=countdown, max_retries=limit, throw=False)
+        if isinstance(retry, BaseException):
+            return retry
+        return Ignore(str(exc))
+
+    # -- steps 2 and 3 -------------------------------------------------------
+    def run(self, body: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        manager, context = self._start()
+        call_kwargs = dict(kwargs)
+        accepted = accepted_keywords(self.task)
+        if "trigger_kwargs" in accepted:
+            call_kwargs["trigger_kwargs"] = context.trigger_kwargs
+        if "context" in accepted:
+            call_kwargs["context"] = context
+        push_context(context)
+        try:
+            try:
+                result = body(*args, **call_kwargs)
+            except (TaskResolved, *_CELERY_CONTROL):
+                raise  # resolved by the task itself, or Celery retries/requeues it
+            except Exception as exc:
+                if context.outcome is None:
+                    self._fail(manager, context, error_metadata(exc))
+                raise
+            if context.outcome is None:
+                self._finish(manager, context, result)
+            return result
+        finally:
+            pop_context(self.token)
+
+    def _finish(self, manager: TriggerManager, context: TaskContext, result: Any) -> None:
+        try:
+            stored = normalize_kwargs({"result": result}, what=f"result of {self.name}")["result"]
+        except InvalidKwargs as exc:
+            logger.error("celery-triggers: %s", exc)
+            self._fail(manager, context, error_metadata(exc))
+            return
+        self._durably("finish", lambda: manager.finish_instance(self.name, self.token, stored, context.log_metadata()))
+
+    def _fail(self, manager: TriggerManager, context: TaskContext, error: dict[str, Any]) -> None:
+        self._durably("fail", lambda: manager.fail_instance(self.name, self.token, {**error, **context.log_metadata()}))
+
+    def _durably(self, what: str, step: Callable[[], Any]) -> None:
+        """Run a finish/fail step, retrying while storage is unreachable."""
+        timeout = self.ext.finish_timeout if self.ext is not None else 0.0
+        try:
+            call_with_backoff(
+                step, retry_on=StorageError, give_up_on=CorruptSession, timeout=timeout, on_retry=self._log_retry
+            )
+        except DispatchError as exc:  # committed; the cascade's messages were refused
+            logger.error(
+                "celery-triggers: %s of session %r: %s (`celery triggers recover` re-sends them)",
+                self.name,
+                self.uid,
+                exc,
+            )
+        except (IllegalTransition, StaleDispatch, UnknownInstance) as exc:
+            logger.warning("celery-triggers: %s of session %r not recorded: %s", self.name, self.uid, exc)
+        except StorageError as exc:
+            logger.error(
+                "celery-triggers: could not %s %s of session %r within %.0f s (%s); the instance stays running "
+                "until `celery triggers recover` resolves it (from Celery's result backend when one is configured)",
+                what,
+                self.name,
+                self.uid,
+                timeout,
+                exc,
+            )
+
+    def _log_retry(self, exc: BaseException, attempt: int, delay: float) -> None:
+        logger.warning(
+            "celery-triggers: storage unreachable finishing %s of session %r (%s); attempt %d, next in %.1f s",
+            self.name,
+            self.uid,
+            exc,
+            attempt,
+            delay,
+        )
