@@ -111,22 +111,24 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "c
 
 
 class Worker:
-    """A real ``celery -A tests.worker_app worker`` subprocess."""
+    """A real ``celery -A <app> worker`` subprocess (default: tests.worker_app)."""
 
-    def __init__(self, data: Path):
+    def __init__(self, data: Path, app: str = "tests.worker_app", **env: str):
         self.data = data
+        self.app = app
         self.log = data / "worker.log"
-        self.env = {**os.environ, "CT_TEST_DATA": str(data), "PYTHONPATH": str(ROOT)}
+        self.env = {**os.environ, "CT_TEST_DATA": str(data), "PYTHONPATH": str(ROOT), **env}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         (self.data / "broker").mkdir(parents=True, exist_ok=True)
+        self._ready_mark = self.log.read_text(errors="replace").count("ready.") if self.log.exists() else 0
         cmd = [
             sys.executable,
             "-m",
             "celery",
             "-A",
-            "tests.worker_app",
+            self.app,
             "worker",
             "--loglevel=INFO",
             "--concurrency=2",
@@ -138,11 +140,41 @@ class Worker:
             self.proc = subprocess.Popen(
                 cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        wait_for(lambda: "ready." in self.log.read_text(errors="replace") or self._dead(), 60, "worker start")
+        wait_for(
+            lambda: self.log.read_text(errors="replace").count("ready.") > self._ready_mark or self._dead(),
+            60,
+            "worker start",
+        )
         assert self.alive, "worker died at start-up:\n" + self.log.read_text(errors="replace")
 
     def _dead(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None
+
+    def children(self) -> list[int]:
+        """PIDs of the pool processes (children of the main process)."""
+        assert self.proc is not None
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid:
+                pids.append(int(stat.parent.name))
+        return pids
+
+    def kill(self) -> None:
+        """SIGKILL the main process and its pool processes (by PID)."""
+        assert self.proc is not None
+        pids = self.children()
+        self.proc.kill()
+        self.proc.wait()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc = None
 
     @property
     def alive(self) -> bool:

@@ -108,6 +108,12 @@ def wrap_tasks(sender: Celery | None = None, **_: Any) -> None:
             wrap_task(task)
 
 
+def _ignore(reason: object) -> BaseException:
+    """Celery's ``Ignore``: the message is acknowledged, no state recorded."""
+    ignore: BaseException = Ignore(str(reason))
+    return ignore
+
+
 def _hostname(task: Task) -> str:
     return str(getattr(task.request, "hostname", None) or socket.gethostname())
 
@@ -123,7 +129,7 @@ class _Execution:
         self.token = str(task.request.id)
         self.ext = task.app.__dict__.get("triggers")
 
-    def _skip(self, reason: object) -> Ignore:
+    def _skip(self, reason: object) -> BaseException:
         logger.warning(
             "celery-triggers: not running %s of session %r (task %s, message %s): %s",
             self.name,
@@ -132,7 +138,7 @@ class _Execution:
             self.token,
             reason,
         )
-        return Ignore(str(reason))
+        return _ignore(reason)
 
     # -- step 1 --------------------------------------------------------------
     def _start(self) -> tuple[TriggerManager, TaskContext]:
@@ -151,7 +157,7 @@ class _Execution:
             raise self._skip(exc) from None
         except CorruptSession as exc:
             logger.error("celery-triggers: %s (message %s not run)", exc, self.token)
-            raise Ignore(str(exc)) from None
+            raise _ignore(exc) from None
         except StorageError as exc:
             raise self._retry_start(exc) from None
         context = TaskContext(
@@ -178,7 +184,7 @@ class _Execution:
                 retries,
                 exc,
             )
-            return Ignore(str(exc))
+            return _ignore(exc)
         countdown = min(2.0**retries, 30.0)
         logger.warning(
             "celery-triggers: storage unreachable at the start of %s of session %r (%s); retry %d/%d in %.0f s",
@@ -190,9 +196,7 @@ class _Execution:
             countdown,
         )
         retry: object = self.task.retry(exc=exc, countdown=countdown, max_retries=limit, throw=False)
-        if isinstance(retry, BaseException):
-            return retry
-        return Ignore(str(exc))
+        return retry if isinstance(retry, BaseException) else _ignore(exc)
 
     # -- steps 2 and 3 -------------------------------------------------------
     def run(self, body: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

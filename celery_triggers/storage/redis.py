@@ -112,7 +112,10 @@ class RedisStorage(StorageBackend):
         state: dict[str, Any] | None
         try:
             if isinstance(cached, _Cached) and cached.uid == uid:
-                version, state, known = cached.version, cached.state, dict(cached.records)
+                # A copy: a transaction changes its state in place, and one whose commit
+                # failed must not leave its changes in what the next attempt starts from.
+                version, known = cached.version, dict(cached.records)
+                state = {k: dict(v) if isinstance(v, dict) else v for k, v in cached.state.items()}
             else:
                 names = sorted(prefetch)
                 with self.client.pipeline(transaction=True) as pipe:

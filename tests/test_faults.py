@@ -1,0 +1,211 @@
+"""The worker protocol under faults, on a real ``celery worker``: Redis
+broker, Redis storage (a second server the tests stop), SIGKILLs of the
+worker's processes (by PID, only those the test started)."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from celery import Celery
+
+from celery_triggers import Status
+
+from .conftest import ROOT, Worker, make_app, wait_for
+from .servers import RedisServer
+
+pytestmark = pytest.mark.worker
+
+CASCADE = ["t_a#0", "t_b#0", "t_c#0", "t_d#0"]
+_db = iter(range(2, 16))
+
+
+@pytest.fixture
+def storage_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "storage")
+    (tmp_path / "storage").mkdir()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def broker_url(redis_server: RedisServer) -> str:
+    return f"redis://127.0.0.1:{redis_server.port}/{next(_db)}"
+
+
+def producer(broker_url: str, storage_url: str) -> Celery:
+    """The application side: same task configs as tests.fault_app."""
+    import tests.fault_app
+
+    app = make_app(storage=storage_url, runner="celery", broker_url=broker_url)
+    app.triggers.configure({n: c.to_dict() for n, c in tests.fault_app.app.triggers.configs.items()})
+    return app
+
+
+def fault_worker(tmp_path: Path, broker_url: str, storage_url: str, acks_late: bool) -> Worker:
+    data = tmp_path / "worker"
+    data.mkdir()
+    return Worker(
+        data, "tests.fault_app", CT_BROKER=broker_url, CT_STORAGE=storage_url, CT_ACKS_LATE="1" if acks_late else "0"
+    )
+
+
+def runs(worker: Worker) -> collections.Counter[tuple[str, str]]:
+    path = worker.data / "runs"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return collections.Counter(tuple(line.split(" ", 1)) for line in lines)  # type: ignore[misc]
+
+
+def statuses(app: Celery, uids: list[str]) -> dict[str, dict[str, str]]:
+    return {u: {n: i.status.value for n, i in app.triggers.session(u).instances.items()} for u in uids}
+
+
+def complete(app: Celery, uids: list[str]) -> bool:
+    done = dict.fromkeys(CASCADE, "finished")
+    return all(s == done for s in statuses(app, uids).values())
+
+
+def settle(app: Celery, uids: list[str], quiet: float, limit: float) -> None:
+    """Wait until every session is complete, or nothing changed for ``quiet`` s."""
+    last, since, deadline = None, time.monotonic(), time.monotonic() + limit
+    while time.monotonic() < deadline:
+        now = statuses(app, uids)
+        if complete(app, uids):
+            return
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since > quiet:
+            return
+        time.sleep(0.2)
+
+
+def assert_complete_once(app: Celery, uids: list[str]) -> None:
+    final = statuses(app, uids)
+    broken = {u: s for u, s in final.items() if s != dict.fromkeys(CASCADE, "finished")}
+    assert not broken, f"{len(broken)} session(s) incomplete, e.g. {list(broken.items())[:3]}"
+    for u in uids[:20]:
+        d = app.triggers.session(u).instances["t_d#0"]
+        assert d.result == {"from": ["t_a", "t_b", "t_c"]}
+
+
+def test_storage_outage_mid_run_loses_nothing_and_runs_no_body_twice(
+    tmp_path: Path, broker_url: str, storage_server: RedisServer
+) -> None:
+    app = producer(broker_url, storage_server.url)
+    worker = fault_worker(tmp_path, broker_url, storage_server.url, acks_late=False)
+    worker.start()
+    try:
+        uids = [f"outage-{i}-{uuid.uuid4().hex[:6]}" for i in range(200)]
+        for u in uids:
+            app.triggers.fire(u, "go")
+        wait_for(lambda: sum(runs(worker).values()) >= 150, 60, "the run to be under way")
+        storage_server.stop()
+        time.sleep(5)  # the outage itself
+        storage_server.start()
+        settle(app, uids, quiet=6, limit=90)
+        actions = app.triggers.recover(older_than=0)
+        settle(app, uids, quiet=6, limit=60)
+        assert_complete_once(app, uids)
+        counted = runs(worker)
+        assert max(counted.values()) == 1, [k for k, v in counted.items() if v > 1][:5]
+        assert len(counted) == 4 * len(uids)
+        log = worker.log.read_text(errors="replace")
+        assert "storage unreachable" in log, "the outage hit the worker"
+        assert all(a.action in ("redispatched", "skipped") for a in actions), actions
+    finally:
+        worker.stop()
+
+
+def test_sigkills_with_acks_late_complete_every_session_exactly_once(
+    tmp_path: Path, broker_url: str, storage_server: RedisServer
+) -> None:
+    app = producer(broker_url, storage_server.url)
+    worker = fault_worker(tmp_path, broker_url, storage_server.url, acks_late=True)
+    worker.start()
+    try:
+        uids = [f"kill-{i}-{uuid.uuid4().hex[:6]}" for i in range(200)]
+        for u in uids:
+            app.triggers.fire(u, "go")
+        for k in range(4):
+            target = 100 * (k + 1)
+            wait_for(lambda t=target: sum(runs(worker).values()) >= t, 60, f"{target} bodies")
+            if k % 2 == 0:
+                os.kill(worker.children()[0], signal.SIGKILL)  # a pool process
+            else:
+                worker.kill()  # the main process and its pool
+                worker.start()
+        settle(app, uids, quiet=8, limit=120)
+        app.triggers.recover(older_than=0)
+        settle(app, uids, quiet=8, limit=60)
+        assert_complete_once(app, uids)
+        for u in uids:
+            assert list(app.triggers.session(u).instances) == CASCADE, "no instance made twice"
+        counted = runs(worker)
+        assert len(counted) == 4 * len(uids), "every body ran at least once"
+    finally:
+        worker.stop()
+
+
+def test_sigkill_without_acks_late_then_recover_marks_worker_lost_and_replay_finishes(
+    tmp_path: Path, broker_url: str, storage_server: RedisServer
+) -> None:
+    app = producer(broker_url, storage_server.url)
+    worker = fault_worker(tmp_path, broker_url, storage_server.url, acks_late=False)
+    worker.start()
+    try:
+        session = app.triggers.session(f"hang-{uuid.uuid4().hex[:6]}")
+        session.fire("hang")
+        pid_file = worker.data / "hang.pid"
+        wait_for(pid_file.exists, 30, "the task to start")
+        wait_for(lambda: session.instances["t_hang#0"].status is Status.RUNNING, 10, "running")
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        time.sleep(0.5)
+        assert session.instances["t_hang#0"].status is Status.RUNNING, "nothing resolves it by itself"
+
+        result = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "tests.fault_app", "triggers", "recover", session.uid]
+            + ["--older-than", "0"],
+            cwd=ROOT,
+            env={**worker.env, "CT_TEST_DATA": str(worker.data)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"{session.uid} t_hang#0 (running): failed, WorkerLost" in result.stdout
+        assert not any(line.endswith(" ") for line in result.stdout.splitlines())
+        failed = session.instances["t_hang#0"]
+        assert failed.status is Status.FAILED and failed.metadata["exc_type"] == "WorkerLost"
+
+        (worker.data / "hang.released").write_text("1")
+        clone = session.replay_failed_instance("t_hang#0")
+        wait_for(lambda: session.instances[clone.name].status is Status.FINISHED, 30, "the replay")
+        assert session.instances[clone.name].result == "done"
+    finally:
+        worker.stop()
+
+
+def test_a_worker_refuses_memory_storage_at_start(tmp_path: Path, broker_url: str) -> None:
+    data = tmp_path / "w"
+    data.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CT_TEST_DATA": str(data), "CT_BROKER": broker_url}
+    proc = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "tests.fault_app", "worker", "--concurrency=1"]
+        + ["--without-mingle", "--without-gossip", "--without-heartbeat"],
+        cwd=ROOT,
+        env={**env, "CT_STORAGE": "memory://"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "triggers_storage is 'memory://', which lives in one process" in proc.stdout + proc.stderr
