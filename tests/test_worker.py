@@ -172,3 +172,69 @@ def test_a_redelivery_after_finish_runs_nothing_and_cascades_once(worker: Worker
     runs = (worker.data / "crash-once-runs").read_text().splitlines()
     assert len(runs) == 1, "the redelivered message did not run the body again"
     assert worker.alive
+
+
+def _send_raw(app: Celery, session_uid: str, instance: str, task_id: str, **headers: str) -> None:
+    """A message as anyone with broker access could send it."""
+    app.send_task(
+        "tests.probe",
+        kwargs={"trigger_kwargs": {"ping": {"forged": True}}},
+        task_id=task_id,
+        headers={"triggers_session": session_uid, "triggers_instance": instance, **headers},
+    )
+
+
+def _refused(worker: Worker, text: str) -> bool:
+    return text in worker.log.read_text(errors="replace")
+
+
+def test_forged_stale_and_storage_naming_messages_run_nothing(
+    worker: Worker, worker_app: Celery, tmp_path: Path
+) -> None:
+    broken = make_app(
+        storage=worker_app.conf.triggers_storage,
+        runner="celery",
+        broker_url="filesystem://localhost//",
+        broker_transport_options={"data_folder_in": str(tmp_path / "x"), "data_folder_out": str(tmp_path / "x")},
+        task_publish_retry=False,
+    )
+    broken.triggers.configure({n: c.to_dict() for n, c in worker_app.triggers.configs.items()})
+    session = broken.triggers.session(uid())
+    session.fire("ping", {"real": 1})
+    with pytest.raises(DispatchError):
+        session.fire("pong")  # t_probe#0 scheduled (token T1), its message never sent
+    t1 = session.instances["t_probe#0"].metadata["task_id"]
+    with pytest.raises(DispatchError):
+        session.redispatch("t_probe#0")  # token T2, not sent either
+    t2 = session.instances["t_probe#0"].metadata["task_id"]
+    assert t1 != t2
+
+    # The stale original (T1) arrives: nothing runs.
+    _send_raw(worker_app, session.uid, "t_probe#0", t1)
+    wait_for(lambda: _refused(worker, f"message {t1}"), 30, "the stale message to be refused")
+    assert _refused(worker, f"t_probe#0: message {t1} is not its current dispatch ({t2})")
+    # A forged message with a made-up token, and one for an instance of another session.
+    _send_raw(worker_app, session.uid, "t_probe#0", "forged-1")
+    other = worker_app.triggers.session(uid())
+    other.fire("ping")  # t_probe#0 there is unstarted
+    _send_raw(worker_app, other.uid, "t_probe#0", t2)
+    # Messages naming a storage by URL, or by an alias this worker does not know.
+    evil = tmp_path / "evil" / "x.sqlite3"
+    _send_raw(worker_app, session.uid, "t_probe#0", t2, triggers_storage=f"sqlite:///{evil}")
+    _send_raw(worker_app, session.uid, "t_probe#0", t2, triggers_storage="legacy")
+    wait_for(lambda: _refused(worker, "no storage alias 'legacy'"), 30, "the alias message to be refused")
+    log = worker.log.read_text(errors="replace")
+    assert "t_probe#0: message forged-1 is not its current dispatch" in log
+    assert f"not running t_probe#0 of session {other.uid!r}" in log and "t_probe#0 is unstarted" in log
+    assert f"no storage alias 'sqlite:///{evil}'" in log
+    assert not evil.parent.exists(), "the worker opened nothing the message named"
+    assert session.instances["t_probe#0"].status.value == "scheduled", "nothing changed"
+    assert other.instances["t_probe#0"].status.value == "unstarted"
+
+    # The current dispatch runs, with the kwargs storage holds (not the message's).
+    good = worker_app.triggers.session(session.uid)
+    good.redispatch("t_probe#0")
+    instances = wait_until_idle(good)
+    probe = instances["t_probe#0"]
+    assert probe.status.value == "finished" and probe.metadata["attempts"] == 1
+    assert probe.result["trigger_kwargs"] == {"ping": {"real": 1}, "pong": {}}
