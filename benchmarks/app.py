@@ -26,6 +26,7 @@ app.conf.update(
     broker_url=os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/0"),
     result_backend=os.environ.get("BENCH_BACKEND", "redis://127.0.0.1:6379/1"),
     triggers_storage=os.environ.get("BENCH_STORAGE", "memory://"),
+    triggers_track_started=os.environ.get("BENCH_TRACK_STARTED", "1") == "1",
     task_ignore_result=True,
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
