@@ -5,7 +5,8 @@ storage commands can be counted alone) and one real ``celery worker``
 process (prefork, 2 processes), then runs:
 
 1. cascade: 50 trigger tasks each ``after`` the previous vs a Celery
-   ``chain`` of the same 50 tasks;
+   ``chain`` of the same 50 tasks; and 1,000 sessions of a three-task
+   cascade vs 1,000 three-task chains;
 2. fan-in: 20 parallel trigger tasks + one ``after`` all of them vs
    ``chord(group(20), callback)`` on the Redis result backend;
 3. ``fire()`` throughput per storage backend: a trigger nothing listens to,
@@ -52,6 +53,7 @@ class Bench:
             server.start()
         self.chain_length = 10 if quick else 50
         self.fan = 5 if quick else 20
+        self.sessions = 20 if quick else 1000
         os.environ.update(
             BENCH_BROKER=f"redis://127.0.0.1:{self.broker.port}/0",
             BENCH_BACKEND=f"redis://127.0.0.1:{self.broker.port}/1",
@@ -113,19 +115,22 @@ class Bench:
         if self.signal.blpop([f"done:{key}"], timeout=120) is None:
             raise RuntimeError(f"run {key} did not finish")
 
-    def timed(self, start: Callable[[str], Any]) -> float:
+    def timed(self, start: Callable[[str], Any], count: int = 1) -> float:
         key = uuid.uuid4().hex
         began = time.perf_counter()
         start(key)
-        self._wait(key)
+        for _ in range(count):
+            self._wait(key)
         return time.perf_counter() - began
 
-    def compare(self, plain: Callable[[str], Any], triggers: Callable[[str], Any]) -> tuple[list[float], list[float]]:
-        self.timed(plain), self.timed(triggers)  # warm up both
+    def compare(
+        self, plain: Callable[[str], Any], triggers: Callable[[str], Any], count: int = 1, runs: int | None = None
+    ) -> tuple[list[float], list[float]]:
+        self.timed(plain, count), self.timed(triggers, count)  # warm up both
         a, b = [], []
-        for _ in range(self.runs):  # interleaved, so drift hits both alike
-            a.append(self.timed(plain))
-            b.append(self.timed(triggers))
+        for _ in range(runs or self.runs):  # interleaved, so drift hits both alike
+            a.append(self.timed(plain, count))
+            b.append(self.timed(triggers, count))
         return a, b
 
     # -- cases --------------------------------------------------------------------
@@ -138,6 +143,22 @@ class Bench:
             chain(*[noop.si() for _ in range(self.chain_length - 1)], done.si(key=key)).apply_async()
 
         return self.compare(plain, lambda key: self.app.triggers.fire(key, "go"))
+
+    def many(self) -> tuple[list[float], list[float]]:
+        """Many sessions of a three-task cascade vs as many plain chains."""
+        from celery import chain
+
+        noop, done = self.mod.noop, self.mod.done
+
+        def plain(key: str) -> None:
+            for _ in range(self.sessions):
+                chain(noop.si(), noop.si(), done.si(key=key)).apply_async()
+
+        def triggers(key: str) -> None:
+            for i in range(self.sessions):
+                self.app.triggers.fire(f"{key}/{i}", "go3")
+
+        return self.compare(plain, triggers, count=self.sessions, runs=max(3, self.runs // 2))
 
     def fan_in(self) -> tuple[list[float], list[float]]:
         from celery import chord
@@ -332,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             bench.start_worker()
             cascade = bench.cascade()
+            many = bench.many()
             fan_in = bench.fan_in()
             single = bench.single()
             trips = bench.round_trips()
@@ -345,6 +367,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| case | plain Celery (ms) | celery-triggers (ms, min-max) | ratio | target |")
     print("|---|---|---|---|---|")
     print(_ratio_row(f"cascade of {bench.chain_length} tasks vs chain", *cascade, "<= 1.15"))
+    print(_ratio_row(f"{bench.sessions} sessions of a 3-task cascade vs chains", *many, "<= 1.15"))
     print(_ratio_row(f"fan-in {bench.fan} + 1 vs chord", *fan_in, "<= 1.2"))
     print(_ratio_row("one task end to end", *single, "-"))
     a, b = statistics.median(single[0]), statistics.median(single[1])

@@ -5,7 +5,8 @@ Broker, result backend and storage come from the environment (set by
 
 * cascade: ``t_c0`` after ``go``, ``t_cN`` after ``t_c(N-1)``; the last one
   runs ``bench.done``;
-* fan-in: ``t_p0..t_p19`` after ``go``, ``t_join`` after all of them.
+* fan-in: ``t_p0..t_p19`` after ``go``, ``t_join`` after all of them;
+* many: ``t_m0 -> t_m1 -> t_m2`` in each of many sessions.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def noop_result(*args: Any, **kwargs: Any) -> None:
 @app.task(name="bench.done")
 def done(*args: Any, key: str | None = None, **kwargs: Any) -> None:
     """Signal completion on a Redis list the benchmark waits on (BLPOP)."""
-    if key is None:
-        key = current_context().session_uid
+    if key is None:  # a trigger task: the session UID, up to a "/" (batches of sessions)
+        key = current_context().session_uid.split("/", 1)[0]
     _signal.rpush(f"done:{key}", b"1")
 
 
@@ -68,6 +69,9 @@ for n in range(CHAIN):
 for n in range(FAN):
     configs[f"t_p{n}"] = {"after": ["fan"], "run": "bench.noop"}
 configs["t_join"] = {"after": [f"t_p{n}" for n in range(FAN)], "run": "bench.done"}
+configs["t_m0"] = {"after": ["go3"], "run": "bench.noop"}
+configs["t_m1"] = {"after": ["t_m0"], "run": "bench.noop"}
+configs["t_m2"] = {"after": ["t_m1"], "run": "bench.done"}
 configs["t_single"] = {"after": ["single"], "run": "bench.done"}
 configs["t_pair"] = {"after": ["left", "right"], "run": "bench.sink"}
 configs["t_many"] = {"after": [], "andEvery": "item", "run": "bench.sink"}
