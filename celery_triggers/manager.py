@@ -237,16 +237,14 @@ class TriggerManager(SessionInspection):
         or not yet scheduled) or :class:`StaleDispatch` (another token): the
         message must not run the task body.
         """
-        seen: list[Instance] = []
-
-        def op(snap: Snapshot, configs: Mapping[str, TaskConfig]) -> Changes:
-            changes = engine.start(snap, name, time.time(), token, track=track, **metadata)
-            seen.append(changes.instances.get(name) or snap.instances[name])
-            return changes
-
-        _, configs = self._instance_op(name, op, cascade=False)
-        instance = seen[-1]
-        config = configs.get(instance.task)
+        before, instance, session_configs = self.storage.start(
+            name, token, time.time(), track=track, metadata=metadata
+        )
+        if instance.status is not before.status:
+            instance_status_changed.send(
+                sender=self, session_uid=self.uid, instance=name, old=before.status, new=instance.status
+            )
+        config = self.extension.configs_with(session_configs).get(instance.task)
         if config is None:
             raise UnknownTask(f"{name}: no trigger task {instance.task!r} is configured here")
         return instance, config

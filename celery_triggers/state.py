@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "RESOLVED",
+    "START_OVERLAY",
     "Changes",
     "Instance",
     "Snapshot",
@@ -46,6 +47,11 @@ class Status(StrEnum):
     def __str__(self) -> str:
         return self.value
 
+
+#: A record key whose mapping is merged into ``metadata`` when decoded: a
+#: storage may start an instance by appending it (Redis does, in its start
+#: script) instead of decoding and re-encoding the whole record.
+START_OVERLAY = "~start"
 
 #: Statuses that need no further attention.
 RESOLVED = frozenset({Status.FINISHED, Status.ABANDONED, Status.REPLAYED, Status.SKIPPED})
@@ -117,13 +123,17 @@ class Instance:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Instance:
+        metadata = data.get("metadata") or {}
+        started = data.get(START_OVERLAY)
+        if started:  # metadata a storage wrote without re-encoding the record
+            metadata = {**metadata, **started}
         return cls(
             task=data["task"],
             number=int(data["number"]),
             status=Status(data["status"]),
             kwargs=data.get("kwargs") or {},
             result=data.get("result"),
-            metadata=data.get("metadata") or {},
+            metadata=metadata,
         )
 
     def __repr__(self) -> str:

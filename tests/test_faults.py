@@ -24,6 +24,7 @@ from .servers import RedisServer
 
 pytestmark = pytest.mark.worker
 
+CELERY = [sys.executable, "-m", "celery"]
 CASCADE = ["t_a#0", "t_b#0", "t_c#0", "t_d#0"]
 _db = iter(range(2, 16))
 
@@ -172,8 +173,7 @@ def test_sigkill_without_acks_late_then_recover_marks_worker_lost_and_replay_fin
         assert session.instances["t_hang#0"].status is Status.RUNNING, "nothing resolves it by itself"
 
         result = subprocess.run(
-            [sys.executable, "-m", "celery", "-A", "tests.fault_app", "triggers", "recover", session.uid]
-            + ["--older-than", "0"],
+            [*CELERY, "-A", "tests.fault_app", "triggers", "recover", session.uid, "--older-than", "0"],
             cwd=ROOT,
             env={**worker.env, "CT_TEST_DATA": str(worker.data)},
             capture_output=True,
@@ -199,8 +199,7 @@ def test_a_worker_refuses_memory_storage_at_start(tmp_path: Path, broker_url: st
     data.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CT_TEST_DATA": str(data), "CT_BROKER": broker_url}
     proc = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "tests.fault_app", "worker", "--concurrency=1"]
-        + ["--without-mingle", "--without-gossip", "--without-heartbeat"],
+        [*CELERY, "-A", "tests.fault_app", "worker", "--concurrency=1", "--without-mingle", "--without-gossip"],
         cwd=ROOT,
         env={**env, "CT_STORAGE": "memory://"},
         capture_output=True,

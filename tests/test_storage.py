@@ -147,3 +147,41 @@ def test_resuming_from_a_stale_commit_rereads_and_loses_nothing(backend: Storage
     final = backend.atomic("shared", lambda txn: txn.load(Needs(frozenset({"count"})))).triggers["count"]
     assert final.count == 4
     assert final.kwargs == {"a": True, "b": True, "c": True, "d": True}
+
+
+def test_the_worker_start_checks_status_and_token_on_every_backend(backend: StorageBackend) -> None:
+    from celery_triggers import IllegalTransition, StaleDispatch, UnknownInstance
+
+    tricky = {"go": {"status": "scheduled", "~start": {"attempts": 99}, "q": '","status":"running'}}
+    queued = Instance('t_"x"', 0, Status.SCHEDULED, tricky, None, {"task_id": "T1", "created_at": 1.0})
+    waiting = Instance('t_"x"', 1, Status.UNSTARTED, {})
+    backend.atomic("s", lambda txn: txn.write(changes(queued, waiting, tasks=('t_"x"',))))
+    meta = {"hostname": "w1", "celery_retries": 0}
+
+    with pytest.raises(StaleDispatch, match="message T0 is not its current dispatch"):
+        backend.start("s", queued.name, "T0", 5.0, track=True, metadata=meta)
+    with pytest.raises(IllegalTransition, match="is unstarted"):
+        backend.start("s", waiting.name, "T1", 5.0, track=True, metadata=meta)
+    with pytest.raises(UnknownInstance):
+        backend.start("s", 't_"x"#7', "T1", 5.0, track=True, metadata=meta)
+    assert backend.instance("s", queued.name) == queued, "refused starts change nothing"
+
+    before, after, configs, _ = backend.start("s", queued.name, "T1", 5.0, track=False, metadata=meta)
+    assert before == after == queued and configs == {}
+    assert backend.instance("s", queued.name) == queued, "an untracked start writes nothing"
+
+    before, after, _, _ = backend.start("s", queued.name, "T1", 5.0, track=True, metadata=meta)
+    assert before.status is Status.SCHEDULED and after.status is Status.RUNNING
+    expected = {"task_id": "T1", "created_at": 1.0, "started_at": 5.0, "attempts": 1, **meta}
+    assert after.metadata == expected and after.kwargs == tricky
+    assert backend.instance("s", queued.name) == after
+    # A redelivery of the same message starts it again: one more attempt.
+    before, again, _, _ = backend.start("s", queued.name, "T1", 6.5, track=True, metadata={"hostname": "w2"})
+    assert before.status is Status.RUNNING
+    assert again.metadata == {**expected, "started_at": 6.5, "attempts": 2, "hostname": "w2"}
+    assert backend.instance("s", queued.name) == again
+    # What a later transaction writes back is the plain record.
+    backend.atomic(
+        "s", lambda txn: txn.write(changes(Instance(again.task, 0, Status.FINISHED, tricky, 1, again.metadata)))
+    )
+    assert backend.instance("s", queued.name).metadata == again.metadata

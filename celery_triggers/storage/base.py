@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
+from .. import engine
 from .._json import dumps, loads
 from ..engine import Needs
 from ..errors import CorruptSession, InvalidSession, UnknownInstance
@@ -191,6 +192,27 @@ class StorageBackend(abc.ABC):
                 continue
         raise Conflict(f"session {uid!r}: gave up after {self.max_retries} conflicting attempts")
 
+    def start(
+        self, uid: str, name: str, token: str, now: float, *, track: bool, metadata: Mapping[str, Any]
+    ) -> tuple[Instance, Instance, dict[str, Any], Any]:
+        """The worker's start, one atomic step (see :func:`engine.start`):
+        returns the instance before and after, the session's own configs,
+        and the ``after_commit`` for the finish that follows.
+
+        Generic here (a transaction); a backend may do it in one round trip.
+        """
+        meta = dict(metadata)
+
+        def op(txn: SessionTxn) -> tuple[Instance, Instance, dict[str, Any]]:
+            snapshot = txn.load(Needs(instances=frozenset({name})))
+            changes = engine.start(snapshot, name, now, token, track=track, **meta)
+            txn.write(changes)
+            before = snapshot.instances[name]
+            return before, changes.instances.get(name, before), txn.read_configs()
+
+        (before, after, configs), after_commit = self.run(uid, op, (name,))
+        return before, after, configs, after_commit
+
     def instance(self, uid: str, name: str) -> Instance:
         found = self.instances(uid).get(name)
         if found is None:
@@ -225,6 +247,16 @@ class SessionStorage:
             self.uid, operation, prefetch, self._after_commit if resume else None
         )
         return result
+
+    def start(
+        self, name: str, token: str, now: float, *, track: bool, metadata: Mapping[str, Any]
+    ) -> tuple[Instance, Instance, dict[str, Any]]:
+        """:meth:`StorageBackend.start` on this session; the finish that
+        follows may resume from it."""
+        before, after, configs, self._after_commit = self.backend.start(
+            self.uid, name, token, now, track=track, metadata=metadata
+        )
+        return before, after, configs
 
     def instances(self) -> dict[str, Instance]:
         return self.backend.instances(self.uid)

@@ -28,15 +28,17 @@ last change.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import StorageError, StorageUnavailable
-from ..state import Instance
-from .base import Conflict, SessionTxn, StorageBackend, check_uid
+from .. import engine
+from .._json import dumps
+from ..errors import StorageError, StorageUnavailable, UnknownInstance
+from ..state import Instance, Snapshot, Status, split_instance_name
+from .base import Conflict, SessionTxn, StorageBackend, check_uid, decode_instance
 from .kv import KVTxn, parse_state, session_digest, session_instances
 
 try:
@@ -64,6 +66,48 @@ return 1
 """
 
 
+#: The worker's start in one round trip (see ``RedisStorage.start``).
+#: KEYS: state, instance hash, version. ARGV: instance name, token, track
+#: ("1"/"0"), task name as JSON, start time as JSON, extra metadata as a JSON
+#: fragment (",\"k\":v..."), ttl (0: none). Returns {code, version, state,
+#: record[, status before]}: 1 started; 0 not startable here (Python says why, from the
+#: record), or nothing to write (track "0"); 2 unexpected layout (use the
+#: generic path).
+_START = """
+local rec = redis.call('HGET', KEYS[2], ARGV[1])
+local state = redis.call('GET', KEYS[1]) or false
+local version = redis.call('GET', KEYS[3]) or '0'
+if not rec then return {0, version, state, false} end
+local d = cjson.decode(rec)
+local meta = d.metadata or {}
+local started = d['~start'] or {}
+if (d.status ~= 'scheduled' and d.status ~= 'running') or meta.task_id ~= ARGV[2] or ARGV[3] ~= '1' then
+  return {0, version, state, rec}
+end
+local body, last, from = rec, nil, 1
+while true do
+  local i = string.find(rec, ',"~start":{', from, true)
+  if not i then break end
+  last, from = i, i + 1
+end
+if last then body = string.sub(rec, 1, last - 1) .. '}' end
+local suffix = ',"status":"' .. d.status .. '","task":' .. ARGV[4] .. '}'
+if string.sub(body, -#suffix) ~= suffix then return {2, version, state, rec} end
+local attempts = tonumber(started.attempts or meta.attempts or 0) + 1
+local new = string.sub(body, 1, #body - #suffix) .. ',"status":"running","task":' .. ARGV[4]
+  .. ',"~start":{"attempts":' .. attempts .. ',"started_at":' .. ARGV[5] .. ARGV[6] .. '}}'
+redis.call('HSET', KEYS[2], ARGV[1], new)
+local v = redis.call('INCR', KEYS[3])
+local ttl = tonumber(ARGV[7])
+if ttl > 0 then for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end end
+return {1, tostring(v), state, new, d.status}
+"""
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 @dataclass
 class _Cached:
     """The session as this process left it: version, state, instance records."""
@@ -84,6 +128,7 @@ class RedisStorage(StorageBackend):
         client_url = urlunsplit(parts._replace(query=urlencode(query)))
         self.client = redis.Redis.from_url(client_url, socket_timeout=5, socket_connect_timeout=5)
         self._commit = self.client.register_script(_COMMIT)
+        self._start = self.client.register_script(_START)
 
     # -- keys ---------------------------------------------------------------
     def _keys(self, uid: str) -> tuple[str, str, str]:
@@ -153,6 +198,40 @@ class RedisStorage(StorageBackend):
                 txn.after_commit = _Cached(uid, version, txn.state, known)
         except redis.RedisError as exc:
             raise self._error(uid, exc) from exc
+
+    def start(
+        self, uid: str, name: str, token: str, now: float, *, track: bool, metadata: Mapping[str, Any]
+    ) -> tuple[Instance, Instance, dict[str, Any], Any]:
+        """One round trip: a script checks the status and the token and
+        appends the start's metadata to the record (``START_OVERLAY``)
+        without re-encoding it; it returns the session state too, so the
+        finish that follows can commit without reading (one more)."""
+        check_uid(uid)
+        task, _ = split_instance_name(name)
+        extra = "".join(f",{dumps(k)}:{dumps(v)}" for k, v in sorted(metadata.items()))
+        args = [name, token, "1" if track else "0", dumps(task), dumps(now), extra, self.session_ttl or 0]
+        try:
+            code, raw_version, state_text, record, *old = self._start(keys=list(self._keys(uid)), args=args)
+        except redis.RedisError as exc:
+            raise self._error(uid, exc) from exc
+        state = parse_state(uid, state_text)
+        if record:
+            current = decode_instance(uid, name, record)
+        elif state is not None and name in state["unstarted"]:
+            current = Instance.from_dict(state["unstarted"][name])
+        else:
+            raise UnknownInstance(f"no instance {name!r} in session {uid!r}")
+        before = after = current
+        if code == 1:  # the script started it and returned the new record, and the old status
+            before = Instance(current.task, current.number, Status(_text(old[0])), current.kwargs, None, {})
+        elif code == 0:  # say why it cannot start, or an untracked start: nothing written
+            changes = engine.start(Snapshot(instances={name: current}), name, now, token, track=track, **metadata)
+            if changes.instances:  # the script and the engine disagree: take the generic path
+                code = 2
+        if code == 2:
+            return super().start(uid, name, token, now, track=track, metadata=metadata)
+        cached = _Cached(uid, int(raw_version), state, {name: record}) if state is not None else None
+        return before, after, dict(state["configs"]) if state is not None else {}, cached
 
     # -- inspection and lifecycle --------------------------------------------
     def instances(self, uid: str) -> dict[str, Instance]:
