@@ -100,3 +100,91 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+
+class RabbitMQServer:
+    """``rabbitmq-server`` (Debian's package) as a throwaway node on
+    loopback ports, with its data, logs and Erlang cookie in ``directory``.
+
+    Erlang's port mapper (``epmd``) is started for it on a free loopback
+    port too, and stopped with it.
+    """
+
+    BINARY = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+    def __init__(self, directory: Path):
+        if not os.path.exists(self.BINARY):
+            message = "rabbitmq-server is not installed (apt-get install rabbitmq-server)"
+            if IN_CI:
+                pytest.fail(f"CI=true: {message}", pytrace=False)
+            pytest.skip(message)
+        self.directory = directory
+        self.port = free_port()
+        self.epmd_port = free_port()
+        self.dist_port = free_port()
+        self.node = f"ct{self.port}@localhost"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.epmd: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def _env(self) -> dict[str, str]:
+        d = self.directory
+        (d / "plugins").write_text("[].\n")
+        return {
+            **os.environ,
+            "HOME": str(d),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(d / "log"),
+            "RABBITMQ_LOGS": "-",
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "plugins"),
+            "RABBITMQ_PID_FILE": str(d / "rabbit.pid"),
+            "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq"),
+        }
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / "rabbitmq.conf").write_text("loopback_users = none\n")
+        env = self._env()
+        epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
+        self.epmd = subprocess.Popen(
+            [epmd, "-address", "127.0.0.1", "-port", str(self.epmd_port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        with open(self.directory / "server.log", "ab") as log:
+            self.proc = subprocess.Popen([self.BINARY], env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
+                    conn.sendall(b"AMQP\x00\x00\x09\x01")
+                    if conn.recv(8):
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log_text = (self.directory / "server.log").read_text(errors="replace")[-3000:]
+                self.stop()
+                raise RuntimeError(f"rabbitmq-server did not start on port {self.port}:\n{log_text}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for proc in (self.proc, self.epmd):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.proc = self.epmd = None

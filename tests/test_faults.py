@@ -20,7 +20,7 @@ from celery import Celery
 from celery_triggers import Status
 
 from .conftest import ROOT, Worker, make_app, wait_for
-from .servers import RedisServer
+from .servers import RabbitMQServer, RedisServer
 
 pytestmark = pytest.mark.worker
 
@@ -41,6 +41,22 @@ def storage_server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def broker_url(redis_server: RedisServer) -> str:
     return f"redis://127.0.0.1:{redis_server.port}/{next(_db)}"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQServer]:
+    server = RabbitMQServer(tmp_path_factory.mktemp("rabbitmq"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def any_broker_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "redis":
+        return str(request.getfixturevalue("broker_url"))
+    server: RabbitMQServer = request.getfixturevalue("rabbitmq_server")
+    return server.url
 
 
 def producer(broker_url: str, storage_url: str) -> Celery:
@@ -127,10 +143,10 @@ def test_storage_outage_mid_run_loses_nothing_and_runs_no_body_twice(
 
 
 def test_sigkills_with_acks_late_complete_every_session_exactly_once(
-    tmp_path: Path, broker_url: str, storage_server: RedisServer
+    tmp_path: Path, any_broker_url: str, storage_server: RedisServer
 ) -> None:
-    app = producer(broker_url, storage_server.url)
-    worker = fault_worker(tmp_path, broker_url, storage_server.url, acks_late=True)
+    app = producer(any_broker_url, storage_server.url)
+    worker = fault_worker(tmp_path, any_broker_url, storage_server.url, acks_late=True)
     worker.start()
     try:
         uids = [f"kill-{i}-{uuid.uuid4().hex[:6]}" for i in range(200)]
