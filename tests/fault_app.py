@@ -32,6 +32,8 @@ app.conf.update(
     worker_lost_wait=0.5,
     triggers_storage=os.environ.get("CT_STORAGE", "redis://127.0.0.1:1/0"),
     triggers_finish_timeout=30,
+    triggers_recover_interval=float(os.environ.get("CT_RECOVER_INTERVAL", "0")) or None,
+    triggers_recover_older_than=1,
 )
 Triggers(app)
 

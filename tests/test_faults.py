@@ -68,11 +68,16 @@ def producer(broker_url: str, storage_url: str) -> Celery:
     return app
 
 
-def fault_worker(tmp_path: Path, broker_url: str, storage_url: str, acks_late: bool) -> Worker:
+def fault_worker(tmp_path: Path, broker_url: str, storage_url: str, acks_late: bool, **env: str) -> Worker:
     data = tmp_path / "worker"
     data.mkdir()
     return Worker(
-        data, "tests.fault_app", CT_BROKER=broker_url, CT_STORAGE=storage_url, CT_ACKS_LATE="1" if acks_late else "0"
+        data,
+        "tests.fault_app",
+        CT_BROKER=broker_url,
+        CT_STORAGE=storage_url,
+        CT_ACKS_LATE="1" if acks_late else "0",
+        **env,
     )
 
 
@@ -206,6 +211,25 @@ def test_sigkill_without_acks_late_then_recover_marks_worker_lost_and_replay_fin
         clone = session.replay_failed_instance("t_hang#0")
         wait_for(lambda: session.instances[clone.name].status is Status.FINISHED, 30, "the replay")
         assert session.instances[clone.name].result == "done"
+    finally:
+        worker.stop()
+
+
+def test_the_worker_sweep_recovers_a_dead_run_by_itself(
+    tmp_path: Path, broker_url: str, storage_server: RedisServer
+) -> None:
+    app = producer(broker_url, storage_server.url)
+    worker = fault_worker(tmp_path, broker_url, storage_server.url, acks_late=False, CT_RECOVER_INTERVAL="0.5")
+    worker.start()
+    try:
+        session = app.triggers.session(f"sweep-{uuid.uuid4().hex[:6]}")
+        session.fire("hang")
+        pid_file = worker.data / "hang.pid"
+        wait_for(pid_file.exists, 30, "the task to start")
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        wait_for(lambda: session.instances["t_hang#0"].status is Status.FAILED, 30, "the sweep")
+        assert session.instances["t_hang#0"].metadata["exc_type"] == "WorkerLost"
+        assert f"celery-triggers: recovered {session.uid} t_hang#0 (running): failed" in worker.log.read_text()
     finally:
         worker.stop()
 

@@ -76,3 +76,68 @@ def test_a_session_in_an_aliased_storage_runs_through_its_alias(tmp_path: Path) 
     assert manager.instances["t_x#0"].result == {"a": 1}
     assert app.triggers.alias_of(backend) == "legacy"
     assert app.triggers.session("old", "legacy").instances["t_x#0"].status is Status.FINISHED
+
+
+def _stuck(app: Any, uid: str) -> tuple[TriggerManager, str]:
+    """A session whose t_x#0 a worker started and then vanished."""
+    session = app.triggers.session(uid)
+    session.fire("go", {"n": 1})
+    instance = session.instances["t_x#0"]
+    token = instance.metadata["task_id"]
+    session.start_instance("t_x#0", token, hostname="gone")
+    return session, token
+
+
+def _recovery_app(tmp_path: Path, **conf: Any) -> Any:
+    app = make_app(storage=f"sqlite:///{tmp_path / 's.sqlite3'}", runner="celery", **conf)
+    app.triggers.configure({"t_x": {"after": ["go"], "run": "p.x"}, "t_y": {"after": ["t_x"], "run": "p.y"}})
+    return app
+
+
+def test_recover_finishes_from_the_result_backend_and_cascades(tmp_path: Path, redis_server: Any) -> None:
+    app = _recovery_app(tmp_path, result_backend=redis_server.url.replace("/0", "/9"))
+    session, token = _stuck(app, "rb")
+    app.backend.store_result(token, {"score": 7}, "SUCCESS")
+    failed, failed_token = _stuck(app, "rb-failed")
+    app.backend.mark_as_failure(failed_token, ValueError("bad row"), traceback="Traceback ...\nValueError: bad row")
+
+    dry = app.triggers.recover(["rb", "rb-failed"], older_than=0, dry_run=True)
+    assert [(a.instance, a.action) for a in dry] == [("t_x#0", "finished"), ("t_x#0", "failed")]
+    assert session.instances["t_x#0"].status is Status.RUNNING, "a dry run changes nothing"
+
+    actions = app.triggers.recover(["rb", "rb-failed"], older_than=0)
+    assert [str(a) for a in actions] == [
+        "rb t_x#0 (running): finished, the result backend holds its result",
+        "rb-failed t_x#0 (running): failed, the result backend recorded ValueError",
+    ]
+    instances = session.instances
+    assert instances["t_x#0"].status is Status.FINISHED and instances["t_x#0"].result == {"score": 7}
+    assert instances["t_y#0"].status is Status.SCHEDULED, "the cascade happened"
+    bad = failed.instances["t_x#0"]
+    assert bad.status is Status.FAILED and bad.metadata["exc_message"] == "bad row"
+    # Idempotent: a second sweep finds nothing stuck but the cascaded message, now younger.
+    again = app.triggers.recover(["rb"], older_than=60)
+    assert [(a.instance, a.action) for a in again] == [("t_y#0", "skipped")]
+    assert "younger than 60 s" in again[0].reason
+
+
+def test_recover_without_a_result_backend_and_the_sweep_lease(tmp_path: Path) -> None:
+    from celery_triggers.integration.recovery import _take_lease
+
+    app = _recovery_app(tmp_path)
+    session, token = _stuck(app, "nb")
+    other = app.triggers.session("nb-2")
+    other.fire("go")
+    lost = other.instances["t_x#0"].metadata["task_id"]
+    actions = {a.session: a for a in app.triggers.recover(older_than=0)}
+    assert actions["nb"].action == "failed" and "WorkerLost" in actions["nb"].reason
+    assert session.instances["t_x#0"].metadata["exc_type"] == "WorkerLost"
+    assert actions["nb-2"].action == "redispatched"
+    assert other.instances["t_x#0"].metadata["task_id"] != lost, "a new token: the lost message is stale"
+    assert session.replay_failed_instance("t_x#0").status is Status.SCHEDULED
+
+    assert _take_lease(app.triggers, "w1", 30)
+    assert not _take_lease(app.triggers, "w2", 30), "one sweeper at a time"
+    assert _take_lease(app.triggers, "w1", 30), "the holder renews"
+    assert _take_lease(app.triggers, "w3", -1) is False
+    assert all(not a.session.startswith("celery-triggers:") for a in app.triggers.recover(older_than=0))
