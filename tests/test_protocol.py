@@ -125,7 +125,7 @@ def test_recover_without_a_result_backend_and_the_sweep_lease(tmp_path: Path) ->
     from celery_triggers.integration.recovery import _take_lease
 
     app = _recovery_app(tmp_path)
-    session, token = _stuck(app, "nb")
+    session, _ = _stuck(app, "nb")
     other = app.triggers.session("nb-2")
     other.fire("go")
     lost = other.instances["t_x#0"].metadata["task_id"]
