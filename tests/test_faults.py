@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,20 @@ def fault_worker(tmp_path: Path, broker_url: str, storage_url: str, acks_late: b
     )
 
 
+@contextmanager
+def fault_run(
+    tmp_path: Path, broker_url: str, storage_url: str, *, acks_late: bool, **env: str
+) -> Iterator[tuple[Celery, Worker]]:
+    """A producer app and a started fault worker, stopped afterwards."""
+    app = producer(broker_url, storage_url)
+    worker = fault_worker(tmp_path, broker_url, storage_url, acks_late, **env)
+    worker.start()
+    try:
+        yield app, worker
+    finally:
+        worker.stop()
+
+
 def runs(worker: Worker) -> collections.Counter[tuple[str, str]]:
     path = worker.data / "runs"
     lines = path.read_text().splitlines() if path.exists() else []
@@ -122,10 +137,8 @@ def assert_complete_once(app: Celery, uids: list[str]) -> None:
 def test_storage_outage_mid_run_loses_nothing_and_runs_no_body_twice(
     tmp_path: Path, broker_url: str, storage_server: RedisServer
 ) -> None:
-    app = producer(broker_url, storage_server.url)
-    worker = fault_worker(tmp_path, broker_url, storage_server.url, acks_late=False)
-    worker.start()
-    try:
+    run = fault_run(tmp_path, broker_url, storage_server.url, acks_late=False)
+    with run as (app, worker):
         uids = [f"outage-{i}-{uuid.uuid4().hex[:6]}" for i in range(200)]
         for u in uids:
             app.triggers.fire(u, "go")
@@ -143,17 +156,13 @@ def test_storage_outage_mid_run_loses_nothing_and_runs_no_body_twice(
         log = worker.log.read_text(errors="replace")
         assert "storage unreachable" in log, "the outage hit the worker"
         assert all(a.action in ("redispatched", "skipped") for a in actions), actions
-    finally:
-        worker.stop()
 
 
 def test_sigkills_with_acks_late_complete_every_session_exactly_once(
     tmp_path: Path, any_broker_url: str, storage_server: RedisServer
 ) -> None:
-    app = producer(any_broker_url, storage_server.url)
-    worker = fault_worker(tmp_path, any_broker_url, storage_server.url, acks_late=True)
-    worker.start()
-    try:
+    run = fault_run(tmp_path, any_broker_url, storage_server.url, acks_late=True)
+    with run as (app, worker):
         uids = [f"kill-{i}-{uuid.uuid4().hex[:6]}" for i in range(200)]
         for u in uids:
             app.triggers.fire(u, "go")
@@ -173,17 +182,13 @@ def test_sigkills_with_acks_late_complete_every_session_exactly_once(
             assert list(app.triggers.session(u).instances) == CASCADE, "no instance made twice"
         counted = runs(worker)
         assert len(counted) == 4 * len(uids), "every body ran at least once"
-    finally:
-        worker.stop()
 
 
 def test_sigkill_without_acks_late_then_recover_marks_worker_lost_and_replay_finishes(
     tmp_path: Path, broker_url: str, storage_server: RedisServer
 ) -> None:
-    app = producer(broker_url, storage_server.url)
-    worker = fault_worker(tmp_path, broker_url, storage_server.url, acks_late=False)
-    worker.start()
-    try:
+    run = fault_run(tmp_path, broker_url, storage_server.url, acks_late=False)
+    with run as (app, worker):
         session = app.triggers.session(f"hang-{uuid.uuid4().hex[:6]}")
         session.fire("hang")
         pid_file = worker.data / "hang.pid"
@@ -211,17 +216,13 @@ def test_sigkill_without_acks_late_then_recover_marks_worker_lost_and_replay_fin
         clone = session.replay_failed_instance("t_hang#0")
         wait_for(lambda: session.instances[clone.name].status is Status.FINISHED, 30, "the replay")
         assert session.instances[clone.name].result == "done"
-    finally:
-        worker.stop()
 
 
 def test_the_worker_sweep_recovers_a_dead_run_by_itself(
     tmp_path: Path, broker_url: str, storage_server: RedisServer
 ) -> None:
-    app = producer(broker_url, storage_server.url)
-    worker = fault_worker(tmp_path, broker_url, storage_server.url, acks_late=False, CT_RECOVER_INTERVAL="0.5")
-    worker.start()
-    try:
+    run = fault_run(tmp_path, broker_url, storage_server.url, acks_late=False, CT_RECOVER_INTERVAL="0.5")
+    with run as (app, worker):
         session = app.triggers.session(f"sweep-{uuid.uuid4().hex[:6]}")
         session.fire("hang")
         pid_file = worker.data / "hang.pid"
@@ -230,8 +231,6 @@ def test_the_worker_sweep_recovers_a_dead_run_by_itself(
         wait_for(lambda: session.instances["t_hang#0"].status is Status.FAILED, 30, "the sweep")
         assert session.instances["t_hang#0"].metadata["exc_type"] == "WorkerLost"
         assert f"celery-triggers: recovered {session.uid} t_hang#0 (running): failed" in worker.log.read_text()
-    finally:
-        worker.stop()
 
 
 def test_a_worker_refuses_memory_storage_at_start(tmp_path: Path, broker_url: str) -> None:
