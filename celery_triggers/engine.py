@@ -23,6 +23,7 @@ __all__ = [
     "fail",
     "finish",
     "fire",
+    "merge_recursive",
     "needs_for_fire",
     "needs_for_instance",
     "redispatch",
@@ -79,12 +80,24 @@ def cascade_kwargs(result: Any) -> dict[str, Any]:
     return dict(result) if isinstance(result, Mapping) else {}
 
 
-def task_kwargs(config: TaskConfig, instance: Instance) -> dict[str, dict[str, Any]]:
-    """What the task receives: consumed trigger kwargs merged with ``with_params``."""
-    merged = {name: dict(kwargs) for name, kwargs in instance.kwargs.items()}
-    for name, params in config.with_params.items():
-        merged[name] = {**merged.get(name, {}), **params}
+def merge_recursive(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` merged into ``base`` key by key at every depth (the
+    original framework's ``merge_dict``): nested mappings merge, anything
+    else (lists included) is replaced by ``override``'s value."""
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = merge_recursive(current, value)
+        else:
+            merged[key] = value
     return merged
+
+
+def task_kwargs(config: TaskConfig, instance: Instance) -> dict[str, dict[str, Any]]:
+    """What the task receives: ``with_params`` with the instance's trigger
+    kwargs merged in recursively (on a conflict the fired value wins)."""
+    return merge_recursive(config.with_params, instance.kwargs)
 
 
 class _Work:
@@ -150,31 +163,56 @@ class _Work:
     def _apply_fire(
         self, config: TaskConfig, trigger: str, kwargs: dict[str, Any], fired: Mapping[str, dict[str, Any]]
     ) -> None:
+        """The original framework's rule for one task that uses ``trigger``
+        (in ``after``, which includes ``andEvery``, or in ``unless``).
+
+        * No instance yet: create one (``unstarted``) holding the latest
+          kwargs of its triggers that already fired, then apply this one.
+        * Otherwise apply the trigger to every unstarted instance that has
+          not received it (first kwargs win per instance); only the
+          ``andEvery`` trigger, when it could not be applied to any, makes a
+          new instance.
+        * An instance whose ``unless`` set is complete is ``abandoned`` at
+          once; one whose ``after`` set is complete is scheduled.
+        """
         record = self.task(config.name)
-        if config.unless and not record.abandoned and all(name in fired for name in config.unless):
-            record.abandoned = True
-            self.touch_task(record)
-            for instance in self.unstarted(config.name):
-                self.set_status(instance, Status.ABANDONED, abandoned_at=self.now)
         touched: list[Instance] = []
-        if trigger in config.after:
+        if record.next_number:
+            create = trigger == config.and_every
             for instance in self.unstarted(config.name):
-                instance.kwargs[trigger] = kwargs
-                self.changes.instances[instance.name] = instance
-                touched.append(instance)
-        if trigger == config.and_every or (
-            config.and_every is None and trigger in config.after and record.next_number == 0
-        ):
-            consumed = {name: fired[name] for name in config.after if name in fired}
-            consumed[trigger] = kwargs
+                if _receive(config, instance, trigger, kwargs):
+                    self.changes.instances[instance.name] = instance
+                    touched.append(instance)
+                    create = False
+        else:
+            create = True
+        if create:
+            consumed = {name: fired[name] for name in sorted(config.required) if name != trigger and name in fired}
+            unless = [name for name in config.unless if name != trigger and name in fired]
             instance = self.create(config, consumed)
-            if record.abandoned:
-                self.set_status(instance, Status.ABANDONED, abandoned_at=self.now)
-            else:
-                touched.append(instance)
+            instance.unless_fired = unless
+            _receive(config, instance, trigger, kwargs)
+            touched.append(instance)
         for instance in touched:
-            if instance.status is Status.UNSTARTED and config.required <= instance.kwargs.keys():
+            if config.unless and set(config.unless) <= set(instance.unless_fired):
+                record.abandoned = True
+                self.touch_task(record)
+                self.set_status(instance, Status.ABANDONED, abandoned_at=self.now)
+            elif config.required <= instance.kwargs.keys():
                 self.set_status(instance, Status.SCHEDULED, scheduled_at=self.now)
+
+
+def _receive(config: TaskConfig, instance: Instance, trigger: str, kwargs: dict[str, Any]) -> bool:
+    """Apply ``trigger`` to an unstarted instance that has not received it
+    (the original's ``apply_trigger``); whether it applied."""
+    applied = False
+    if trigger in config.required and trigger not in instance.kwargs:
+        instance.kwargs[trigger] = kwargs
+        applied = True
+    if trigger in config.unless and trigger not in instance.unless_fired:
+        instance.unless_fired = [*instance.unless_fired, trigger]
+        applied = True
+    return applied
 
 
 def _config(configs: Configs, task: str) -> TaskConfig:
@@ -289,15 +327,14 @@ def fail(snapshot: Snapshot, name: str, error: Mapping[str, Any], now: float, to
 def _clone(
     work: _Work, configs: Configs, instance: Instance, kwargs: dict[str, dict[str, Any]] | None, **metadata: Any
 ) -> Instance:
-    """Schedule a copy of ``instance`` (``abandoned`` if ``unless`` held)."""
+    """Schedule a copy of ``instance``. As in the original framework, a
+    replay runs whatever the task's ``unless`` says: it is an explicit
+    decision."""
     config = _config(configs, instance.task)
     source = instance.kwargs if kwargs is None else kwargs
     clone = work.create(config, {k: dict(v) for k, v in source.items()}, parent=instance.name, **metadata)
     instance.metadata["replayed_by"] = clone.name
-    if work.task(config.name).abandoned:
-        work.set_status(clone, Status.ABANDONED, abandoned_at=work.now)
-    else:
-        work.set_status(clone, Status.SCHEDULED, scheduled_at=work.now)
+    work.set_status(clone, Status.SCHEDULED, scheduled_at=work.now)
     return clone
 
 
@@ -308,10 +345,7 @@ def replay(
     replacement_kwargs: dict[str, dict[str, Any]] | None,
     now: float,
 ) -> Changes:
-    """Mark a failed instance ``replayed`` and schedule a clone ``t_x#N+1``.
-
-    The clone is ``abandoned`` at once when the task's ``unless`` held.
-    """
+    """Mark a failed instance ``replayed`` and schedule a clone ``t_x#N+1``."""
     work = _Work(snapshot, now)
     instance = work.instance(name)
     if instance.status is not Status.FAILED:

@@ -118,9 +118,10 @@ class TriggerManager(SessionInspection):
     def _post_fire(self, trigger_name: str, tasks_scheduled: list[Instance]) -> None:
         """Called after ``trigger_name`` was committed and its instances sent."""
 
-    def _post_replay(self, instance: Instance) -> None:
-        """Called after a replay with the new clone (``metadata["parent"]``
-        names the failed instance it replaces)."""
+    def _post_replay(self, task_instance: Instance) -> None:
+        """Called after a replay with the instance that was replayed (the
+        failed one, now ``replayed``; ``metadata["replayed_by"]`` names its
+        clone), as in the original framework."""
 
     def _post_skip(self, instance: Instance, cascade: bool) -> None:
         """Called after ``instance`` was skipped (after the cascade's
@@ -325,8 +326,9 @@ class TriggerManager(SessionInspection):
             changes, _ = self._instance_op(
                 name, lambda snap, configs: engine.replay(snap, configs, name, kwargs, time.time()), cascade=False
             )
-            clone = changes.instances[changes.instances[name].metadata["replayed_by"]]
-            self._post_replay(clone)
+            replayed = changes.instances[name]
+            clone = changes.instances[replayed.metadata["replayed_by"]]
+            self._post_replay(replayed)
         return clone
 
     def skip_failed_instance(self, failed_instance: InstanceRef, cascade: bool = False, result: Any = None) -> Instance:

@@ -80,6 +80,9 @@ class Instance:
     kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     result: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The task's ``unless`` triggers this instance received while unstarted
+    #: (the original's ``abandon_state``); complete -> abandoned.
+    unless_fired: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -107,7 +110,7 @@ class Instance:
         return self.status is Status.FAILED
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "task": self.task,
             "number": self.number,
             "status": self.status.value,
@@ -115,11 +118,16 @@ class Instance:
             "result": self.result,
             "metadata": self.metadata,
         }
+        if self.unless_fired:
+            data["unless_fired"] = self.unless_fired
+        return data
 
     def copy(self) -> Instance:
         """A copy the engine may change: the kwargs and metadata mappings are
         new (their values are replaced, never mutated, by the engine)."""
-        return Instance(self.task, self.number, self.status, dict(self.kwargs), self.result, dict(self.metadata))
+        return Instance(
+            self.task, self.number, self.status, dict(self.kwargs), self.result, dict(self.metadata), self.unless_fired
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Instance:
@@ -134,6 +142,7 @@ class Instance:
             kwargs=data.get("kwargs") or {},
             result=data.get("result"),
             metadata=metadata,
+            unless_fired=list(data.get("unless_fired") or ()),
         )
 
     def __repr__(self) -> str:

@@ -119,14 +119,16 @@ class TestUnless:
         assert sim2_unstarted.fire("a") == []
         assert sim2_unstarted.statuses()["t_y#2"] == "abandoned"
 
-    def test_a_replay_clone_after_unless_is_abandoned(self) -> None:
+    def test_a_replay_clone_runs_even_after_unless_as_in_the_original(self) -> None:
+        """The original schedules a replay's clone whatever ``unless`` says:
+        replaying is an operator's explicit decision."""
         sim = Sim({"t_x": {"after": ["a"], "unless": ["stop"], "run": "x"}})
         sim.fire("a")
         sim.start("t_x#0")
         sim.fail("t_x#0")
         sim.fire("stop")
-        assert sim.replay("t_x#0") == []
-        assert sim.statuses() == {"t_x#0": "replayed", "t_x#1": "abandoned"}
+        assert sim.replay("t_x#0") == ["t_x#1"]
+        assert sim.statuses() == {"t_x#0": "replayed", "t_x#1": "scheduled"}
 
 
 class TestWithParams:
@@ -142,7 +144,7 @@ class TestWithParams:
         )
         sim.fire("done", {"v": 1, "w": 1})
         received = engine.task_kwargs(sim.configs["t_score"], sim["t_score#0"])
-        assert received == {"done": {"v": 2, "w": 1}, "scoring": {"model": "Psych 01"}}
+        assert received == {"done": {"v": 1, "w": 1}, "scoring": {"model": "Psych 01"}}, "fired kwargs win"
         assert sim["t_score#0"].kwargs == {"done": {"v": 1, "w": 1}}, "stored kwargs stay as fired"
 
 

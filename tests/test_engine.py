@@ -43,12 +43,13 @@ def test_one_shot_task_does_not_run_again_when_triggers_fire_again() -> None:
     assert sim.ready == ["t_x#0"]
 
 
-def test_refiring_before_the_run_keeps_the_latest_kwargs() -> None:
+def test_refiring_before_the_run_keeps_the_first_kwargs_per_instance() -> None:
+    """As in the original: a trigger applies once to an instance."""
     sim = Sim({"t_x": {"after": ["a", "b"], "run": "x"}})
     sim.fire("a", {"v": 1})
     sim.fire("a", {"v": 2})
     sim.fire("b")
-    assert sim["t_x#0"].kwargs["a"] == {"v": 2}
+    assert sim["t_x#0"].kwargs["a"] == {"v": 1}
 
 
 def test_cascade_fires_the_task_name_with_a_mapping_result_as_kwargs() -> None:

@@ -29,8 +29,8 @@ class RecordingManager(TriggerManager):
     def _post_fire(self, trigger_name: str, tasks_scheduled: list[Instance]) -> None:
         CALLS.append(("fire", trigger_name, [i.name for i in tasks_scheduled]))
 
-    def _post_replay(self, instance: Instance) -> None:
-        CALLS.append(("replay", instance.name, instance.metadata["parent"], instance.status.value))
+    def _post_replay(self, task_instance: Instance) -> None:
+        CALLS.append(("replay", task_instance.name, task_instance.metadata["replayed_by"], task_instance.status.value))
 
     def _post_skip(self, instance: Instance, cascade: bool) -> None:
         CALLS.append(("skip", instance.name, cascade, instance.status.value))
@@ -74,7 +74,9 @@ def failed(storage_url: str) -> tuple[TriggerManager, dict[str, Any]]:
     return session, state
 
 
-def test_replay_runs_a_clone_and_calls_the_hook_with_it(failed: tuple[TriggerManager, dict[str, Any]]) -> None:
+def test_replay_runs_a_clone_and_calls_the_hook_with_the_replayed_instance(
+    failed: tuple[TriggerManager, dict[str, Any]],
+) -> None:
     session, state = failed
     state["fail"] = False
     clone = session.replay_failed_instance("t_flaky#0")
@@ -84,7 +86,7 @@ def test_replay_runs_a_clone_and_calls_the_hook_with_it(failed: tuple[TriggerMan
     assert instances["t_flaky#1"].status is Status.FINISHED
     assert instances["t_flaky#1"].metadata["parent"] == "t_flaky#0"
     assert instances["t_next#0"].result == {"ok": {"v": 1}}
-    assert CALLS[:2] == [("replay", "t_flaky#1", "t_flaky#0", "scheduled"), ("run", "t_flaky")]
+    assert CALLS[:2] == [("replay", "t_flaky#0", "t_flaky#1", "replayed"), ("run", "t_flaky")]
     assert ("fire", "t_flaky", ["t_next#0"]) in CALLS
 
 
