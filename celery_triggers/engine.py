@@ -41,14 +41,21 @@ Configs = Mapping[str, TaskConfig]
 @dataclass(frozen=True)
 class Needs:
     """The records an operation reads: trigger records, task records (with
-    their unstarted instances) and named instances."""
+    their unstarted instances) and named instances. ``all_triggers``: every
+    fired-trigger record of the session (inspection only)."""
 
     triggers: frozenset[str] = frozenset()
     tasks: frozenset[str] = frozenset()
     instances: frozenset[str] = frozenset()
+    all_triggers: bool = False
 
     def __or__(self, other: Needs) -> Needs:
-        return Needs(self.triggers | other.triggers, self.tasks | other.tasks, self.instances | other.instances)
+        return Needs(
+            self.triggers | other.triggers,
+            self.tasks | other.tasks,
+            self.instances | other.instances,
+            self.all_triggers or other.all_triggers,
+        )
 
 
 def watchers(configs: Configs, trigger: str) -> Sequence[TaskConfig]:

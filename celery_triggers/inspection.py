@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING, Any
 from . import engine
 from .config import Configuration, TaskConfig
 from .state import Instance, Snapshot, split_instance_name
+from .storage import SessionStorage
 
 if TYPE_CHECKING:
-    from .storage import SessionStorage, SessionTxn
+    from collections.abc import Iterator
 
-__all__ = ["SessionInspection", "instance_ref"]
+    from .storage import SessionTxn
+
+__all__ = ["SessionInspection", "SessionStorageView", "instance_ref"]
 
 
 def instance_ref(ref: str | Instance) -> str:
@@ -50,7 +53,8 @@ class SessionInspection:
     @property
     def instances(self) -> dict[str, Instance]:
         """Every instance of the session, by name (a fresh read)."""
-        return dict(sorted(self.storage.instances().items(), key=lambda kv: split_instance_name(kv[0])))
+        found = self.storage.backend.instances(self.uid)
+        return dict(sorted(found.items(), key=lambda kv: split_instance_name(kv[0])))
 
     def instances_by_name(self, ref: str | Instance) -> Instance:
         return self.storage.instance(instance_ref(ref))
@@ -99,6 +103,11 @@ class SessionInspection:
             if name in unresolved or (name not in seen and name not in abandoned)
         ]
 
+    def all_latest_kwargs(self) -> dict[str, dict[str, Any]]:
+        """Every trigger fired in the session -> the kwargs it last fired with."""
+        snapshot = self.storage.atomic(lambda txn: txn.load(engine.Needs(all_triggers=True)))
+        return {name: record.kwargs for name, record in sorted(snapshot.triggers.items())}
+
     def latest_kwargs(self, trigger_name: str) -> dict[str, Any] | None:
         """The kwargs ``trigger_name`` last fired with, or None if it never fired."""
         snapshot = self.storage.atomic(lambda txn: txn.load(engine.Needs(triggers=frozenset({trigger_name}))))
@@ -112,3 +121,67 @@ class SessionInspection:
             "configuration": {name: c.to_dict() for name, c in sorted(self.get_configuration().items())},
             "instances": {name: i.to_dict() for name, i in self.instances.items()},
         }
+
+
+class SessionStorageView(SessionStorage):
+    """``manager.storage``: the session's storage, with the inspection
+    surface of the original framework's storage backend, so that code
+    written for it keeps working (``inspecting.rst``)::
+
+        manager.storage["t_x#0"]                  # an instance (with .config)
+        manager.storage.instances                 # name -> instance
+        manager.storage.tasks                     # name -> task config
+        manager.storage.latest_kwargs             # trigger -> latest kwargs
+        manager.storage.get_unresolved_tasks()    # and the other methods below
+
+    A thin layer over :class:`SessionInspection` (the snake_case manager
+    API stays the primary one); every access reads storage afresh.
+    """
+
+    def __init__(self, storage: SessionStorage, inspection: SessionInspection):
+        super().__init__(storage.backend, storage.uid)
+        self._inspection = inspection
+
+    def _with_configs(self, instances: dict[str, Instance]) -> dict[str, Instance]:
+        configs = self._inspection.get_configuration()
+        for instance in instances.values():
+            instance.config = configs.get(instance.task)
+        return instances
+
+    def __getitem__(self, name: str) -> Instance:
+        instance = self._inspection.instances_by_name(name)
+        return self._with_configs({name: instance})[name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.instances
+
+    @property
+    def instances(self) -> dict[str, Instance]:
+        return self._with_configs(self._inspection.instances)
+
+    def iter_instances(self) -> Iterator[Instance]:
+        return iter(self.instances.values())
+
+    @property
+    def tasks(self) -> dict[str, TaskConfig]:
+        return dict(self._inspection.get_configuration())
+
+    @property
+    def latest_kwargs(self) -> dict[str, dict[str, Any]]:
+        return self._inspection.all_latest_kwargs()
+
+    def get_unresolved_tasks(self) -> list[TaskConfig]:
+        return self._inspection.get_unresolved_tasks()
+
+    def get_unresolved_instances(self) -> list[Instance]:
+        return list(self._with_configs({i.name: i for i in self._inspection.get_unresolved_instances()}).values())
+
+    def get_instances_with_unresolved_logs(self) -> list[Instance]:
+        return self._inspection.get_instances_with_unresolved_logs()
+
+    def instances_of_task(self, task: str | TaskConfig) -> dict[str, Instance]:
+        """The original returns them by name."""
+        return self._with_configs({i.name: i for i in self._inspection.instances_of_task(task)})
+
+    def debug_repr(self) -> dict[str, Any]:
+        return self._inspection.debug_repr()

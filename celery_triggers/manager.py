@@ -22,7 +22,7 @@ from ._json import normalize_kwargs
 from .config import Configuration, TaskConfig, parse_configs
 from .dispatch import Dispatch
 from .errors import IllegalTransition, InvalidKwargs, TriggersError, UnknownTask
-from .inspection import SessionInspection, instance_ref
+from .inspection import SessionInspection, SessionStorageView, instance_ref
 from .signals import instance_status_changed, trigger_fired
 from .state import Changes, Instance, Snapshot, Status
 from .storage import SessionStorage, SessionTxn, StorageBackend
@@ -110,7 +110,9 @@ class TriggerManager(SessionInspection):
     def __init__(self, storage: SessionStorage, app: Celery | None = None):
         if not isinstance(storage, SessionStorage):
             raise TypeError(f"TriggerManager needs a storage bound to a session (backend.bind(uid)), got {storage!r}")
-        self.storage = storage
+        #: The session's storage, with the original framework's inspection
+        #: surface (``manager.storage["t_x#0"]``, ``.instances``, ...).
+        self.storage = SessionStorageView(storage, self)
         self.extension = host_of(app)
         self.app = self.extension.app
 

@@ -13,9 +13,13 @@ operation needs, loaded by the storage layer inside a transaction. It returns
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from .config import TaskConfig
 
 __all__ = [
     "RESOLVED",
@@ -83,6 +87,38 @@ class Instance:
     #: The task's ``unless`` triggers this instance received while unstarted
     #: (the original's ``abandon_state``); complete -> abandoned.
     unless_fired: list[str] = field(default_factory=list)
+    #: Its task's config, when the inspection surface attached it (not stored).
+    config: TaskConfig | None = field(default=None, compare=False, repr=False)
+
+    # The original framework's names for the statuses.
+    STATUS_UNSTARTED: ClassVar[str] = "unstarted"
+    STATUS_SCHEDULED: ClassVar[str] = "scheduled"
+    STATUS_RUNNING: ClassVar[str] = "running"
+    STATUS_FINISHED: ClassVar[str] = "finished"
+    STATUS_FAILED: ClassVar[str] = "failed"
+    STATUS_ABANDONED: ClassVar[str] = "abandoned"
+    STATUS_REPLAYED: ClassVar[str] = "replayed"
+    STATUS_SKIPPED: ClassVar[str] = "skipped"
+
+    @property
+    def abandon_state(self) -> set[str]:
+        """The original's name for :attr:`unless_fired`."""
+        return set(self.unless_fired)
+
+    @property
+    def can_schedule(self) -> bool:
+        """Unstarted: triggers may still apply to it (the original's name)."""
+        return self.status is Status.UNSTARTED
+
+    @property
+    def log_level(self) -> int:
+        """The highest level its task logged (``logging.NOTSET``: none, or
+        marked resolved)."""
+        return int(self.metadata.get("log_level") or logging.NOTSET)
+
+    @property
+    def log_level_name(self) -> str:
+        return logging.getLevelName(self.log_level)
 
     @property
     def name(self) -> str:

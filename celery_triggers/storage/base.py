@@ -258,7 +258,9 @@ class SessionStorage:
         )
         return before, after, configs
 
+    @property
     def instances(self) -> dict[str, Instance]:
+        """Every instance of the session, by name (a fresh read)."""
         return self.backend.instances(self.uid)
 
     def instance(self, name: str) -> Instance:

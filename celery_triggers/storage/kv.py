@@ -96,7 +96,8 @@ class KVTxn(SessionTxn):
     def load_raw(self, needs: Needs) -> tuple[Mapping[str, Raw], Mapping[str, Raw], Mapping[str, Raw]]:
         # Decoded dicts straight from the state: the engine copies what it changes.
         s = self.state
-        triggers = {k: s["triggers"][k] for k in needs.triggers if k in s["triggers"]}
+        wanted = s["triggers"] if needs.all_triggers else needs.triggers
+        triggers = {k: s["triggers"][k] for k in wanted if k in s["triggers"]}
         tasks = {k: s["tasks"][k] for k in needs.tasks if k in s["tasks"]}
         instances: dict[str, Raw] = {
             name: data for name, data in s["unstarted"].items() if data.get("task") in needs.tasks

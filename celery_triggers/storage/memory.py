@@ -41,7 +41,7 @@ class _MemoryTxn(SessionTxn):
         for task in needs.tasks:
             names |= s.unstarted.get(task, set())
         return (
-            {k: s.triggers[k] for k in needs.triggers if k in s.triggers},
+            {k: s.triggers[k] for k in (s.triggers if needs.all_triggers else needs.triggers) if k in s.triggers},
             {k: s.tasks[k] for k in needs.tasks if k in s.tasks},
             {k: s.instances[k] for k in names if k in s.instances},
         )

@@ -83,7 +83,12 @@ class _SQLiteTxn(SessionTxn):
             sql = f"SELECT name, data FROM ct_instances WHERE session = ? AND status = 'unstarted' AND task IN ({_marks(needs.tasks)})"  # noqa: S608, E501 - only "?" marks are interpolated
             cur = self.conn.execute(sql, (self.uid, *needs.tasks))
             instances.update(cur.fetchall())
-        return self._rows("ct_triggers", needs.triggers), self._rows("ct_tasks", needs.tasks), instances
+        if needs.all_triggers:
+            cur = self.conn.execute("SELECT name, data FROM ct_triggers WHERE session = ?", (self.uid,))
+            triggers: dict[str, str] = dict(cur.fetchall())
+        else:
+            triggers = self._rows("ct_triggers", needs.triggers)
+        return triggers, self._rows("ct_tasks", needs.tasks), instances
 
     def write_raw(
         self, triggers: dict[str, dict[str, Any]], tasks: dict[str, dict[str, Any]], instances: dict[str, Instance]
