@@ -1,9 +1,15 @@
 """Per-fire cost as a session grows: ``python -m benchmarks.storage_growth``.
 
-For every backend, fires an ``andEvery`` trigger into one session (each fire
-creates one instance), measuring the median time of a fire when the session
-already holds 10, 100, 1000 and 5000 instances. Target: at most 2x between
-10 and 5000. Starts its own redis-server when one is on PATH.
+For every backend, two cases, each the median time of a fire when the
+session already holds 10, 100, 1000 and 5000 instances (target: at most 2x
+between 10 and 5000):
+
+* *ran*: an ``andEvery`` trigger whose instances run at once (each fire
+  creates one scheduled instance);
+* *waiting*: ``after: [dataReceived], andEvery: creditsDepleted`` before
+  ``dataReceived`` fires: each fire creates one more instance that waits.
+
+Starts its own redis-server when one is on PATH.
 """
 
 from __future__ import annotations
@@ -18,20 +24,32 @@ from ._setup import machine, make_app, median_ms, storage_urls, timed
 SIZES = (10, 100, 1000, 5000)
 
 
-def growth(url: str, sizes: tuple[int, ...], samples: int) -> list[float]:
+CASES = {
+    "ran": ({"t_page": {"after": ["start"], "andEvery": "page", "run": "bench.page"}}, "start", "page"),
+    "waiting": (
+        {"t_x": {"after": ["dataReceived"], "andEvery": "creditsDepleted", "run": "bench.page"}},
+        None,
+        "creditsDepleted",
+    ),
+}
+
+
+def growth(url: str, case: str, sizes: tuple[int, ...], samples: int) -> list[float]:
+    configs, first, trigger = CASES[case]
     app = make_app(url)
-    app.triggers.configure({"t_page": {"after": ["start"], "andEvery": "page", "run": "bench.page"}})
-    session = app.triggers.session("growth")
-    session.fire("start")
+    app.triggers.configure(configs)
+    session = app.triggers.session(f"growth-{case}")
+    if first:
+        session.fire(first)
     count = 0
     medians = []
     for size in sizes:
         while count < size:  # fill the session up to ``size`` instances
-            session.fire("page", {"n": count})
+            session.fire(trigger, {"n": count})
             count += 1
-        medians.append(median_ms(timed(lambda: session.fire("page", {"n": -1}), samples)))
+        medians.append(median_ms(timed(lambda: session.fire(trigger, {"n": -1}), samples)))
         count += samples
-    app.triggers.storage.delete_session("growth")
+    app.triggers.storage.delete_session(f"growth-{case}")
     return medians
 
 
@@ -51,8 +69,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         try:
             rows = []
             for name, url in storage_urls(Path(tmp), server.url if server else None, "growth").items():
-                medians = growth(url, sizes, samples)
-                rows.append({"backend": name, "medians_ms": medians, "ratio": medians[-1] / medians[0]})
+                for case in CASES:
+                    medians = growth(url, case, sizes, samples)
+                    rows.append({"backend": f"{name} ({case})", "medians_ms": medians, "ratio": medians[-1] / medians[0]})
         finally:
             if server:
                 server.stop()

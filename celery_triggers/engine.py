@@ -19,6 +19,7 @@ from .state import Changes, Instance, Snapshot, Status, TaskRecord, Transition, 
 
 __all__ = [
     "Needs",
+    "awaiting",
     "cascade_kwargs",
     "fail",
     "finish",
@@ -40,14 +41,18 @@ Configs = Mapping[str, TaskConfig]
 
 @dataclass(frozen=True)
 class Needs:
-    """The records an operation reads: trigger records, task records (with
-    their unstarted instances) and named instances. ``all_triggers``: every
-    fired-trigger record of the session (inspection only)."""
+    """The records an operation reads: trigger records, task records, named
+    instances, and ``waiting``: for each ``(task, trigger)``, the task's
+    unstarted instances that still await that trigger (what a fire of the
+    trigger can change; storage indexes them, so a fire never reads the
+    other waiting instances). ``all_triggers``: every fired-trigger record
+    of the session (inspection only)."""
 
     triggers: frozenset[str] = frozenset()
     tasks: frozenset[str] = frozenset()
     instances: frozenset[str] = frozenset()
     all_triggers: bool = False
+    waiting: frozenset[tuple[str, str]] = frozenset()
 
     def __or__(self, other: Needs) -> Needs:
         return Needs(
@@ -55,6 +60,7 @@ class Needs:
             self.tasks | other.tasks,
             self.instances | other.instances,
             self.all_triggers or other.all_triggers,
+            self.waiting | other.waiting,
         )
 
 
@@ -67,12 +73,14 @@ def watchers(configs: Configs, trigger: str) -> Sequence[TaskConfig]:
 
 
 def needs_for_fire(configs: Configs, trigger: str) -> Needs:
-    """Records needed to fire ``trigger``: only the tasks that watch it."""
+    """Records needed to fire ``trigger``: only the tasks that watch it, and
+    their instances that await it."""
     tasks = watchers(configs, trigger)
     triggers = {trigger}
     for config in tasks:
         triggers |= config.watched
-    return Needs(frozenset(triggers), frozenset(c.name for c in tasks))
+    names = frozenset(c.name for c in tasks)
+    return Needs(frozenset(triggers), names, waiting=frozenset((name, trigger) for name in names))
 
 
 def needs_for_instance(configs: Configs, name: str, *, cascade: bool = True) -> Needs:
@@ -133,6 +141,8 @@ class _Work:
     def set_status(self, instance: Instance, status: Status, **metadata: Any) -> None:
         old = instance.status
         instance.status = status
+        if status is not Status.UNSTARTED:
+            instance.awaiting = []
         instance.metadata.update(metadata)
         self.changes.instances[instance.name] = instance
         if old is not status:
@@ -153,6 +163,8 @@ class _Work:
         return instance
 
     def unstarted(self, task: str) -> list[Instance]:
+        """The task's unstarted instances this operation loaded (for a fire:
+        those that await the trigger)."""
         found = [i for i in self.state.instances.values() if i.task == task and i.status is Status.UNSTARTED]
         return sorted(found, key=lambda i: i.number)
 
@@ -207,6 +219,15 @@ class _Work:
                 self.set_status(instance, Status.ABANDONED, abandoned_at=self.now)
             elif config.required <= instance.kwargs.keys():
                 self.set_status(instance, Status.SCHEDULED, scheduled_at=self.now)
+            else:
+                instance.awaiting = awaiting(config, instance)
+
+
+def awaiting(config: TaskConfig, instance: Instance) -> list[str]:
+    """The triggers an unstarted instance still awaits (``after``, which
+    includes ``andEvery``, and ``unless``): what storage indexes it by."""
+    pending = (config.required - instance.kwargs.keys()) | (set(config.unless) - set(instance.unless_fired))
+    return sorted(pending)
 
 
 def _receive(config: TaskConfig, instance: Instance, trigger: str, kwargs: dict[str, Any]) -> bool:
@@ -425,6 +446,8 @@ def set_status(
     work = _Work(snapshot, now)
     instance = work.instance(name)
     work.set_status(instance, instance.status if status is None else status, **dict(metadata or {}))
+    if instance.status is Status.UNSTARTED and instance.task in configs:
+        instance.awaiting = awaiting(configs[instance.task], instance)
     work.changes.ready.clear()  # a forced status never dispatches by itself
     if cascade:
         work.fire(configs, instance.task, kwargs or {})

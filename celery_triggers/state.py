@@ -87,6 +87,8 @@ class Instance:
     #: The task's ``unless`` triggers this instance received while unstarted
     #: (the original's ``abandon_state``); complete -> abandoned.
     unless_fired: list[str] = field(default_factory=list)
+    #: While unstarted: the triggers it still awaits (storage indexes it by them).
+    awaiting: list[str] = field(default_factory=list)
     #: Its task's config, when the inspection surface attached it (not stored).
     config: TaskConfig | None = field(default=None, compare=False, repr=False)
 
@@ -156,13 +158,22 @@ class Instance:
         }
         if self.unless_fired:
             data["unless_fired"] = self.unless_fired
+        if self.awaiting:
+            data["awaiting"] = self.awaiting
         return data
 
     def copy(self) -> Instance:
         """A copy the engine may change: the kwargs and metadata mappings are
         new (their values are replaced, never mutated, by the engine)."""
         return Instance(
-            self.task, self.number, self.status, dict(self.kwargs), self.result, dict(self.metadata), self.unless_fired
+            self.task,
+            self.number,
+            self.status,
+            dict(self.kwargs),
+            self.result,
+            dict(self.metadata),
+            self.unless_fired,
+            self.awaiting,
         )
 
     @classmethod
@@ -179,6 +190,7 @@ class Instance:
             result=data.get("result"),
             metadata=metadata,
             unless_fired=list(data.get("unless_fired") or ()),
+            awaiting=list(data.get("awaiting") or ()),
         )
 
     def __repr__(self) -> str:

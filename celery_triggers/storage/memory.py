@@ -23,8 +23,10 @@ class _Session:
     triggers: dict[str, str] = field(default_factory=dict)
     tasks: dict[str, str] = field(default_factory=dict)
     instances: dict[str, str] = field(default_factory=dict)
-    #: task name -> names of its unstarted instances (the index fires use).
-    unstarted: dict[str, set[str]] = field(default_factory=dict)
+    #: (task, trigger) -> unstarted instances awaiting it (the index fires use).
+    waiting: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    #: instance -> the (task, trigger) keys it is indexed under.
+    indexed: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     configs: str | None = None
 
 
@@ -38,8 +40,8 @@ class _MemoryTxn(SessionTxn):
     def load_raw(self, needs: Needs) -> tuple[Mapping[str, Raw], Mapping[str, Raw], Mapping[str, Raw]]:
         s = self.session
         names = set(needs.instances)
-        for task in needs.tasks:
-            names |= s.unstarted.get(task, set())
+        for key in needs.waiting:
+            names |= s.waiting.get(key, set())
         return (
             {k: s.triggers[k] for k in (s.triggers if needs.all_triggers else needs.triggers) if k in s.triggers},
             {k: s.tasks[k] for k in needs.tasks if k in s.tasks},
@@ -68,11 +70,12 @@ class _MemoryTxn(SessionTxn):
             s.tasks.update(tasks)
             s.instances.update(texts)
             for name, instance in instances.items():
-                waiting = s.unstarted.setdefault(instance.task, set())
-                if instance.status is Status.UNSTARTED:
-                    waiting.add(name)
-                else:
-                    waiting.discard(name)
+                for key in s.indexed.pop(name, ()):
+                    s.waiting[key].discard(name)
+                if instance.status is Status.UNSTARTED and instance.awaiting:
+                    keys = s.indexed[name] = [(instance.task, trigger) for trigger in instance.awaiting]
+                    for key in keys:
+                        s.waiting.setdefault(key, set()).add(name)
         if self.pending_configs is not None:
             s.configs = self.pending_configs
 

@@ -5,9 +5,10 @@ time per file, readers never blocked thanks to WAL), so concurrent fires from
 several processes serialize instead of losing updates. A process killed
 mid-transaction leaves nothing behind: SQLite rolls the transaction back.
 
-Records are rows (one per trigger, task and instance) with an index on
-``(session, task, status)``, so a fire reads and writes only the rows it
-touches, whatever the size of the session.
+Records are rows (one per trigger, task and instance), and an index table
+lists each unstarted instance under every trigger it still awaits, so a fire
+reads and writes only the rows it can change, whatever the size of the
+session and however many instances wait for other triggers.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from urllib.parse import unquote
 from .._json import dumps
 from ..engine import Needs
 from ..errors import StorageError, UnknownInstance
-from ..state import Instance
+from ..state import Instance, Status
 from .base import Raw, SessionTxn, StorageBackend, decode_instance
 
 __all__ = ["SQLiteStorage", "path_from_url"]
@@ -44,7 +45,11 @@ CREATE TABLE IF NOT EXISTS ct_instances (
     session TEXT NOT NULL, name TEXT NOT NULL, task TEXT NOT NULL, status TEXT NOT NULL,
     data TEXT NOT NULL, PRIMARY KEY (session, name)
 );
-CREATE INDEX IF NOT EXISTS ct_instances_by_status ON ct_instances (session, task, status);
+CREATE TABLE IF NOT EXISTS ct_waiting (
+    session TEXT NOT NULL, task TEXT NOT NULL, trigger TEXT NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (session, task, trigger, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ct_waiting_by_instance ON ct_waiting (session, name);
 """
 
 
@@ -79,9 +84,13 @@ class _SQLiteTxn(SessionTxn):
 
     def load_raw(self, needs: Needs) -> tuple[Mapping[str, Raw], Mapping[str, Raw], Mapping[str, Raw]]:
         instances = self._rows("ct_instances", needs.instances)
-        if needs.tasks:
-            sql = f"SELECT name, data FROM ct_instances WHERE session = ? AND status = 'unstarted' AND task IN ({_marks(needs.tasks)})"  # noqa: S608, E501 - only "?" marks are interpolated
-            cur = self.conn.execute(sql, (self.uid, *needs.tasks))
+        for task, trigger in needs.waiting:
+            cur = self.conn.execute(
+                "SELECT i.name, i.data FROM ct_waiting AS w JOIN ct_instances AS i "
+                "ON i.session = w.session AND i.name = w.name "
+                "WHERE w.session = ? AND w.task = ? AND w.trigger = ?",
+                (self.uid, task, trigger),
+            )
             instances.update(cur.fetchall())
         if needs.all_triggers:
             cur = self.conn.execute("SELECT name, data FROM ct_triggers WHERE session = ?", (self.uid,))
@@ -104,6 +113,16 @@ class _SQLiteTxn(SessionTxn):
         c.executemany(
             "INSERT OR REPLACE INTO ct_instances VALUES (?, ?, ?, ?, ?)",
             [(uid, k, i.task, i.status.value, dumps(i.to_dict())) for k, i in instances.items()],
+        )
+        c.executemany("DELETE FROM ct_waiting WHERE session = ? AND name = ?", [(uid, k) for k in instances])
+        c.executemany(
+            "INSERT INTO ct_waiting VALUES (?, ?, ?, ?)",
+            [
+                (uid, i.task, trigger, k)
+                for k, i in instances.items()
+                if i.status is Status.UNSTARTED
+                for trigger in i.awaiting
+            ],
         )
         self._touch()
 
@@ -212,7 +231,7 @@ class SQLiteStorage(StorageBackend):
     def delete_session(self, uid: str) -> None:
         with self.transaction(uid) as txn:
             assert isinstance(txn, _SQLiteTxn)
-            for table in ("ct_sessions", "ct_triggers", "ct_tasks", "ct_instances"):
+            for table in ("ct_sessions", "ct_triggers", "ct_tasks", "ct_instances", "ct_waiting"):
                 txn.conn.execute(f"DELETE FROM {table} WHERE session = ?", (uid,))  # noqa: S608 - table names and "?" marks only
 
     def _read(self, sql: str, params: tuple[str, ...]) -> list[tuple[str, str]]:
