@@ -52,6 +52,9 @@ class Host(Protocol):
     @property
     def default_runner(self) -> str: ...
 
+    @property
+    def configs(self) -> Configuration: ...
+
     def configs_with(self, session_configs: Mapping[str, Any]) -> Configuration: ...
 
     def check_runners(self, configs: Iterable[TaskConfig]) -> None: ...
@@ -163,7 +166,10 @@ class TriggerManager(SessionInspection):
             txn.write(changes)
             return changes, configs
 
-        changes, configs = self.storage.atomic(body, prefetch, resume=resume)
+        # Read up front what the app-wide configuration says the operation will
+        # need (a session's own configs may need more: read lazily then).
+        guess = needs(self.extension.configs)
+        changes, configs = self.storage.atomic(body, (*prefetch, *guess.waiting), resume=resume)
         self._after_commit(changes, configs)
         return changes, configs
 

@@ -30,14 +30,16 @@ def test_storage_growth_quick_prints_a_row_per_backend() -> None:
     out = run("benchmarks.storage_growth", "--quick")
     assert "| backend | 10 | 50 |" in out
     for backend in ("memory", "sqlite", "redis", "django-cache (redis)"):
-        cells = row(out, f"{backend} |")
-        assert float(cells[1]) > 0 and float(cells[2]) > 0 and cells[-1].endswith("x")
+        for case in ("ran", "waiting"):
+            cells = row(out, f"{backend} ({case}) |")
+            assert float(cells[1]) > 0 and float(cells[2]) > 0 and cells[-1].endswith("x")
 
 
 def test_side_by_side_quick_prints_every_table() -> None:
     require("redis-server")
     out = run("benchmarks", "--quick")
-    for label in ("cascade of 10 tasks vs chain", "fan-in 5 + 1 vs chord", "one task end to end"):
+    labels = ("cascade of 10 tasks vs chain", "20 sessions of a 3-task cascade vs chains", "fan-in 5 + 1 vs chord")
+    for label in (*labels, "one task end to end"):
         plain, triggers, ratio = row(out, label)[1:4]
         assert float(plain) > 0 and float(triggers.split()[0]) > 0 and float(ratio) > 0
     for backend in ("memory", "sqlite", "redis", "django-cache (redis)"):

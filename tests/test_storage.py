@@ -14,6 +14,9 @@ from celery_triggers.storage import resolve_storage
 
 
 def changes(*instances: Instance, triggers: tuple[str, ...] = (), tasks: tuple[str, ...] = ()) -> Changes:
+    """Records as the engine writes them: with the task record of every
+    instance's task (its instance counter)."""
+    tasks = tasks or tuple({i.task for i in instances})
     return Changes(
         triggers={t: TriggerRecord(t, {"k": t}, 1) for t in triggers},
         tasks={t: TaskRecord(t, next_number=3) for t in tasks},
@@ -29,14 +32,18 @@ def test_an_unknown_session_loads_empty(backend: StorageBackend) -> None:
 
 
 def test_records_round_trip_and_load_reads_only_what_is_needed(backend: StorageBackend) -> None:
-    waiting = Instance("t_a", 0, Status.UNSTARTED, {"x": {"v": 1}})
+    waiting = Instance("t_a", 0, Status.UNSTARTED, {"x": {"v": 1}}, awaiting=["y", "z"])
     done = Instance("t_a", 1, Status.FINISHED, {}, {"r": [1, 2]}, {"finished_at": 1.5})
-    other = Instance("t_b", 0, Status.UNSTARTED)
-    backend.atomic("s", lambda txn: txn.write(changes(waiting, done, other, triggers=("x", "y"), tasks=("t_a",))))
+    other = Instance("t_b", 0, Status.UNSTARTED, awaiting=["y"])
+    backend.atomic("s", lambda txn: txn.write(changes(waiting, done, other, triggers=("x", "y"), tasks=("t_a", "t_b"))))
 
-    snap = backend.atomic("s", lambda txn: txn.load(Needs(frozenset({"x"}), frozenset({"t_a"}))))
-    assert set(snap.instances) == {"t_a#0"}, "only unstarted instances of the needed tasks"
+    snap = backend.atomic(
+        "s", lambda txn: txn.load(Needs(frozenset({"x"}), frozenset({"t_a"}), waiting=frozenset({("t_a", "y")})))
+    )
+    assert set(snap.instances) == {"t_a#0"}, "only the instances of the task that await the trigger"
     assert snap.instances["t_a#0"] == waiting
+    nobody = backend.atomic("s", lambda txn: txn.load(Needs(waiting=frozenset({("t_a", "x")}))))
+    assert nobody.instances == {}, "t_a#0 received x already"
     assert snap.triggers == {"x": TriggerRecord("x", {"k": "x"}, 1)}
     assert snap.tasks == {"t_a": TaskRecord("t_a", next_number=3)}
 
@@ -46,12 +53,18 @@ def test_records_round_trip_and_load_reads_only_what_is_needed(backend: StorageB
 
 
 def test_the_unstarted_index_follows_status_changes(backend: StorageBackend) -> None:
-    instance = Instance("t_a", 0, Status.UNSTARTED)
+    instance = Instance("t_a", 0, Status.UNSTARTED, awaiting=["x", "y"])
     backend.atomic("s", lambda txn: txn.write(changes(instance)))
-    instance.status = Status.SCHEDULED
-    backend.atomic("s", lambda txn: txn.write(changes(instance)))
-    snap = backend.atomic("s", lambda txn: txn.load(Needs(tasks=frozenset({"t_a"}))))
-    assert snap.instances == {}
+    both = Needs(waiting=frozenset({("t_a", "x"), ("t_a", "y")}))
+    assert set(backend.atomic("s", lambda txn: txn.load(both)).instances) == {"t_a#0"}
+    # It received x: indexed under y only.
+    received = Instance("t_a", 0, Status.UNSTARTED, {"x": {}}, awaiting=["y"])
+    backend.atomic("s", lambda txn: (txn.load(Needs(instances=frozenset({"t_a#0"}))), txn.write(changes(received))))
+    assert backend.atomic("s", lambda txn: txn.load(Needs(waiting=frozenset({("t_a", "x")})))).instances == {}
+    assert set(backend.atomic("s", lambda txn: txn.load(both)).instances) == {"t_a#0"}
+    scheduled = Instance("t_a", 0, Status.SCHEDULED, {"x": {}, "y": {}})
+    backend.atomic("s", lambda txn: (txn.load(Needs(instances=frozenset({"t_a#0"}))), txn.write(changes(scheduled))))
+    assert backend.atomic("s", lambda txn: txn.load(both)).instances == {}
 
 
 def test_a_failed_transaction_changes_nothing(backend: StorageBackend) -> None:

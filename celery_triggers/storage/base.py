@@ -25,6 +25,9 @@ from ..state import Changes, Instance, Snapshot, TaskRecord, TriggerRecord
 __all__ = ["Conflict", "SessionStorage", "SessionTxn", "StorageBackend", "check_uid"]
 
 R = TypeVar("R")
+#: What a transaction may read up front: instance names, and (task, trigger)
+#: pairs of the waiting instances a fire reads (see ``Needs.waiting``).
+Prefetch = Collection[str | tuple[str, str]]
 #: A stored record: JSON text, or a dict a backend already decoded.
 Raw = str | bytes | dict[str, Any]
 
@@ -64,8 +67,9 @@ class SessionTxn(abc.ABC):
         """The needed trigger, task and instance records, each as JSON text
         or as an already decoded dict.
 
-        Instances: those named in ``needs.instances`` plus every *unstarted*
-        instance of the tasks in ``needs.tasks``.
+        Instances: those named in ``needs.instances`` plus, for every
+        ``(task, trigger)`` in ``needs.waiting``, the task's unstarted
+        instances that await that trigger.
         """
 
     @abc.abstractmethod
@@ -73,6 +77,12 @@ class SessionTxn(abc.ABC):
         self, triggers: dict[str, dict[str, Any]], tasks: dict[str, dict[str, Any]], instances: dict[str, Instance]
     ) -> None:
         """Write records (plain dicts; instances as objects, for indexes).
+
+        An unstarted instance is indexed under each trigger it ``awaits``
+        (what ``Needs.waiting`` reads); any other instance under none. An
+        instance being rewritten was loaded in the same transaction (the
+        engine only changes what it read), so a backend may rely on what it
+        loaded to update its index.
 
         Must refuse (``TypeError``) a value that is not JSON before anything
         is committed."""
@@ -141,12 +151,13 @@ class StorageBackend(abc.ABC):
 
     @abc.abstractmethod
     def transaction(
-        self, uid: str, prefetch: Collection[str] = (), cached: Any = None
+        self, uid: str, prefetch: Prefetch = (), cached: Any = None
     ) -> AbstractContextManager[SessionTxn]:
         """A transaction on session ``uid``: commits on normal exit.
 
-        ``prefetch`` names instances the operation will read; a backend may
-        fetch them with its first read to save a round trip. ``cached`` is the
+        ``prefetch`` names instances, and (task, trigger) pairs of waiting
+        instances, the operation will read; a backend may fetch them with
+        its first read to save a round trip. ``cached`` is the
         ``after_commit`` of this process's previous transaction on the
         session; a backend that checks versions at commit may start from it
         instead of reading (a stale one just fails the commit, and the
@@ -172,12 +183,12 @@ class StorageBackend(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release connections (called at worker shutdown)."""
 
-    def atomic(self, uid: str, operation: Callable[[SessionTxn], R], prefetch: Collection[str] = ()) -> R:
+    def atomic(self, uid: str, operation: Callable[[SessionTxn], R], prefetch: Prefetch = ()) -> R:
         """Run ``operation`` in a transaction, re-running it on conflict."""
         return self.run(uid, operation, prefetch)[0]
 
     def run(
-        self, uid: str, operation: Callable[[SessionTxn], R], prefetch: Collection[str] = (), cached: Any = None
+        self, uid: str, operation: Callable[[SessionTxn], R], prefetch: Prefetch = (), cached: Any = None
     ) -> tuple[R, Any]:
         """:meth:`atomic`, also returning the transaction's ``after_commit``."""
         check_uid(uid)
@@ -237,7 +248,7 @@ class SessionStorage:
         self._after_commit: Any = None
 
     def atomic(
-        self, operation: Callable[[SessionTxn], R], prefetch: Collection[str] = (), *, resume: bool = False
+        self, operation: Callable[[SessionTxn], R], prefetch: Prefetch = (), *, resume: bool = False
     ) -> R:
         """Run ``operation`` atomically. With ``resume``, the backend may start
         from what this object's previous transaction left (see

@@ -25,7 +25,8 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Collection, Iterator
+import zlib
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -33,7 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .._json import dumps, loads
 from ..errors import StorageError
 from ..state import Instance
-from .base import SessionStorage, SessionTxn, StorageBackend, check_uid
+from .base import Prefetch, SessionStorage, SessionTxn, StorageBackend, check_uid
 from .kv import KVTxn, instance_names, parse_state, session_digest, session_instances
 
 try:
@@ -45,6 +46,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 __all__ = ["CacheStorageBackend", "DjangoCacheStorage"]
 
 _DEFAULT_TIMEOUT = 3600.0
+#: Buckets per (task, trigger) in the index of waiting instances.
+BUCKETS = 32
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -138,15 +141,23 @@ class DjangoCacheStorage(StorageBackend):
             raise
 
     # -- transactions -------------------------------------------------------
+    def _bucket_key(self, uid: str, task: str, trigger: str, name: str | int) -> str:
+        """The index of waiting instances, in buckets: a fire reads every
+        bucket of its (task, trigger) in one ``get_many``, and a commit
+        rewrites only the buckets it changed, each ~1/``BUCKETS`` of it."""
+        bucket = name if isinstance(name, int) else zlib.crc32(name.encode("utf-8", "surrogatepass")) % BUCKETS
+        return self._key(uid, f"w:{session_digest(task + chr(0) + trigger)}:{bucket}")
+
     @contextmanager
-    def transaction(self, uid: str, prefetch: Collection[str] = (), cached: object = None) -> Iterator[SessionTxn]:
+    def transaction(self, uid: str, prefetch: Prefetch = (), cached: object = None) -> Iterator[SessionTxn]:
         with self._locked(uid):
             cache = self.cache
             state_key = self._key(uid, "state")
-            wanted = {self._instance_key(uid, n): n for n in prefetch}
+            wanted = {self._instance_key(uid, n): n for n in prefetch if isinstance(n, str)}
             first = cache.get_many([state_key, *wanted])  # the state and the instances in one call
             state = parse_state(uid, first.get(state_key))
             prefetched = {wanted[k]: v for k, v in first.items() if k in wanted}
+            buckets: dict[str, list[str]] = {}
 
             def fetch(names: list[str]) -> dict[str, Any]:
                 found = {n: prefetched[n] for n in names if n in prefetched}
@@ -155,18 +166,48 @@ class DjangoCacheStorage(StorageBackend):
                     found.update({keys[k]: v for k, v in cache.get_many(list(keys)).items()})
                 return found
 
-            txn = KVTxn(uid, state, fetch)
+            def fetch_waiting(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+                keys = [self._bucket_key(uid, t, x, b) for t, x in pairs for b in range(BUCKETS)]
+                texts = cache.get_many([k for k in keys if k not in buckets])
+                for key in keys:
+                    if key not in buckets:
+                        buckets[key] = loads(texts[key]) if key in texts else []
+                names = sorted({n for key in keys for n in buckets[key]})
+                return fetch(names) if names else {}
+
+            txn = KVTxn(uid, state, fetch, fetch_waiting)
             yield txn
             if not txn.changed:
                 return
             values = {self._instance_key(uid, n): text for n, text in txn.instance_writes.items()}
+            values.update(self._index_changes(uid, txn, buckets))
             if txn.state_dirty or txn.is_new:
                 values[self._key(uid, "state")] = txn.state_text()
-            cache.set_many(values, timeout=self.timeout)
-            if txn.instance_deletes:
-                cache.delete_many([self._instance_key(uid, n) for n in txn.instance_deletes])
+            failed = cache.set_many(values, timeout=self.timeout)
+            if failed:
+                raise StorageError(f"session {uid!r}: Django cache {self.alias!r} did not store {len(failed)} key(s)")
         if txn.is_new:
             self._index(uid, add=True)
+
+    def _index_changes(self, uid: str, txn: KVTxn, buckets: dict[str, list[str]]) -> dict[str, str]:
+        """The index buckets a commit rewrites (reading those it has not)."""
+        changes: dict[str, tuple[set[str], set[str]]] = {}
+        for entries, side in ((txn.index_adds, 0), (txn.index_removes, 1)):
+            for task, trigger, name in entries:
+                changes.setdefault(self._bucket_key(uid, task, trigger, name), (set(), set()))[side].add(name)
+                pair = f"{task}\x00{trigger}"
+                if side == 0 and pair not in txn.state.setdefault("indexed", []):
+                    txn.state["indexed"].append(pair)  # so delete_session finds every bucket
+                    txn.state_dirty = True
+        unread = [k for k in changes if k not in buckets]
+        if unread:
+            found = self.cache.get_many(unread)
+            buckets.update({k: loads(found[k]) if k in found else [] for k in unread})
+        out = {}
+        for key, (adds, removes) in changes.items():
+            buckets[key] = sorted((set(buckets[key]) | adds) - removes)
+            out[key] = dumps(buckets[key])
+        return out
 
     def _index(self, uid: str, *, add: bool) -> None:
         """The list of sessions (caches cannot enumerate keys); changed only
@@ -186,10 +227,9 @@ class DjangoCacheStorage(StorageBackend):
         state = parse_state(uid, self.cache.get(self._key(uid, "state")))
         if state is None:
             return {}
-        names = [n for n in instance_names(state) if n not in state["unstarted"]]
-        keys = {self._instance_key(uid, n): n for n in names}
+        keys = {self._instance_key(uid, n): n for n in instance_names(state)}
         found = self.cache.get_many(list(keys))
-        return session_instances(uid, state, {keys[k]: v for k, v in found.items()})
+        return session_instances(uid, {keys[k]: v for k, v in found.items()})
 
     def sessions(self) -> list[str]:
         index = loads(self.cache.get(f"{self.prefix}:sessions") or "{}")
@@ -202,7 +242,11 @@ class DjangoCacheStorage(StorageBackend):
         with self._locked(uid):
             state = parse_state(uid, self.cache.get(self._key(uid, "state")))
             if state is not None:
-                self.cache.delete_many([self._instance_key(uid, n) for n in instance_names(state)])
+                keys = [self._instance_key(uid, n) for n in instance_names(state)]
+                for pair in state.get("indexed", []):
+                    task, _, trigger = pair.partition("\x00")
+                    keys += [self._bucket_key(uid, task, trigger, b) for b in range(BUCKETS)]
+                self.cache.delete_many(keys)
             self.cache.delete(self._key(uid, "state"))
         self._index(uid, add=False)
 

@@ -1,18 +1,21 @@
 """Shared logic of the key-value backends (Redis, Django cache).
 
-A session is two things in a key-value store:
+A session is three things in a key-value store:
 
 * one **state** value (JSON): the session's own configs, the fired-trigger
-  records, the task records and the *unstarted* instances. Its size depends
-  on the configuration and on how many instances wait for triggers, never on
-  how many instances the session ran.
-* one **record** per started instance (JSON), written only when that
-  instance changes.
+  records and the task records. Its size depends on the configuration,
+  never on how many instances the session has.
+* one **record** per instance (JSON), written only when that instance
+  changes.
+* an **index** of the unstarted instances by each trigger they still
+  await (a sorted set on Redis, buckets of names on the Django cache).
 
-A fire reads the state (and no instance record), and writes the state plus
-the instances it scheduled: constant work however long the session is. The
-subclass supplies the atomicity (Redis: WATCH/MULTI; Django cache: a lock)
-and three primitives: read the state, read instance records, commit.
+A fire reads the state and the instances that await the fired trigger, and
+writes the state plus the instances it changed: its cost does not depend on
+how many instances the session ran or how many wait for other triggers.
+The subclass supplies the atomicity (Redis: a version compare-and-set;
+Django cache: a lock) and the primitives: read the state, read instance
+records, read the index, commit.
 """
 
 from __future__ import annotations
@@ -25,12 +28,24 @@ from typing import Any
 from .._json import dumps, loads
 from ..engine import Needs
 from ..errors import CorruptSession
-from ..state import Instance, Status, split_instance_name
+from ..state import Instance, Snapshot, Status, split_instance_name
 from .base import Raw, SessionTxn, decode_instance
 
-__all__ = ["KVTxn", "instance_names", "new_state", "parse_state", "session_digest", "session_instances"]
+__all__ = [
+    "IndexEntry",
+    "KVTxn",
+    "instance_names",
+    "new_state",
+    "parse_state",
+    "session_digest",
+    "session_instances",
+]
 
 Fetch = Callable[[list[str]], dict[str, Any]]
+#: (task, trigger) pairs -> the records of the unstarted instances awaiting them.
+FetchWaiting = Callable[[list[tuple[str, str]]], dict[str, Any]]
+#: One index entry: (task, trigger, instance name).
+IndexEntry = tuple[str, str, str]
 
 
 def session_digest(uid: str) -> str:
@@ -45,7 +60,6 @@ def new_state(uid: str) -> dict[str, Any]:
         "configs": {},
         "triggers": {},
         "tasks": {},
-        "unstarted": {},
         "created_at": now,
         "updated_at": now,
     }
@@ -59,7 +73,7 @@ def parse_state(uid: str, text: str | bytes | None) -> dict[str, Any] | None:
     except ValueError as exc:
         raise CorruptSession(f"session {uid!r}: stored state is not valid JSON ({exc})") from None
     if not isinstance(state, dict) or not all(
-        isinstance(state.get(k), dict) for k in ("triggers", "tasks", "unstarted", "configs")
+        isinstance(state.get(k), dict) for k in ("triggers", "tasks", "configs")
     ):
         raise CorruptSession(f"session {uid!r}: stored state is not a celery-triggers session")
     return state
@@ -74,20 +88,25 @@ def instance_names(state: dict[str, Any]) -> list[str]:
 
 
 class KVTxn(SessionTxn):
-    """A transaction over a parsed state and lazily fetched instance records."""
+    """A transaction over a parsed state, lazily fetched instance records
+    and the index of waiting instances."""
 
-    def __init__(self, uid: str, state: dict[str, Any] | None, fetch: Fetch):
+    def __init__(self, uid: str, state: dict[str, Any] | None, fetch: Fetch, fetch_waiting: FetchWaiting):
         super().__init__(uid)
         self.is_new = state is None
         self.state = state if state is not None else new_state(uid)
         self._fetch = fetch
+        self._fetch_waiting = fetch_waiting
         self.state_dirty = False
         self.instance_writes: dict[str, str] = {}
-        self.instance_deletes: set[str] = set()
+        self.index_adds: set[IndexEntry] = set()
+        self.index_removes: set[IndexEntry] = set()
+        #: instance -> the triggers it is indexed under, as stored.
+        self._indexed: dict[str, list[str]] = {}
 
     @property
     def changed(self) -> bool:
-        return self.state_dirty or bool(self.instance_writes or self.instance_deletes)
+        return self.state_dirty or bool(self.instance_writes or self.index_adds or self.index_removes)
 
     def state_text(self) -> str:
         self.state["updated_at"] = time.time()
@@ -99,18 +118,25 @@ class KVTxn(SessionTxn):
         wanted = s["triggers"] if needs.all_triggers else needs.triggers
         triggers = {k: s["triggers"][k] for k in wanted if k in s["triggers"]}
         tasks = {k: s["tasks"][k] for k in needs.tasks if k in s["tasks"]}
-        instances: dict[str, Raw] = {
-            name: data for name, data in s["unstarted"].items() if data.get("task") in needs.tasks
-        }
-        wanted = []
-        for name in needs.instances:
-            if name in s["unstarted"]:
-                instances[name] = s["unstarted"][name]
-            else:
-                wanted.append(name)
-        if wanted:
-            instances.update({k: v for k, v in self._fetch(sorted(wanted)).items() if v is not None})
+        instances: dict[str, Raw] = {}
+        if needs.instances:
+            instances.update({k: v for k, v in self._fetch(sorted(needs.instances)).items() if v is not None})
+        # A task with no instance yet has none waiting: no index read.
+        pairs = sorted(
+            (task, trigger)
+            for task, trigger in needs.waiting
+            if int((s["tasks"].get(task) or {}).get("next_number", 0)) > 0
+        )
+        if pairs:
+            instances.update({k: v for k, v in self._fetch_waiting(pairs).items() if v is not None})
         return triggers, tasks, instances
+
+    def load(self, needs: Needs) -> Snapshot:
+        snapshot = super().load(needs)
+        for name, instance in snapshot.instances.items():
+            indexed = instance.awaiting if instance.status is Status.UNSTARTED else []
+            self._indexed.setdefault(name, list(indexed))
+        return snapshot
 
     def write_raw(
         self, triggers: dict[str, dict[str, Any]], tasks: dict[str, dict[str, Any]], instances: dict[str, Instance]
@@ -120,18 +146,18 @@ class KVTxn(SessionTxn):
         s["tasks"].update(tasks)
         self.state_dirty |= bool(triggers or tasks)
         for name, instance in instances.items():
-            data = instance.to_dict()
-            text = dumps(data)  # refuses non-JSON before anything is committed
-            if instance.status is Status.UNSTARTED:
-                s["unstarted"][name] = data
-                self.instance_deletes.add(name)
-                self.instance_writes.pop(name, None)
-                self.state_dirty = True
-            else:
-                if s["unstarted"].pop(name, None) is not None:
-                    self.state_dirty = True
-                self.instance_writes[name] = text
-                self.instance_deletes.discard(name)
+            self.instance_writes[name] = dumps(instance.to_dict())  # refuses non-JSON before any commit
+            old = set(self._indexed.get(name, ()))
+            new = set(instance.awaiting) if instance.status is Status.UNSTARTED else set()
+            for trigger in old - new:
+                entry = (instance.task, trigger, name)
+                self.index_adds.discard(entry)
+                self.index_removes.add(entry)
+            for trigger in new - old:
+                entry = (instance.task, trigger, name)
+                self.index_removes.discard(entry)
+                self.index_adds.add(entry)
+            self._indexed[name] = sorted(new)
 
     def read_configs_raw(self) -> str | None:
         configs = self.state.get("configs")
@@ -142,11 +168,8 @@ class KVTxn(SessionTxn):
         self.state_dirty = True
 
 
-def session_instances(uid: str, state: dict[str, Any], records: Mapping[str, Any]) -> dict[str, Instance]:
-    """Every instance of a session: the unstarted ones kept in its state plus
-    the started ones' records (``None`` values are skipped), by name."""
-    result = {name: Instance.from_dict(data) for name, data in state["unstarted"].items()}
-    for name, raw in records.items():
-        if raw is not None and name not in result:
-            result[name] = decode_instance(uid, name, raw)
+def session_instances(uid: str, records: Mapping[str, Any]) -> dict[str, Instance]:
+    """Every instance of a session from its records (``None`` values are
+    skipped), by name."""
+    result = {name: decode_instance(uid, name, raw) for name, raw in records.items() if raw is not None}
     return dict(sorted(result.items(), key=lambda kv: split_instance_name(kv[0])))

@@ -5,7 +5,7 @@ so a test on memory storage catches non-JSON data too."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 from .._json import dumps
 from ..engine import Needs
 from ..state import Instance, Status
-from .base import Raw, SessionTxn, StorageBackend, decode_instance
+from .base import Prefetch, Raw, SessionTxn, StorageBackend, decode_instance
 
 __all__ = ["MemoryStorage"]
 
@@ -89,7 +89,7 @@ class MemoryStorage(StorageBackend):
         self._lock = threading.RLock()
 
     @contextmanager
-    def transaction(self, uid: str, prefetch: Collection[str] = (), cached: object = None) -> Iterator[SessionTxn]:
+    def transaction(self, uid: str, prefetch: Prefetch = (), cached: object = None) -> Iterator[SessionTxn]:
         with self._lock:
             session = self._sessions.get(uid) or _Session()
             txn = _MemoryTxn(uid, session)

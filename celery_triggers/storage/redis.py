@@ -49,21 +49,57 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 __all__ = ["RedisStorage"]
 
 #: Apply a transaction's writes if the session's version is unchanged.
-#: KEYS: state, instance hash, version. ARGV: expected version, ttl (0: none),
-#: state text ("" : unchanged), number of instance writes, then name/text
-#: pairs, then names of instance records to delete.
+#: KEYS: state, instance hash, version, waiting index. ARGV: expected
+#: version, ttl (0: none), state text ("" : unchanged), number of instance
+#: writes, then name/text pairs, then the number of index entries to add,
+#: those entries, then the entries to remove.
 _COMMIT = """
 if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[1] then return 0 end
 if ARGV[3] ~= '' then redis.call('SET', KEYS[1], ARGV[3]) end
-local writes = tonumber(ARGV[4])
-local first_delete = 5 + 2 * writes
-for i = 5, first_delete - 1, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-for i = first_delete, #ARGV do redis.call('HDEL', KEYS[2], ARGV[i]) end
+local i = 5
+for _ = 1, tonumber(ARGV[4]) do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
+local adds = tonumber(ARGV[i]); i = i + 1
+for _ = 1, adds do redis.call('ZADD', KEYS[4], 0, ARGV[i]); i = i + 1 end
+for j = i, #ARGV do redis.call('ZREM', KEYS[4], ARGV[j]) end
 redis.call('INCR', KEYS[3])
 local ttl = tonumber(ARGV[2])
 if ttl > 0 then for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end end
 return 1
 """
+
+#: A consistent read: version, state, named instance records and the records
+#: of the instances the index lists under each prefix (task and trigger).
+#: KEYS: as _COMMIT. ARGV: number of names, names, then index prefixes.
+#: Returns {version, state, records, waiting names, waiting records, how
+#: many waiting names each prefix contributed}.
+_READ = """
+local function hmget(names)
+  local out = {}
+  for i = 1, #names, 500 do
+    local chunk = redis.call('HMGET', KEYS[2], unpack(names, i, math.min(i + 499, #names)))
+    for _, v in ipairs(chunk) do out[#out + 1] = v end
+  end
+  return out
+end
+local n = tonumber(ARGV[1])
+local names = {}
+for i = 2, n + 1 do names[#names + 1] = ARGV[i] end
+local waiting, counts = {}, {}
+for i = n + 2, #ARGV do
+  local prefix = ARGV[i]
+  local members = redis.call('ZRANGEBYLEX', KEYS[4], '[' .. prefix, '(' .. prefix .. '\\255')
+  for _, m in ipairs(members) do waiting[#waiting + 1] = string.sub(m, #prefix + 1) end
+  counts[#counts + 1] = #members
+end
+local version = redis.call('GET', KEYS[3]) or '0'
+return {version, redis.call('GET', KEYS[1]) or false, hmget(names), waiting, hmget(waiting), counts}
+"""
+
+
+def _prefix(task: str, trigger: str) -> str:
+    """Index members are ``<task JSON> NUL <trigger JSON> NUL <instance>``
+    (JSON strings hold no raw NUL, so a prefix is unambiguous)."""
+    return f"{dumps(task)}\x00{dumps(trigger)}\x00"
 
 
 #: The worker's start in one round trip (see ``RedisStorage.start``).
@@ -129,11 +165,12 @@ class RedisStorage(StorageBackend):
         self.client = redis.Redis.from_url(client_url, socket_timeout=5, socket_connect_timeout=5)
         self._commit = self.client.register_script(_COMMIT)
         self._start = self.client.register_script(_START)
+        self._read = self.client.register_script(_READ)
 
     # -- keys ---------------------------------------------------------------
-    def _keys(self, uid: str) -> tuple[str, str, str]:
+    def _keys(self, uid: str) -> tuple[str, str, str, str]:
         base = f"{self.prefix}:{{{session_digest(uid)}}}"
-        return f"{base}:state", f"{base}:inst", f"{base}:version"
+        return f"{base}:state", f"{base}:inst", f"{base}:version", f"{base}:wait"
 
     def _error(self, uid: str | None, exc: Exception) -> StorageError:
         where = f"session {uid!r}: " if uid is not None else ""
@@ -150,11 +187,13 @@ class RedisStorage(StorageBackend):
     # -- transactions -------------------------------------------------------
     @contextmanager
     def transaction(
-        self, uid: str, prefetch: Collection[str] = (), cached: _Cached | None = None
+        self, uid: str, prefetch: Collection[str | tuple[str, str]] = (), cached: _Cached | None = None
     ) -> Iterator[SessionTxn]:
-        keys = self._keys(uid)
-        state_key, inst_key, version_key = keys
+        keys = list(self._keys(uid))
+        names = sorted(p for p in prefetch if isinstance(p, str))
+        pairs = sorted(p for p in prefetch if isinstance(p, tuple))
         state: dict[str, Any] | None
+        waiting: dict[tuple[str, str], list[str]] = {}
         try:
             if isinstance(cached, _Cached) and cached.uid == uid:
                 # A copy: a transaction changes its state in place, and one whose commit
@@ -162,24 +201,25 @@ class RedisStorage(StorageBackend):
                 version, known = cached.version, dict(cached.records)
                 state = {k: dict(v) if isinstance(v, dict) else v for k, v in cached.state.items()}
             else:
-                names = sorted(prefetch)
-                with self.client.pipeline(transaction=True) as pipe:
-                    pipe.get(version_key)
-                    pipe.get(state_key)
-                    if names:
-                        pipe.hmget(inst_key, names)
-                    raw_version, state_text, *rest = pipe.execute()
+                raw_version, state_text, known, waiting = self._read_some(keys, names, pairs)
                 version = int(raw_version or 0)
                 state = parse_state(uid, state_text)
-                known = dict(zip(names, rest[0], strict=True)) if names else {}
 
             def fetch(wanted: list[str]) -> dict[str, Any]:
                 missing = [n for n in wanted if n not in known]
                 if missing:
-                    known.update(zip(missing, self.client.hmget(inst_key, missing), strict=True))
+                    known.update(self._read_some(keys, missing, [])[2])
                 return {n: known[n] for n in wanted}
 
-            txn = KVTxn(uid, state, fetch)
+            def fetch_waiting(wanted: list[tuple[str, str]]) -> dict[str, Any]:
+                missing = [p for p in wanted if p not in waiting]
+                if missing:
+                    _, _, records, found = self._read_some(keys, [], missing)
+                    known.update(records)
+                    waiting.update(found)
+                return {n: known[n] for p in wanted for n in waiting[p]}
+
+            txn = KVTxn(uid, state, fetch, fetch_waiting)
             yield txn
             if txn.changed:
                 args: list[Any] = [str(version), self.session_ttl or 0]
@@ -187,17 +227,36 @@ class RedisStorage(StorageBackend):
                 args.append(len(txn.instance_writes))
                 for name, text in txn.instance_writes.items():
                     args += [name, text]
-                args += sorted(txn.instance_deletes)
-                if not self._commit(keys=list(keys), args=args):
+                args.append(len(txn.index_adds))
+                args += sorted(_prefix(t, x) + n for t, x, n in txn.index_adds)
+                args += sorted(_prefix(t, x) + n for t, x, n in txn.index_removes)
+                if not self._commit(keys=keys, args=args):
                     raise Conflict(uid)
                 version += 1
                 known.update(txn.instance_writes)
-                for name in txn.instance_deletes:
-                    known.pop(name, None)
             if txn.changed or not txn.is_new:  # the session exists as `known` describes it
                 txn.after_commit = _Cached(uid, version, txn.state, known)
         except redis.RedisError as exc:
             raise self._error(uid, exc) from exc
+
+    def _read_some(
+        self, keys: list[str], names: list[str], pairs: list[tuple[str, str]]
+    ) -> tuple[Any, Any, dict[str, Any], dict[tuple[str, str], list[str]]]:
+        """One read script: version, state, records of ``names`` and of the
+        instances awaiting each (task, trigger) pair."""
+        prefixes = [_prefix(t, x) for t, x in pairs]
+        version, state, records, waiting, waiting_records, counts = self._read(
+            keys=keys, args=[len(names), *names, *prefixes]
+        )
+        known = dict(zip(names, records, strict=True))
+        waiting_names = [_text(n) for n in waiting]
+        known.update(zip(waiting_names, waiting_records, strict=True))
+        by_pair: dict[tuple[str, str], list[str]] = {}
+        start = 0
+        for pair, count in zip(pairs, counts, strict=True):
+            by_pair[pair] = waiting_names[start : start + int(count)]
+            start += int(count)
+        return version, state, known, by_pair
 
     def start(
         self, uid: str, name: str, token: str, now: float, *, track: bool, metadata: Mapping[str, Any]
@@ -215,12 +274,9 @@ class RedisStorage(StorageBackend):
         except redis.RedisError as exc:
             raise self._error(uid, exc) from exc
         state = parse_state(uid, state_text)
-        if record:
-            current = decode_instance(uid, name, record)
-        elif state is not None and name in state["unstarted"]:
-            current = Instance.from_dict(state["unstarted"][name])
-        else:
+        if not record:
             raise UnknownInstance(f"no instance {name!r} in session {uid!r}")
+        current = decode_instance(uid, name, record)
         before = after = current
         if code == 1:  # the script started it and returned the new record, and the old status
             before = Instance(current.task, current.number, Status(_text(old[0])), current.kwargs, None, {})
@@ -236,7 +292,7 @@ class RedisStorage(StorageBackend):
     # -- inspection and lifecycle --------------------------------------------
     def instances(self, uid: str) -> dict[str, Instance]:
         check_uid(uid)
-        state_key, inst_key, _ = self._keys(uid)
+        state_key, inst_key, *_ = self._keys(uid)
         try:
             with self.client.pipeline(transaction=True) as pipe:
                 pipe.get(state_key)
@@ -244,11 +300,9 @@ class RedisStorage(StorageBackend):
                 state_text, records = pipe.execute()
         except redis.RedisError as exc:
             raise self._error(uid, exc) from exc
-        state = parse_state(uid, state_text)
-        if state is None:
+        if parse_state(uid, state_text) is None:
             return {}
-        decoded = {k.decode() if isinstance(k, bytes) else k: v for k, v in records.items()}
-        return session_instances(uid, state, decoded)
+        return session_instances(uid, {_text(k): v for k, v in records.items()})
 
     def sessions(self) -> list[str]:
         uids = []

@@ -18,7 +18,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote
@@ -27,7 +27,7 @@ from .._json import dumps
 from ..engine import Needs
 from ..errors import StorageError, UnknownInstance
 from ..state import Instance, Status
-from .base import Raw, SessionTxn, StorageBackend, decode_instance
+from .base import Prefetch, Raw, SessionTxn, StorageBackend, decode_instance
 
 __all__ = ["SQLiteStorage", "path_from_url"]
 
@@ -195,7 +195,7 @@ class SQLiteStorage(StorageBackend):
                 time.sleep(random.uniform(0.005, 0.05))  # noqa: S311 - jitter, not crypto
 
     @contextmanager
-    def transaction(self, uid: str, prefetch: Collection[str] = (), cached: object = None) -> Iterator[SessionTxn]:
+    def transaction(self, uid: str, prefetch: Prefetch = (), cached: object = None) -> Iterator[SessionTxn]:
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
