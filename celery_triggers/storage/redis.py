@@ -1,15 +1,20 @@
 """Redis storage (``redis://host:port/db``): production, many machines.
 
+Keys per session: ``state`` (configs, fired triggers, task records),
+``inst`` (a hash of instance records), ``version``, and ``wait`` (a sorted
+set indexing unstarted instances by each trigger they await, read by
+lexicographic range).
+
 Atomicity: optimistic concurrency on a per-session version number. A
-transaction reads the version, the session state and the instances it names
-in one MULTI/EXEC round trip, runs the pure engine, and commits with one
-Lua script that applies the writes only if the version is still the one it
-read (compare-and-set), bumping it. If another writer committed in between,
-the script changes nothing and the whole operation (engine included) re-runs
-on fresh data. So a fire or a start costs two round trips. A transaction
-that resumes from this process's previous commit on the session (the
-worker's finish after its start) skips the read: one round trip, or three
-when another writer got in between.
+transaction reads the version, the session state, the instances it names
+and those awaiting the fired trigger in one read script, runs the pure
+engine, and commits with one Lua script that applies the writes only if the
+version is still the one it read (compare-and-set), bumping it. If another
+writer committed in between, the script changes nothing and the whole
+operation (engine included) re-runs on fresh data. So a fire costs two
+round trips. The worker's start is one script (``start``); its finish
+resumes from what the start returned and skips the read: one round trip, or
+three when another writer got in between.
 
 Why not Lua alone: the trigger semantics live in the pure Python engine (one
 implementation for every backend). Why not a lock: a process killed in the
@@ -19,7 +24,8 @@ commands one by one while watching); the version check does the same job in
 the commit itself.
 
 Keys share the hash tag ``{<session digest>}``, so a session's keys live in
-one slot and the backend works on Redis Cluster. Values are JSON.
+one slot (a requirement of Redis Cluster, where this backend is not yet
+tested). Values are JSON.
 
 URL options: ``?prefix=ct`` (key prefix). App setting
 ``triggers_session_ttl`` (seconds) expires a session that long after its
