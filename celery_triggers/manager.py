@@ -11,90 +11,34 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
 
 from . import engine
 from ._json import normalize_kwargs
 from .config import Configuration, TaskConfig, parse_configs
 from .dispatch import Dispatch
-from .errors import IllegalTransition, InvalidKwargs, TriggersError, UnknownTask
+from .errors import IllegalTransition, InvalidKwargs, UnknownTask
+from .host import error_metadata, host_of
 from .inspection import SessionInspection, SessionStorageView, instance_ref
 from .signals import instance_status_changed, trigger_fired
 from .state import Changes, Instance, Snapshot, Status
-from .storage import SessionStorage, SessionTxn, StorageBackend
+from .storage import SessionStorage, SessionTxn
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
 
     from celery import Celery
 
 
-class TaskRunnerLike(Protocol):
-    def dispatch(self, items: list[Dispatch]) -> None: ...
-
-    def drain(self) -> None: ...
-
-
-class Host(Protocol):
-    """What a manager needs from the extension installed on its app
-    (``app.triggers``); declared here so the manager does not import the
-    Celery integration layer above it."""
-
-    app: Celery
-
-    @property
-    def storage(self) -> StorageBackend: ...
-
-    @property
-    def default_runner(self) -> str: ...
-
-    @property
-    def configs(self) -> Configuration: ...
-
-    def configs_with(self, session_configs: Mapping[str, Any]) -> Configuration: ...
-
-    def check_runners(self, configs: Iterable[TaskConfig]) -> None: ...
-
-    def runner(self, name: str) -> TaskRunnerLike: ...
-
-    def active_runners(self) -> list[TaskRunnerLike]: ...
-
-    def alias_of(self, backend: StorageBackend) -> str | None: ...
-
-
-def host_of(app: Celery | None) -> Host:
-    """The extension installed on ``app`` (default: Celery's current app)."""
-    if app is None:
-        from celery import current_app
-
-        app = current_app._get_current_object()
-    host = app.__dict__.get("triggers")
-    if host is None:
-        raise TriggersError(f"celery-triggers is not installed on {app!r}: call Triggers(app) first")
-    return cast(Host, host)
-
-
-__all__ = ["TriggerManager"]
+__all__ = ["TriggerManager", "error_metadata", "host_of"]
 
 #: Nesting depth of manager operations in this thread (a hook may fire).
 _depth = threading.local()
 
 InstanceRef = str | Instance
 Operation = Callable[[Snapshot, Mapping[str, TaskConfig]], Changes]
-
-
-def error_metadata(exc: BaseException, tb: str | None = None) -> dict[str, Any]:
-    """What an instance records about the exception that ended it."""
-    return {
-        "exc_type": type(exc).__name__,
-        "exc_module": type(exc).__module__,
-        "exc_message": str(exc),
-        "traceback": tb if tb is not None else "".join(traceback.format_exception(exc)),
-    }
 
 
 class TriggerManager(SessionInspection):

@@ -21,6 +21,7 @@ LAYERS = {
     "config": 1,
     "state": 2,
     "engine": 2,
+    "needs": 2,
     "analysis": 2,
     "storage": 3,
     "dispatch": 4,
@@ -28,6 +29,7 @@ LAYERS = {
     "logs": 4,
     "validation": 4,
     "inspection": 4,
+    "host": 4,
     "manager": 4,
     "context": 4,
     "runners": 5,
@@ -36,7 +38,7 @@ LAYERS = {
     "testing": 7,
     "__init__": 7,
 }
-PURE = {"errors", "_json", "_retry", "config", "state", "engine", "analysis"}
+PURE = {"errors", "_json", "_retry", "needs", "config", "state", "engine", "analysis"}
 
 
 def _unit(path: Path) -> str:

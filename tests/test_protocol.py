@@ -89,7 +89,10 @@ def _stuck(app: Any, uid: str) -> tuple[TriggerManager, str]:
 
 
 def _recovery_app(tmp_path: Path, **conf: Any) -> Any:
-    app = make_app(storage=f"sqlite:///{tmp_path / 's.sqlite3'}", runner="celery", **conf)
+    # Its messages go to a queue of its own: kombu's memory transport is shared by
+    # the whole process, and no worker should ever take them.
+    queue = f"recovery-{tmp_path.name}"
+    app = make_app(storage=f"sqlite:///{tmp_path / 's.sqlite3'}", runner="celery", task_default_queue=queue, **conf)
     app.triggers.configure({"t_x": {"after": ["go"], "run": "p.x"}, "t_y": {"after": ["t_x"], "run": "p.y"}})
     return app
 

@@ -102,6 +102,7 @@ def test_refused_message_is_reported_and_can_be_redispatched(worker_app: Celery,
         broker_transport_options={
             "data_folder_in": str(tmp_path / "missing"),
             "data_folder_out": str(tmp_path / "missing"),
+            "control_folder": str(tmp_path / "control"),
         },
         task_publish_retry=False,
     )
@@ -195,7 +196,11 @@ def test_forged_stale_and_storage_naming_messages_run_nothing(
         storage=worker_app.conf.triggers_storage,
         runner="celery",
         broker_url="filesystem://localhost//",
-        broker_transport_options={"data_folder_in": str(tmp_path / "x"), "data_folder_out": str(tmp_path / "x")},
+        broker_transport_options={
+            "data_folder_in": str(tmp_path / "x"),
+            "data_folder_out": str(tmp_path / "x"),
+            "control_folder": str(tmp_path / "control"),
+        },
         task_publish_retry=False,
     )
     broken.triggers.configure({n: c.to_dict() for n, c in worker_app.triggers.configs.items()})

@@ -24,6 +24,7 @@ app.conf.update(
     broker_transport_options={
         "data_folder_in": str(DATA / "broker"),
         "data_folder_out": str(DATA / "broker"),
+        "control_folder": str(DATA / "broker" / "control"),
         "store_processed": False,
         "polling_interval": 0.02,
     },

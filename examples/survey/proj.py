@@ -27,6 +27,7 @@ app.conf.update(
     broker_transport_options={
         "data_folder_in": str(BROKER),
         "data_folder_out": str(BROKER),
+        "control_folder": str(BROKER / "control"),
         "store_processed": False,
         "polling_interval": 0.02,
     },
