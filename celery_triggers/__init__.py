@@ -28,6 +28,7 @@ from .errors import (
 )
 from .integration.decorator import trigger_task
 from .integration.extension import Triggers, default_storage_url
+from .integration.task_class import TriggerTask
 from .logs import with_context
 from .manager import TriggerManager
 from .runners import TaskRunner
@@ -59,6 +60,7 @@ __all__ = [
     "TaskResolved",
     "TaskRunner",
     "TriggerManager",
+    "TriggerTask",
     "Triggers",
     "TriggersError",
     "UnknownInstance",

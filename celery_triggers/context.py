@@ -66,6 +66,15 @@ class TaskContext:
 
         return validate_kwargs(self.instance_name, self.trigger_kwargs, spec)
 
+    def filter_kwargs(self, spec: Mapping[str, Mapping[str, Any]]) -> Any:
+        """The original framework's form: run each trigger's kwargs through
+        a ``FilterMapper`` of ``spec[trigger]`` (the Filters library,
+        ``pip install 'celery-triggers[filters]'``); raises one
+        :class:`KwargsValidationError` naming every invalid field."""
+        from .validation import filter_kwargs
+
+        return filter_kwargs(self.instance_name, self.trigger_kwargs, spec)
+
     # -- logging ------------------------------------------------------------
     @contextmanager
     def get_logger_context(self, extra: Mapping[str, Any] | None = None) -> Iterator[TriggerLoggerAdapter]:
@@ -99,6 +108,7 @@ class TaskContext:
         exc: BaseException | None = None,
         cooldown: float | None = None,
         replacement_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> TaskResolved:
         """Mark this instance ``replayed`` and schedule a clone that runs
         after ``cooldown`` seconds; use as ``raise context.retry(exc=...)``.
@@ -111,14 +121,19 @@ class TaskContext:
             raise MaxRetriesExceeded(
                 f"{self.instance_name}: gave up after {self.retries} retries (max_retries={limit})"
             ) from exc
-        self.manager._retry(self.instance_name, exc, cooldown, replacement_kwargs, self.log_metadata())
+        meta = {**self.log_metadata(), **(metadata or {})}
+        self.manager._retry(self.instance_name, exc, cooldown, replacement_kwargs, meta)
         self.outcome = "replayed"
         return TaskResolved(f"{self.instance_name} retried")
 
-    def skip(self, cascade: bool = False, result: Any = None) -> TaskResolved:
-        """Mark this instance ``skipped`` (optionally cascading ``result``);
-        use as ``raise context.skip()``."""
-        self.manager._skip_running(self.instance_name, cascade, result, self.log_metadata())
+    def skip(
+        self, cascade: bool = False, result: Any = None, metadata: Mapping[str, Any] | None = None
+    ) -> TaskResolved:
+        """Mark this instance ``skipped`` (optionally cascading ``result``,
+        and merging ``metadata`` into its metadata); use as
+        ``raise context.skip()``."""
+        meta = {**self.log_metadata(), **(metadata or {})}
+        self.manager._skip_running(self.instance_name, cascade, result, meta)
         self.outcome = "skipped"
         return TaskResolved(f"{self.instance_name} skipped")
 

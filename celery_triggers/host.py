@@ -51,6 +51,8 @@ class Host(Protocol):
 
     def alias_of(self, backend: StorageBackend) -> str | None: ...
 
+    def prepare_task(self, task: Any) -> None: ...
+
 
 def host_of(app: Celery | None) -> Host:
     """The extension installed on ``app`` (default: Celery's current app)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import KwargsValidationError
 
-__all__ = ["validate_kwargs"]
+__all__ = ["filter_kwargs", "validate_kwargs"]
 
 
 def validate_kwargs(instance: str, trigger_kwargs: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -39,3 +39,28 @@ def validate_kwargs(instance: str, trigger_kwargs: Mapping[str, Any], spec: Mapp
     if errors:
         raise KwargsValidationError(instance, errors)
     return result
+
+
+def filter_kwargs(instance: str, trigger_kwargs: Mapping[str, Any], spec: Mapping[str, Mapping[str, Any]]) -> Any:
+    """The original framework's ``context.filter_kwargs``: each trigger's
+    kwargs run through a ``FilterMapper`` of ``spec[trigger]`` (the Filters
+    library, ``pip install 'celery-triggers[filters]'``), missing and extra
+    keys allowed as in the original. Returns the cleaned data; raises one
+    :class:`KwargsValidationError` naming every invalid field."""
+    try:
+        import filters as f
+    except ImportError as exc:
+        raise ImportError("filter_kwargs needs the Filters library: pip install 'celery-triggers[filters]'") from exc
+
+    inner = {trigger: f.Optional(default={}) | f.FilterMapper(dict(spec_)) for trigger, spec_ in spec.items()}
+    runner = f.FilterRunner(
+        f.FilterMapper(inner, allow_missing_keys=True, allow_extra_keys=True), dict(trigger_kwargs or {})
+    )
+    if not runner.is_valid():
+        errors = []
+        for key, problems in sorted(runner.errors.items()):
+            trigger, _, path = str(key).partition(".")
+            for problem in problems:
+                errors.append((trigger, path, str(problem.get("message") or problem.get("code"))))
+        raise KwargsValidationError(instance, errors)
+    return runner.cleaned_data

@@ -36,6 +36,7 @@ LAYERS = {
     "integration": 6,
     "cli": 7,
     "testing": 7,
+    "compat": 7,
     "__init__": 7,
 }
 PURE = {"errors", "_json", "_retry", "needs", "config", "state", "engine", "analysis"}

@@ -144,3 +144,18 @@ def test_recover_without_a_result_backend_and_the_sweep_lease(tmp_path: Path) ->
     assert _take_lease(app.triggers, "w1", 30), "the holder renews"
     assert _take_lease(app.triggers, "w3", -1) is False
     assert all(not a.session.startswith("celery-triggers:") for a in app.triggers.recover(older_than=0))
+
+
+def test_a_plain_task_registered_after_finalize_still_runs_through_the_protocol() -> None:
+    app = make_app()
+    app.triggers.configure({"t_y": {"after": ["go"], "run": "p.late"}})
+    assert app.tasks  # the app is finalized
+
+    @app.task(shared=False, name="p.late")
+    def late(trigger_kwargs: dict[str, Any]) -> dict[str, Any]:
+        return trigger_kwargs
+
+    session = app.triggers.session("late")
+    session.fire("go", {"a": 1})
+    instance = session.instances["t_y#0"]
+    assert instance.status is Status.FINISHED and instance.result == {"go": {"a": 1}}

@@ -176,6 +176,14 @@ class Triggers:
                 entry = self._local_aliases[id(backend)] = (f"{LOCAL_ALIAS}{len(self._local_aliases)}", backend)
             return entry[0]
 
+    def prepare_task(self, task: Any) -> None:
+        """Route ``task``'s trigger messages through the worker protocol
+        (in-process runners call this: a task registered after the app was
+        finalized, and not decorated, is wrapped here)."""
+        from .protocol import wrap_task
+
+        wrap_task(task)
+
     # -- worker protocol settings --------------------------------------------
     @property
     def track_started(self) -> bool:

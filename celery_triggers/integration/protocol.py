@@ -55,7 +55,7 @@ from ..errors import (
 from ..manager import TriggerManager, error_metadata
 from ..runners.base import accepted_keywords
 
-__all__ = ["trigger_headers", "wrap_task", "wrap_tasks"]
+__all__ = ["execute", "trigger_headers", "wrap_task", "wrap_tasks"]
 
 logger = logging.getLogger("celery_triggers")
 
@@ -90,13 +90,25 @@ def wrap_task(task: Task) -> None:
 
     @functools.wraps(original)
     def run(*args: Any, **kwargs: Any) -> Any:
-        ids = trigger_headers(task.request)
-        if ids is None:
-            return original(*args, **kwargs)
-        return _Execution(task, *ids).run(original, args, kwargs)
+        return execute(task, original, args, kwargs)
 
+    task.run = mark_wrapped(run)
+
+
+def execute(task: Task, body: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run one message of ``task`` through the protocol (start, ``body``,
+    finish); a message without celery-triggers headers runs ``body`` as is.
+    For task classes that own their ``run`` (:class:`TriggerTask`)."""
+    ids = trigger_headers(task.request)
+    if ids is None:
+        return body(*args, **kwargs)
+    return _Execution(task, *ids).run(body, args, kwargs)
+
+
+def mark_wrapped(run: Callable[..., Any]) -> Callable[..., Any]:
+    """Declare that ``run`` already goes through :func:`execute`."""
     setattr(run, _WRAPPED, True)
-    task.run = run
+    return run
 
 
 def wrap_tasks(sender: Celery | None = None, **_: Any) -> None:

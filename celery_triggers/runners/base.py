@@ -5,13 +5,15 @@ from __future__ import annotations
 import abc
 import inspect
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..dispatch import Dispatch
 from ..errors import DispatchError
 
 if TYPE_CHECKING:
     from celery import Celery
+
+    from ..host import Host
 
 __all__ = ["TaskRunner", "accepted_keywords", "message_kwargs"]
 
@@ -60,6 +62,15 @@ class TaskRunner(abc.ABC):
 
     def __init__(self, app: Celery):
         self.app = app
+
+    def task_for(self, item: Dispatch) -> Any:
+        """The Celery task that runs ``item`` in this process, routed
+        through the worker protocol."""
+        task = self.app.tasks[item.config.run]
+        host = self.app.__dict__.get("triggers")
+        if host is not None:
+            cast("Host", host).prepare_task(task)
+        return task
 
     def check_registered(self, items: list[Dispatch]) -> None:
         """For in-process runners: every task must be registered here."""

@@ -46,7 +46,7 @@ class EagerTaskRunner(TaskRunner):
             while queue:
                 item = queue.popleft()
                 try:
-                    task = self.app.tasks[item.config.run]
+                    task = self.task_for(item)
                 except NotRegistered:  # pragma: no cover - checked in dispatch
                     continue
                 task.apply(kwargs=message_kwargs(task), headers=item.headers, task_id=item.task_id, throw=False)

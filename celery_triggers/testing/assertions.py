@@ -81,11 +81,15 @@ def assert_instance_finished(manager: TriggerManager, instance_name: str, expect
 def assert_instance_failed(
     manager: TriggerManager, instance_name: str, exc_type: type[BaseException] | str | None = None
 ) -> Instance:
-    """The instance failed (with an exception of ``exc_type`` when given)."""
+    """The instance failed (with an exception of ``exc_type`` when given: a
+    class, its name, or its dotted ``module.Name`` as the original framework
+    recorded it)."""
     instance = _assert_status(manager, instance_name, Status.FAILED)
     if exc_type is not None:
         expected = exc_type if isinstance(exc_type, str) else exc_type.__name__
-        if instance.metadata.get("exc_type") != expected:
+        meta = instance.metadata
+        recorded = {str(meta.get("exc_type")), f"{meta.get('exc_module')}.{meta.get('exc_type')}"}
+        if expected not in recorded:
             raise AssertionError(
                 f"{instance_name} failed with {instance.metadata.get('exc_type')}, expected {expected}\n"
                 + describe_instance(instance)

@@ -1,0 +1,40 @@
+"""The original Triggers framework's names, so that a migration is mostly an
+import change::
+
+    from triggers.task import TaskContext, TriggerTask        # before
+    from celery_triggers.compat import TaskContext, TriggerTask  # after
+
+``CacheStorageBackend`` needs Django (``pip install 'celery-triggers[django]'``)
+and is imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import TaskContext
+from .errors import MaxRetriesExceeded
+from .integration.task_class import TriggerTask
+from .manager import TriggerManager
+from .state import Instance as TaskInstance
+from .testing.assertions import TriggerManagerTestCaseMixin
+from .testing.threaded import ThreadingTaskRunner
+
+__all__ = [
+    "CacheStorageBackend",  # noqa: F822 - imported on first use (needs Django)
+    "MaxRetriesExceeded",
+    "TaskContext",
+    "TaskInstance",
+    "ThreadingTaskRunner",
+    "TriggerManager",
+    "TriggerManagerTestCaseMixin",
+    "TriggerTask",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CacheStorageBackend":
+        from .storage.django_cache import CacheStorageBackend
+
+        return CacheStorageBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

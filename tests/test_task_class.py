@@ -1,0 +1,127 @@
+"""Class-based trigger tasks (``TriggerTask``), the original framework's way,
+on the eager runner; tests/test_worker.py runs the same on a real worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import filters as f
+import pytest
+from celery import Celery
+
+from celery_triggers import KwargsValidationError, MaxRetriesExceeded, Status, TaskContext, TriggerTask
+from celery_triggers.testing import assert_instance_failed, assert_instance_finished
+
+from .conftest import make_app
+
+
+class ImportSubject(TriggerTask):
+    name = "classes.import_subject"
+
+    def _run(self, context: TaskContext) -> dict[str, Any]:
+        data = context.filter_kwargs({"firstPageReceived": {"responses": f.Required | f.Type(dict), "page": f.Int}})
+        with context.get_logger_context() as logger:
+            logger.info("importing %s", data["firstPageReceived"]["responses"])
+        return {"subjectId": 42, "page": data["firstPageReceived"]["page"]}
+
+
+class SelfRetrying(TriggerTask):
+    name = "classes.self_retrying"
+    max_retries = 2
+
+    def _run(self, context: TaskContext) -> dict[str, Any]:
+        if self.request.retries < 2:
+            raise self.retry(metadata={"why": "not yet"}, cooldown=0)
+        return {"count": self.request.retries}
+
+
+class AlwaysRetrying(TriggerTask):
+    name = "classes.always_retrying"
+    max_retries = 2
+
+    def _run(self, context: TaskContext) -> None:
+        raise self.retry(exc=ConnectionError("down"))
+
+
+class SelfSkipping(TriggerTask):
+    name = "classes.self_skipping"
+
+    def _run(self, context: TaskContext) -> None:
+        raise self.skip({"skippedBecause": "Needs more cowbell."})
+
+
+@pytest.fixture
+def app() -> Celery:
+    app = make_app()
+    for cls in (ImportSubject, SelfRetrying, AlwaysRetrying, SelfSkipping):
+        app.register_task(cls())
+    app.triggers.configure(
+        {
+            "t_importSubject": {"after": ["firstPageReceived"], "run": ImportSubject.name},
+            "t_next": {"after": ["t_importSubject"], "run": "classes.decorated"},
+            "t_retry": {"after": ["retry"], "run": SelfRetrying.name},
+            "t_giveUp": {"after": ["giveUp"], "run": AlwaysRetrying.name},
+            "t_skip": {"after": ["skip"], "run": SelfSkipping.name},
+        }
+    )
+
+    @app.task(base=TriggerTask, bind=True, shared=False, name="classes.decorated")
+    def decorated(self: TriggerTask, context: TaskContext) -> dict[str, Any]:
+        return {"seen": context.trigger_kwargs["t_importSubject"]}
+
+    return app
+
+
+def test_a_class_based_task_filters_its_kwargs_and_cascades(app: Celery) -> None:
+    session = app.triggers.session("s")
+    session.fire("firstPageReceived", {"responses": {"q1": 3}, "page": "7"})
+    assert_instance_finished(session, "t_importSubject#0", expected_result={"subjectId": 42, "page": 7})
+    assert_instance_finished(session, "t_next#0", expected_result={"seen": {"subjectId": 42, "page": 7}})
+
+
+def test_invalid_kwargs_fail_the_instance_naming_every_field(app: Celery) -> None:
+    session = app.triggers.session("s")
+    session.fire("firstPageReceived", {"responses": [1], "page": "x"})
+    failed = assert_instance_failed(session, "t_importSubject#0", KwargsValidationError)
+    message = failed.metadata["exc_message"]
+    assert "firstPageReceived.responses: list is not valid (allowed types: dict)" in message
+    assert "firstPageReceived.page: Numeric value expected" in message
+    assert "t_next#0" not in session.instances
+
+
+def test_self_retry_replays_until_it_finishes(app: Celery) -> None:
+    session = app.triggers.session("s")
+    session.fire("retry")
+    instances = session.instances
+    assert [i.status for i in instances.values()] == [Status.REPLAYED, Status.REPLAYED, Status.FINISHED]
+    assert instances["t_retry#2"].result == {"count": 2}
+    assert instances["t_retry#0"].metadata["why"] == "not yet"
+    assert instances["t_retry#1"].metadata["parent"] == "t_retry#0"
+
+
+def test_retrying_past_max_retries_fails_with_max_retries_exceeded(app: Celery) -> None:
+    session = app.triggers.session("s")
+    session.fire("giveUp")
+    assert [i.status.value for i in session.instances.values()] == ["replayed", "replayed", "failed"]
+    assert session.instances["t_giveUp#0"].metadata["exc_type"] == "ConnectionError"
+    assert_instance_failed(session, "t_giveUp#2", MaxRetriesExceeded)
+    assert_instance_failed(session, "t_giveUp#2", "celery_triggers.errors.MaxRetriesExceeded")
+
+
+def test_self_skip_marks_it_skipped_with_its_kwargs_in_the_metadata(app: Celery) -> None:
+    session = app.triggers.session("s")
+    session.fire("skip", {"a": 1})
+    skipped = session.instances["t_skip#0"]
+    assert skipped.status is Status.SKIPPED
+    assert skipped.metadata["kwargs"] == {"skip": {"a": 1}}
+    assert skipped.metadata["skippedBecause"] == "Needs more cowbell."
+
+
+def test_without_the_filters_extra_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from celery_triggers.validation import filter_kwargs
+
+    monkeypatch.setitem(sys.modules, "filters", None)
+    with pytest.raises(ImportError, match=r"pip install 'celery-triggers\[filters\]'"):
+        filter_kwargs("t_x#0", {}, {"a": {}})
