@@ -5,65 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import filters as f
 import pytest
 from celery import Celery
 
 from celery_triggers import KwargsValidationError, MaxRetriesExceeded, Status, TaskContext, TriggerTask
 from celery_triggers.testing import assert_instance_failed, assert_instance_finished
 
+from .classy_tasks import CONFIGS, TASKS
 from .conftest import make_app
-
-
-class ImportSubject(TriggerTask):
-    name = "classes.import_subject"
-
-    def _run(self, context: TaskContext) -> dict[str, Any]:
-        data = context.filter_kwargs({"firstPageReceived": {"responses": f.Required | f.Type(dict), "page": f.Int}})
-        with context.get_logger_context() as logger:
-            logger.info("importing %s", data["firstPageReceived"]["responses"])
-        return {"subjectId": 42, "page": data["firstPageReceived"]["page"]}
-
-
-class SelfRetrying(TriggerTask):
-    name = "classes.self_retrying"
-    max_retries = 2
-
-    def _run(self, context: TaskContext) -> dict[str, Any]:
-        if self.request.retries < 2:
-            raise self.retry(metadata={"why": "not yet"}, cooldown=0)
-        return {"count": self.request.retries}
-
-
-class AlwaysRetrying(TriggerTask):
-    name = "classes.always_retrying"
-    max_retries = 2
-
-    def _run(self, context: TaskContext) -> None:
-        raise self.retry(exc=ConnectionError("down"))
-
-
-class SelfSkipping(TriggerTask):
-    name = "classes.self_skipping"
-
-    def _run(self, context: TaskContext) -> None:
-        raise self.skip({"skippedBecause": "Needs more cowbell."})
 
 
 @pytest.fixture
 def app() -> Celery:
     app = make_app()
-    for cls in (ImportSubject, SelfRetrying, AlwaysRetrying, SelfSkipping):
+    for cls in TASKS:
         app.register_task(cls())
-    app.triggers.configure(
-        {
-            "t_importSubject": {"after": ["firstPageReceived"], "run": ImportSubject.name},
-            "t_next": {"after": ["t_importSubject"], "run": "classes.decorated"},
-            "t_retry": {"after": ["retry"], "run": SelfRetrying.name},
-            "t_giveUp": {"after": ["giveUp"], "run": AlwaysRetrying.name},
-            "t_skip": {"after": ["skip"], "run": SelfSkipping.name},
-        }
-    )
+    app.triggers.configure({**CONFIGS, "t_next": {"after": ["t_importSubject"], "run": "classes.decorated"}})
 
     @app.task(base=TriggerTask, bind=True, shared=False, name="classes.decorated")
     def decorated(self: TriggerTask, context: TaskContext) -> dict[str, Any]:

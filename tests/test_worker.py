@@ -243,3 +243,33 @@ def test_forged_stale_and_storage_naming_messages_run_nothing(
     probe = instances["t_probe#0"]
     assert probe.status.value == "finished" and probe.metadata["attempts"] == 1
     assert probe.result["trigger_kwargs"] == {"ping": {"real": 1}, "pong": {}}
+
+
+def test_class_based_tasks_on_a_real_worker(worker_app: Celery) -> None:
+    session = worker_app.triggers.session(uid())
+    session.fire("firstPageReceived", {"responses": {"q1": 3}, "page": "7"})
+    session.fire("retry")
+    session.fire("giveUp")
+    session.fire("skip", {"a": 1})
+    bad = worker_app.triggers.session(uid())
+    bad.fire("firstPageReceived", {"responses": [1], "page": "x"})
+    instances = wait_until_idle(session)
+    statuses = {n: i.status.value for n, i in instances.items()}
+    assert statuses == {
+        "t_giveUp#0": "replayed",
+        "t_giveUp#1": "replayed",
+        "t_giveUp#2": "failed",
+        "t_importSubject#0": "finished",
+        "t_retry#0": "replayed",
+        "t_retry#1": "replayed",
+        "t_retry#2": "finished",
+        "t_skip#0": "skipped",
+    }
+    assert instances["t_importSubject#0"].result == {"subjectId": 42, "page": 7}
+    assert instances["t_retry#2"].result == {"count": 2}
+    assert instances["t_giveUp#2"].metadata["exc_type"] == "MaxRetriesExceeded"
+    assert instances["t_skip#0"].metadata["kwargs"] == {"skip": {"a": 1}}
+    failed = wait_until_idle(bad)["t_importSubject#0"]
+    assert failed.status.value == "failed" and failed.metadata["exc_type"] == "KwargsValidationError"
+    assert "firstPageReceived.responses: list is not valid" in failed.metadata["exc_message"]
+    assert "firstPageReceived.page: Numeric value expected" in failed.metadata["exc_message"]

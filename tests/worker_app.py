@@ -16,6 +16,8 @@ from celery.signals import task_success
 
 from celery_triggers import TaskContext, Triggers, current_context, trigger_task
 
+from .classy_tasks import CONFIGS, TASKS
+
 DATA = Path(os.environ.get("CT_TEST_DATA", "/nonexistent-set-CT_TEST_DATA"))
 
 app = Celery("ct_tests")
@@ -35,6 +37,9 @@ app.conf.update(
     triggers_sesion_ttl=60,  # a typo on purpose: the worker warns about it
 )
 Triggers(app)
+for task_class in TASKS:  # class-based trigger tasks, the original framework's way
+    app.register_task(task_class())
+app.triggers.configure(CONFIGS)
 
 
 @trigger_task(after=["go"], name="t_boom")
