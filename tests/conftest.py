@@ -21,6 +21,9 @@ from celery_triggers import StorageBackend, Triggers, resolve_storage
 from .servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
+#: A migrated user project with its own unittest suite, run in a subprocess
+#: by test_migration.py (it configures Django its own way).
+collect_ignore = ["migrated"]
 
 
 def make_app(storage: str = "memory://", runner: str = "eager", **conf: Any) -> Celery:

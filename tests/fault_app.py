@@ -23,7 +23,13 @@ ACKS_LATE = os.environ.get("CT_ACKS_LATE") == "1"
 app = Celery("ct_faults")
 app.conf.update(
     broker_url=os.environ.get("CT_BROKER", "redis://127.0.0.1:1/0"),
-    broker_transport_options={"visibility_timeout": 3, "unacked_restore_interval": 1, "unacked_restore_throttle": 1},
+    # A short visibility timeout brings back the messages of a killed worker quickly; it
+    # must exceed every countdown (Redis broker), so tests that retry use a long one.
+    broker_transport_options={
+        "visibility_timeout": float(os.environ.get("CT_VISIBILITY", "3")),
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    },
     broker_connection_retry_on_startup=True,
     task_ignore_result=True,
     task_acks_late=ACKS_LATE,

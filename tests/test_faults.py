@@ -137,7 +137,7 @@ def assert_complete_once(app: Celery, uids: list[str]) -> None:
 def test_storage_outage_mid_run_loses_nothing_and_runs_no_body_twice(
     tmp_path: Path, broker_url: str, storage_server: RedisServer
 ) -> None:
-    run = fault_run(tmp_path, broker_url, storage_server.url, acks_late=False)
+    run = fault_run(tmp_path, broker_url, storage_server.url, acks_late=False, CT_VISIBILITY="120")
     with run as (app, worker):
         uids = [f"outage-{i}-{uuid.uuid4().hex[:6]}" for i in range(200)]
         for u in uids:

@@ -18,8 +18,8 @@ from .conftest import make_app
 @pytest.fixture
 def app() -> Celery:
     app = make_app()
-    for cls in TASKS:
-        app.register_task(cls())
+    for cls in TASKS:  # a subclass per app: Celery binds a task class to the app that registers it
+        app.register_task(type(cls.__name__, (cls,), {})())
     app.triggers.configure({**CONFIGS, "t_next": {"after": ["t_importSubject"], "run": "classes.decorated"}})
 
     @app.task(base=TriggerTask, bind=True, shared=False, name="classes.decorated")
