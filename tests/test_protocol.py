@@ -159,3 +159,14 @@ def test_a_plain_task_registered_after_finalize_still_runs_through_the_protocol(
     session.fire("go", {"a": 1})
     instance = session.instances["t_y#0"]
     assert instance.status is Status.FINISHED and instance.result == {"go": {"a": 1}}
+
+
+def test_storages_bound_by_hand_share_one_alias_per_url(tmp_path: Path) -> None:
+    """The seed's form builds a new backend per call: the aliases must not grow."""
+    from celery_triggers import resolve_storage
+
+    app = make_app()
+    url = f"sqlite:///{tmp_path / 'hand.sqlite3'}"
+    aliases = {app.triggers.alias_of(resolve_storage(url)) for _ in range(50)}
+    assert len(aliases) == 1 and next(iter(aliases)).startswith("~")
+    assert app.triggers.storage_for(next(iter(aliases))).url == url

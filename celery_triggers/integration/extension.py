@@ -80,7 +80,9 @@ class Triggers:
         self._session_cache: dict[str, Configuration] = {}
         self._storage: StorageBackend | None = None
         self._other_storages: dict[str, StorageBackend] = {}
-        self._local_aliases: dict[int, tuple[str, StorageBackend]] = {}
+        #: URL -> (alias, backend) of storages bound by hand in this process
+        #: (by URL: the seed's form builds a new backend object per call).
+        self._local_aliases: dict[str, tuple[str, StorageBackend]] = {}
         self._runners: dict[str, TaskRunner] = {}
         self._lock = threading.RLock()
         app.triggers = self
@@ -171,10 +173,10 @@ class Triggers:
                     self._other_storages.setdefault(alias, backend)
                 return alias
         with self._lock:
-            entry = self._local_aliases.get(id(backend))
-            if entry is None or entry[1] is not backend:
-                entry = self._local_aliases[id(backend)] = (f"{LOCAL_ALIAS}{len(self._local_aliases)}", backend)
-            return entry[0]
+            entry = self._local_aliases.get(backend.url)
+            alias = entry[0] if entry is not None else f"{LOCAL_ALIAS}{len(self._local_aliases)}"
+            self._local_aliases[backend.url] = (alias, backend)
+            return alias
 
     def prepare_task(self, task: Any) -> None:
         """Route ``task``'s trigger messages through the worker protocol
