@@ -92,9 +92,9 @@ def test_failing_task_is_failed_with_its_traceback_and_nothing_cascades(worker: 
     assert wait_until_idle(other)["t_probe#0"].status.value == "finished"
 
 
-def test_refused_message_is_reported_and_can_be_redispatched(worker_app: Celery, tmp_path: Path) -> None:
-    """A producer whose broker folder is missing: fire() says so, the instance
-    stays scheduled, and re-dispatching through a working broker runs it."""
+def unreachable_producer(worker_app: Celery, tmp_path: Path) -> Celery:
+    """The worker's storage and configs, but a broker folder that does not
+    exist: every message it sends is refused."""
     broken = make_app(
         storage=worker_app.conf.triggers_storage,
         runner="celery",
@@ -107,6 +107,13 @@ def test_refused_message_is_reported_and_can_be_redispatched(worker_app: Celery,
         task_publish_retry=False,
     )
     broken.triggers.configure({n: c.to_dict() for n, c in worker_app.triggers.configs.items()})
+    return broken
+
+
+def test_refused_message_is_reported_and_can_be_redispatched(worker_app: Celery, tmp_path: Path) -> None:
+    """A producer whose broker folder is missing: fire() says so, the instance
+    stays scheduled, and re-dispatching through a working broker runs it."""
+    broken = unreachable_producer(worker_app, tmp_path)
     session = broken.triggers.session(uid())
     session.fire("ping")
     with pytest.raises(DispatchError) as info:
@@ -192,18 +199,7 @@ def _refused(worker: Worker, text: str) -> bool:
 def test_forged_stale_and_storage_naming_messages_run_nothing(
     worker: Worker, worker_app: Celery, tmp_path: Path
 ) -> None:
-    broken = make_app(
-        storage=worker_app.conf.triggers_storage,
-        runner="celery",
-        broker_url="filesystem://localhost//",
-        broker_transport_options={
-            "data_folder_in": str(tmp_path / "x"),
-            "data_folder_out": str(tmp_path / "x"),
-            "control_folder": str(tmp_path / "control"),
-        },
-        task_publish_retry=False,
-    )
-    broken.triggers.configure({n: c.to_dict() for n, c in worker_app.triggers.configs.items()})
+    broken = unreachable_producer(worker_app, tmp_path)
     session = broken.triggers.session(uid())
     session.fire("ping", {"real": 1})
     with pytest.raises(DispatchError):
