@@ -8,7 +8,25 @@ from typing import Any
 
 from .errors import InvalidKwargs
 
-__all__ = ["check_json", "dumps", "loads", "normalize_kwargs"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_KWARGS_BYTES",
+    "MAX_NAME_LENGTH",
+    "MAX_UID_LENGTH",
+    "check_json",
+    "check_text",
+    "dumps",
+    "loads",
+    "normalize_kwargs",
+]
+
+#: Longest trigger or task name, and session UID, in characters.
+MAX_NAME_LENGTH = 256
+MAX_UID_LENGTH = 1024
+#: Deepest nesting of kwargs (a mapping or list in a mapping ... counts 1 each).
+MAX_DEPTH = 100
+#: Largest encoded kwargs (or result) by default; ``triggers_max_kwargs_bytes``.
+MAX_KWARGS_BYTES = 1024 * 1024
 
 
 def dumps(value: Any) -> str:
@@ -27,21 +45,77 @@ def check_json(value: Any, *, what: str) -> None:
         raise TypeError(f"{what} must be JSON-serializable: {exc}") from None
 
 
-def normalize_kwargs(kwargs: Mapping[str, Any] | None, *, what: str) -> dict[str, Any]:
+def check_text(value: Any, *, what: str, limit: int) -> str | None:
+    """Why ``value`` is not a usable name or UID (None if it is): a
+    non-empty string, not only whitespace, valid Unicode (no lone
+    surrogates), at most ``limit`` characters."""
+    if not isinstance(value, str) or not value:
+        return f"{what} must be a non-empty string, got {value!r}"
+    if not value.strip():
+        return f"{what} must not be only whitespace, got {value!r}"
+    if len(value) > limit:
+        return f"{what} is {len(value)} characters long, more than {limit} (starts {value[:40]!r})"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{what} holds a lone surrogate, which is not valid Unicode: {value!r}"
+    return None
+
+
+def _valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_shape(value: Any, what: str) -> None:
+    """Depth and keys, checked without recursion (deep input must not raise
+    ``RecursionError``); keys are never silently converted to strings."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    while stack:
+        item, depth, path = stack.pop()
+        if isinstance(item, Mapping):
+            children = []
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise InvalidKwargs(f"{what}: keys must be strings, got {key!r} at {path or 'the top'}")
+                if not _valid_unicode(key):
+                    raise InvalidKwargs(f"{what}: key {key!r} holds a lone surrogate, which is not valid Unicode")
+                children.append((child, f"{path}.{key}" if path else key))
+        elif isinstance(item, (list, tuple)):
+            children = [(child, f"{path}[{i}]") for i, child in enumerate(item)]
+        else:
+            if isinstance(item, str) and not _valid_unicode(item):
+                raise InvalidKwargs(f"{what}: a lone surrogate at {path or 'the top'} is not valid Unicode")
+            continue
+        if children and depth >= MAX_DEPTH:
+            raise InvalidKwargs(f"{what}: nested more than {MAX_DEPTH} levels deep (at {path or 'the top'})")
+        stack.extend((child, depth + 1, child_path) for child, child_path in children)
+
+
+def normalize_kwargs(
+    kwargs: Mapping[str, Any] | None, *, what: str, max_bytes: int = MAX_KWARGS_BYTES
+) -> dict[str, Any]:
     """Validate trigger kwargs and return a JSON round-tripped copy.
 
     Raises :class:`InvalidKwargs` naming ``what`` (e.g. the trigger) when the
-    kwargs are not a mapping of string keys to JSON-serializable values.
+    kwargs are not a mapping of string keys (at every depth) to JSON values,
+    are nested deeper than :data:`MAX_DEPTH`, or encode to more than
+    ``max_bytes``.
     """
     if kwargs is None:
         return {}
     if not isinstance(kwargs, Mapping):
         raise InvalidKwargs(f"{what}: kwargs must be a mapping, got {type(kwargs).__name__}")
-    for key in kwargs:
-        if not isinstance(key, str):
-            raise InvalidKwargs(f"{what}: kwargs keys must be strings, got {key!r}")
+    _check_shape(kwargs, what)
     try:
-        result: dict[str, Any] = loads(dumps(dict(kwargs)))
+        text = dumps(dict(kwargs))
     except (TypeError, ValueError) as exc:
         raise InvalidKwargs(f"{what}: kwargs must be JSON-serializable: {exc}") from None
+    size = len(text)  # ASCII: non-ASCII characters are escaped
+    if size > max_bytes:
+        raise InvalidKwargs(f"{what}: kwargs encode to {size} bytes, more than {max_bytes} (triggers_max_kwargs_bytes)")
+    result: dict[str, Any] = loads(text)
     return result

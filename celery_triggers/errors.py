@@ -14,6 +14,7 @@ __all__ = [
     "DispatchError",
     "IllegalTransition",
     "InvalidKwargs",
+    "InvalidName",
     "InvalidSession",
     "KwargsValidationError",
     "MaxRetriesExceeded",
@@ -63,8 +64,12 @@ class InvalidKwargs(TriggersError, TypeError):
     """Trigger kwargs (or a result) are not a JSON-serializable mapping."""
 
 
+class InvalidName(TriggersError, ValueError):
+    """A trigger name is empty, only whitespace, too long or not valid Unicode."""
+
+
 class InvalidSession(TriggersError, ValueError):
-    """A session UID is empty or not a string."""
+    """A session UID is empty, only whitespace, too long or not valid Unicode."""
 
 
 class UnknownInstance(TriggersError, KeyError):

@@ -53,6 +53,9 @@ class Host(Protocol):
 
     def prepare_task(self, task: Any) -> None: ...
 
+    @property
+    def max_kwargs_bytes(self) -> int: ...
+
 
 def host_of(app: Celery | None) -> Host:
     """The extension installed on ``app`` (default: Celery's current app)."""

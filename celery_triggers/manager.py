@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import engine
-from ._json import normalize_kwargs
+from ._json import MAX_NAME_LENGTH, check_text, normalize_kwargs
 from .config import Configuration, TaskConfig, parse_configs
 from .dispatch import Dispatch
-from .errors import IllegalTransition, InvalidKwargs, UnknownTask
+from .errors import IllegalTransition, InvalidName, UnknownTask
 from .host import error_metadata, host_of
 from .inspection import SessionInspection, SessionStorageView, instance_ref
 from .signals import instance_status_changed, trigger_fired
@@ -148,9 +148,12 @@ class TriggerManager(SessionInspection):
 
     def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None) -> list[Instance]:
         """Fire a trigger; return the instances it scheduled."""
-        if not isinstance(trigger_name, str) or not trigger_name:
-            raise InvalidKwargs(f"a trigger name must be a non-empty string, got {trigger_name!r}")
-        kwargs = normalize_kwargs(trigger_kwargs, what=f"trigger {trigger_name!r}")
+        problem = check_text(trigger_name, what="a trigger name", limit=MAX_NAME_LENGTH)
+        if problem is not None:
+            raise InvalidName(problem)
+        kwargs = normalize_kwargs(
+            trigger_kwargs, what=f"trigger {trigger_name!r}", max_bytes=self.extension.max_kwargs_bytes
+        )
         with self._batch():
             changes, _ = self._apply(
                 lambda configs: engine.needs_for_fire(configs, trigger_name),

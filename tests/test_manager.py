@@ -10,6 +10,7 @@ from celery import Celery
 from celery_triggers import (
     ConfigurationError,
     InvalidKwargs,
+    InvalidName,
     NotInTriggerTask,
     Status,
     TriggerManager,
@@ -139,7 +140,7 @@ def test_non_json_kwargs_are_refused_and_change_nothing(storage_url: str) -> Non
         session.fire("startSession", ["not", "a", "mapping"])  # type: ignore[arg-type]
     with pytest.raises(InvalidKwargs, match="keys must be strings"):
         session.fire("startSession", {1: "x"})  # type: ignore[dict-item]
-    with pytest.raises(InvalidKwargs, match="trigger name"):
+    with pytest.raises(InvalidName, match="a trigger name must be a non-empty string"):
         session.fire("", {})
     assert session.instances == {}
     assert "s" not in app.triggers.storage.sessions()

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import TriggersError
+from ..storage import mask_url
 
 __all__ = ["triggers"]
 
@@ -64,7 +65,7 @@ def _existing_session(ctx: click.Context, uid: str) -> Any:
     ext = _extension(ctx)
     manager = ext.session(uid)
     if not manager.instances and uid not in ext.storage.sessions():
-        raise click.ClickException(f"no session {uid!r} in storage {ext.storage_url}")
+        raise click.ClickException(f"no session {uid!r} in storage {mask_url(ext.storage_url)}")
     return manager
 
 
@@ -91,7 +92,7 @@ def inspect(ctx: click.Context, session: str, as_json: bool, watch: bool, interv
     from .views import session_view
 
     manager = _existing_session(ctx, session)
-    storage = _extension(ctx).storage_url
+    storage = mask_url(_extension(ctx).storage_url)
     try:
         while True:
             view = session_view(manager)
@@ -125,7 +126,7 @@ def sessions(ctx: click.Context, unresolved: bool, as_json: bool) -> None:
     if as_json:
         _echo_json(rows)
     else:
-        print_sessions(rows, ext.storage_url)
+        print_sessions(rows, mask_url(ext.storage_url))
 
 
 @triggers.command()

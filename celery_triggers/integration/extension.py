@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery
 from kombu.utils.imports import symbol_by_name
 
-from .._json import dumps
+from .._json import MAX_KWARGS_BYTES, dumps
 from ..config import Configuration, TaskConfig, parse_configs
 from ..dispatch import LOCAL_ALIAS
 from ..errors import ConfigurationError, TriggersError, UnknownStorage
@@ -34,6 +34,7 @@ SETTINGS = {
     "triggers_track_started": "record 'running' when a task starts (default True)",
     "triggers_finish_timeout": "seconds a worker keeps retrying a finish while storage is unreachable (default 30)",
     "triggers_start_retries": "times a message is retried while storage is unreachable at its start (default 8)",
+    "triggers_max_kwargs_bytes": "largest encoded trigger kwargs or result, in bytes (default 1 MiB)",
     "triggers_recover_interval": "seconds between recovery sweeps in the worker (default: off)",
     "triggers_recover_older_than": "age in seconds past which the worker's sweep recovers an instance (default 300)",
 }
@@ -196,6 +197,11 @@ class Triggers:
     def finish_timeout(self) -> float:
         value = self.app.conf.get("triggers_finish_timeout")
         return 30.0 if value is None else float(value)
+
+    @property
+    def max_kwargs_bytes(self) -> int:
+        value = self.app.conf.get("triggers_max_kwargs_bytes")
+        return MAX_KWARGS_BYTES if value is None else int(value)
 
     @property
     def start_retries(self) -> int:

@@ -36,7 +36,7 @@ from typing import Any
 from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, Retry
 
-from .._json import normalize_kwargs
+from .._json import MAX_KWARGS_BYTES, normalize_kwargs
 from .._retry import call_with_backoff
 from ..context import TaskContext, TaskResolved, pop_context, push_context
 from ..dispatch import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE
@@ -237,7 +237,8 @@ class _Execution:
 
     def _finish(self, manager: TriggerManager, context: TaskContext, result: Any) -> None:
         try:
-            stored = normalize_kwargs({"result": result}, what=f"result of {self.name}")["result"]
+            limit = self.ext.max_kwargs_bytes if self.ext is not None else MAX_KWARGS_BYTES
+            stored = normalize_kwargs({"result": result}, what=f"result of {self.name}", max_bytes=limit)["result"]
         except InvalidKwargs as exc:
             logger.error("celery-triggers: %s", exc)
             self._fail(manager, context, error_metadata(exc))

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from .. import engine
-from .._json import dumps, loads
+from .._json import MAX_UID_LENGTH, check_text, dumps, loads
 from ..engine import Needs
 from ..errors import CorruptSession, InvalidSession, UnknownInstance
 from ..state import Changes, Instance, Snapshot, TaskRecord, TriggerRecord
@@ -46,9 +46,10 @@ def decode_instance(uid: str, name: str, raw: Raw) -> Instance:
 
 
 def check_uid(uid: Any) -> str:
-    if not isinstance(uid, str) or not uid:
-        raise InvalidSession(f"a session UID must be a non-empty string, got {uid!r}")
-    return uid
+    problem = check_text(uid, what="a session UID", limit=MAX_UID_LENGTH)
+    if problem is not None:
+        raise InvalidSession(problem)
+    return str(uid)
 
 
 class SessionTxn(abc.ABC):

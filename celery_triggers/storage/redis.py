@@ -42,8 +42,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .. import engine
 from .._json import dumps
-from ..errors import StorageError, StorageUnavailable, UnknownInstance
+from ..errors import ConfigurationError, StorageError, StorageUnavailable, UnknownInstance
 from ..state import Instance, Snapshot, Status, split_instance_name
+from . import mask_url
 from .base import Conflict, SessionTxn, StorageBackend, check_uid, decode_instance
 from .kv import KVTxn, parse_state, session_digest, session_instances
 
@@ -164,6 +165,15 @@ class RedisStorage(StorageBackend):
     def __init__(self, url: str, *, session_ttl: float | None = None, **_: Any):
         super().__init__(url)
         parts = urlsplit(url)
+        db = parts.path.strip("/")
+        if db and not db.isdigit():
+            raise ConfigurationError(
+                f"Redis storage {mask_url(url)!r}: database {db!r} is not a number (redis://host:port/0)"
+            )
+        try:
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError as exc:
+            raise ConfigurationError(f"Redis storage {mask_url(url)!r}: {exc}") from None
         query = dict(parse_qsl(parts.query))
         self.prefix = query.pop("prefix", "ct")
         self.session_ttl = int(session_ttl) if session_ttl else None

@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 from .._json import dumps
 from ..engine import Needs
-from ..errors import StorageError, UnknownInstance
+from ..errors import ConfigurationError, StorageError, UnknownInstance
 from ..state import Instance, Status
 from .base import Prefetch, Raw, SessionTxn, StorageBackend, decode_instance
 
@@ -149,6 +149,11 @@ class SQLiteStorage(StorageBackend):
     def __init__(self, url: str, *, timeout: float = 30.0, **_: object):
         super().__init__(url)
         self.path = path_from_url(url)
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise ConfigurationError(
+                f"SQLite storage {url!r}: directory {directory!r} does not exist (create it, or fix the path)"
+            )
         self.timeout = timeout
         self._local = threading.local()
         self._schema_ready = False
@@ -158,8 +163,6 @@ class SQLiteStorage(StorageBackend):
         if conn is not None and self._local.pid == os.getpid():
             return conn
         try:
-            directory = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(directory, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
             self._prepare(conn)
         except (sqlite3.Error, OSError) as exc:
