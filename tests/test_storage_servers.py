@@ -199,3 +199,29 @@ def test_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "celery_triggers.storage.redis", raising=False)
     with pytest.raises(ImportError, match=r"pip install 'celery-triggers\[redis\]'"):
         resolve_storage("redis://127.0.0.1:1/0")
+
+
+def test_redis_session_ttl_never_expires_a_session_with_work_in_flight(redis_server: RedisServer) -> None:
+    """Part of #13: a session whose instance is scheduled or running does not
+    expire (a task running longer than the TTL would lose its cascade); its
+    TTL counts again from the change that resolves the last one."""
+    prefix = unique_prefix()
+    app = make_app(  # its messages go to a queue no worker takes
+        f"{redis_server.url}?prefix={prefix}", runner="celery", triggers_session_ttl=30, task_default_queue=prefix
+    )
+    app.triggers.configure({"t_x": {"after": ["go"], "run": "x"}, "t_y": {"after": ["t_x"], "run": "y"}})
+    client = app.triggers.storage.client
+    session = app.triggers.session("busy")
+
+    def ttls() -> set[int]:
+        return {client.ttl(k) for k in client.scan_iter(match=f"{prefix}:*")}
+
+    session.fire("go")  # t_x#0 scheduled, its message waits in the memory broker
+    assert ttls() == {-1}, "no expiry while t_x#0 is scheduled"
+    token = session.instances["t_x#0"].metadata["task_id"]
+    session.start_instance("t_x#0", token)
+    assert ttls() == {-1}, "nor while it runs"
+    session.finish_instance("t_x#0", token, {"ok": 1})
+    assert ttls() == {-1}, "t_y#0 is scheduled now"
+    session.update_instance_status("t_y#0", "finished")
+    assert all(0 < t <= 30 for t in ttls()), "nothing in flight: the TTL counts from this change"

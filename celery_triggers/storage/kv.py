@@ -145,8 +145,14 @@ class KVTxn(SessionTxn):
         s["triggers"].update(triggers)
         s["tasks"].update(tasks)
         self.state_dirty |= bool(triggers or tasks)
+        in_flight = set(s.get("in_flight") or ())
+        before = set(in_flight)
         for name, instance in instances.items():
             self.instance_writes[name] = dumps(instance.to_dict())  # refuses non-JSON before any commit
+            if instance.status in (Status.SCHEDULED, Status.RUNNING):
+                in_flight.add(name)
+            else:
+                in_flight.discard(name)
             old = set(self._indexed.get(name, ()))
             new = set(instance.awaiting) if instance.status is Status.UNSTARTED else set()
             for trigger in old - new:
@@ -158,6 +164,9 @@ class KVTxn(SessionTxn):
                 self.index_removes.discard(entry)
                 self.index_adds.add(entry)
             self._indexed[name] = sorted(new)
+        if in_flight != before:  # what keeps the session from expiring (see the backends' TTL)
+            s["in_flight"] = sorted(in_flight)
+            self.state_dirty = True
 
     def read_configs_raw(self) -> str | None:
         configs = self.state.get("configs")

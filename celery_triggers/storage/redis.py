@@ -57,7 +57,7 @@ __all__ = ["RedisStorage"]
 
 #: Apply a transaction's writes if the session's version is unchanged.
 #: KEYS: state, instance hash, version, waiting index. ARGV: expected
-#: version, ttl (0: none), state text ("" : unchanged), number of instance
+#: version, ttl (0: none; -1: an instance is in flight, never expire), state text ("" : unchanged), number of instance
 #: writes, then name/text pairs, then the number of index entries to add,
 #: those entries, then the entries to remove.
 _COMMIT = """
@@ -70,7 +70,8 @@ for _ = 1, adds do redis.call('ZADD', KEYS[4], 0, ARGV[i]); i = i + 1 end
 for j = i, #ARGV do redis.call('ZREM', KEYS[4], ARGV[j]) end
 redis.call('INCR', KEYS[3])
 local ttl = tonumber(ARGV[2])
-if ttl > 0 then for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end end
+if ttl > 0 then for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end
+elseif ttl < 0 then for _, key in ipairs(KEYS) do redis.call('PERSIST', key) end end
 return 1
 """
 
@@ -141,8 +142,7 @@ local new = string.sub(body, 1, #body - #suffix) .. ',"status":"running","task":
   .. ',"~start":{"attempts":' .. attempts .. ',"started_at":' .. ARGV[5] .. ARGV[6] .. '}}'
 redis.call('HSET', KEYS[2], ARGV[1], new)
 local v = redis.call('INCR', KEYS[3])
-local ttl = tonumber(ARGV[7])
-if ttl > 0 then for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end end
+if tonumber(ARGV[7]) ~= 0 then for _, key in ipairs(KEYS) do redis.call('PERSIST', key) end end
 return {1, tostring(v), state, new, d.status}
 """
 
@@ -238,7 +238,7 @@ class RedisStorage(StorageBackend):
             txn = KVTxn(uid, state, fetch, fetch_waiting)
             yield txn
             if txn.changed:
-                args: list[Any] = [str(version), self.session_ttl or 0]
+                args: list[Any] = [str(version), self._ttl(txn.state)]
                 args.append(txn.state_text() if (txn.state_dirty or txn.is_new) else "")
                 args.append(len(txn.instance_writes))
                 for name, text in txn.instance_writes.items():
@@ -254,6 +254,14 @@ class RedisStorage(StorageBackend):
                 txn.after_commit = _Cached(uid, version, txn.state, known)
         except redis.RedisError as exc:
             raise self._error(uid, exc) from exc
+
+    def _ttl(self, state: dict[str, Any]) -> int:
+        """The expiry a commit sets: none while an instance is scheduled or
+        running (a session must not vanish under a running task); else
+        ``session_ttl`` seconds from this change."""
+        if not self.session_ttl:
+            return 0
+        return -1 if state.get("in_flight") else self.session_ttl
 
     def _read_some(
         self, keys: list[str], names: list[str], pairs: list[tuple[str, str]]
@@ -284,7 +292,7 @@ class RedisStorage(StorageBackend):
         check_uid(uid)
         task, _ = split_instance_name(name)
         extra = "".join(f",{dumps(k)}:{dumps(v)}" for k, v in sorted(metadata.items()))
-        args = [name, token, "1" if track else "0", dumps(task), dumps(now), extra, self.session_ttl or 0]
+        args = [name, token, "1" if track else "0", dumps(task), dumps(now), extra, -1 if self.session_ttl else 0]
         try:
             code, raw_version, state_text, record, *old = self._start(keys=list(self._keys(uid)), args=args)
         except redis.RedisError as exc:
