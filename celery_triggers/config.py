@@ -22,7 +22,7 @@ from typing import Any
 from ._json import check_json
 from .errors import ConfigurationError
 
-__all__ = ["DIRECTIVES", "TaskConfig", "parse_config", "parse_configs"]
+__all__ = ["DIRECTIVES", "TaskConfig", "merge_recursive", "parse_config", "parse_configs"]
 
 #: Canonical directive -> accepted spellings.
 DIRECTIVES: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -226,3 +226,17 @@ class Configuration(Mapping[str, TaskConfig]):
 
     def __repr__(self) -> str:
         return f"Configuration({sorted(self._configs)})"
+
+
+def merge_recursive(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` merged into ``base`` key by key at every depth (the
+    original framework's ``merge_dict``): nested mappings merge, anything
+    else (lists included) is replaced by ``override``'s value."""
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = merge_recursive(current, value)
+        else:
+            merged[key] = value
+    return merged

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .config import TaskConfig
+from .config import TaskConfig, merge_recursive
 from .errors import IllegalTransition, StaleDispatch, UnknownInstance, UnknownTask
 from .needs import Needs, needs_for_fire, needs_for_instance, watchers
 from .state import Changes, Instance, Snapshot, Status, TaskRecord, Transition, TriggerRecord
@@ -42,20 +42,6 @@ Configs = Mapping[str, TaskConfig]
 def cascade_kwargs(result: Any) -> dict[str, Any]:
     """The kwargs a finished instance fires its task name with."""
     return dict(result) if isinstance(result, Mapping) else {}
-
-
-def merge_recursive(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` merged into ``base`` key by key at every depth (the
-    original framework's ``merge_dict``): nested mappings merge, anything
-    else (lists included) is replaced by ``override``'s value."""
-    merged = dict(base)
-    for key, value in override.items():
-        current = merged.get(key)
-        if isinstance(current, Mapping) and isinstance(value, Mapping):
-            merged[key] = merge_recursive(current, value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def task_kwargs(config: TaskConfig, instance: Instance) -> dict[str, dict[str, Any]]:
