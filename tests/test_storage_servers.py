@@ -156,6 +156,9 @@ def test_corrupt_state_names_the_session(kind: str, request: pytest.FixtureReque
     (backend.client.set(key, b"[1, 2]") if kind == "redis" else backend.cache.set(key, "[1, 2]"))
     with pytest.raises(CorruptSession, match="not a celery-triggers session"):
         session.fire("page")
+    # Only that session: the others, and the listing, keep working.
+    app.triggers.session("healthy").fire("start")
+    assert "healthy" in backend.sessions()
 
 
 def test_redis_session_ttl_expires_every_key_of_a_session(redis_server: RedisServer) -> None:
