@@ -46,6 +46,8 @@ Fetch = Callable[[list[str]], dict[str, Any]]
 FetchWaiting = Callable[[list[tuple[str, str]]], dict[str, Any]]
 #: One index entry: (task, trigger, instance name).
 IndexEntry = tuple[str, str, str]
+#: Statuses that keep a session from expiring.
+IN_FLIGHT = frozenset({Status.SCHEDULED, Status.RUNNING})
 
 
 def session_digest(uid: str) -> str:
@@ -101,8 +103,9 @@ class KVTxn(SessionTxn):
         self.instance_writes: dict[str, str] = {}
         self.index_adds: set[IndexEntry] = set()
         self.index_removes: set[IndexEntry] = set()
-        #: instance -> the triggers it is indexed under, as stored.
+        #: instance -> the triggers it is indexed under, and its status, as stored.
         self._indexed: dict[str, list[str]] = {}
+        self._old_status: dict[str, Status] = {}
 
     @property
     def changed(self) -> bool:
@@ -136,6 +139,7 @@ class KVTxn(SessionTxn):
         for name, instance in snapshot.instances.items():
             indexed = instance.awaiting if instance.status is Status.UNSTARTED else []
             self._indexed.setdefault(name, list(indexed))
+            self._old_status.setdefault(name, instance.status)
         return snapshot
 
     def write_raw(
@@ -145,14 +149,11 @@ class KVTxn(SessionTxn):
         s["triggers"].update(triggers)
         s["tasks"].update(tasks)
         self.state_dirty |= bool(triggers or tasks)
-        in_flight = set(s.get("in_flight") or ())
-        before = set(in_flight)
+        delta = 0
         for name, instance in instances.items():
             self.instance_writes[name] = dumps(instance.to_dict())  # refuses non-JSON before any commit
-            if instance.status in (Status.SCHEDULED, Status.RUNNING):
-                in_flight.add(name)
-            else:
-                in_flight.discard(name)
+            delta += (instance.status in IN_FLIGHT) - (self._old_status.get(name) in IN_FLIGHT)
+            self._old_status[name] = instance.status
             old = set(self._indexed.get(name, ()))
             new = set(instance.awaiting) if instance.status is Status.UNSTARTED else set()
             for trigger in old - new:
@@ -164,8 +165,8 @@ class KVTxn(SessionTxn):
                 self.index_removes.discard(entry)
                 self.index_adds.add(entry)
             self._indexed[name] = sorted(new)
-        if in_flight != before:  # what keeps the session from expiring (see the backends' TTL)
-            s["in_flight"] = sorted(in_flight)
+        if delta:  # how many instances are scheduled or running: what keeps a session from expiring
+            s["in_flight"] = max(0, int(s.get("in_flight") or 0) + delta)
             self.state_dirty = True
 
     def read_configs_raw(self) -> str | None:
