@@ -127,12 +127,36 @@ def _with_params(task: str, value: Any) -> Mapping[str, Mapping[str, Any]]:
     return MappingProxyType(params)
 
 
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance (short strings: directive names)."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def _near_directive(key: str) -> str | None:
+    """The directive ``key`` is probably a typo of: the same but for case and
+    underscores, or within edit distance 2 (1 for the three-letter ``run``)."""
+    normalized = key.replace("_", "").lower()
+    if normalized in _NORMALIZED:
+        return _NORMALIZED[normalized]
+    for candidate, canonical in _NORMALIZED.items():
+        if _distance(normalized, candidate) <= (1 if len(candidate) <= 3 else 2):
+            return canonical
+    return None
+
+
 def parse_config(name: str, directives: Mapping[str, Any]) -> TaskConfig:
     """Build a :class:`TaskConfig` from the seed's directive mapping.
 
     Raises :class:`ConfigurationError` naming the task and directive at fault.
     Unknown keys become custom directives (``config.extras``), except keys that
-    differ from a known directive only by case or underscores, which are
+    differ from a known directive only by case or underscores, or by at most
+    two edits (``unles``, ``afer``, ``andEvry``, ``withParam``), which are
     almost certainly typos.
     """
     if not isinstance(name, str) or not name:
@@ -146,7 +170,7 @@ def parse_config(name: str, directives: Mapping[str, Any]) -> TaskConfig:
             raise ConfigurationError(f"directive names must be strings, got {key!r}", task=name)
         canonical = _SPELLINGS.get(key)
         if canonical is None:
-            near = _NORMALIZED.get(key.replace("_", "").lower())
+            near = _near_directive(key)
             if near is not None:
                 spellings = " or ".join(repr(s) for s in DIRECTIVES[near])
                 raise ConfigurationError(f"unknown directive; did you mean {spellings}?", task=name, directive=key)

@@ -52,6 +52,10 @@ def test_after_accepts_a_set_in_any_order() -> None:
         ),
         ({"after": ["a"], "run": "r", "With_Params": {}}, "directive 'With_Params': unknown directive; did you mean"),
         ({"after": ["a"], "run": "r", "RUN": "x"}, "directive 'RUN'"),
+        ({"after": ["a"], "run": "r", "unles": ["x"]}, "directive 'unles': unknown directive; did you mean 'unless'"),
+        ({"run": "r", "afer": ["a"]}, "directive 'afer': unknown directive; did you mean 'after'"),
+        ({"after": ["a"], "run": "r", "andEvry": "x"}, "did you mean 'andEvery' or 'and_every'"),
+        ({"after": ["a"], "run": "r", "withParam": {}}, "did you mean 'withParams' or 'with_params'"),
         ({"after": ["a"], "run": "r", "withParams": {"model": "Psych 01"}}, "must be a dict of dicts"),
         ({"after": ["a"], "run": "r", "withParams": {"s": {"when": object()}}}, "JSON-serializable"),
         ({"after": ["a"], "run": "r", "unless": "x"}, "directive 'unless'"),
@@ -66,6 +70,11 @@ def test_bad_configs_name_the_task_and_directive(directives: dict, fragment: str
     assert "trigger task 't_bad'" in str(info.value)
     assert fragment in str(info.value)
     assert info.value.task == "t_bad"
+
+
+def test_custom_directives_far_from_any_directive_are_kept() -> None:
+    config = parse_config("t_x", {"after": ["a"], "run": "r", "priority": 3, "owner": "ops", "queue": "q"})
+    assert dict(config.extras) == {"priority": 3, "owner": "ops", "queue": "q"}
 
 
 def test_a_whole_configuration_is_all_or_nothing() -> None:
