@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from celery_triggers import Status, TriggerManager, trigger_task
 
 from .conftest import make_app
@@ -170,3 +172,12 @@ def test_storages_bound_by_hand_share_one_alias_per_url(tmp_path: Path) -> None:
     aliases = {app.triggers.alias_of(resolve_storage(url)) for _ in range(50)}
     assert len(aliases) == 1 and next(iter(aliases)).startswith("~")
     assert app.triggers.storage_for(next(iter(aliases))).url == url
+
+
+def test_a_setting_of_the_wrong_kind_names_the_setting() -> None:
+    from celery_triggers import ConfigurationError
+
+    app = make_app(triggers_finish_timeout="soon", triggers_start_retries=3)
+    with pytest.raises(ConfigurationError, match="setting triggers_finish_timeout must be a float, got 'soon'"):
+        app.triggers.finish_timeout  # noqa: B018
+    assert app.triggers.start_retries == 3 and app.triggers.track_started is True

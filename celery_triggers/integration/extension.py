@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from celery import Celery
 from kombu.utils.imports import symbol_by_name
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .recovery import RecoveryAction
 
 __all__ = ["Triggers", "default_storage_url"]
+
+T = TypeVar("T")
 
 #: Settings read from ``app.conf`` (all optional).
 SETTINGS = {
@@ -188,25 +190,32 @@ class Triggers:
         wrap_task(task)
 
     # -- worker protocol settings --------------------------------------------
+    def _setting(self, name: str, default: T, kind: Callable[[Any], T]) -> T:
+        """``app.conf[name]`` as ``kind``, ``default`` when unset; a value of
+        the wrong kind is a :class:`ConfigurationError` naming the setting."""
+        value = self.app.conf.get(name)
+        if value is None:
+            return default
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"setting {name} must be a {kind.__name__}, got {value!r}") from None
+
     @property
     def track_started(self) -> bool:
-        value = self.app.conf.get("triggers_track_started")
-        return True if value is None else bool(value)
+        return self._setting("triggers_track_started", True, bool)
 
     @property
     def finish_timeout(self) -> float:
-        value = self.app.conf.get("triggers_finish_timeout")
-        return 30.0 if value is None else float(value)
+        return self._setting("triggers_finish_timeout", 30.0, float)
 
     @property
     def max_kwargs_bytes(self) -> int:
-        value = self.app.conf.get("triggers_max_kwargs_bytes")
-        return MAX_KWARGS_BYTES if value is None else int(value)
+        return self._setting("triggers_max_kwargs_bytes", MAX_KWARGS_BYTES, int)
 
     @property
     def start_retries(self) -> int:
-        value = self.app.conf.get("triggers_start_retries")
-        return 8 if value is None else int(value)
+        return self._setting("triggers_start_retries", 8, int)
 
     @property
     def default_runner(self) -> str:
