@@ -153,7 +153,7 @@ class SessionStorageView(SessionStorage):
         return self._with_configs({name: instance})[name]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self.instances
+        return isinstance(name, str) and name in self._inspection.instances  # no config needed
 
     @property
     def instances(self) -> dict[str, Instance]:

@@ -28,7 +28,6 @@ from .state import Changes, Instance, Snapshot, Status
 from .storage import SessionStorage, SessionTxn
 
 if TYPE_CHECKING:
-
     from celery import Celery
 
 
