@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._json import normalize_kwargs
 from ..errors import IllegalTransition, InvalidKwargs, StaleDispatch, UnknownInstance
+from ..host import error_metadata
 from ..state import Changes, Instance, Snapshot, Status, TriggerRecord
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ def _outcome(ext: Triggers, token: str) -> tuple[str, Any, str | None] | None:
 
 
 def _error(exc_type: str, message: str, tb: str | None = None, **extra: Any) -> dict[str, Any]:
+    """An error record with no exception object at hand (``error_metadata``'s shape)."""
     return {"exc_type": exc_type, "exc_module": "", "exc_message": message, "traceback": tb or "", **extra}
 
 
@@ -106,9 +108,12 @@ def _resolve(ext: Triggers, manager: TriggerManager, instance: Instance, dry_run
                 manager.finish_instance(name, token, stored, {"recovered_at": now})
             return "finished", "the result backend holds its result"
     if state == "FAILURE":
-        error = _error(type(result).__name__, str(result), tb, recovered_at=now)
-        if isinstance(result, dict):  # a backend that returns the raw meta
-            error.update(exc_type=str(result.get("exc_type")), exc_message=str(result.get("exc_message")))
+        if isinstance(result, BaseException):
+            error = {**error_metadata(result, tb or ""), "recovered_at": now}
+        else:  # a backend that returns the raw meta
+            raw = result if isinstance(result, dict) else {}
+            kind = str(raw.get("exc_type") or type(result).__name__)
+            error = _error(kind, str(raw.get("exc_message", result)), tb, recovered_at=now)
         if not dry_run:
             manager.fail_instance(name, token, error)
         return "failed", f"the result backend recorded {error['exc_type']}"
