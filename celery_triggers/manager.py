@@ -192,9 +192,7 @@ class TriggerManager(SessionInspection):
         or not yet scheduled) or :class:`StaleDispatch` (another token): the
         message must not run the task body.
         """
-        before, instance, session_configs = self.storage.start(
-            name, token, time.time(), track=track, metadata=metadata
-        )
+        before, instance, session_configs = self.storage.start(name, token, time.time(), track=track, metadata=metadata)
         if instance.status is not before.status:
             instance_status_changed.send(
                 sender=self, session_uid=self.uid, instance=name, old=before.status, new=instance.status

@@ -134,8 +134,7 @@ class Triggers:
         messages may name (by alias, never by URL)."""
         value = self.app.conf.get("triggers_storages") or {}
         if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and k and not k.startswith(LOCAL_ALIAS) and isinstance(v, str)
-            for k, v in value.items()
+            isinstance(k, str) and k and not k.startswith(LOCAL_ALIAS) and isinstance(v, str) for k, v in value.items()
         ):
             raise ConfigurationError(f"triggers_storages must map alias names to storage URLs, got {value!r}")
         return dict(value)

@@ -21,6 +21,7 @@ from .._json import MAX_UID_LENGTH, check_text, dumps, loads
 from ..engine import Needs
 from ..errors import CorruptSession, InvalidSession, UnknownInstance
 from ..state import Changes, Instance, Snapshot, TaskRecord, TriggerRecord
+from .records import decode_instance
 
 __all__ = ["Conflict", "SessionStorage", "SessionTxn", "StorageBackend", "check_uid"]
 
@@ -34,15 +35,6 @@ Raw = str | bytes | dict[str, Any]
 
 class Conflict(Exception):
     """Raised by an optimistic backend at commit: another writer won; retry."""
-
-
-def decode_instance(uid: str, name: str, raw: Raw) -> Instance:
-    """An instance record as stored, or a :class:`CorruptSession` naming the
-    session and the instance."""
-    try:
-        return Instance.from_dict(raw if isinstance(raw, dict) else loads(raw))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptSession(f"session {uid!r}: stored instance {name!r} is malformed ({exc})") from None
 
 
 def check_uid(uid: Any) -> str:
@@ -112,7 +104,7 @@ class SessionTxn(abc.ABC):
             return Snapshot(
                 triggers={k: TriggerRecord.from_dict(self._decode("trigger", k, v)) for k, v in triggers.items()},
                 tasks={k: TaskRecord.from_dict(self._decode("task", k, v)) for k, v in tasks.items()},
-                instances={k: Instance.from_dict(self._decode("instance", k, v)) for k, v in instances.items()},
+                instances={k: decode_instance(self.uid, k, v) for k, v in instances.items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, CorruptSession):
@@ -151,9 +143,7 @@ class StorageBackend(abc.ABC):
         self.url = url
 
     @abc.abstractmethod
-    def transaction(
-        self, uid: str, prefetch: Prefetch = (), cached: Any = None
-    ) -> AbstractContextManager[SessionTxn]:
+    def transaction(self, uid: str, prefetch: Prefetch = (), cached: Any = None) -> AbstractContextManager[SessionTxn]:
         """A transaction on session ``uid``: commits on normal exit.
 
         ``prefetch`` names instances, and (task, trigger) pairs of waiting
@@ -248,9 +238,7 @@ class SessionStorage:
         self.uid = check_uid(uid)
         self._after_commit: Any = None
 
-    def atomic(
-        self, operation: Callable[[SessionTxn], R], prefetch: Prefetch = (), *, resume: bool = False
-    ) -> R:
+    def atomic(self, operation: Callable[[SessionTxn], R], prefetch: Prefetch = (), *, resume: bool = False) -> R:
         """Run ``operation`` atomically. With ``resume``, the backend may start
         from what this object's previous transaction left (see
         :meth:`StorageBackend.transaction`): the worker's finish after its

@@ -29,7 +29,8 @@ from .._json import dumps, loads
 from ..engine import Needs
 from ..errors import CorruptSession
 from ..state import Instance, Snapshot, Status, split_instance_name
-from .base import Raw, SessionTxn, decode_instance
+from .base import Raw, SessionTxn
+from .records import decode_instance, encode_instance
 
 __all__ = [
     "IndexEntry",
@@ -74,9 +75,7 @@ def parse_state(uid: str, text: str | bytes | None) -> dict[str, Any] | None:
         state = loads(text)
     except ValueError as exc:
         raise CorruptSession(f"session {uid!r}: stored state is not valid JSON ({exc})") from None
-    if not isinstance(state, dict) or not all(
-        isinstance(state.get(k), dict) for k in ("triggers", "tasks", "configs")
-    ):
+    if not isinstance(state, dict) or not all(isinstance(state.get(k), dict) for k in ("triggers", "tasks", "configs")):
         raise CorruptSession(f"session {uid!r}: stored state is not a celery-triggers session")
     return state
 
@@ -151,7 +150,7 @@ class KVTxn(SessionTxn):
         self.state_dirty |= bool(triggers or tasks)
         delta = 0
         for name, instance in instances.items():
-            self.instance_writes[name] = dumps(instance.to_dict())  # refuses non-JSON before any commit
+            self.instance_writes[name] = encode_instance(instance)  # refuses non-JSON before any commit
             delta += (instance.status in IN_FLIGHT) - (self._old_status.get(name) in IN_FLIGHT)
             self._old_status[name] = instance.status
             old = set(self._indexed.get(name, ()))

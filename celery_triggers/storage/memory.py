@@ -13,7 +13,8 @@ from typing import Any
 from .._json import dumps
 from ..engine import Needs
 from ..state import Instance, Status
-from .base import Prefetch, Raw, SessionTxn, StorageBackend, decode_instance
+from .base import Prefetch, Raw, SessionTxn, StorageBackend
+from .records import decode_instance, encode_instance
 
 __all__ = ["MemoryStorage"]
 
@@ -64,7 +65,7 @@ class _MemoryTxn(SessionTxn):
     def commit(self) -> None:
         s = self.session
         # Encode everything first so a bad value changes nothing.
-        encoded = [(t, k, {n: dumps(i.to_dict()) for n, i in inst.items()}, inst) for t, k, inst in self.pending]
+        encoded = [(t, k, {n: encode_instance(i) for n, i in inst.items()}, inst) for t, k, inst in self.pending]
         for triggers, tasks, texts, instances in encoded:
             s.triggers.update(triggers)
             s.tasks.update(tasks)

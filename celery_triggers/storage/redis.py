@@ -44,10 +44,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from .. import engine
 from .._json import dumps
 from ..errors import ConfigurationError, CorruptSession, StorageError, StorageUnavailable, UnknownInstance
-from ..state import Instance, Snapshot, Status, split_instance_name
+from ..state import Instance, Snapshot, Status
 from . import mask_url
-from .base import Conflict, SessionTxn, StorageBackend, check_uid, decode_instance
+from .base import Conflict, SessionTxn, StorageBackend, check_uid
 from .kv import KVTxn, parse_state, session_digest, session_instances
+from .records import decode_instance, encode_metadata_fragment, to_ms
 
 try:
     import redis
@@ -115,38 +116,30 @@ def _prefix(task: str, trigger: str) -> str:
 
 #: The worker's start in one round trip (see ``RedisStorage.start``).
 #: KEYS: state, instance hash, version. ARGV: instance name, token, track
-#: ("1"/"0"), task name as JSON, start time as JSON, extra metadata as a JSON
-#: fragment (",\"k\":v..."), ttl (0: none). Returns {code, version, state,
-#: record[, status before]}: 1 started; 0 not startable here (Python says why, from the
-#: record), or nothing to write (track "0"); 2 unexpected layout (use the
-#: generic path).
+#: ("1"/"0"), start time (integer ms), the start's other fields as a JSON
+#: fragment (",\"h\":..."), ttl (0: none). Returns {code, version, state,
+#: record[, status before]}: 1 started; 0 not startable here (Python says
+#: why, from the record), or nothing to write (track "0"); 2 a record in
+#: another layout (use the generic path). The record ends with its status
+#: field (see ``records``): the script replaces that with the start's fields
+#: and the new status, never re-encoding the rest (cjson would round numbers).
 _START = """
 local rec = redis.call('HGET', KEYS[2], ARGV[1])
 local state = redis.call('GET', KEYS[1]) or false
 local version = redis.call('GET', KEYS[3]) or '0'
 if not rec then return {0, version, state, false} end
 local d = cjson.decode(rec)
-local meta = d.metadata or {}
-local started = d['~start'] or {}
-if (d.status ~= 'scheduled' and d.status ~= 'running') or meta.task_id ~= ARGV[2] or ARGV[3] ~= '1' then
-  return {0, version, state, rec}
-end
-local body, last, from = rec, nil, 1
-while true do
-  local i = string.find(rec, ',"~start":{', from, true)
-  if not i then break end
-  last, from = i, i + 1
-end
-if last then body = string.sub(rec, 1, last - 1) .. '}' end
-local suffix = ',"status":"' .. d.status .. '","task":' .. ARGV[4] .. '}'
-if string.sub(body, -#suffix) ~= suffix then return {2, version, state, rec} end
-local attempts = tonumber(started.attempts or meta.attempts or 0) + 1
-local new = string.sub(body, 1, #body - #suffix) .. ',"status":"running","task":' .. ARGV[4]
-  .. ',"~start":{"attempts":' .. attempts .. ',"started_at":' .. ARGV[5] .. ARGV[6] .. '}}'
+if d.s ~= 'scheduled' and d.s ~= 'running' then return {d.task and 2 or 0, version, state, rec} end
+if d.i ~= ARGV[2] or ARGV[3] ~= '1' then return {0, version, state, rec} end
+local suffix = '"s":"' .. d.s .. '"}'
+if d.task or string.sub(rec, -#suffix) ~= suffix then return {2, version, state, rec} end
+local started = tonumber(ARGV[4]) - (tonumber(d.c) or 0)
+local new = string.sub(rec, 1, #rec - #suffix) .. '"b":' .. string.format('%d', started)
+  .. ',"n":' .. string.format('%d', (tonumber(d.n) or 0) + 1) .. ARGV[5] .. ',"s":"running"}'
 redis.call('HSET', KEYS[2], ARGV[1], new)
 local v = redis.call('INCR', KEYS[3])
-if tonumber(ARGV[7]) ~= 0 then for _, key in ipairs(KEYS) do redis.call('PERSIST', key) end end
-return {1, tostring(v), state, new, d.status}
+if tonumber(ARGV[6]) ~= 0 then for _, key in ipairs(KEYS) do redis.call('PERSIST', key) end end
+return {1, tostring(v), state, new, d.s}
 """
 
 
@@ -289,13 +282,14 @@ class RedisStorage(StorageBackend):
         self, uid: str, name: str, token: str, now: float, *, track: bool, metadata: Mapping[str, Any]
     ) -> tuple[Instance, Instance, dict[str, Any], Any]:
         """One round trip: a script checks the status and the token and
-        appends the start's metadata to the record (``START_OVERLAY``)
-        without re-encoding it; it returns the session state too, so the
+        puts the start's fields at the end of the record without re-encoding
+        it (see ``records``); it returns the session state too, so the
         finish that follows can commit without reading (one more)."""
         check_uid(uid)
-        task, _ = split_instance_name(name)
-        extra = "".join(f",{dumps(k)}:{dumps(v)}" for k, v in sorted(metadata.items()))
-        args = [name, token, "1" if track else "0", dumps(task), dumps(now), extra, -1 if self.session_ttl else 0]
+        extra = encode_metadata_fragment(dict(metadata))
+        if extra is None or "attempts" in metadata:
+            return super().start(uid, name, token, now, track=track, metadata=metadata)
+        args = [name, token, "1" if track else "0", to_ms(now), extra, -1 if self.session_ttl else 0]
         try:
             code, raw_version, state_text, record, *old = self._start(keys=list(self._keys(uid)), args=args)
         except redis.RedisError as exc:

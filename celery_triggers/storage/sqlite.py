@@ -27,7 +27,8 @@ from .._json import dumps
 from ..engine import Needs
 from ..errors import ConfigurationError, StorageError, UnknownInstance
 from ..state import Instance, Status
-from .base import Prefetch, Raw, SessionTxn, StorageBackend, decode_instance
+from .base import Prefetch, Raw, SessionTxn, StorageBackend
+from .records import decode_instance, encode_instance
 
 __all__ = ["SQLiteStorage", "path_from_url"]
 
@@ -112,7 +113,7 @@ class _SQLiteTxn(SessionTxn):
         )
         c.executemany(
             "INSERT OR REPLACE INTO ct_instances VALUES (?, ?, ?, ?, ?)",
-            [(uid, k, i.task, i.status.value, dumps(i.to_dict())) for k, i in instances.items()],
+            [(uid, k, i.task, i.status.value, encode_instance(i)) for k, i in instances.items()],
         )
         c.executemany("DELETE FROM ct_waiting WHERE session = ? AND name = ?", [(uid, k) for k in instances])
         c.executemany(
