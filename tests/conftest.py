@@ -18,7 +18,7 @@ from celery import Celery
 
 from celery_triggers import StorageBackend, Triggers, resolve_storage
 
-from .servers import RedisServer
+from .servers import RedisCluster, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A migrated user project with its own unittest suite, run in a subprocess
@@ -48,6 +48,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A real three-master Redis Cluster on loopback ports."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
 def django_caches(redis_server: RedisServer) -> dict[str, Any]:
     """Django configured once per test process: LocMem and RedisCache."""
     return configure_django(redis_server.url)
@@ -71,9 +82,9 @@ def unique_prefix() -> str:
 
 
 #: Every storage backend; each proves the same contract.
-BACKENDS = ["memory", "sqlite", "redis", "django-locmem", "django-redis"]
+BACKENDS = ["memory", "sqlite", "redis", "redis-cluster", "django-locmem", "django-redis"]
 #: Backends shared by several processes.
-SHARED_BACKENDS = ["sqlite", "redis", "django-redis"]
+SHARED_BACKENDS = ["sqlite", "redis", "redis-cluster", "django-redis"]
 
 
 def storage_url_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -81,8 +92,8 @@ def storage_url_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -
         return "memory://"
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'triggers.sqlite3'}"
-    if kind == "redis":
-        server = request.getfixturevalue("redis_server")
+    if kind in ("redis", "redis-cluster"):
+        server = request.getfixturevalue("redis_server" if kind == "redis" else "redis_cluster")
         return f"{server.url}?prefix={unique_prefix()}"
     request.getfixturevalue("django_caches")
     alias = "default" if kind == "django-locmem" else "redis"

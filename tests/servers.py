@@ -41,10 +41,11 @@ class RedisServer:
     it again, so a test can take Redis away and bring it back intact.
     """
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *extra: str):
         self.binary = require("redis-server")
         self.directory = directory
         self.port = free_port()
+        self.extra = list(extra)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -69,6 +70,7 @@ class RedisServer:
                 "dump.rdb",
                 "--protected-mode",
                 "yes",
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -100,6 +102,55 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+
+class RedisCluster:
+    """A real Redis Cluster of three masters (no replicas) on loopback ports,
+    made with ``redis-cli --cluster create``."""
+
+    def __init__(self, directory: Path, size: int = 3):
+        self.cli = require("redis-cli")
+        self.nodes = []
+        for n in range(size):
+            node_dir = directory / f"node{n}"
+            node_dir.mkdir(parents=True, exist_ok=True)
+            bus = free_port()
+            self.nodes.append(
+                RedisServer(
+                    node_dir, "--cluster-enabled", "yes", "--cluster-port", str(bus), "--cluster-node-timeout", "5000"
+                )
+            )
+
+    @property
+    def url(self) -> str:
+        """A storage URL naming one node (the client discovers the others)."""
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=60,
+        )
+        deadline = time.monotonic() + 30
+        for node in self.nodes:
+            while True:
+                info = subprocess.run(
+                    [self.cli, "-p", str(node.port), "cluster", "info"], capture_output=True, text=True, timeout=10
+                ).stdout
+                if "cluster_state:ok" in info:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Redis Cluster did not become ready: {info}")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 class RabbitMQServer:

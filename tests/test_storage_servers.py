@@ -17,7 +17,7 @@ from celery_triggers.storage import resolve_storage
 from celery_triggers.storage.kv import session_digest
 
 from .conftest import SHARED_BACKENDS, configure_django, make_app, storage_url_for, unique_prefix
-from .servers import RedisServer
+from .servers import RedisCluster, RedisServer
 
 PROCESSES = 8
 FIRES = 250
@@ -51,7 +51,7 @@ def test_eight_processes_firing_an_and_every_trigger_lose_nothing(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     storage = storage_url_for(kind, request, tmp_path)
-    redis_url = request.getfixturevalue("redis_server").url if kind != "sqlite" else None
+    redis_url = request.getfixturevalue("redis_server").url if kind.startswith("django") else None
     app = pages_app(storage, redis_url)
     app.triggers.fire("crowd", "start")
     ctx = multiprocessing.get_context("spawn")
@@ -91,7 +91,7 @@ def test_a_process_killed_mid_transaction_does_not_wedge_the_session(
     storage = storage_url_for(kind.replace("-add-lock", ""), request, tmp_path)
     if kind.endswith("add-lock"):
         storage += "&lock=add"
-    redis_url = request.getfixturevalue("redis_server").url if kind != "sqlite" else None
+    redis_url = request.getfixturevalue("redis_server").url if kind.startswith("django") else None
     app = pages_app(storage, redis_url)
     app.triggers.fire("victim", "start")
     marker = tmp_path / "inside"
@@ -228,3 +228,31 @@ def test_redis_session_ttl_never_expires_a_session_with_work_in_flight(redis_ser
     assert ttls() == {-1}, "t_y#0 is scheduled now"
     session.update_instance_status("t_y#0", "finished")
     assert all(0 < t <= 30 for t in ttls()), "nothing in flight: the TTL counts from this change"
+
+
+def test_redis_cluster_lists_sessions_from_every_node(redis_cluster: RedisCluster) -> None:
+    import redis
+
+    prefix = unique_prefix()
+    app = make_app(f"{redis_cluster.url}?prefix={prefix}")
+    app.triggers.configure({"t_one": {"after": ["go", "later"], "run": "tests.nothing"}})
+    uids = [f"spread-{n}" for n in range(40)]
+    for uid in uids:
+        app.triggers.fire(uid, "go")
+    per_node = []
+    for node in redis_cluster.nodes:
+        client = redis.Redis(port=node.port)
+        keys = [k.decode() for k in client.scan_iter(match=f"{prefix}:*")]
+        per_node.append({k.split("}")[0] for k in keys})
+        client.close()
+    assert sum(1 for sessions in per_node if sessions) == 3, "the sessions are spread over the three masters"
+    assert all(not (a & b) for a in per_node for b in per_node if a is not b), "a session's keys share one node"
+    assert app.triggers.storage.sessions() == sorted(uids)
+    assert app.triggers.session("spread-7").instances["t_one#0"].status is Status.UNSTARTED
+
+
+def test_redis_cluster_url_is_checked() -> None:
+    from celery_triggers.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="database 0 only"):
+        resolve_storage("redis+cluster://127.0.0.1:7000/3")

@@ -4,6 +4,7 @@
 ``memory://``                   in-process (tests, eager runner)
 ``sqlite:///path.db``           one file, safe across processes (default)
 ``redis://host:port/db``        production (extra ``[redis]``)
+``redis+cluster://host:port``   a Redis Cluster (any node; extra ``[redis]``)
 ``django-cache://alias``        a Django cache (extra ``[django]``)
 ==============================  =========================================
 
@@ -28,6 +29,8 @@ _BUILTIN = {
     "sqlite": "celery_triggers.storage.sqlite:SQLiteStorage",
     "redis": "celery_triggers.storage.redis:RedisStorage",
     "rediss": "celery_triggers.storage.redis:RedisStorage",
+    "redis+cluster": "celery_triggers.storage.redis:RedisStorage",
+    "rediss+cluster": "celery_triggers.storage.redis:RedisStorage",
     "django-cache": "celery_triggers.storage.django_cache:DjangoCacheStorage",
 }
 

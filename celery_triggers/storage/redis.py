@@ -24,8 +24,10 @@ commands one by one while watching); the version check does the same job in
 the commit itself.
 
 Keys share the hash tag ``{<session digest>}``, so a session's keys live in
-one slot (a requirement of Redis Cluster, where this backend is not yet
-tested). Values are JSON.
+one slot: every script touches one slot, as Redis Cluster requires.
+``redis+cluster://host:port`` (``rediss+cluster://`` with TLS; any node of
+the cluster) uses redis-py's ``RedisCluster``, and listing sessions scans
+every master. Values are JSON.
 
 URL options: ``?prefix=ct`` (key prefix). App setting
 ``triggers_session_ttl`` (seconds) expires a session that long after its
@@ -52,6 +54,7 @@ from .records import decode_instance, encode_metadata_fragment, to_ms
 
 try:
     import redis
+    import redis.cluster
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the Redis storage needs redis-py: pip install 'celery-triggers[redis]'") from exc
 
@@ -143,6 +146,10 @@ return {1, tostring(v), state, new, d.s}
 """
 
 
+#: A consistent read of a whole session: {state, flat instance hash}.
+_DUMP = "return {redis.call('GET', KEYS[1]) or false, redis.call('HGETALL', KEYS[2])}"
+
+
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -161,11 +168,14 @@ class RedisStorage(StorageBackend):
     def __init__(self, url: str, *, session_ttl: float | None = None, **_: Any):
         super().__init__(url)
         parts = urlsplit(url)
+        self.cluster = parts.scheme.endswith("+cluster")
         db = parts.path.strip("/")
         if db and not db.isdigit():
             raise ConfigurationError(
                 f"Redis storage {mask_url(url)!r}: database {db!r} is not a number (redis://host:port/0)"
             )
+        if self.cluster and db not in ("", "0"):
+            raise ConfigurationError(f"Redis storage {mask_url(url)!r}: a Redis Cluster has database 0 only")
         try:
             parts.port  # noqa: B018 - raises on a malformed port
         except ValueError as exc:
@@ -173,11 +183,18 @@ class RedisStorage(StorageBackend):
         query = dict(parse_qsl(parts.query))
         self.prefix = query.pop("prefix", "ct")
         self.session_ttl = int(session_ttl) if session_ttl else None
-        client_url = urlunsplit(parts._replace(query=urlencode(query)))
-        self.client = redis.Redis.from_url(client_url, socket_timeout=5, socket_connect_timeout=5)
+        scheme = parts.scheme.removesuffix("+cluster")
+        client_url = urlunsplit(parts._replace(scheme=scheme, query=urlencode(query)))
+        options: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5}
+        self.client: Any = (
+            redis.cluster.RedisCluster.from_url(client_url, **options)
+            if self.cluster
+            else redis.Redis.from_url(client_url, **options)
+        )
         self._commit = self.client.register_script(_COMMIT)
         self._start = self.client.register_script(_START)
         self._read = self.client.register_script(_READ)
+        self._dump = self.client.register_script(_DUMP)
 
     # -- keys ---------------------------------------------------------------
     def _keys(self, uid: str) -> tuple[str, str, str, str]:
@@ -188,13 +205,8 @@ class RedisStorage(StorageBackend):
         where = f"session {uid!r}: " if uid is not None else ""
         unreachable = isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
         return (StorageUnavailable if unreachable else StorageError)(
-            f"{where}Redis storage {self._safe_url()} failed: {exc}"
+            f"{where}Redis storage {mask_url(self.url)} failed: {exc}"
         )
-
-    def _safe_url(self) -> str:
-        parts = urlsplit(self.url)
-        host = parts.hostname or "localhost"
-        return f"redis://{host}:{parts.port or 6379}{parts.path}"
 
     # -- transactions -------------------------------------------------------
     @contextmanager
@@ -315,15 +327,12 @@ class RedisStorage(StorageBackend):
         check_uid(uid)
         state_key, inst_key, *_ = self._keys(uid)
         try:
-            with self.client.pipeline(transaction=True) as pipe:
-                pipe.get(state_key)
-                pipe.hgetall(inst_key)
-                state_text, records = pipe.execute()
+            state_text, flat = self._dump(keys=[state_key, inst_key])
         except redis.RedisError as exc:
             raise self._error(uid, exc) from exc
         if parse_state(uid, state_text) is None:
             return {}
-        return session_instances(uid, {_text(k): v for k, v in records.items()})
+        return session_instances(uid, {_text(k): v for k, v in zip(flat[::2], flat[1::2], strict=True)})
 
     def sessions(self) -> list[str]:
         """UIDs of the stored sessions (one MGET per 500). A corrupt session
@@ -333,7 +342,8 @@ class RedisStorage(StorageBackend):
             keys = list(self.client.scan_iter(match=f"{self.prefix}:{{*}}:state", count=500))
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
-                for key, text in zip(chunk, self.client.mget(chunk), strict=True):
+                texts = self.client.mget_nonatomic(chunk) if self.cluster else self.client.mget(chunk)
+                for key, text in zip(chunk, texts, strict=True):
                     digest = _text(key).split("{", 1)[-1].split("}", 1)[0]
                     try:
                         state = parse_state(f"<digest {digest}>", text)
