@@ -20,6 +20,13 @@ from celery_triggers import Triggers, current_context, trigger_task
 DATA = Path(os.environ.get("CT_TEST_DATA", "/nonexistent-set-CT_TEST_DATA"))
 ACKS_LATE = os.environ.get("CT_ACKS_LATE") == "1"
 
+if os.environ.get("CT_STORAGE", "").startswith("django-cache://"):  # a local-memory cache, to be refused
+    import django
+    from django.conf import settings
+
+    settings.configure(CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}})
+    django.setup()
+
 app = Celery("ct_faults")
 app.conf.update(
     broker_url=os.environ.get("CT_BROKER", "redis://127.0.0.1:1/0"),
@@ -40,6 +47,7 @@ app.conf.update(
     triggers_finish_timeout=30,
     triggers_recover_interval=float(os.environ.get("CT_RECOVER_INTERVAL", "0")) or None,
     triggers_recover_older_than=1,
+    triggers_session_ttl=float(os.environ.get("CT_SESSION_TTL", "0")) or None,
 )
 Triggers(app)
 
@@ -86,3 +94,15 @@ def hang() -> str:
         time.sleep(60)  # killed by the test long before
     _ran()
     return "done"
+
+
+@trigger_task(after=["slow"], name="t_slow")
+@app.task(name="faults.slow")
+def slow() -> dict[str, Any]:
+    return _ran(float(os.environ.get("CT_SLOW", "0")))
+
+
+@trigger_task(after=["t_slow"], name="t_after_slow")
+@app.task(name="faults.after_slow")
+def after_slow() -> dict[str, Any]:
+    return _ran()

@@ -233,17 +233,54 @@ def test_the_worker_sweep_recovers_a_dead_run_by_itself(
         assert f"celery-triggers: recovered {session.uid} t_hang#0 (running): failed" in worker.log.read_text()
 
 
-def test_a_worker_refuses_memory_storage_at_start(tmp_path: Path, broker_url: str) -> None:
+def test_a_task_running_longer_than_the_session_ttl_keeps_its_session_and_cascade(
+    tmp_path: Path, broker_url: str, storage_server: RedisServer
+) -> None:
+    """#13: triggers_session_ttl=1 with tasks running 2.5 s: no session
+    expires under a running task; each cascade completes, and the TTL counts
+    once nothing is in flight."""
+    env = {"CT_SESSION_TTL": "1", "CT_SLOW": "2.5"}
+    with fault_run(tmp_path, broker_url, storage_server.url, acks_late=False, **env) as (app, worker):
+        app.conf.triggers_session_ttl = 1
+        app.triggers.reset_storage()
+        uids = [f"ttl-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+        for uid in uids:
+            app.triggers.fire(uid, "slow")
+        for uid in uids:
+            wait_for(
+                lambda uid=uid: (
+                    app.triggers.session(uid).instances.get("t_after_slow#0", None) is not None
+                    and app.triggers.session(uid).instances["t_after_slow#0"].status is Status.FINISHED
+                ),
+                30,
+                f"the cascade of {uid}",
+            )
+        assert sorted(runs(worker)) == sorted((u, n) for u in uids for n in ("t_slow#0", "t_after_slow#0"))
+        client = app.triggers.storage.client
+        ttls = [client.pttl(k) for k in client.scan_iter(match="ct:*")]
+        assert ttls and all(0 < t <= 1000 for t in ttls), "nothing in flight: every key expires within the TTL"
+
+
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        ("memory://", "triggers_storage is 'memory://', which lives in one process"),
+        ("django-cache://default", "Django cache 'default' is a LocMemCache, which lives in one process"),
+    ],
+)
+def test_a_worker_refuses_process_local_storage_at_start(
+    tmp_path: Path, broker_url: str, storage: str, message: str
+) -> None:
     data = tmp_path / "w"
     data.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CT_TEST_DATA": str(data), "CT_BROKER": broker_url}
     proc = subprocess.run(
         [*CELERY, "-A", "tests.fault_app", "worker", "--concurrency=1", "--without-mingle", "--without-gossip"],
         cwd=ROOT,
-        env={**env, "CT_STORAGE": "memory://"},
+        env={**env, "CT_STORAGE": storage},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert proc.returncode != 0
-    assert "triggers_storage is 'memory://', which lives in one process" in proc.stdout + proc.stderr
+    assert message in proc.stdout + proc.stderr

@@ -121,7 +121,7 @@ def test_redis_outage_is_a_clear_error_and_the_session_survives(tmp_path: Path) 
         session.fire("start")
         session.fire("page", {"n": 1})
         server.stop()
-        with pytest.raises(StorageError, match=r"session 'outage': Redis storage redis://127\.0\.0\.1:\d+/0 failed"):
+        with pytest.raises(StorageError, match=r"session 'outage': Redis storage redis://127\.0\.0\.1:\d+/0\S* failed"):
             session.fire("page", {"n": 2})
         with pytest.raises(StorageError, match="Redis storage"):
             session.instances  # noqa: B018 - the read must fail clearly too
@@ -140,12 +140,16 @@ def test_corrupt_state_names_the_session(kind: str, request: pytest.FixtureReque
     session = app.triggers.session("broken one")
     session.fire("start")
     backend = app.triggers.storage
+    if kind == "django-redis":  # a Redis-backed cache holds sessions in the Redis layout
+        backend = backend._on_redis()
+        assert backend is not None
+    on_redis = kind != "django-locmem"
     key = (
         f"{backend.prefix}:"
-        + ("{" + session_digest("broken one") + "}" if kind == "redis" else session_digest("broken one"))
+        + ("{" + session_digest("broken one") + "}" if on_redis else session_digest("broken one"))
         + ":state"
     )
-    if kind == "redis":
+    if on_redis:
         backend.client.set(key, b"{not json")
     else:
         backend.cache.set(key, "{not json")
@@ -153,7 +157,7 @@ def test_corrupt_state_names_the_session(kind: str, request: pytest.FixtureReque
         session.fire("page")
     with pytest.raises(CorruptSession, match="broken one"):
         session.instances  # noqa: B018
-    (backend.client.set(key, b"[1, 2]") if kind == "redis" else backend.cache.set(key, "[1, 2]"))
+    (backend.client.set(key, b"[1, 2]") if on_redis else backend.cache.set(key, "[1, 2]"))
     with pytest.raises(CorruptSession, match="not a celery-triggers session"):
         session.fire("page")
     # Only that session: the others, and the listing, keep working.
@@ -189,8 +193,9 @@ def test_django_cache_timeout_and_the_seed_form(django_caches: dict[str, Any]) -
     assert TriggerManager(storage, app=app).instances["t_page#0"].status is Status.FINISHED
     cache = caches["redis"]
     raw = cache._cache.get_client(None)
-    state_key = cache.make_key(f"ct:{session_digest('seed-session')}:state")
-    assert 0 < raw.ttl(state_key) <= 45
+    base = cache.make_key("ct") + ":{" + session_digest("seed-session") + "}"
+    assert raw.get(base + ":state") is not None, "a Redis-backed cache holds the session in the Redis layout"
+    assert [0 < raw.ttl(f"{base}:{kind}") <= 45 for kind in ("state", "inst", "version")] == [True] * 3
     assert "seed-session" in storage.backend.sessions()
     storage.delete()
     assert TriggerManager(storage, app=app).instances == {}
@@ -256,3 +261,113 @@ def test_redis_cluster_url_is_checked() -> None:
 
     with pytest.raises(ConfigurationError, match="database 0 only"):
         resolve_storage("redis+cluster://127.0.0.1:7000/3")
+
+
+@pytest.mark.parametrize(
+    ("backend_path", "why"),
+    [
+        ("django.core.cache.backends.filebased.FileBasedCache", "its add\\(\\) is not atomic across processes"),
+        ("django.core.cache.backends.dummy.DummyCache", "it stores nothing"),
+    ],
+)
+def test_django_caches_that_cannot_hold_sessions_are_refused(
+    django_caches: dict[str, Any], tmp_path: Path, backend_path: str, why: str
+) -> None:
+    from django.conf import settings
+    from django.core.cache import caches
+
+    from celery_triggers.errors import ConfigurationError
+
+    alias = f"refused-{backend_path.rsplit('.', 1)[1]}"
+    settings.CACHES[alias] = {"BACKEND": backend_path, "LOCATION": str(tmp_path / "cache")}
+    try:
+        app = pages_app(f"django-cache://{alias}")
+        with pytest.raises(
+            ConfigurationError,
+            match=rf"Django cache '{alias}' \(\w+\) cannot hold trigger sessions: {why}; use a Redis-backed cache",
+        ):
+            app.triggers.fire("s1", "start")
+        assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir()), "nothing written"
+    finally:
+        del settings.CACHES[alias]
+        caches._settings = caches.settings = settings.CACHES  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", ["django-locmem", "django-redis-add-lock"])
+def test_a_lock_holder_that_stalled_past_its_lease_cannot_commit(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Two increments of one record: the first holder stalls past its lease
+    while the second commits; the first's commit is refused and re-runs on
+    fresh data, so neither increment is lost."""
+    import threading
+
+    from celery_triggers.engine import Needs
+    from celery_triggers.state import Changes, TriggerRecord
+
+    storage = storage_url_for(kind.replace("-add-lock", ""), request, tmp_path).replace(
+        "lock_timeout=2", "lock_timeout=1"
+    )
+    if kind.endswith("add-lock"):
+        storage += "&lock=add"
+    backend = resolve_storage(storage)
+    stalled = threading.Event()
+    attempts: list[str] = []
+
+    def increment(who: str, stall: float) -> None:
+        def op(txn: Any) -> None:
+            attempts.append(who)
+            record = txn.load(Needs(triggers=frozenset({"x"}))).triggers.get("x") or TriggerRecord("x")
+            if stall and attempts.count(who) == 1:
+                stalled.set()
+                time.sleep(stall)  # past the lease: the lock expires and the other writer gets it
+            txn.write(Changes(triggers={"x": TriggerRecord("x", {}, record.count + 1)}))
+
+        backend.atomic("stall", op)
+
+    slow = threading.Thread(target=increment, args=("slow", 1.6))
+    slow.start()
+    assert stalled.wait(10)
+    increment("fast", 0)
+    slow.join(20)
+    assert not slow.is_alive()
+    stored = backend.run("stall", lambda txn: txn.load(Needs(triggers=frozenset({"x"}))).triggers["x"])[0]
+    assert stored.count == 2, "the stalled holder's stale write was refused"
+    assert attempts.count("slow") == 2, "the stalled holder re-ran on fresh data"
+
+
+def test_django_cache_api_path_expires_a_session_as_a_whole(django_caches: dict[str, Any]) -> None:
+    """On a cache without Redis (here LocMem), no key of a session with work
+    in flight expires; once idle, the other keys outlive the state, and a
+    new session under the same UID never reads what the old one left."""
+    from django.core.cache import caches
+
+    prefix = unique_prefix()
+    app = make_app(f"django-cache://default?prefix={prefix}&timeout=30", runner="celery", task_default_queue=prefix)
+    app.triggers.configure(
+        {"t_x": {"after": ["go"], "run": "x"}, "t_w": {"after": ["never"], "andEvery": "go", "run": "w"}}
+    )
+    cache = caches["default"]
+
+    def expiries() -> dict[str, float | None]:
+        session_keys = f":{prefix}:{session_digest('whole')}:"
+        return {k: v for k, v in cache._expire_info.items() if session_keys in k}  # type: ignore[attr-defined]
+
+    session = app.triggers.session("whole")
+    session.fire("go")  # t_x#0 scheduled (its message waits in the memory broker); t_w#0 waits for "never"
+    session.fire("go")  # t_w#1 waits for "never" too (another index bucket than t_w#0)
+    assert len(expiries()) >= 4 and set(expiries().values()) == {None}, "nothing expires while t_x#0 is in flight"
+    session.update_instance_status("t_x#0", "finished")
+    now = time.time()
+    state_key = cache.make_key(f"{prefix}:{session_digest('whole')}:state")
+    others = {k: v for k, v in expiries().items() if k != state_key}
+    assert 25 < expiries()[state_key] - now <= 30
+    assert others and all(55 < v - now <= 60 for v in others.values()), "every other key outlives the state"
+
+    cache.delete(f"{prefix}:{session_digest('whole')}:state")  # the state expired; the rest is left behind
+    session.fire("go")
+    assert set(session.instances) == {"t_x#0", "t_w#0"} and session.instances["t_x#0"].status is Status.SCHEDULED
+    assert session.instances["t_w#0"].kwargs == {"go": {}}
+    scheduled = session.fire("never")
+    assert [i.name for i in scheduled] == ["t_w#0"] and session.instances["t_w#0"].status is Status.SCHEDULED
+    assert "t_w#1" not in session.instances, "no phantom from the old session"

@@ -39,11 +39,9 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
                 logger.warning("celery-triggers: unknown setting %r (known: %s)", key, ", ".join(sorted(SETTINGS)))
         storage = ext.storage
         in_test_process = type(parent).__module__.startswith("celery.contrib.testing")  # celery_worker fixture
-        if storage.url.startswith("memory://") and not in_test_process:
-            raise ConfigurationError(
-                "triggers_storage is 'memory://', which lives in one process: a worker cannot see the sessions "
-                "its producers fire. Use 'sqlite:////shared/path.db' (one machine) or 'redis://...'"
-            )
+        reason = None if in_test_process else storage.process_local_reason()
+        if reason is not None:
+            raise ConfigurationError(reason)
         storage.ping()  # fail at start-up, not at the first task
         logger.warning(
             "celery-triggers: storage %s, default runner %r, %d trigger task(s) configured",

@@ -166,6 +166,11 @@ class StorageBackend(abc.ABC):
     @abc.abstractmethod
     def delete_session(self, uid: str) -> None: ...
 
+    def process_local_reason(self) -> str | None:
+        """Why this storage cannot be shared by several processes (a Celery
+        worker refuses to start on it), or None."""
+        return None
+
     def ping(self) -> None:
         """Check that the storage answers, with one cheap read (the worker
         calls it at start-up; it never lists sessions)."""

@@ -1,23 +1,35 @@
 """Django cache storage (``django-cache://<alias>``), the original framework's
 ``CacheStorageBackend``.
 
-Django's cache API has no transactions, so each operation holds a
-per-session lock:
+Two ways, chosen by the cache behind the alias:
 
-* on Django's ``RedisCache`` (and django-redis), the client's native Redis
-  lock (token-checked release in Lua);
-* on any other cache, a lock built on ``cache.add`` (atomic on memcached,
-  Redis and LocMem) with an expiry, so a process killed while holding it
-  blocks the session for at most ``lock_timeout`` seconds.
+* **A Redis-backed cache** (Django's ``RedisCache``, django-redis's default
+  client): the session lives on the cache's own Redis connection, in the
+  layout of :mod:`celery_triggers.storage.redis`, its keys named by the
+  cache's key function (``KEY_PREFIX``, ``VERSION``): a version compare-and-set in one Lua script per commit, no
+  lock, no pickle, every key of a session expiring together.
+* **Any other shared cache** (memcached, the database cache; or any cache
+  with ``?lock=add``): the cache API under a per-session lock taken with
+  ``cache.add``. The lock holds a random owner token and a lease of
+  ``lock_timeout`` seconds: a holder checks, just before it writes, that
+  the token is still its own and that less than 80% of the lease has gone;
+  otherwise its commit is refused and the operation re-runs on fresh data.
+  So a holder that stalled (a GC pause, a stopped VM) cannot write stale
+  state over a newer holder's, provided a commit's writes take less than
+  a fifth of ``lock_timeout``.
 
-Values are JSON text (see :mod:`celery_triggers.storage.kv` for the layout);
-Django's cache layer itself serializes them with its own serializer (pickle
-for most built-in caches), as it does every value your project caches. For a
-storage path with no pickle at all, use ``redis://``.
+Refused, with an error naming the cache: file-based and dummy caches (their
+``add`` is not atomic, or they store nothing), and a local-memory cache in a
+Celery worker (it lives in one process).
 
-URL options: ``?timeout=3600`` (seconds a session's data lives after its
-last write; ``none`` for no expiry), ``?lock_timeout=10``, ``?prefix=ct``,
-``?lock=add`` (use the ``cache.add`` lock even where a native one exists).
+Expiry (``?timeout=``, default 3600 s; ``none`` for none): a session with an
+instance scheduled or running never expires; otherwise it expires that long
+after its last change, all of its keys together (on the cache-API path the
+other keys are kept alive at least as long as the state, and keys a newer
+session with the same UID might find are never read by it).
+
+URL options: ``?timeout=3600``, ``?lock_timeout=10``, ``?prefix=ct``,
+``?lock=add`` (the cache-API path even on a Redis-backed cache).
 """
 
 from __future__ import annotations
@@ -26,15 +38,15 @@ import random
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .._json import dumps, loads
-from ..errors import StorageError
-from ..state import Instance
-from .base import Prefetch, SessionStorage, SessionTxn, StorageBackend, check_uid
+from ..errors import ConfigurationError, StorageError
+from ..state import Instance, split_instance_name
+from .base import Conflict, Prefetch, SessionStorage, SessionTxn, StorageBackend, check_uid
 from .kv import KVTxn, instance_names, parse_state, session_digest, session_instances
 
 try:
@@ -48,12 +60,45 @@ __all__ = ["CacheStorageBackend", "DjangoCacheStorage"]
 _DEFAULT_TIMEOUT = 3600.0
 #: Buckets per (task, trigger) in the index of waiting instances.
 BUCKETS = 32
+#: Share of the lock's lease after which a holder may no longer commit.
+LEASE_SHARE = 0.8
+#: Caches whose ``add`` is not atomic, or that keep nothing.
+_REFUSED = {
+    "django.core.cache.backends.filebased.FileBasedCache": "its add() is not atomic across processes",
+    "django.core.cache.backends.dummy.DummyCache": "it stores nothing",
+}
+_INSTEAD = "use a Redis-backed cache (django.core.cache.backends.redis.RedisCache, django-redis) or memcached"
 
 
 def _float_or_none(value: Any) -> float | None:
     if value is None or str(value).lower() == "none":
         return None
     return float(value)
+
+
+def _redis_client(cache: BaseCache) -> Any:
+    """The Redis client a Redis-backed cache writes with, or None."""
+    kind = f"{type(cache).__module__}.{type(cache).__qualname__}"
+    if kind == "django.core.cache.backends.redis.RedisCache":
+        return cache._cache.get_client(None, write=True)
+    client = getattr(cache, "client", None)
+    if type(client).__module__ == "django_redis.client.default" and type(client).__name__ == "DefaultClient":
+        return client.get_client(write=True)  # type: ignore[union-attr]
+    return None
+
+
+class _Lease:
+    """A held lock: its owner token and when it was taken."""
+
+    def __init__(self, cache: BaseCache, key: str, token: str, timeout: float):
+        self.cache, self.key, self.token = cache, key, token
+        self.deadline = time.monotonic() + timeout * LEASE_SHARE
+
+    def check(self, uid: str) -> None:
+        """Raise :class:`Conflict` (the operation re-runs) if this holder
+        may no longer write."""
+        if time.monotonic() > self.deadline or self.cache.get(self.key) != self.token:
+            raise Conflict(f"session {uid!r}: the lock's lease ran out before the commit")
 
 
 class DjangoCacheStorage(StorageBackend):
@@ -73,19 +118,51 @@ class DjangoCacheStorage(StorageBackend):
         query = dict(parse_qsl(parts.query))
         self.alias = parts.netloc or "default"
         self.prefix = query.get("prefix", "ct")
-        if "timeout" in query:
-            timeout = _float_or_none(query["timeout"])
-        elif session_ttl:
-            timeout = float(session_ttl)
+        try:
+            if "timeout" in query:
+                timeout = _float_or_none(query["timeout"])
+            elif session_ttl:
+                timeout = float(session_ttl)
+            self.lock_timeout = float(query.get("lock_timeout", lock_timeout))
+        except ValueError as exc:
+            raise ConfigurationError(f"django-cache storage {url!r}: {exc}") from None
         self.timeout = timeout
-        self.lock_timeout = float(query.get("lock_timeout", lock_timeout))
         self.lock_kind = query.get("lock", "auto")
         if self.lock_kind not in ("auto", "add"):
-            raise StorageError(f"django-cache storage: lock must be 'auto' or 'add', got {self.lock_kind!r}")
+            raise ConfigurationError(f"django-cache storage: lock must be 'auto' or 'add', got {self.lock_kind!r}")
+        self._redis: StorageBackend | None = None
+        self._checked = False
 
     @property
     def cache(self) -> BaseCache:
-        return caches[self.alias]
+        cache = caches[self.alias]
+        if not self._checked:
+            kind = f"{type(cache).__module__}.{type(cache).__qualname__}"
+            if kind in _REFUSED:
+                raise ConfigurationError(
+                    f"Django cache {self.alias!r} ({type(cache).__name__}) cannot hold trigger sessions: "
+                    f"{_REFUSED[kind]}; {_INSTEAD}"
+                )
+            self._checked = True
+        return cache
+
+    def process_local_reason(self) -> str | None:
+        kind = f"{type(self.cache).__module__}.{type(self.cache).__qualname__}"
+        if kind == "django.core.cache.backends.locmem.LocMemCache":
+            return f"Django cache {self.alias!r} is a LocMemCache, which lives in one process; {_INSTEAD}"
+        return None
+
+    def _on_redis(self) -> StorageBackend | None:
+        """The Redis layout on the cache's own connection, when the cache is
+        Redis-backed (and ``lock=add`` is not asked for)."""
+        if self._redis is None and self.lock_kind == "auto":
+            client = _redis_client(self.cache)
+            if client is not None:
+                from .redis import RedisStorage
+
+                prefix = self.cache.make_key(self.prefix)  # the cache's KEY_PREFIX, VERSION and KEY_FUNCTION
+                self._redis = RedisStorage.on_client(client, self.url, prefix, self.timeout)
+        return self._redis
 
     def _key(self, uid: str, kind: str) -> str:
         return f"{self.prefix}:{session_digest(uid)}:{kind}"
@@ -93,45 +170,36 @@ class DjangoCacheStorage(StorageBackend):
     def _instance_key(self, uid: str, name: str) -> str:
         return self._key(uid, "i:" + session_digest(name))
 
-    # -- locking ------------------------------------------------------------
-    def _native_lock(self, name: str) -> AbstractContextManager[Any] | None:
-        if self.lock_kind == "add":
-            return None
-        cache = self.cache
-        timeout = max(self.lock_timeout, 0.001)
-        if hasattr(cache, "lock"):  # django-redis
-            return cache.lock(name, timeout=timeout, blocking_timeout=timeout * 3)  # type: ignore[no-any-return]
-        client_of = getattr(getattr(cache, "_cache", None), "get_client", None)
-        if client_of is not None:  # django.core.cache.backends.redis.RedisCache
-            lock = client_of(name, write=True).lock(name, timeout=timeout, blocking_timeout=timeout * 3)
-            return lock  # type: ignore[no-any-return]
-        return None
+    def _bucket_key(self, uid: str, task: str, trigger: str, name: str | int) -> str:
+        """The index of waiting instances, in buckets: a fire reads every
+        bucket of its (task, trigger) in one ``get_many``, and a commit
+        rewrites only the buckets it changed, each ~1/``BUCKETS`` of it."""
+        bucket = name if isinstance(name, int) else zlib.crc32(name.encode("utf-8", "surrogatepass")) % BUCKETS
+        return self._key(uid, f"w:{session_digest(task + chr(0) + trigger)}:{bucket}")
 
+    # -- locking ------------------------------------------------------------
     @contextmanager
-    def _locked(self, uid: str, kind: str = "lock") -> Iterator[None]:
+    def _locked(self, uid: str, kind: str = "lock") -> Iterator[_Lease]:
+        cache = self.cache
         name = self._key(uid, kind)
-        native = self._native_lock(name)
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + self.lock_timeout * 3
+        ttl = max(1, int(self.lock_timeout + 0.999))
         try:
-            if native is not None:
-                with native:
-                    yield
-                return
-            token = uuid.uuid4().hex
-            deadline = time.monotonic() + self.lock_timeout * 3
-            ttl = max(1, int(self.lock_timeout + 0.999))
-            while not self.cache.add(name, token, timeout=ttl):
+            while not cache.add(name, token, timeout=ttl):
                 if time.monotonic() > deadline:
                     raise StorageError(
                         f"session {uid!r}: Django cache {self.alias!r} lock held by another process "
                         f"for more than {self.lock_timeout * 3:.0f}s"
                     )
                 time.sleep(random.uniform(0.001, 0.01))  # noqa: S311 - jitter, not crypto
+            lease = _Lease(cache, name, token, self.lock_timeout)
             try:
-                yield
+                yield lease
             finally:
-                if self.cache.get(name) == token:
-                    self.cache.delete(name)
-        except StorageError:
+                if cache.get(name) == token:
+                    cache.delete(name)
+        except (StorageError, Conflict):
             raise
         except Exception as exc:
             if type(exc).__module__.startswith(("redis", "django", "pymemcache", "pylibmc")) or isinstance(
@@ -140,26 +208,63 @@ class DjangoCacheStorage(StorageBackend):
                 raise StorageError(f"session {uid!r}: Django cache {self.alias!r} failed: {exc!r}") from exc
             raise
 
-    # -- transactions -------------------------------------------------------
-    def _bucket_key(self, uid: str, task: str, trigger: str, name: str | int) -> str:
-        """The index of waiting instances, in buckets: a fire reads every
-        bucket of its (task, trigger) in one ``get_many``, and a commit
-        rewrites only the buckets it changed, each ~1/``BUCKETS`` of it."""
-        bucket = name if isinstance(name, int) else zlib.crc32(name.encode("utf-8", "surrogatepass")) % BUCKETS
-        return self._key(uid, f"w:{session_digest(task + chr(0) + trigger)}:{bucket}")
+    # -- expiry ---------------------------------------------------------------
+    def _timeouts(self, state: dict[str, Any]) -> tuple[float | None, float | None]:
+        """(state, other keys) timeouts: none while an instance is in flight;
+        else the other keys live twice as long as the state, refreshed by
+        :meth:`_refresh` so that they never expire before it."""
+        if self.timeout is None or state.get("in_flight"):
+            return None, None
+        return self.timeout, self.timeout * 2
 
+    def _session_keys(self, uid: str, state: dict[str, Any]) -> list[str]:
+        keys = [self._instance_key(uid, n) for n in instance_names(state)]
+        for pair in state.get("indexed", []):
+            task, _, trigger = pair.partition("\x00")
+            keys += [self._bucket_key(uid, task, trigger, b) for b in range(BUCKETS)]
+        return keys
+
+    def _refresh(self, uid: str, txn: KVTxn, was_in_flight: bool) -> list[str]:
+        """Keys to re-touch in this commit: all of them when the session
+        starts or stops having work in flight, or half a timeout after the
+        last refresh; else none."""
+        if self.timeout is None:
+            return []
+        now = time.time()
+        flipped = was_in_flight != bool(txn.state.get("in_flight"))
+        if not flipped and now - float(txn.state.get("refreshed_at") or 0) < self.timeout / 2:
+            return []
+        txn.state["refreshed_at"] = now
+        txn.state_dirty = True
+        return self._session_keys(uid, txn.state)
+
+    # -- transactions -------------------------------------------------------
     @contextmanager
     def transaction(self, uid: str, prefetch: Prefetch = (), cached: object = None) -> Iterator[SessionTxn]:
-        with self._locked(uid):
+        redis_backend = self._on_redis()
+        if redis_backend is not None:
+            with redis_backend.transaction(uid, prefetch, cached) as txn:
+                yield txn
+            return
+        with self._locked(uid) as lease:
             cache = self.cache
             state_key = self._key(uid, "state")
             wanted = {self._instance_key(uid, n): n for n in prefetch if isinstance(n, str)}
             first = cache.get_many([state_key, *wanted])  # the state and the instances in one call
             state = parse_state(uid, first.get(state_key))
+            numbers = _next_numbers(state)
             prefetched = {wanted[k]: v for k, v in first.items() if k in wanted}
             buckets: dict[str, list[str]] = {}
+            indexed = set(state.get("indexed", [])) if state is not None else set()
+
+            def ours(name: str) -> bool:
+                """A record this session wrote (not one left by an expired
+                session with the same UID)."""
+                task, number = split_instance_name(name)
+                return number < numbers.get(task, 0)
 
             def fetch(names: list[str]) -> dict[str, Any]:
+                names = [n for n in names if ours(n)]
                 found = {n: prefetched[n] for n in names if n in prefetched}
                 keys = {self._instance_key(uid, n): n for n in names if n not in prefetched}
                 if keys:
@@ -167,7 +272,9 @@ class DjangoCacheStorage(StorageBackend):
                 return found
 
             def fetch_waiting(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-                keys = [self._bucket_key(uid, t, x, b) for t, x in pairs for b in range(BUCKETS)]
+                keys = [
+                    self._bucket_key(uid, t, x, b) for t, x in pairs if f"{t}\x00{x}" in indexed for b in range(BUCKETS)
+                ]
                 texts = cache.get_many([k for k in keys if k not in buckets])
                 for key in keys:
                     if key not in buckets:
@@ -176,29 +283,42 @@ class DjangoCacheStorage(StorageBackend):
                 return fetch(names) if names else {}
 
             txn = KVTxn(uid, state, fetch, fetch_waiting)
+            was_in_flight = bool(txn.state.get("in_flight"))
             yield txn
             if not txn.changed:
                 return
             values = {self._instance_key(uid, n): text for n, text in txn.instance_writes.items()}
-            values.update(self._index_changes(uid, txn, buckets))
-            if txn.state_dirty or txn.is_new:
-                values[self._key(uid, "state")] = txn.state_text()
-            failed = cache.set_many(values, timeout=self.timeout)
+            values.update(self._index_changes(uid, txn, buckets, indexed))
+            touch = self._refresh(uid, txn, was_in_flight)
+            state_timeout, other_timeout = self._timeouts(txn.state)
+            lease.check(uid)
+            # The state last: it is what makes the other writes part of the session.
+            failed = list(cache.set_many(values, timeout=other_timeout) or [])
             if failed:
-                raise StorageError(f"session {uid!r}: Django cache {self.alias!r} did not store {len(failed)} key(s)")
+                raise StorageError(
+                    f"session {uid!r}: Django cache {self.alias!r} did not store {len(failed)} key(s); "
+                    "the session's state was not written"
+                )
+            for key in set(touch) - set(values):
+                cache.touch(key, timeout=other_timeout)
+            cache.set(state_key, txn.state_text(), timeout=state_timeout)
         if txn.is_new:
-            self._index(uid, add=True)
+            self._index_session(uid)
 
-    def _index_changes(self, uid: str, txn: KVTxn, buckets: dict[str, list[str]]) -> dict[str, str]:
-        """The index buckets a commit rewrites (reading those it has not)."""
+    def _index_changes(self, uid: str, txn: KVTxn, buckets: dict[str, list[str]], indexed: set[str]) -> dict[str, str]:
+        """The index buckets a commit rewrites (reading those it has not;
+        a (task, trigger) new to the session starts from empty buckets)."""
         changes: dict[str, tuple[set[str], set[str]]] = {}
         for entries, side in ((txn.index_adds, 0), (txn.index_removes, 1)):
             for task, trigger, name in entries:
-                changes.setdefault(self._bucket_key(uid, task, trigger, name), (set(), set()))[side].add(name)
+                key = self._bucket_key(uid, task, trigger, name)
+                changes.setdefault(key, (set(), set()))[side].add(name)
                 pair = f"{task}\x00{trigger}"
-                if side == 0 and pair not in txn.state.setdefault("indexed", []):
-                    txn.state["indexed"].append(pair)  # so delete_session finds every bucket
+                if pair not in indexed:
+                    indexed.add(pair)
+                    txn.state.setdefault("indexed", []).append(pair)  # so every bucket can be found
                     txn.state_dirty = True
+                    buckets.update({self._bucket_key(uid, task, trigger, b): [] for b in range(BUCKETS)})
         unread = [k for k in changes if k not in buckets]
         if unread:
             found = self.cache.get_many(unread)
@@ -209,20 +329,40 @@ class DjangoCacheStorage(StorageBackend):
             out[key] = dumps(buckets[key])
         return out
 
-    def _index(self, uid: str, *, add: bool) -> None:
-        """The list of sessions (caches cannot enumerate keys); changed only
-        when a session is created or deleted."""
+    # -- the list of sessions (cache-API path) ---------------------------------
+    def _index_session(self, uid: str, *, remove: bool = False) -> None:
+        """Caches cannot list keys, so the cache-API path keeps a list of
+        sessions, changed only when a session is created or deleted. Entries
+        of sessions whose state expired are pruned when the list has doubled
+        since the last pruning, so it stays within twice the live sessions."""
         key = f"{self.prefix}:sessions"
         with self._locked("", "sessions-lock"):
-            index = loads(self.cache.get(key) or "{}")
-            if add:
-                index[session_digest(uid)] = uid
-            else:
+            stored = loads(self.cache.get(key) or "{}")
+            index: dict[str, str] = stored.get("sessions", {})
+            pruned = int(stored.get("pruned", 0))
+            if remove:
                 index.pop(session_digest(uid), None)
-            self.cache.set(key, dumps(index), timeout=None)
+            else:
+                index[session_digest(uid)] = uid
+            if len(index) > max(100, 2 * pruned):
+                alive = self.cache.get_many([self._key(u, "state") for u in index.values()])
+                index = {d: u for d, u in index.items() if self._key(u, "state") in alive}
+                pruned = len(index)
+            self.cache.set(key, dumps({"sessions": index, "pruned": pruned}), timeout=None)
 
-    # -- inspection and lifecycle --------------------------------------------
+    # -- start, inspection and lifecycle ---------------------------------------
+    def start(
+        self, uid: str, name: str, token: str, now: float, *, track: bool, metadata: Mapping[str, Any]
+    ) -> tuple[Instance, Instance, dict[str, Any], Any]:
+        redis_backend = self._on_redis()
+        if redis_backend is not None:
+            return redis_backend.start(uid, name, token, now, track=track, metadata=metadata)
+        return super().start(uid, name, token, now, track=track, metadata=metadata)
+
     def instances(self, uid: str) -> dict[str, Instance]:
+        redis_backend = self._on_redis()
+        if redis_backend is not None:
+            return redis_backend.instances(uid)
         check_uid(uid)
         state = parse_state(uid, self.cache.get(self._key(uid, "state")))
         if state is None:
@@ -232,23 +372,41 @@ class DjangoCacheStorage(StorageBackend):
         return session_instances(uid, {keys[k]: v for k, v in found.items()})
 
     def sessions(self) -> list[str]:
-        index = loads(self.cache.get(f"{self.prefix}:sessions") or "{}")
+        redis_backend = self._on_redis()
+        if redis_backend is not None:
+            return redis_backend.sessions()
+        index = loads(self.cache.get(f"{self.prefix}:sessions") or "{}").get("sessions", {})
         states = self.cache.get_many([self._key(uid, "state") for uid in index.values()])
-        alive = {self._key(uid, "state") for uid in index.values()} & set(states)
-        return sorted(uid for uid in index.values() if self._key(uid, "state") in alive)
+        return sorted(uid for uid in index.values() if self._key(uid, "state") in states)
 
     def delete_session(self, uid: str) -> None:
+        redis_backend = self._on_redis()
+        if redis_backend is not None:
+            redis_backend.delete_session(uid)
+            return
         check_uid(uid)
         with self._locked(uid):
             state = parse_state(uid, self.cache.get(self._key(uid, "state")))
-            if state is not None:
-                keys = [self._instance_key(uid, n) for n in instance_names(state)]
-                for pair in state.get("indexed", []):
-                    task, _, trigger = pair.partition("\x00")
-                    keys += [self._bucket_key(uid, task, trigger, b) for b in range(BUCKETS)]
-                self.cache.delete_many(keys)
             self.cache.delete(self._key(uid, "state"))
-        self._index(uid, add=False)
+            if state is not None:
+                self.cache.delete_many(self._session_keys(uid, state))
+        self._index_session(uid, remove=True)
+
+    def ping(self) -> None:
+        redis_backend = self._on_redis()
+        if redis_backend is not None:
+            redis_backend.ping()
+        else:
+            self.cache.get(self._key("celery-triggers:ping", "state"))
+
+    def close(self) -> None:
+        self._redis = None  # the connection is the cache's own: Django closes it
+
+
+def _next_numbers(state: dict[str, Any] | None) -> dict[str, int]:
+    if state is None:
+        return {}
+    return {task: int(record.get("next_number", 0)) for task, record in state["tasks"].items()}
 
 
 class CacheStorageBackend(SessionStorage):

@@ -89,6 +89,12 @@ class MemoryStorage(StorageBackend):
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.RLock()
 
+    def process_local_reason(self) -> str | None:
+        return (
+            "triggers_storage is 'memory://', which lives in one process: a worker cannot see the sessions "
+            "its producers fire. Use 'sqlite:////shared/path.db' (one machine) or 'redis://...'"
+        )
+
     @contextmanager
     def transaction(self, uid: str, prefetch: Prefetch = (), cached: object = None) -> Iterator[SessionTxn]:
         with self._lock:

@@ -37,6 +37,7 @@ last change.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -181,16 +182,31 @@ class RedisStorage(StorageBackend):
         except ValueError as exc:
             raise ConfigurationError(f"Redis storage {mask_url(url)!r}: {exc}") from None
         query = dict(parse_qsl(parts.query))
-        self.prefix = query.pop("prefix", "ct")
-        self.session_ttl = int(session_ttl) if session_ttl else None
+        prefix = query.pop("prefix", "ct")
         scheme = parts.scheme.removesuffix("+cluster")
         client_url = urlunsplit(parts._replace(scheme=scheme, query=urlencode(query)))
         options: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5}
-        self.client: Any = (
+        client = (
             redis.cluster.RedisCluster.from_url(client_url, **options)
             if self.cluster
             else redis.Redis.from_url(client_url, **options)
         )
+        self._setup(client, prefix, session_ttl)
+
+    @classmethod
+    def on_client(cls, client: Any, url: str, prefix: str, session_ttl: float | None) -> RedisStorage:
+        """This layout on a client someone else configured (the Django cache
+        storage on a Redis-backed cache); ``url`` is only shown."""
+        self = cls.__new__(cls)
+        StorageBackend.__init__(self, url)
+        self.cluster = False
+        self._setup(client, prefix, session_ttl)
+        return self
+
+    def _setup(self, client: Any, prefix: str, session_ttl: float | None) -> None:
+        self.client: Any = client
+        self.prefix = prefix
+        self.session_ttl = max(1, math.ceil(session_ttl)) if session_ttl else None
         self._commit = self.client.register_script(_COMMIT)
         self._start = self.client.register_script(_START)
         self._read = self.client.register_script(_READ)
