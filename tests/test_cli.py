@@ -263,3 +263,17 @@ def test_a_real_celery_subprocess_inspects_the_survey_session(tmp_path: Path) ->
         timeout=120,
     )
     assert missing.returncode == 1 and "no session 'no-such-session'" in missing.stderr
+
+
+def test_purge_and_delete_sessions(app: Celery) -> None:
+    app.triggers.session("s-2").fire("cancelled")
+    assert run(app, "purge", "--older-than", "3600").output.splitlines() == ["purged 0 session(s)"]
+    result = run(app, "purge", "--older-than", "-1")
+    assert result.exit_code == 2 and "-1" in result.output
+    result = run(app, "delete", "s-2", "nope")
+    assert result.exit_code == 1 and "no session 'nope'" in result.output
+    assert "s-2" in app.triggers.storage.sessions(), "a bad name deletes nothing"
+    result = run(app, "delete", "s-2")
+    assert result.exit_code == 0 and result.output == "deleted s-2\n"
+    assert app.triggers.storage.sessions() == ["s-1"]
+    assert json.loads(run(app, "purge", "--older-than", "0", "--json").output) == ["s-1"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from celery_triggers import Status
+from celery_triggers import CorruptSession, Status
 
 from .conftest import ROOT, Worker, make_app, wait_for
 from .servers import RabbitMQServer, RedisServer
@@ -231,6 +231,27 @@ def test_the_worker_sweep_recovers_a_dead_run_by_itself(
         wait_for(lambda: session.instances["t_hang#0"].status is Status.FAILED, 30, "the sweep")
         assert session.instances["t_hang#0"].metadata["exc_type"] == "WorkerLost"
         assert f"celery-triggers: recovered {session.uid} t_hang#0 (running): failed" in worker.log.read_text()
+
+
+def test_a_corrupt_session_record_does_not_stop_a_worker_or_other_sessions(
+    tmp_path: Path, broker_url: str, storage_server: RedisServer
+) -> None:
+    """#13: a worker started on a storage holding a corrupt session runs the
+    other sessions (start-up never reads sessions)."""
+    import redis
+
+    from celery_triggers.storage.kv import session_digest
+
+    client = redis.Redis(port=storage_server.port)
+    client.set(f"ct:{{{session_digest('corrupt')}}}:state", b"{not json")
+    client.close()
+    with fault_run(tmp_path, broker_url, storage_server.url, acks_late=False) as (app, worker):
+        uid = f"fine-{uuid.uuid4().hex[:6]}"
+        app.triggers.fire(uid, "go")
+        wait_for(lambda: complete(app, [uid]), 30, "the cascade")
+        with pytest.raises(CorruptSession, match="session 'corrupt'"):
+            app.triggers.session("corrupt").fire("go")
+        assert "CRITICAL" not in worker.log.read_text()
 
 
 def test_a_task_running_longer_than_the_session_ttl_keeps_its_session_and_cascade(

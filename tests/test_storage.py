@@ -198,3 +198,19 @@ def test_the_worker_start_checks_status_and_token_on_every_backend(backend: Stor
         "s", lambda txn: txn.write(changes(Instance(again.task, 0, Status.FINISHED, tricky, 1, again.metadata)))
     )
     assert backend.instance("s", queued.name).metadata == again.metadata
+
+
+def test_purge_deletes_idle_sessions_and_keeps_busy_and_recent_ones(backend: StorageBackend) -> None:
+    import time
+
+    done = Instance("t_a", 0, Status.FINISHED, {}, 1)
+    busy = Instance("t_a", 0, Status.RUNNING, {}, None, {"task_id": "tok"})
+    waiting = Instance("t_a", 0, Status.UNSTARTED, awaiting=["x"])
+    for uid, instance in (("idle", done), ("busy", busy), ("waiting", waiting)):
+        backend.atomic(uid, lambda txn, i=instance: txn.write(changes(i, triggers=("go",))))
+    assert backend.purge(older_than=3600) == [], "nothing is an hour old"
+    assert backend.purge(older_than=30, now=time.time() + 60) == ["idle", "waiting"]
+    assert set(backend.sessions()) >= {"busy"} and not {"idle", "waiting"} & set(backend.sessions())
+    assert backend.instances("idle") == {} and backend.instances("busy")["t_a#0"].status is Status.RUNNING
+    with pytest.raises(ValueError, match="older_than must be a number of seconds >= 0, got -1"):
+        backend.purge(older_than=-1)

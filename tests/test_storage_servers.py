@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -163,6 +164,25 @@ def test_corrupt_state_names_the_session(kind: str, request: pytest.FixtureReque
     # Only that session: the others, and the listing, keep working.
     app.triggers.session("healthy").fire("start")
     assert "healthy" in backend.sessions()
+    # A state that is JSON but not a session's: the listing names it, and reports it as corrupt.
+    bad = '{"configs":{},"tasks":{},"triggers":["page"],"uid":"broken one"}'
+    (backend.client.set(key, bad) if on_redis else backend.cache.set(key, bad))
+    assert {"broken one", "healthy"} <= set(backend.sessions())
+    from celery.bin.base import CLIContext
+    from click.testing import CliRunner
+
+    from celery_triggers.cli import triggers
+
+    listing = CliRunner().invoke(triggers, ["sessions", "--json"], obj=CLIContext(app=app, no_color=True, workdir=None))
+    rows = {row["session"]: row for row in json.loads(listing.output)}
+    assert listing.exit_code == 0 and rows["healthy"]["corrupt"] is None and rows["healthy"]["instances"] == 1
+    assert "session 'broken one': stored state is not a celery-triggers session" in rows["broken one"]["corrupt"]
+    table = CliRunner().invoke(triggers, ["sessions"], obj=CLIContext(app=app, no_color=True, workdir=None))
+    assert table.exit_code == 0 and "corrupt: session 'broken one'" in table.output
+    actions = app.triggers.recover()
+    assert [(a.session, a.status, a.action) for a in actions if a.session == "broken one"] == [
+        ("broken one", "corrupt", "skipped")
+    ]
 
 
 def test_redis_session_ttl_expires_every_key_of_a_session(redis_server: RedisServer) -> None:

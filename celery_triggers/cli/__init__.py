@@ -234,6 +234,43 @@ def recover(
 
 
 @triggers.command()
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    required=True,
+    help="Seconds since a session's last change (e.g. 604800 for a week).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_context
+@_refusals
+def purge(ctx: click.Context, older_than: float, as_json: bool) -> None:
+    """Delete the sessions with nothing scheduled or running that have not
+    changed for --older-than seconds (retention for storages that do not
+    expire: run it from cron or celery beat)."""
+    purged = _extension(ctx).purge(older_than)
+    if as_json:
+        _echo_json(purged)
+        return
+    for uid in purged:
+        click.echo(uid)
+    click.echo(f"purged {len(purged)} session(s)")
+
+
+@triggers.command()
+@click.argument("sessions", nargs=-1, required=True)
+@click.pass_context
+@_refusals
+def delete(ctx: click.Context, sessions: tuple[str, ...]) -> None:
+    """Delete the named sessions and everything in them."""
+    ext = _extension(ctx)
+    for uid in sessions:
+        _existing_session(ctx, uid)
+    for uid in sessions:
+        ext.storage.delete_session(uid)
+        click.echo(f"deleted {uid}")
+
+
+@triggers.command()
 @click.argument("session", required=False)
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 @click.pass_context

@@ -76,10 +76,15 @@ def print_session(view: dict[str, Any], storage: str) -> None:
 
 
 def print_sessions(rows: list[dict[str, Any]], storage: str) -> None:
+    from rich.markup import escape
+
     out = console()
     table = _table(f"{len(rows)} session(s) in {storage}", ["session", "instances", "by status", "last activity"])
     now = time.time()
     for row in rows:
+        if row.get("corrupt"):
+            table.add_row(row["session"], "-", f"[red]corrupt[/red]: {escape(row['corrupt'])}", "-")
+            continue
         counts = ", ".join(f"{_status(s)} {n}" for s, n in row["counts"].items())
         last = row["last_activity"]
         table.add_row(row["session"], str(row["instances"]), counts, age(now - last) + " ago" if last else "-")

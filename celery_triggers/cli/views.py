@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..errors import CorruptSession
 from ..manager import TriggerManager
 from ..state import RESOLVED, Instance, Status
 
@@ -87,9 +88,22 @@ def session_view(manager: TriggerManager, now: float | None = None) -> dict[str,
 
 
 def sessions_view(managers: list[TriggerManager]) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for manager in managers:
-        instances = manager.instances.values()
+        try:
+            instances = manager.instances.values()
+        except CorruptSession as exc:  # reported as such; the other sessions are listed
+            rows.append(
+                {
+                    "session": manager.uid,
+                    "counts": {},
+                    "instances": None,
+                    "unresolved": None,
+                    "last_activity": None,
+                    "corrupt": str(exc),
+                }
+            )
+            continue
         counts: dict[str, int] = {}
         last = 0.0
         for instance in instances:
@@ -103,6 +117,7 @@ def sessions_view(managers: list[TriggerManager]) -> list[dict[str, Any]]:
                 "instances": sum(counts.values()),
                 "unresolved": sum(n for s, n in counts.items() if Status(s) not in RESOLVED),
                 "last_activity": last or None,
+                "corrupt": None,
             }
         )
     return rows

@@ -328,6 +328,12 @@ class Triggers:
 
         return recover(self, sessions, older_than=older_than, dry_run=dry_run)
 
+    def purge(self, older_than: float) -> list[str]:
+        """Delete the sessions with nothing scheduled or running whose last
+        change is more than ``older_than`` seconds old (see
+        :meth:`StorageBackend.purge`); returns their UIDs."""
+        return self.storage.purge(older_than)
+
     def update_configuration(self, session_uid: str, configs: Mapping[str, Any]) -> None:
         self.session(session_uid).update_configuration(configs)
 

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._json import normalize_kwargs
-from ..errors import IllegalTransition, InvalidKwargs, StaleDispatch, UnknownInstance
+from ..errors import CorruptSession, IllegalTransition, InvalidKwargs, StaleDispatch, UnknownInstance
 from ..host import error_metadata
 from ..state import Changes, Instance, Snapshot, Status, TriggerRecord
 
@@ -154,7 +154,12 @@ def recover(
         if uid.startswith(INTERNAL_PREFIX):
             continue
         manager = ext.session(uid)
-        for instance in manager.instances.values():
+        try:
+            instances = manager.instances
+        except CorruptSession as exc:  # only that session: the others are recovered
+            actions.append(RecoveryAction(uid, "-", "corrupt", "skipped", str(exc), dry_run))
+            continue
+        for instance in instances.values():
             if instance.status not in (Status.SCHEDULED, Status.RUNNING):
                 continue
             age = time.time() - _since(instance)

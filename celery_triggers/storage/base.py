@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from .. import engine
 from .._json import MAX_UID_LENGTH, check_text, dumps, loads
 from ..engine import Needs
-from ..errors import CorruptSession, InvalidSession, UnknownInstance
+from ..errors import CorruptSession, InvalidSession, StorageError, UnknownInstance
 from ..state import Changes, Instance, Snapshot, TaskRecord, TriggerRecord
 from .records import decode_instance
 
@@ -42,6 +42,13 @@ def check_uid(uid: Any) -> str:
     if problem is not None:
         raise InvalidSession(problem)
     return str(uid)
+
+
+def purge_cutoff(older_than: Any, now: float | None) -> float:
+    """The time before which an idle session's last change makes it purgeable."""
+    if not isinstance(older_than, (int, float)) or isinstance(older_than, bool) or older_than < 0:
+        raise ValueError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
+    return (time.time() if now is None else now) - older_than
 
 
 class SessionTxn(abc.ABC):
@@ -165,6 +172,21 @@ class StorageBackend(abc.ABC):
 
     @abc.abstractmethod
     def delete_session(self, uid: str) -> None: ...
+
+    def purge(self, older_than: float, *, now: float | None = None) -> list[str]:
+        """Delete every session with no instance scheduled or running whose
+        last change is more than ``older_than`` seconds old; returns their
+        UIDs. Each check-and-delete is atomic: a session that changed
+        meanwhile is kept. The retention policy of backends without expiry
+        (SQLite, memory), and a sweep for those with one."""
+        cutoff = purge_cutoff(older_than, now)
+        return [uid for uid in self.sessions() if self.delete_if_idle(uid, cutoff)]
+
+    def delete_if_idle(self, uid: str, cutoff: float) -> bool:
+        """Delete session ``uid`` if nothing in it is scheduled or running
+        and its last change is older than ``cutoff`` (a time), atomically;
+        True if it did."""
+        raise StorageError(f"{type(self).__name__} does not support purge (it has no delete_if_idle)")
 
     def process_local_reason(self) -> str | None:
         """Why this storage cannot be shared by several processes (a Celery

@@ -44,7 +44,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .._json import dumps, loads
-from ..errors import ConfigurationError, StorageError
+from ..errors import ConfigurationError, CorruptSession, StorageError
 from ..state import Instance, split_instance_name
 from .base import Conflict, Prefetch, SessionStorage, SessionTxn, StorageBackend, check_uid
 from .kv import KVTxn, instance_names, parse_state, session_digest, session_instances
@@ -391,6 +391,22 @@ class DjangoCacheStorage(StorageBackend):
             if state is not None:
                 self.cache.delete_many(self._session_keys(uid, state))
         self._index_session(uid, remove=True)
+
+    def delete_if_idle(self, uid: str, cutoff: float) -> bool:
+        redis_backend = self._on_redis()
+        if redis_backend is not None:
+            return redis_backend.delete_if_idle(uid, cutoff)
+        with self._locked(uid):
+            try:
+                state = parse_state(uid, self.cache.get(self._key(uid, "state")))
+            except CorruptSession:
+                return False
+            if state is None or state.get("in_flight") or float(state.get("updated_at") or 0) >= cutoff:
+                return False
+            self.cache.delete(self._key(uid, "state"))
+            self.cache.delete_many(self._session_keys(uid, state))
+        self._index_session(uid, remove=True)
+        return True
 
     def ping(self) -> None:
         redis_backend = self._on_redis()

@@ -21,6 +21,7 @@ records, read the index, commit.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -40,6 +41,7 @@ __all__ = [
     "parse_state",
     "session_digest",
     "session_instances",
+    "uid_of",
 ]
 
 Fetch = Callable[[list[str]], dict[str, Any]]
@@ -78,6 +80,22 @@ def parse_state(uid: str, text: str | bytes | None) -> dict[str, Any] | None:
     if not isinstance(state, dict) or not all(isinstance(state.get(k), dict) for k in ("triggers", "tasks", "configs")):
         raise CorruptSession(f"session {uid!r}: stored state is not a celery-triggers session")
     return state
+
+
+_UID = re.compile(r'"uid":("(?:[^"\\]|\\.)*")')
+
+
+def uid_of(text: str | bytes) -> str | None:
+    """The session UID a stored state names, read even when the rest of
+    the state is corrupt (None if it cannot be read)."""
+    match = _UID.search(text.decode("utf-8", "replace") if isinstance(text, bytes) else text)
+    if match is None:
+        return None
+    try:
+        uid = loads(match.group(1))
+    except ValueError:
+        return None
+    return uid if isinstance(uid, str) else None
 
 
 def instance_names(state: dict[str, Any]) -> list[str]:

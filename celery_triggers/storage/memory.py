@@ -5,6 +5,7 @@ so a test on memory storage catches non-JSON data too."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ class _Session:
     #: instance -> the (task, trigger) keys it is indexed under.
     indexed: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     configs: str | None = None
+    updated_at: float = 0.0
+    #: Instances scheduled or running (what keeps a session from being purged).
+    in_flight: set[str] = field(default_factory=set)
 
 
 class _MemoryTxn(SessionTxn):
@@ -71,6 +75,10 @@ class _MemoryTxn(SessionTxn):
             s.tasks.update(tasks)
             s.instances.update(texts)
             for name, instance in instances.items():
+                if instance.status in (Status.SCHEDULED, Status.RUNNING):
+                    s.in_flight.add(name)
+                else:
+                    s.in_flight.discard(name)
                 for key in s.indexed.pop(name, ()):
                     s.waiting[key].discard(name)
                 if instance.status is Status.UNSTARTED and instance.awaiting:
@@ -79,6 +87,8 @@ class _MemoryTxn(SessionTxn):
                         s.waiting.setdefault(key, set()).add(name)
         if self.pending_configs is not None:
             s.configs = self.pending_configs
+        if self.pending or self.pending_configs is not None:
+            s.updated_at = time.time()
 
 
 class MemoryStorage(StorageBackend):
@@ -118,3 +128,11 @@ class MemoryStorage(StorageBackend):
     def delete_session(self, uid: str) -> None:
         with self._lock:
             self._sessions.pop(uid, None)
+
+    def delete_if_idle(self, uid: str, cutoff: float) -> bool:
+        with self._lock:
+            session = self._sessions.get(uid)
+            if session is None or session.in_flight or session.updated_at >= cutoff:
+                return False
+            del self._sessions[uid]
+            return True

@@ -50,7 +50,7 @@ from ..errors import ConfigurationError, CorruptSession, StorageError, StorageUn
 from ..state import Instance, Snapshot, Status
 from . import mask_url
 from .base import Conflict, SessionTxn, StorageBackend, check_uid
-from .kv import KVTxn, parse_state, session_digest, session_instances
+from .kv import KVTxn, parse_state, session_digest, session_instances, uid_of
 from .records import decode_instance, encode_metadata_fragment, to_ms
 
 try:
@@ -147,6 +147,18 @@ return {1, tostring(v), state, new, d.s}
 """
 
 
+#: Delete a session if nothing is in flight and its last change is older
+#: than ARGV[1] (a time). KEYS: as _COMMIT. Returns 1 if deleted.
+_PURGE = """
+local state = redis.call('GET', KEYS[1])
+if not state then return 0 end
+local ok, d = pcall(cjson.decode, state)
+if not ok or type(d) ~= 'table' then return 0 end
+if (tonumber(d.in_flight) or 0) > 0 or (tonumber(d.updated_at) or 0) >= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+return 1
+"""
+
 #: A consistent read of a whole session: {state, flat instance hash}.
 _DUMP = "return {redis.call('GET', KEYS[1]) or false, redis.call('HGETALL', KEYS[2])}"
 
@@ -211,6 +223,7 @@ class RedisStorage(StorageBackend):
         self._start = self.client.register_script(_START)
         self._read = self.client.register_script(_READ)
         self._dump = self.client.register_script(_DUMP)
+        self._purge = self.client.register_script(_PURGE)
 
     # -- keys ---------------------------------------------------------------
     def _keys(self, uid: str) -> tuple[str, str, str, str]:
@@ -351,24 +364,28 @@ class RedisStorage(StorageBackend):
         return session_instances(uid, {_text(k): v for k, v in zip(flat[::2], flat[1::2], strict=True)})
 
     def sessions(self) -> list[str]:
-        """UIDs of the stored sessions (one MGET per 500). A corrupt session
-        record is skipped with a warning: it never breaks the listing."""
+        """UIDs of the stored sessions (states read 500 at a time). A session
+        whose state is corrupt is listed when its UID can still be read
+        (reading it then raises :class:`CorruptSession`); else it is left
+        out with a warning."""
         uids = []
         try:
             keys = list(self.client.scan_iter(match=f"{self.prefix}:{{*}}:state", count=500))
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 texts = self.client.mget_nonatomic(chunk) if self.cluster else self.client.mget(chunk)
-                for key, text in zip(chunk, texts, strict=True):
-                    digest = _text(key).split("{", 1)[-1].split("}", 1)[0]
-                    try:
-                        state = parse_state(f"<digest {digest}>", text)
-                        uid = state["uid"] if state is not None else None
-                    except CorruptSession as exc:
-                        logger.warning("celery-triggers: skipping a corrupt session in the listing: %s", exc)
+                for text in texts:
+                    if text is None:
                         continue
+                    try:
+                        state = parse_state("?", text)
+                        uid = state["uid"] if state is not None else None
+                    except CorruptSession:
+                        uid = uid_of(text)
                     if isinstance(uid, str):
                         uids.append(uid)
+                    else:
+                        logger.warning("celery-triggers: a stored session state is unreadable, UID included")
         except redis.RedisError as exc:
             raise self._error(None, exc) from exc
         return sorted(uids)
@@ -377,6 +394,12 @@ class RedisStorage(StorageBackend):
         check_uid(uid)
         try:
             self.client.delete(*self._keys(uid))
+        except redis.RedisError as exc:
+            raise self._error(uid, exc) from exc
+
+    def delete_if_idle(self, uid: str, cutoff: float) -> bool:
+        try:
+            return bool(self._purge(keys=list(self._keys(uid)), args=[repr(float(cutoff))]))
         except redis.RedisError as exc:
             raise self._error(uid, exc) from exc
 

@@ -27,7 +27,7 @@ from .._json import dumps
 from ..engine import Needs
 from ..errors import ConfigurationError, StorageError, UnknownInstance
 from ..state import Instance, Status
-from .base import Prefetch, Raw, SessionTxn, StorageBackend
+from .base import Prefetch, Raw, SessionTxn, StorageBackend, purge_cutoff
 from .records import decode_instance, encode_instance
 
 __all__ = ["SQLiteStorage", "path_from_url"]
@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS ct_waiting (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ct_waiting_by_instance ON ct_waiting (session, name);
 """
+
+
+_TABLES = ("ct_sessions", "ct_triggers", "ct_tasks", "ct_instances", "ct_waiting")
 
 
 def path_from_url(url: str) -> str:
@@ -235,8 +238,38 @@ class SQLiteStorage(StorageBackend):
     def delete_session(self, uid: str) -> None:
         with self.transaction(uid) as txn:
             assert isinstance(txn, _SQLiteTxn)
-            for table in ("ct_sessions", "ct_triggers", "ct_tasks", "ct_instances", "ct_waiting"):
+            for table in _TABLES:
                 txn.conn.execute(f"DELETE FROM {table} WHERE session = ?", (uid,))  # noqa: S608 - table names and "?" marks only
+
+    def purge(self, older_than: float, *, now: float | None = None) -> list[str]:
+        """One transaction: find the idle sessions and delete them."""
+        cutoff = purge_cutoff(older_than, now)
+        with self.transaction("celery-triggers:purge") as txn:
+            assert isinstance(txn, _SQLiteTxn)
+            uids = [
+                row[0]
+                for row in txn.conn.execute(
+                    "SELECT session FROM ct_sessions WHERE updated_at < ? AND session NOT IN "
+                    "(SELECT session FROM ct_instances WHERE status IN ('scheduled', 'running')) ORDER BY session",
+                    (cutoff,),
+                )
+            ]
+            for table in _TABLES:
+                txn.conn.executemany(f"DELETE FROM {table} WHERE session = ?", [(u,) for u in uids])  # noqa: S608 - table names and "?" marks only
+        return uids
+
+    def delete_if_idle(self, uid: str, cutoff: float) -> bool:
+        with self.transaction(uid) as txn:
+            assert isinstance(txn, _SQLiteTxn)
+            row = txn.conn.execute("SELECT updated_at FROM ct_sessions WHERE session = ?", (uid,)).fetchone()
+            busy = txn.conn.execute(
+                "SELECT 1 FROM ct_instances WHERE session = ? AND status IN ('scheduled', 'running') LIMIT 1", (uid,)
+            ).fetchone()
+            if row is None or busy or row[0] >= cutoff:
+                return False
+            for table in _TABLES:
+                txn.conn.execute(f"DELETE FROM {table} WHERE session = ?", (uid,))  # noqa: S608 - table names and "?" marks only
+        return True
 
     def _read(self, sql: str, params: tuple[str, ...]) -> list[tuple[str, str]]:
         try:
