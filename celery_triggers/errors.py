@@ -16,6 +16,7 @@ __all__ = [
     "InvalidKwargs",
     "InvalidName",
     "InvalidSession",
+    "InvalidStorageURL",
     "KwargsValidationError",
     "MaxRetriesExceeded",
     "NotInTriggerTask",
@@ -92,6 +93,11 @@ class IllegalTransition(TriggersError, ValueError):
 
 class StorageError(TriggersError, RuntimeError):
     """The storage backend could not be reached or refused the operation."""
+
+
+class InvalidStorageURL(ConfigurationError, StorageError):
+    """A storage URL is malformed or names something unusable (its scheme,
+    path, database, port or an option); the message masks any password."""
 
 
 class StorageUnavailable(StorageError):

@@ -41,16 +41,21 @@ class RedisServer:
     it again, so a test can take Redis away and bring it back intact.
     """
 
-    def __init__(self, directory: Path, *extra: str):
+    def __init__(self, directory: Path, *extra: str, password: str | None = None):
         self.binary = require("redis-server")
         self.directory = directory
         self.port = free_port()
-        self.extra = list(extra)
+        self.password = password
+        self.extra = [*extra, *(["--requirepass", password] if password else [])]
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def _auth(self) -> bytes:
+        return f"AUTH {self.password}\r\n".encode() if self.password else b""
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -79,8 +84,14 @@ class RedisServer:
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
+                    conn.sendall(self._auth() + b"PING\r\n")
+                    reply = b""
+                    while reply.count(b"\r\n") < (2 if self.password else 1):  # +OK (AUTH), then +PONG
+                        chunk = conn.recv(64)
+                        if not chunk:
+                            break
+                        reply += chunk
+                    if b"+PONG" in reply:
                         return
             except OSError:
                 pass
@@ -93,7 +104,7 @@ class RedisServer:
             return
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=2) as conn:
-                conn.sendall(b"SHUTDOWN SAVE\r\n")
+                conn.sendall(self._auth() + b"SHUTDOWN SAVE\r\n")
         except OSError:
             self.proc.terminate()
         try:

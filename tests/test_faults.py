@@ -5,6 +5,8 @@ worker's processes (by PID, only those the test started)."""
 from __future__ import annotations
 
 import collections
+import itertools
+import json
 import os
 import signal
 import subprocess
@@ -14,11 +16,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery
 
-from celery_triggers import CorruptSession, Status
+from celery_triggers import CorruptSession, Status, StorageError
 
 from .conftest import ROOT, Worker, make_app, wait_for
 from .servers import RabbitMQServer, RedisServer
@@ -27,7 +30,7 @@ pytestmark = pytest.mark.worker
 
 CELERY = [sys.executable, "-m", "celery"]
 CASCADE = ["t_a#0", "t_b#0", "t_c#0", "t_d#0"]
-_db = iter(range(2, 16))
+_db = itertools.cycle(range(2, 16))
 
 
 @pytest.fixture
@@ -41,7 +44,15 @@ def storage_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def broker_url(redis_server: RedisServer) -> str:
-    return f"redis://127.0.0.1:{redis_server.port}/{next(_db)}"
+    """A database of the shared Redis of its own (emptied first: the numbers
+    are reused once every one has been used)."""
+    import redis
+
+    db = next(_db)
+    client = redis.Redis(port=redis_server.port, db=db)
+    client.flushdb()
+    client.close()
+    return f"redis://127.0.0.1:{redis_server.port}/{db}"
 
 
 @pytest.fixture(scope="session")
@@ -231,6 +242,48 @@ def test_the_worker_sweep_recovers_a_dead_run_by_itself(
         wait_for(lambda: session.instances["t_hang#0"].status is Status.FAILED, 30, "the sweep")
         assert session.instances["t_hang#0"].metadata["exc_type"] == "WorkerLost"
         assert f"celery-triggers: recovered {session.uid} t_hang#0 (running): failed" in worker.log.read_text()
+
+
+def test_a_storage_password_is_never_shown(tmp_path: Path, broker_url: str) -> None:
+    """#13: the worker's log, reprs, CLI output, errors and message headers
+    show the storage URL with its password masked."""
+    from celery.bin.base import CLIContext
+    from celery.signals import before_task_publish
+    from click.testing import CliRunner
+
+    from celery_triggers.cli import triggers
+
+    server = RedisServer(tmp_path / "secret-storage", password="s3cret-pw")
+    (tmp_path / "secret-storage").mkdir()
+    server.start()
+    published: list[dict[str, Any]] = []
+
+    def capture(headers: dict[str, Any] | None = None, **_: Any) -> None:
+        published.append(dict(headers or {}))
+
+    before_task_publish.connect(capture, weak=False)
+    try:
+        with fault_run(tmp_path, broker_url, server.url, acks_late=False) as (app, worker):
+            uid = f"pw-{uuid.uuid4().hex[:6]}"
+            app.triggers.fire(uid, "go")
+            wait_for(lambda: complete(app, [uid]), 30, "the cascade")
+            listing = CliRunner().invoke(triggers, ["sessions"], obj=CLIContext(app=app, no_color=True, workdir=None))
+            shown = {
+                "worker log": worker.log.read_text(),
+                "repr": repr(app.triggers) + repr(app.triggers.storage) + repr(app.triggers.session(uid).storage),
+                "CLI": listing.output,
+                "headers": json.dumps(published, default=str),
+            }
+            server.stop()
+            with pytest.raises(StorageError) as outage:
+                app.triggers.fire(uid, "go")
+            shown["error"] = str(outage.value)
+    finally:
+        before_task_publish.disconnect(capture)
+        server.stop()
+    assert sum(1 for h in published if h.get("triggers_session") == uid) >= 1, "trigger messages were captured"
+    assert {where: "s3cret-pw" in text for where, text in shown.items()} == dict.fromkeys(shown, False)
+    assert f"redis://:***@127.0.0.1:{server.port}/0" in shown["worker log"] + shown["CLI"] + shown["error"]
 
 
 def test_a_corrupt_session_record_does_not_stop_a_worker_or_other_sessions(

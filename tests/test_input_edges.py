@@ -81,3 +81,18 @@ def test_bad_storage_urls_name_the_part_at_fault(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="does not exist"):
         resolve_storage(f"sqlite:///{missing / 'x.db'}")
     assert not missing.parent.exists(), "nothing was created"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@h:1/0", "redis://:***@h:1/0"),
+        ("redis://user:pw@h:1/0?prefix=p", "redis://user:***@h:1/0?prefix=p"),
+        ("rediss+cluster://h:1?password=pw&prefix=p", "rediss+cluster://h:1?password=***&prefix=p"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_mask_url_hides_passwords_in_user_part_and_options(url: str, shown: str) -> None:
+    from celery_triggers.storage import mask_url
+
+    assert mask_url(url) == shown

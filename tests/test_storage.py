@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -132,10 +133,29 @@ def test_corrupt_sqlite_data_names_the_session(tmp_path) -> None:  # type: ignor
         backend.atomic("bad-session", lambda txn: txn.load(Needs(frozenset({"x"}), frozenset({"t_a"}))))
 
 
-@pytest.mark.parametrize("url", ["nope", "ftp://x", "sqlite://", "sqlite:///"])
-def test_bad_storage_urls_are_clear_errors(url: str) -> None:
-    with pytest.raises(StorageError, match=r"storage|SQLite"):
+@pytest.mark.parametrize(
+    ("url", "part"),
+    [
+        ("nope", "must look like 'scheme://...'"),
+        ("ftp://x", "unknown storage scheme 'ftp'"),
+        ("sqlite://", "SQLite storage URL must look like"),
+        ("sqlite:///", "SQLite storage URL must look like"),
+        ("sqlite:////missing/dir/x.db", "directory '/missing/dir' does not exist"),
+        ("redis://:s3cret@127.0.0.1:6379/notanint", "database 'notanint' is not a number"),
+        ("redis://u:s3cret@127.0.0.1:port/0", "Port could not be cast"),
+        ("redis+cluster://127.0.0.1:7000/2", "database 0 only"),
+        ("django-cache://default?lock=maybe", "option lock must be 'auto' or 'add'"),
+        ("django-cache://default?lock_timeout=soon", "could not convert string to float"),
+        ("ftp://u:s3cret@host/x", "unknown storage scheme 'ftp'"),
+    ],
+)
+def test_bad_storage_urls_name_the_part_at_fault(url: str, part: str) -> None:
+    from celery_triggers.errors import ConfigurationError, InvalidStorageURL
+
+    with pytest.raises(InvalidStorageURL, match=re.escape(part)) as caught:
         resolve_storage(url)
+    assert isinstance(caught.value, ConfigurationError) and isinstance(caught.value, StorageError)
+    assert "s3cret" not in str(caught.value)
 
 
 def test_resuming_from_a_stale_commit_rereads_and_loses_nothing(backend: StorageBackend) -> None:

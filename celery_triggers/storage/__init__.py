@@ -17,9 +17,9 @@ from __future__ import annotations
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import StorageError
+from ..errors import InvalidStorageURL
 from .base import SessionStorage, SessionTxn, StorageBackend, check_uid
 
 __all__ = ["SessionStorage", "SessionTxn", "StorageBackend", "check_uid", "mask_url", "resolve_storage"]
@@ -41,17 +41,27 @@ def _load(target: str) -> type[StorageBackend]:
     return cls
 
 
+#: Query options that hold a secret (redis-py accepts ``?password=``).
+_SECRET_OPTIONS = frozenset({"password", "passwd", "pass", "secret", "token"})
+
+
 def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for logs and output)."""
+    """``url`` with its password (in the user part or a ``password=``
+    option) replaced by ``***``, for logs, reprs, errors and output."""
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
+        secret_option = any(k.lower() in _SECRET_OPTIONS for k, _ in parse_qsl(parts.query, True))
+        if parts.password is None and not secret_option:
+            return url  # unchanged (urlunsplit would rewrite sqlite:////abs paths)
+        if parts.password is not None:
+            host = parts.netloc.rpartition("@")[2]
+            parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+        if parts.query:
+            query = [(k, "***" if k.lower() in _SECRET_OPTIONS else v) for k, v in parse_qsl(parts.query, True)]
+            parts = parts._replace(query=urlencode(query, safe="*"))
     except ValueError:
         return "<unparsable storage URL>"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return urlunsplit(parts)
 
 
 def resolve_storage(url: str, **options: Any) -> StorageBackend:
@@ -60,7 +70,8 @@ def resolve_storage(url: str, **options: Any) -> StorageBackend:
     ``options`` (e.g. ``session_ttl``) are passed to backends that use them.
     """
     if not isinstance(url, str) or "://" not in url:
-        raise StorageError(f"storage URL must look like 'scheme://...', got {url!r}")
+        shown = mask_url(url) if isinstance(url, str) else repr(url)
+        raise InvalidStorageURL(f"storage URL must look like 'scheme://...', got {shown!r}")
     scheme = url.split("://", 1)[0]
     target = _BUILTIN.get(scheme)
     if target is None:
@@ -69,5 +80,5 @@ def resolve_storage(url: str, **options: Any) -> StorageBackend:
                 cls: type[StorageBackend] = ep.load()
                 return cls(url, **options)
         known = ", ".join(sorted(_BUILTIN))
-        raise StorageError(f"unknown storage scheme {scheme!r} in {url!r} (known: {known})")
+        raise InvalidStorageURL(f"unknown storage scheme {scheme!r} in {mask_url(url)!r} (known: {known})")
     return _load(target)(url, **options)

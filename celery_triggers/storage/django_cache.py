@@ -44,7 +44,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .._json import dumps, loads
-from ..errors import ConfigurationError, CorruptSession, StorageError
+from ..errors import ConfigurationError, CorruptSession, InvalidStorageURL, StorageError
 from ..state import Instance, split_instance_name
 from .base import Conflict, Prefetch, SessionStorage, SessionTxn, StorageBackend, check_uid
 from .kv import KVTxn, instance_names, parse_state, session_digest, session_instances
@@ -125,11 +125,13 @@ class DjangoCacheStorage(StorageBackend):
                 timeout = float(session_ttl)
             self.lock_timeout = float(query.get("lock_timeout", lock_timeout))
         except ValueError as exc:
-            raise ConfigurationError(f"django-cache storage {url!r}: {exc}") from None
+            raise InvalidStorageURL(f"django-cache storage {url!r}: {exc}") from None
         self.timeout = timeout
         self.lock_kind = query.get("lock", "auto")
         if self.lock_kind not in ("auto", "add"):
-            raise ConfigurationError(f"django-cache storage: lock must be 'auto' or 'add', got {self.lock_kind!r}")
+            raise InvalidStorageURL(
+                f"django-cache storage {url!r}: option lock must be 'auto' or 'add', got {self.lock_kind!r}"
+            )
         self._redis: StorageBackend | None = None
         self._checked = False
 

@@ -46,7 +46,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .. import engine
 from .._json import dumps
-from ..errors import ConfigurationError, CorruptSession, StorageError, StorageUnavailable, UnknownInstance
+from ..errors import (
+    CorruptSession,
+    InvalidStorageURL,
+    StorageError,
+    StorageUnavailable,
+    UnknownInstance,
+)
 from ..state import Instance, Snapshot, Status
 from . import mask_url
 from .base import Conflict, SessionTxn, StorageBackend, check_uid
@@ -184,15 +190,15 @@ class RedisStorage(StorageBackend):
         self.cluster = parts.scheme.endswith("+cluster")
         db = parts.path.strip("/")
         if db and not db.isdigit():
-            raise ConfigurationError(
+            raise InvalidStorageURL(
                 f"Redis storage {mask_url(url)!r}: database {db!r} is not a number (redis://host:port/0)"
             )
         if self.cluster and db not in ("", "0"):
-            raise ConfigurationError(f"Redis storage {mask_url(url)!r}: a Redis Cluster has database 0 only")
+            raise InvalidStorageURL(f"Redis storage {mask_url(url)!r}: a Redis Cluster has database 0 only")
         try:
             parts.port  # noqa: B018 - raises on a malformed port
         except ValueError as exc:
-            raise ConfigurationError(f"Redis storage {mask_url(url)!r}: {exc}") from None
+            raise InvalidStorageURL(f"Redis storage {mask_url(url)!r}: {exc}") from None
         query = dict(parse_qsl(parts.query))
         prefix = query.pop("prefix", "ct")
         scheme = parts.scheme.removesuffix("+cluster")

@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 from .._json import dumps
 from ..engine import Needs
-from ..errors import ConfigurationError, StorageError, UnknownInstance
+from ..errors import InvalidStorageURL, StorageError, UnknownInstance
 from ..state import Instance, Status
 from .base import Prefetch, Raw, SessionTxn, StorageBackend, purge_cutoff
 from .records import decode_instance, encode_instance
@@ -61,7 +61,7 @@ def path_from_url(url: str) -> str:
     """``sqlite:///rel/path.db`` -> ``rel/path.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
-        raise StorageError(
+        raise InvalidStorageURL(
             f"SQLite storage URL must look like 'sqlite:///relative.db' or 'sqlite:////abs/path.db', got {url!r} "
             "(for in-process storage use 'memory://')"
         )
@@ -155,7 +155,7 @@ class SQLiteStorage(StorageBackend):
         self.path = path_from_url(url)
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
-            raise ConfigurationError(
+            raise InvalidStorageURL(
                 f"SQLite storage {url!r}: directory {directory!r} does not exist (create it, or fix the path)"
             )
         self.timeout = timeout
