@@ -47,7 +47,7 @@ class SessionInspection:
 
     def get_configuration(self) -> Configuration:
         """App-wide configs overlaid with this session's own."""
-        return self.storage.atomic(self._configs)
+        return self.storage.read(self._configs)
 
     # -- inspection ---------------------------------------------------------
     @property
@@ -86,7 +86,7 @@ class SessionInspection:
             triggers = frozenset().union(*(c.watched for c in configs.values())) if configs else frozenset()
             return configs, txn.load(engine.Needs(triggers=triggers, tasks=frozenset(configs)))
 
-        return self.storage.atomic(read)
+        return self.storage.read(read)
 
     def get_unresolved_tasks(self) -> list[TaskConfig]:
         """Configured tasks that still need attention: an unresolved instance,
@@ -105,12 +105,12 @@ class SessionInspection:
 
     def all_latest_kwargs(self) -> dict[str, dict[str, Any]]:
         """Every trigger fired in the session -> the kwargs it last fired with."""
-        snapshot = self.storage.atomic(lambda txn: txn.load(engine.Needs(all_triggers=True)))
+        snapshot = self.storage.read(lambda txn: txn.load(engine.Needs(all_triggers=True)))
         return {name: record.kwargs for name, record in sorted(snapshot.triggers.items())}
 
     def latest_kwargs(self, trigger_name: str) -> dict[str, Any] | None:
         """The kwargs ``trigger_name`` last fired with, or None if it never fired."""
-        snapshot = self.storage.atomic(lambda txn: txn.load(engine.Needs(triggers=frozenset({trigger_name}))))
+        snapshot = self.storage.read(lambda txn: txn.load(engine.Needs(triggers=frozenset({trigger_name}))))
         record = snapshot.triggers.get(trigger_name)
         return record.kwargs if record is not None else None
 

@@ -234,3 +234,13 @@ def test_purge_deletes_idle_sessions_and_keeps_busy_and_recent_ones(backend: Sto
     assert backend.instances("idle") == {} and backend.instances("busy")["t_a#0"].status is Status.RUNNING
     with pytest.raises(ValueError, match="older_than must be a number of seconds >= 0, got -1"):
         backend.purge(older_than=-1)
+
+
+def test_a_read_only_transaction_reads_and_refuses_writes(backend: StorageBackend) -> None:
+    instance = Instance("t_a", 0, Status.UNSTARTED, awaiting=["x"])
+    backend.atomic("ro", lambda txn: txn.write(changes(instance, triggers=("go",))))
+    snapshot = backend.read("ro", lambda txn: txn.load(Needs(frozenset({"go"}), instances=frozenset({"t_a#0"}))))
+    assert snapshot.instances == {"t_a#0": instance} and snapshot.triggers["go"].count == 1
+    with pytest.raises(RuntimeError, match="session 'ro': a read-only transaction cannot write"):
+        backend.read("ro", lambda txn: txn.write(changes(Instance("t_a", 1, Status.UNSTARTED, awaiting=["x"]))))
+    assert set(backend.instances("ro")) == {"t_a#0"}

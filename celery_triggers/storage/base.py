@@ -60,6 +60,8 @@ class SessionTxn(abc.ABC):
         #: Set by a backend after a successful commit: what it needs to run the
         #: next transaction of this session without reading first (opaque).
         self.after_commit: Any = None
+        #: A read-only transaction (:meth:`StorageBackend.read`) refuses writes.
+        self.read_only = False
 
     # -- primitives ---------------------------------------------------------
     @abc.abstractmethod
@@ -118,9 +120,14 @@ class SessionTxn(abc.ABC):
                 raise
             raise CorruptSession(f"session {self.uid!r}: a stored record is malformed ({exc!r})") from None
 
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise RuntimeError(f"session {self.uid!r}: a read-only transaction cannot write")
+
     def write(self, changes: Changes) -> None:
         if changes.empty:
             return
+        self._check_writable()
         self.write_raw(
             {k: v.to_dict() for k, v in changes.triggers.items()},
             {k: v.to_dict() for k, v in changes.tasks.items()},
@@ -137,6 +144,7 @@ class SessionTxn(abc.ABC):
         return data
 
     def write_configs(self, configs: dict[str, Any]) -> None:
+        self._check_writable()
         self.write_configs_raw(dumps(configs))
 
 
@@ -200,6 +208,20 @@ class StorageBackend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release connections (called at worker shutdown)."""
+
+    def read_transaction(self, uid: str, prefetch: Prefetch = ()) -> AbstractContextManager[SessionTxn]:
+        """A consistent read that takes no write lock where the backend can
+        avoid one (SQLite: a deferred transaction; Django cache API: no
+        lock). By default, :meth:`transaction` (which writes nothing when
+        nothing changed)."""
+        return self.transaction(uid, prefetch)
+
+    def read(self, uid: str, operation: Callable[[SessionTxn], R], prefetch: Prefetch = ()) -> R:
+        """Run a read-only ``operation`` (it may load, never write)."""
+        check_uid(uid)
+        with self.read_transaction(uid, prefetch) as txn:
+            txn.read_only = True
+            return operation(txn)
 
     def atomic(self, uid: str, operation: Callable[[SessionTxn], R], prefetch: Prefetch = ()) -> R:
         """Run ``operation`` in a transaction, re-running it on conflict."""
@@ -274,6 +296,10 @@ class SessionStorage:
             self.uid, operation, prefetch, self._after_commit if resume else None
         )
         return result
+
+    def read(self, operation: Callable[[SessionTxn], R], prefetch: Prefetch = ()) -> R:
+        """Run a read-only ``operation`` (see :meth:`StorageBackend.read`)."""
+        return self.backend.read(self.uid, operation, prefetch)
 
     def start(
         self, name: str, token: str, now: float, *, track: bool, metadata: Mapping[str, Any]

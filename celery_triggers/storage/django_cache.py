@@ -39,7 +39,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -241,14 +241,21 @@ class DjangoCacheStorage(StorageBackend):
         return self._session_keys(uid, txn.state)
 
     # -- transactions -------------------------------------------------------
+    def read_transaction(self, uid: str, prefetch: Prefetch = ()) -> AbstractContextManager[SessionTxn]:
+        """Reads take no lock (on the cache-API path, a read that races a
+        commit may see part of it: for inspection only)."""
+        return self.transaction(uid, prefetch, lock=False)
+
     @contextmanager
-    def transaction(self, uid: str, prefetch: Prefetch = (), cached: object = None) -> Iterator[SessionTxn]:
+    def transaction(
+        self, uid: str, prefetch: Prefetch = (), cached: object = None, *, lock: bool = True
+    ) -> Iterator[SessionTxn]:
         redis_backend = self._on_redis()
         if redis_backend is not None:
             with redis_backend.transaction(uid, prefetch, cached) as txn:
                 yield txn
             return
-        with self._locked(uid) as lease:
+        with self._locked(uid) if lock else nullcontext(None) as lease:
             cache = self.cache
             state_key = self._key(uid, "state")
             wanted = {self._instance_key(uid, n): n for n in prefetch if isinstance(n, str)}
@@ -293,6 +300,8 @@ class DjangoCacheStorage(StorageBackend):
             values.update(self._index_changes(uid, txn, buckets, indexed))
             touch = self._refresh(uid, txn, was_in_flight)
             state_timeout, other_timeout = self._timeouts(txn.state)
+            if lease is None:
+                raise RuntimeError(f"session {uid!r}: a read-only transaction cannot write")
             lease.check(uid)
             # The state last: it is what makes the other writes part of the session.
             failed = list(cache.set_many(values, timeout=other_timeout) or [])

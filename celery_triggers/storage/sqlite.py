@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import unquote
 
@@ -201,11 +201,17 @@ class SQLiteStorage(StorageBackend):
                     raise
                 time.sleep(random.uniform(0.005, 0.05))  # noqa: S311 - jitter, not crypto
 
+    def read_transaction(self, uid: str, prefetch: Prefetch = ()) -> AbstractContextManager[SessionTxn]:
+        """A deferred transaction: one consistent snapshot (WAL), no write lock."""
+        return self.transaction(uid, prefetch, begin="BEGIN")
+
     @contextmanager
-    def transaction(self, uid: str, prefetch: Prefetch = (), cached: object = None) -> Iterator[SessionTxn]:
+    def transaction(
+        self, uid: str, prefetch: Prefetch = (), cached: object = None, *, begin: str = "BEGIN IMMEDIATE"
+    ) -> Iterator[SessionTxn]:
         conn = self._connect()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(begin)
         except sqlite3.Error as exc:
             raise StorageError(f"session {uid!r}: cannot lock SQLite storage {self.path!r}: {exc}") from exc
         try:
