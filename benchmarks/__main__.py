@@ -258,7 +258,7 @@ class Bench:
         thread.join(10)
         return [e for e in events if e[1] != "PING"]
 
-    def throughput(self) -> list[tuple[str, float, float]]:
+    def throughput(self) -> list[tuple[str, float, float, float]]:
         n = 50 if self.quick else 500
         configure_django(f"redis://127.0.0.1:{self.store.port}/1")
         urls = {
@@ -266,6 +266,7 @@ class Bench:
             "sqlite": f"sqlite:///{self.tmp / 'throughput.sqlite3'}",
             "redis": f"redis://127.0.0.1:{self.store.port}/0?prefix=tp",
             "django-cache (redis)": "django-cache://redis?prefix=tp&timeout=none",
+            "django-cache (redis, cache API + lock)": "django-cache://redis?prefix=tpa&timeout=none&lock=add",
         }
         rows = []
         for name, url in urls.items():
@@ -283,13 +284,15 @@ class Bench:
                 session.fire("nobody-listens")
             idle = n / (time.perf_counter() - began)
             uids = [f"pair-{uuid.uuid4().hex[:8]}" for _ in range(n)]
+            began = time.perf_counter()
             for uid in uids:
-                app.triggers.fire(uid, "left")
+                app.triggers.fire(uid, "left")  # a new session: creates an unstarted t_pair instance
+            creating = n / (time.perf_counter() - began)
             began = time.perf_counter()
             for uid in uids:
                 app.triggers.fire(uid, "right")  # completes t_pair: commit + dispatch
             completing = n / (time.perf_counter() - began)
-            rows.append((name, idle, completing))
+            rows.append((name, idle, creating, completing))
         self.signal.connection_pool.reset()
         import redis
 
@@ -297,45 +300,69 @@ class Bench:
         return rows
 
     def footprint(self) -> dict[str, float]:
+        """Bytes per instance (Redis ``MEMORY USAGE`` of a session's keys,
+        SQLite file growth) of 100 ``andEvery`` instances, scheduled and
+        then finished."""
+        import redis
+
         n = 100
-        app = make_app(f"redis://127.0.0.1:{self.store.port}/0?prefix=fp", runner="null")
-        app.triggers.configure({"t_many": {"after": [], "andEvery": "item", "run": "bench.sink"}})
-        session = app.triggers.session("footprint")
-        for i in range(n):
-            session.fire("item", {"i": i})
-            if i == 0:
-                one = sum(self.store_client.memory_usage(k) or 0 for k in self.store_client.scan_iter("fp:*"))
-        redis_bytes = sum(self.store_client.memory_usage(k) or 0 for k in self.store_client.scan_iter("fp:*"))
+        config = {"t_many": {"after": [], "andEvery": "item", "run": "bench.sink"}}
+        out: dict[str, float] = {}
+        redis_urls = {
+            "redis": (f"redis://127.0.0.1:{self.store.port}/0?prefix=fp", "fp:*"),
+            "django-cache (redis)": ("django-cache://redis?prefix=fpd&timeout=none", "*fpd:*"),
+            "django-cache (redis, cache API + lock)": (
+                "django-cache://redis?prefix=fpa&timeout=none&lock=add",
+                "*fpa:*",
+            ),
+        }
+        for name, (url, pattern) in redis_urls.items():
+            client = redis.Redis(port=self.store.port, db=0 if name == "redis" else 1)
+
+            def size(pattern: str = pattern, client: Any = client) -> int:
+                return sum(client.memory_usage(k) or 0 for k in client.scan_iter(pattern))
+
+            app = make_app(url, runner="null")
+            app.triggers.configure(config)
+            session = app.triggers.session("footprint")
+            session.fire("item", {"i": 0})
+            one = size()
+            for i in range(1, n):
+                session.fire("item", {"i": i})
+            out[f"{name}: per scheduled instance"] = (size() - one) / (n - 1)
+            for i in range(n):
+                session.update_instance_status(f"t_many#{i}", "finished")
+            out[f"{name}: per finished instance"] = (size() - one) / (n - 1)
+            client.close()
 
         import sqlite3
 
         path = self.tmp / "footprint.sqlite3"
         sq = make_app(f"sqlite:///{path}", runner="null")
-        sq.triggers.configure({"t_many": {"after": [], "andEvery": "item", "run": "bench.sink"}})
+        sq.triggers.configure(config)
         sq.triggers.session("empty").fire("nobody-listens")
 
-        def size() -> int:
+        def file_size() -> int:
             with sqlite3.connect(path) as conn:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return path.stat().st_size
 
-        empty = size()
+        empty = file_size()
         for i in range(n):
             sq.triggers.session("footprint").fire("item", {"i": i})
-        grown = size() - empty
-        return {
-            "redis: session with 1 instance (bytes)": one,
-            f"redis: session with {n} instances (bytes)": redis_bytes,
-            "redis: per instance (bytes)": (redis_bytes - one) / (n - 1),
-            f"sqlite: file growth for {n} instances (bytes)": grown,
-            "sqlite: per instance (bytes)": grown / n,
-        }
+        out["sqlite: per scheduled instance (file growth)"] = (file_size() - empty) / n
+        return out
 
 
 def _ratio_row(name: str, plain: list[float], triggers: list[float], target: str) -> str:
     a, b = median_ms(plain), median_ms(triggers)
     spread = f"{min(triggers) * 1000:.1f}-{max(triggers) * 1000:.1f}"
     return f"| {name} | {a:.1f} | {b:.1f} ({spread}) | {b / a:.2f} | {target} |"
+
+
+#: The original Triggers framework on its Django cache storage over django-redis,
+#: as measured on this machine in issue #13 (it cannot be installed here).
+ORIGINAL = "original framework (django-redis; issue #13's figures, same machine)"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -374,10 +401,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nadded latency per trigger task: {(b - a) * 1000:.2f} ms (median, one task end to end)")
     per_hop = (statistics.median(cascade[1]) - statistics.median(cascade[0])) / bench.chain_length * 1000
     print(f"added latency per cascade hop: {per_hop:.2f} ms\n")
-    print("| fire() throughput | nothing listens (fires/s) | completes a 2-trigger task, dispatch included (fires/s) |")
-    print("|---|---|---|")
-    for name, idle, completing in throughput:
-        print(f"| {name} | {idle:.0f} | {completing:.0f} |")
+    print(
+        "| fire() throughput (fires/s) | nothing listens | creates an instance (new session) "
+        "| completes a 2-trigger task, dispatch included |"
+    )
+    print("|---|---|---|---|")
+    for name, idle, creating, completing in throughput:
+        print(f"| {name} | {idle:.0f} | {creating:.0f} | {completing:.0f} |")
+    print(f"| {ORIGINAL} | 2405 | 1684 | - |")
     print("\n| storage work per trigger task (Redis, counted with MONITOR) | value |")
     print("|---|---|")
     for name, value in trips.items():
@@ -386,6 +417,7 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|")
     for name, value in footprint.items():
         print(f"| {name} | {value:.0f} |")
+    print(f"| {ORIGINAL}: per instance | 164 |")
 
 
 if __name__ == "__main__":

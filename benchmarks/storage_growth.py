@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
             for name, url in storage_urls(Path(tmp), server.url if server else None, "growth").items():
                 for case in CASES:
                     medians = growth(url, case, sizes, samples)
-                    rows.append({"backend": f"{name} ({case})", "medians_ms": medians, "ratio": medians[-1] / medians[0]})
+                    rows.append(
+                        {"backend": f"{name} ({case})", "medians_ms": medians, "ratio": medians[-1] / medians[0]}
+                    )
         finally:
             if server:
                 server.stop()

@@ -42,10 +42,12 @@ def test_side_by_side_quick_prints_every_table() -> None:
     for label in (*labels, "one task end to end"):
         plain, triggers, ratio = row(out, label)[1:4]
         assert float(plain) > 0 and float(triggers.split()[0]) > 0 and float(ratio) > 0
-    for backend in ("memory", "sqlite", "redis", "django-cache (redis)"):
-        idle, completing = row(out, f"{backend} |")[1:3]
-        assert float(idle) > 0 and float(completing) > 0
+    for backend in ("memory", "sqlite", "redis", "django-cache (redis)", "django-cache (redis, cache API + lock)"):
+        idle, creating, completing = row(out, f"{backend} |")[1:4]
+        assert float(idle) > 0 and float(creating) > 0 and float(completing) > 0
     trips = row(out, "storage round trips per trigger task")
     assert float(trips[1]) >= 2, "a fire alone needs a read and a commit"
-    assert float(row(out, "redis: per instance (bytes)")[1]) > 0
-    assert float(row(out, "sqlite: per instance (bytes)")[1]) > 0
+    for backend in ("redis", "django-cache (redis)", "django-cache (redis, cache API + lock)"):
+        scheduled = float(row(out, f"{backend}: per scheduled instance |")[1])
+        assert 0 < scheduled <= float(row(out, f"{backend}: per finished instance |")[1])
+    assert float(row(out, "sqlite: per scheduled instance (file growth)")[1]) > 0

@@ -111,12 +111,50 @@ def test_odd_session_uids_are_stored_and_isolated(backend: StorageBackend, uid: 
     assert uid in backend.sessions()
 
 
-@pytest.mark.parametrize("uid", ["", None, 42])
-def test_an_empty_or_non_string_uid_is_refused(backend: StorageBackend, uid: object) -> None:
-    with pytest.raises(InvalidSession):
-        backend.atomic(uid, lambda txn: None)  # type: ignore[arg-type]
-    with pytest.raises(InvalidSession):
-        backend.bind(uid)  # type: ignore[arg-type]
+@pytest.mark.parametrize("uid", ["", None, 42, "   ", "bad\udc80", "x" * 1025])
+def test_a_bad_uid_is_refused_and_changes_nothing(backend: StorageBackend, uid: object) -> None:
+    before = backend.sessions()
+    for call in (
+        lambda: backend.atomic(uid, lambda txn: txn.write(changes(Instance("t_a", 0)))),  # type: ignore[arg-type]
+        lambda: backend.bind(uid),  # type: ignore[arg-type]
+        lambda: backend.instances(uid),  # type: ignore[arg-type]
+        lambda: backend.delete_session(uid),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(InvalidSession, match="session UID"):
+            call()
+    assert backend.sessions() == before
+
+
+def corrupt_instance(backend: StorageBackend, uid: str, name: str, text: str) -> None:
+    """Overwrite one stored instance record with ``text``, on any backend."""
+
+    if hasattr(backend, "_on_redis") and backend._on_redis() is not None:  # a Redis-backed Django cache
+        backend = backend._on_redis()
+    kind = type(backend).__name__
+    if kind == "MemoryStorage":
+        backend._sessions[uid].instances[name] = text  # type: ignore[attr-defined]
+    elif kind == "SQLiteStorage":
+        conn = sqlite3.connect(backend.path)  # type: ignore[attr-defined]
+        conn.execute("UPDATE ct_instances SET data = ? WHERE session = ? AND name = ?", (text, uid, name))
+        conn.commit()
+        conn.close()
+    elif kind == "RedisStorage":
+        backend.client.hset(backend._keys(uid)[1], name, text)  # type: ignore[attr-defined]
+    else:
+        backend.cache.set(backend._instance_key(uid, name), text, timeout=None)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"s":"no-such-status"}'])
+def test_a_corrupt_instance_record_names_its_session_and_spoils_no_other(backend: StorageBackend, text: str) -> None:
+    backend.atomic("spoilt", lambda txn: txn.write(changes(Instance("t_a", 0), Instance("t_a", 1))))
+    backend.atomic("sound", lambda txn: txn.write(changes(Instance("t_a", 0))))
+    corrupt_instance(backend, "spoilt", "t_a#1", text)
+    with pytest.raises(CorruptSession, match=r"session 'spoilt': stored instance 't_a#1' is malformed"):
+        backend.instances("spoilt")
+    with pytest.raises(CorruptSession, match=r"session 'spoilt': stored instance 't_a#1'"):
+        backend.instance("spoilt", "t_a#1")
+    assert backend.instance("spoilt", "t_a#0").status is Status.UNSTARTED, "the session's other records read"
+    assert set(backend.instances("sound")) == {"t_a#0"} and {"sound", "spoilt"} <= set(backend.sessions())
 
 
 def test_corrupt_sqlite_data_names_the_session(tmp_path) -> None:  # type: ignore[no-untyped-def]

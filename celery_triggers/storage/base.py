@@ -153,6 +153,9 @@ class StorageBackend(abc.ABC):
 
     #: How many times :meth:`atomic` re-runs an operation after a conflict.
     max_retries = 200
+    #: Seconds a session lives after its last change once nothing in it is
+    #: in flight (None: no expiry). Backends that expire apply :meth:`expiry`.
+    session_ttl: float | None = None
 
     def __init__(self, url: str = ""):
         self.url = url
@@ -180,6 +183,13 @@ class StorageBackend(abc.ABC):
 
     @abc.abstractmethod
     def delete_session(self, uid: str) -> None: ...
+
+    def expiry(self, in_flight: bool) -> float | None:
+        """The TTL a commit gives a session, the same rule on every backend
+        that expires: none while an instance is scheduled or running (a
+        session must not vanish under a running task); else
+        :attr:`session_ttl` seconds from this change."""
+        return None if in_flight or not self.session_ttl else self.session_ttl
 
     def purge(self, older_than: float, *, now: float | None = None) -> list[str]:
         """Delete every session with no instance scheduled or running whose
@@ -265,7 +275,8 @@ class StorageBackend(abc.ABC):
         return before, after, configs, after_commit
 
     def instance(self, uid: str, name: str) -> Instance:
-        found = self.instances(uid).get(name)
+        """One instance, read alone (a read-only transaction)."""
+        found = self.read(uid, lambda txn: txn.load(Needs(instances=frozenset({name}))).instances.get(name), (name,))
         if found is None:
             raise UnknownInstance(f"no instance {name!r} in session {uid!r}")
         return found

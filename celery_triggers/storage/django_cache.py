@@ -126,7 +126,7 @@ class DjangoCacheStorage(StorageBackend):
             self.lock_timeout = float(query.get("lock_timeout", lock_timeout))
         except ValueError as exc:
             raise InvalidStorageURL(f"django-cache storage {url!r}: {exc}") from None
-        self.timeout = timeout
+        self.timeout = self.session_ttl = timeout
         self.lock_kind = query.get("lock", "auto")
         if self.lock_kind not in ("auto", "add"):
             raise InvalidStorageURL(
@@ -215,9 +215,8 @@ class DjangoCacheStorage(StorageBackend):
         """(state, other keys) timeouts: none while an instance is in flight;
         else the other keys live twice as long as the state, refreshed by
         :meth:`_refresh` so that they never expire before it."""
-        if self.timeout is None or state.get("in_flight"):
-            return None, None
-        return self.timeout, self.timeout * 2
+        ttl = self.expiry(bool(state.get("in_flight")))
+        return (None, None) if ttl is None else (ttl, ttl * 2)
 
     def _session_keys(self, uid: str, state: dict[str, Any]) -> list[str]:
         keys = [self._instance_key(uid, n) for n in instance_names(state)]

@@ -14,7 +14,7 @@ from typing import Any
 from .._json import dumps
 from ..engine import Needs
 from ..state import Instance, Status
-from .base import Prefetch, Raw, SessionTxn, StorageBackend
+from .base import Prefetch, Raw, SessionTxn, StorageBackend, check_uid
 from .records import decode_instance, encode_instance
 
 __all__ = ["MemoryStorage"]
@@ -116,6 +116,7 @@ class MemoryStorage(StorageBackend):
                 self._sessions[uid] = session
 
     def instances(self, uid: str) -> dict[str, Instance]:
+        check_uid(uid)
         with self._lock:
             session = self._sessions.get(uid)
             texts = dict(session.instances) if session else {}
@@ -126,6 +127,7 @@ class MemoryStorage(StorageBackend):
             return sorted(self._sessions)
 
     def delete_session(self, uid: str) -> None:
+        check_uid(uid)
         with self._lock:
             self._sessions.pop(uid, None)
 

@@ -224,7 +224,7 @@ class RedisStorage(StorageBackend):
     def _setup(self, client: Any, prefix: str, session_ttl: float | None) -> None:
         self.client: Any = client
         self.prefix = prefix
-        self.session_ttl = max(1, math.ceil(session_ttl)) if session_ttl else None
+        self.session_ttl = float(session_ttl) if session_ttl else None
         self._commit = self.client.register_script(_COMMIT)
         self._start = self.client.register_script(_START)
         self._read = self.client.register_script(_READ)
@@ -299,12 +299,12 @@ class RedisStorage(StorageBackend):
             raise self._error(uid, exc) from exc
 
     def _ttl(self, state: dict[str, Any]) -> int:
-        """The expiry a commit sets: none while an instance is scheduled or
-        running (a session must not vanish under a running task); else
-        ``session_ttl`` seconds from this change."""
+        """The commit script's ttl argument for :meth:`expiry`: 0 none, -1
+        persist (work in flight), else seconds."""
         if not self.session_ttl:
             return 0
-        return -1 if state.get("in_flight") else self.session_ttl
+        ttl = self.expiry(bool(state.get("in_flight")))
+        return -1 if ttl is None else math.ceil(ttl)
 
     def _read_some(
         self, keys: list[str], names: list[str], pairs: list[tuple[str, str]]

@@ -25,9 +25,9 @@ from urllib.parse import unquote
 
 from .._json import dumps
 from ..engine import Needs
-from ..errors import InvalidStorageURL, StorageError, UnknownInstance
+from ..errors import InvalidStorageURL, StorageError
 from ..state import Instance, Status
-from .base import Prefetch, Raw, SessionTxn, StorageBackend, purge_cutoff
+from .base import Prefetch, Raw, SessionTxn, StorageBackend, check_uid, purge_cutoff
 from .records import decode_instance, encode_instance
 
 __all__ = ["SQLiteStorage", "path_from_url"]
@@ -229,19 +229,15 @@ class SQLiteStorage(StorageBackend):
             raise StorageError(f"session {uid!r}: commit to {self.path!r} failed: {exc}") from exc
 
     def instances(self, uid: str) -> dict[str, Instance]:
+        check_uid(uid)
         rows = self._read("SELECT name, data FROM ct_instances WHERE session = ?", (uid,))
         return {name: decode_instance(uid, name, data) for name, data in rows}
-
-    def instance(self, uid: str, name: str) -> Instance:
-        rows = self._read("SELECT name, data FROM ct_instances WHERE session = ? AND name = ?", (uid, name))
-        if not rows:
-            raise UnknownInstance(f"no instance {name!r} in session {uid!r}")
-        return decode_instance(uid, name, rows[0][1])
 
     def sessions(self) -> list[str]:
         return [row[0] for row in self._read("SELECT session FROM ct_sessions ORDER BY session", ())]
 
     def delete_session(self, uid: str) -> None:
+        check_uid(uid)
         with self.transaction(uid) as txn:
             assert isinstance(txn, _SQLiteTxn)
             for table in _TABLES:
