@@ -78,13 +78,12 @@ class SessionInspection:
         return [i for i in self.instances.values() if (i.metadata.get("log_level") or 0) >= logging.WARNING]
 
     def overview(self) -> tuple[Configuration, Snapshot]:
-        """The configuration and every fired-trigger and task record it
-        refers to (for inspection; one read)."""
+        """The configuration, every fired-trigger record of the session and
+        the task records of the configured tasks (for inspection; one read)."""
 
         def read(txn: SessionTxn) -> tuple[Configuration, Snapshot]:
             configs = self._configs(txn)
-            triggers = frozenset().union(*(c.watched for c in configs.values())) if configs else frozenset()
-            return configs, txn.load(engine.Needs(triggers=triggers, tasks=frozenset(configs)))
+            return configs, txn.load(engine.Needs(tasks=frozenset(configs), all_triggers=True))
 
         return self.storage.read(read)
 

@@ -71,10 +71,46 @@ def test_inspect_json_for_scripts(app: Celery) -> None:
     tasks = {t["task"]: t for t in view["tasks"]}
     assert view["session"] == "s-1" and view["unresolved"] == 1
     assert tasks["t_import"]["instances"][0]["consumed"] == ["data", "start"]
-    assert tasks["t_report"]["instances"][0]["status"] == "failed"
-    assert tasks["t_report"]["instances"][0]["exception"] == "RuntimeError"
+    assert tasks["t_import"]["instances"][0]["kwargs"] == {"data": {"file": "a.csv"}, "start": {}}
+    report = tasks["t_report"]["instances"][0]
+    assert report["status"] == "failed" and report["exception"]["type"] == "RuntimeError"
+    assert report["exception"]["message"] == "report engine down" and "Traceback" in report["traceback"]
+    assert report["task_id"] and report["timestamps"]["failed"] >= report["timestamps"]["created"] > 0
     assert tasks["t_report"]["unless"] == {"triggers": ["cancelled"], "fired": [], "held": False}
     assert tasks["t_publish"]["status"] == "waiting" and tasks["t_publish"]["awaiting"] == ["reviewed", "t_report"]
+    assert {t["trigger"]: t["count"] for t in view["triggers"]} == {"data": 1, "start": 1, "t_import": 1}
+
+
+def test_inspect_json_schema_is_pinned(app: Celery) -> None:
+    """The layout of ``inspect --json`` (docs/inspect-schema.md): a change
+    to these keys is a new schema version."""
+    view = json.loads(run(app, "inspect", "s-1", "--json").output)
+    assert view["schema"] == "celery-triggers.inspect/1"
+    assert sorted(view) == ["instances", "schema", "session", "tasks", "triggers", "unresolved"]
+    task = view["tasks"][0]
+    assert sorted(task) == ["awaiting", "instances", "run", "status", "task", "unless"]
+    assert sorted(task["unless"]) == ["fired", "held", "triggers"]
+    assert sorted(view["triggers"][0]) == ["count", "kwargs", "trigger"]
+    instance = task["instances"][0]
+    assert sorted(instance) == [
+        "age_seconds",
+        "attempts",
+        "awaiting",
+        "consumed",
+        "exception",
+        "hostname",
+        "instance",
+        "kwargs",
+        "parent",
+        "replayed_by",
+        "result",
+        "status",
+        "summary",
+        "task_id",
+        "timestamps",
+        "traceback",
+    ]
+    assert sorted(instance["timestamps"]) == ["created", "failed", "finished", "scheduled", "started"]
 
 
 def test_inspect_watch_returns_once_everything_is_resolved(app: Celery) -> None:
@@ -277,3 +313,25 @@ def test_purge_and_delete_sessions(app: Celery) -> None:
     assert result.exit_code == 0 and result.output == "deleted s-2\n"
     assert app.triggers.storage.sessions() == ["s-1"]
     assert json.loads(run(app, "purge", "--older-than", "0", "--json").output) == ["s-1"]
+
+
+def test_piped_output_is_plain_one_record_per_line(app: Celery) -> None:
+    """Not a terminal: a title, a header, one tab-separated record per line;
+    no folding, no padding, no colour, however long a cell is."""
+    long_kwargs = json.dumps({"file": "x" * 300})
+    app.triggers.session("s-long").fire("data", json.loads(long_kwargs))  # t_import#0 awaits "start"
+    for args, records in ((["inspect", "s-1"], 3), (["sessions"], 2), (["inspect", "s-long", "--traceback"], 3)):
+        out = run(app, *args).output
+        lines = out.splitlines()
+        assert all(line == line.rstrip() for line in lines), f"no trailing spaces in {args}"
+        assert "\x1b[" not in out
+        header, rows = lines[1], lines[2:]
+        assert len(rows) == records and all(row.count("\t") == header.count("\t") for row in rows), args
+    assert "s-long (1 instance, 1 unresolved)" in run(app, "inspect", "s-long").output, "1 instance, not 1 instances"
+
+
+def test_inspect_traceback_prints_each_failed_instances_traceback(app: Celery) -> None:
+    out = run(app, "inspect", "s-1", "--traceback").output
+    assert "traceback of t_report#0:" in out
+    assert "Traceback (most recent call last)" in out and out.rstrip().endswith("RuntimeError: report engine down")
+    assert "traceback of" not in run(app, "inspect", "s-1").output

@@ -80,15 +80,17 @@ def triggers() -> None:
 
 @triggers.command()
 @click.argument("session")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (schema: docs/inspect-schema.md).")
+@click.option("--traceback", "tracebacks", is_flag=True, help="Print the traceback of each failed instance.")
 @click.option("--watch", is_flag=True, help="Refresh until every instance is resolved.")
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between refreshes (--watch).")
 @click.pass_context
 @_refusals
-def inspect(ctx: click.Context, session: str, as_json: bool, watch: bool, interval: float) -> None:
-    """Every task and instance of SESSION: status, triggers consumed and
-    awaited, unless state, result or exception, age."""
-    from .render import console, print_session
+def inspect(ctx: click.Context, session: str, as_json: bool, tracebacks: bool, watch: bool, interval: float) -> None:
+    """Every task and instance of SESSION: status, kwargs, task id, worker,
+    timestamps, attempts, result or exception, triggers consumed and
+    awaited, unless state, fired triggers."""
+    from .render import console, is_terminal, print_session
     from .views import session_view
 
     manager = _existing_session(ctx, session)
@@ -99,12 +101,12 @@ def inspect(ctx: click.Context, session: str, as_json: bool, watch: bool, interv
             if as_json:
                 _echo_json(view)
             else:
-                if watch and console().is_terminal:
+                if watch and is_terminal():
                     console().clear()
-                print_session(view, storage)
+                print_session(view, storage, tracebacks=tracebacks)
             if not watch or view["unresolved"] == 0:
                 return
-            time.sleep(interval)
+            time.sleep(max(interval, 0.1))
     except KeyboardInterrupt:
         return
 

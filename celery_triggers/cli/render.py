@@ -25,13 +25,16 @@ STATUS_STYLES = {
 }
 
 
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
 def console() -> Any:
     try:
         from rich.console import Console
     except ImportError:  # pragma: no cover - depends on the environment
         raise click.ClickException("tables need rich: pip install 'celery-triggers[cli]' (or use --json)") from None
-    # Not a terminal (a pipe, a log): no colour, and wide enough not to fold.
-    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    return Console(highlight=False, soft_wrap=False)
 
 
 def _table(title: str, columns: list[str]) -> Any:
@@ -49,43 +52,91 @@ def _status(status: str) -> str:
     return f"[{style}]{status}[/]" if style else status
 
 
-def print_session(view: dict[str, Any], storage: str) -> None:
-    out = console()
-    table = _table(
-        f"session {view['session']} ({view['instances']} instances, {view['unresolved']} unresolved) in {storage}",
-        ["task / instance", "status", "consumed", "awaiting", "unless", "result / exception", "age"],
-    )
+def _plain(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """Not a terminal (a pipe, a file, a log): a title line, a header line
+    and one record per line, fields separated by a tab, empty ones shown as
+    ``-``; no colour, no folding, no padding."""
+    click.echo(title)
+    for line in [columns, *rows]:
+        click.echo("\t".join(" ".join(str(cell).split()) or "-" for cell in line))
+
+
+_SESSION_COLUMNS = ["task / instance", "status", "consumed", "awaiting", "unless", "result / exception", "age"]
+
+
+def _session_rows(view: dict[str, Any]) -> list[list[str]]:
+    rows = []
     for task in view["tasks"]:
         unless = task["unless"]
         unless_text = ""
         if unless["triggers"]:
             unless_text = "held" if unless["held"] else f"{len(unless['fired'])}/{len(unless['triggers'])} fired"
         if not task["instances"]:
-            table.add_row(task["task"], _status(task["status"]), "", ", ".join(task["awaiting"]), unless_text, "", "")
+            rows.append([task["task"], task["status"], "", ", ".join(task["awaiting"]), unless_text, "", ""])
         for row in task["instances"]:
-            table.add_row(
-                row["instance"],
-                _status(row["status"]),
-                ", ".join(row["consumed"]),
-                ", ".join(row["awaiting"]),
-                unless_text,
-                row["summary"],
-                age(row["age_seconds"]),
+            rows.append(
+                [
+                    row["instance"],
+                    row["status"],
+                    ", ".join(row["consumed"]),
+                    ", ".join(row["awaiting"]),
+                    unless_text,
+                    row["summary"],
+                    age(row["age_seconds"]),
+                ]
             )
+    return rows
+
+
+def print_session(view: dict[str, Any], storage: str, *, tracebacks: bool = False) -> None:
+    n = view["instances"]
+    title = (
+        f"session {view['session']} ({n} instance{'' if n == 1 else 's'}, {view['unresolved']} unresolved) in {storage}"
+    )
+    rows = _session_rows(view)
+    failed = [i for t in view["tasks"] for i in t["instances"] if i["traceback"]] if tracebacks else []
+    if not is_terminal():
+        _plain(title, _SESSION_COLUMNS, rows)
+        for instance in failed:
+            click.echo(f"traceback of {instance['instance']}:")
+            click.echo(instance["traceback"].rstrip())
+        return
+    from rich.markup import escape
+
+    table = _table(escape(title), _SESSION_COLUMNS)
+    for row in rows:
+        table.add_row(escape(row[0]), _status(row[1]), *(escape(cell) for cell in row[2:]))
+    out = console()
     out.print(table)
+    for instance in failed:
+        out.print(f"[bold]traceback of {escape(instance['instance'])}:[/bold]")
+        out.print(escape(instance["traceback"].rstrip()))
+
+
+_SESSIONS_COLUMNS = ["session", "instances", "by status", "last activity"]
 
 
 def print_sessions(rows: list[dict[str, Any]], storage: str) -> None:
-    from rich.markup import escape
-
-    out = console()
-    table = _table(f"{len(rows)} session(s) in {storage}", ["session", "instances", "by status", "last activity"])
     now = time.time()
+    lines = []
     for row in rows:
         if row.get("corrupt"):
-            table.add_row(row["session"], "-", f"[red]corrupt[/red]: {escape(row['corrupt'])}", "-")
+            lines.append([row["session"], "-", f"corrupt: {row['corrupt']}", "-"])
             continue
-        counts = ", ".join(f"{_status(s)} {n}" for s, n in row["counts"].items())
+        counts = ", ".join(f"{s} {n}" for s, n in row["counts"].items())
         last = row["last_activity"]
-        table.add_row(row["session"], str(row["instances"]), counts, age(now - last) + " ago" if last else "-")
-    out.print(table)
+        lines.append([row["session"], str(row["instances"]), counts, age(now - last) + " ago" if last else "-"])
+    title = f"{len(rows)} session(s) in {storage}"
+    if not is_terminal():
+        _plain(title, _SESSIONS_COLUMNS, lines)
+        return
+    from rich.markup import escape
+
+    table = _table(escape(title), _SESSIONS_COLUMNS)
+    for line, row in zip(lines, rows, strict=True):
+        if row.get("corrupt"):
+            table.add_row(escape(line[0]), "-", f"[red]corrupt[/red]: {escape(row['corrupt'])}", "-")
+        else:
+            counts = ", ".join(f"{_status(s)} {n}" for s, n in row["counts"].items())
+            table.add_row(escape(line[0]), line[1], counts, line[3])
+    console().print(table)

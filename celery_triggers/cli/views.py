@@ -9,7 +9,7 @@ from ..errors import CorruptSession
 from ..manager import TriggerManager
 from ..state import RESOLVED, Instance, Status
 
-__all__ = ["age", "session_view", "sessions_view", "task_status"]
+__all__ = ["INSPECT_SCHEMA", "age", "instance_view", "session_view", "sessions_view", "task_status"]
 
 #: When a task has several instances, the most urgent status names it.
 _URGENCY = ["failed", "running", "scheduled", "unstarted", "finished", "skipped", "replayed", "abandoned"]
@@ -41,8 +41,41 @@ def _summary(instance: Instance) -> str:
     return ""
 
 
+#: The version of ``inspect --json``'s layout (docs/inspect-schema.md).
+INSPECT_SCHEMA = "celery-triggers.inspect/1"
+_STAMPS = ("created_at", "scheduled_at", "started_at", "finished_at", "failed_at")
+
+
+def instance_view(instance: Instance, awaiting: list[str], now: float) -> dict[str, Any]:
+    """One instance as ``inspect --json`` shows it."""
+    meta = instance.metadata
+    created = meta.get("created_at")
+    exception = None
+    if meta.get("exc_type"):
+        exception = {"type": meta["exc_type"], "module": meta.get("exc_module"), "message": meta.get("exc_message")}
+    return {
+        "instance": instance.name,
+        "status": instance.status.value,
+        "kwargs": instance.kwargs,
+        "consumed": sorted(instance.kwargs),
+        "awaiting": awaiting,
+        "result": instance.result,
+        "task_id": meta.get("task_id"),
+        "hostname": meta.get("hostname"),
+        "timestamps": {stamp.removesuffix("_at"): meta.get(stamp) for stamp in _STAMPS},
+        "attempts": meta.get("attempts", 0),
+        "exception": exception,
+        "traceback": meta.get("traceback"),
+        "parent": meta.get("parent"),
+        "replayed_by": meta.get("replayed_by"),
+        "summary": _summary(instance),
+        "age_seconds": None if created is None else round(now - float(created), 3),
+    }
+
+
 def session_view(manager: TriggerManager, now: float | None = None) -> dict[str, Any]:
-    """Every task and instance of a session, with what each still awaits."""
+    """Every task and instance of a session, with what each still awaits
+    and every fired trigger (the layout of ``inspect --json``)."""
     now = time.time() if now is None else now
     configs, snapshot = manager.overview()
     instances = manager.instances
@@ -56,23 +89,14 @@ def session_view(manager: TriggerManager, now: float | None = None) -> dict[str,
             "fired": sorted(set(config.unless) & fired),
             "held": bool(record and record.abandoned),
         }
-        rows = []
-        for instance in mine:
-            consumed = sorted(instance.kwargs)
-            awaiting = sorted(config.required - set(consumed)) if instance.status is Status.UNSTARTED else []
-            created = instance.metadata.get("created_at")
-            rows.append(
-                {
-                    "instance": instance.name,
-                    "status": instance.status.value,
-                    "consumed": consumed,
-                    "awaiting": awaiting,
-                    "summary": _summary(instance),
-                    "age_seconds": None if created is None else round(now - float(created), 3),
-                    "result": instance.result,
-                    "exception": instance.metadata.get("exc_type"),
-                }
+        rows = [
+            instance_view(
+                i,
+                sorted(config.required - set(i.kwargs)) if i.status is Status.UNSTARTED else [],
+                now,
             )
+            for i in mine
+        ]
         tasks.append(
             {
                 "task": name,
@@ -83,8 +107,20 @@ def session_view(manager: TriggerManager, now: float | None = None) -> dict[str,
                 "instances": rows,
             }
         )
+    triggers = [
+        {"trigger": name, "count": record.count, "kwargs": record.kwargs}
+        for name, record in sorted(snapshot.triggers.items())
+        if record.count > 0
+    ]
     unresolved = sum(1 for i in instances.values() if i.status not in RESOLVED)
-    return {"session": manager.uid, "tasks": tasks, "instances": len(instances), "unresolved": unresolved}
+    return {
+        "schema": INSPECT_SCHEMA,
+        "session": manager.uid,
+        "tasks": tasks,
+        "triggers": triggers,
+        "instances": len(instances),
+        "unresolved": unresolved,
+    }
 
 
 def sessions_view(managers: list[TriggerManager]) -> list[dict[str, Any]]:

@@ -30,10 +30,12 @@ _FIELDS: dict[str, tuple[str, bool]] = {
     "scheduled_at": ("d", True),
     "started_at": ("b", True),
     "finished_at": ("e", True),
+    "failed_at": ("g", True),
     "task_id": ("i", False),
     "attempts": ("n", False),
     "hostname": ("h", False),
     "celery_retries": ("y", False),
+    "parent": ("p", False),
 }
 _LONG = {short: (key, stamp) for key, (short, stamp) in _FIELDS.items()}
 # The other fields: a (awaiting), f (unless fired), k (kwargs), m (other
