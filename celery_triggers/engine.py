@@ -287,6 +287,20 @@ def fail(snapshot: Snapshot, name: str, error: Mapping[str, Any], now: float, to
     return work.changes
 
 
+def replay_kwargs(
+    instance: Instance,
+    replacement: dict[str, dict[str, Any]] | None = None,
+    update: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The kwargs a replay's clone gets: ``replacement`` instead of the
+    instance's (the original framework's meaning), or the instance's with
+    the triggers ``update`` names replaced (a per-trigger merge)."""
+    source = instance.kwargs if replacement is None else replacement
+    merged = {k: dict(v) for k, v in source.items()}
+    merged.update({k: dict(v) for k, v in (update or {}).items()})
+    return merged
+
+
 def _clone(
     work: _Work, configs: Configs, instance: Instance, kwargs: dict[str, dict[str, Any]] | None, **metadata: Any
 ) -> Instance:
@@ -307,14 +321,16 @@ def replay(
     name: str,
     replacement_kwargs: dict[str, dict[str, Any]] | None,
     now: float,
+    kwargs_update: dict[str, dict[str, Any]] | None = None,
 ) -> Changes:
-    """Mark a failed instance ``replayed`` and schedule a clone ``t_x#N+1``."""
+    """Mark a failed instance ``replayed`` and schedule a clone ``t_x#N+1``
+    (its kwargs: :func:`replay_kwargs`)."""
     work = _Work(snapshot, now)
     instance = work.instance(name)
     if instance.status is not Status.FAILED:
         raise IllegalTransition(f"{name} is {instance.status.value}; only a failed instance can be replayed")
     work.set_status(instance, Status.REPLAYED, replayed_at=now)
-    _clone(work, configs, instance, replacement_kwargs)
+    _clone(work, configs, instance, replay_kwargs(instance, replacement_kwargs, kwargs_update))
     return work.changes
 
 

@@ -265,18 +265,27 @@ class TriggerManager(SessionInspection):
 
     # -- recovery -----------------------------------------------------------
     def replay_failed_instance(
-        self, failed_instance: InstanceRef, replacement_kwargs: Mapping[str, Mapping[str, Any]] | None = None
+        self,
+        failed_instance: InstanceRef,
+        replacement_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        kwargs_update: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Instance:
         """Mark a failed instance ``replayed`` and schedule a clone; return the clone.
 
         The clone runs the task's configuration as it is now, with the
-        failed instance's kwargs or ``replacement_kwargs``.
+        failed instance's kwargs; ``replacement_kwargs`` replaces them all
+        (the original framework's meaning), ``kwargs_update`` replaces only
+        the triggers it names.
         """
         name = instance_ref(failed_instance)
         kwargs = self._replacement(name, replacement_kwargs)
+        update = self._replacement(name, kwargs_update)
         with self._batch():
             changes, _ = self._instance_op(
-                name, lambda snap, configs: engine.replay(snap, configs, name, kwargs, time.time()), cascade=False
+                name,
+                lambda snap, configs: engine.replay(snap, configs, name, kwargs, time.time(), update),
+                cascade=False,
             )
             replayed = changes.instances[name]
             clone = changes.instances[replayed.metadata["replayed_by"]]

@@ -335,3 +335,31 @@ def test_inspect_traceback_prints_each_failed_instances_traceback(app: Celery) -
     assert "traceback of t_report#0:" in out
     assert "Traceback (most recent call last)" in out and out.rstrip().endswith("RuntimeError: report engine down")
     assert "traceback of" not in run(app, "inspect", "s-1").output
+
+
+def test_replay_merges_per_trigger_replaces_on_request_and_dry_runs(app: Celery) -> None:
+    dry = run(app, "replay", "s-1", "t_report#0", "--kwargs", '{"note": {"by": "ops"}}', "--dry-run")
+    assert dry.exit_code == 0 and json.loads(dry.output) == {"note": {"by": "ops"}, "t_import": {"rows": 3}}
+    session = app.triggers.session("s-1")
+    assert session.instances["t_report#0"].status is Status.FAILED, "a dry run changes nothing"
+    both = run(app, "replay", "s-1", "t_report#0", "--kwargs", "{}", "--replace-kwargs", "{}")
+    assert both.exit_code == 2 and "not both" in both.output
+
+    merged = run(app, "replay", "s-1", "t_report#0", "--kwargs", '{"note": {"by": "ops"}}')
+    assert merged.exit_code == 0, merged.output
+    clone = session.instances["t_report#1"]
+    assert clone.kwargs == {"note": {"by": "ops"}, "t_import": {"rows": 3}} and clone.status is Status.FAILED
+
+    replaced = run(app, "replay", "s-1", "t_report#1", "--replace-kwargs", '{"t_import": {"rows": 4}}')
+    assert replaced.output.strip() == "replayed t_report#1 as t_report#2 (scheduled)"
+    assert session.instances["t_report#2"].kwargs == {"t_import": {"rows": 4}}
+    assert session.instances["t_report#2"].status is Status.FINISHED
+
+
+def test_replay_in_python_keeps_the_original_meaning_and_merges_on_request(app: Celery) -> None:
+    session = app.triggers.session("s-1")
+    clone = session.replay_failed_instance("t_report#0", {"note": {}})
+    assert session.instances[clone.name].kwargs == {"note": {}}, "replacement_kwargs replaces them all"
+    session.update_instance_status(clone.name, "failed")
+    merged = session.replay_failed_instance(clone.name, kwargs_update={"t_import": {"rows": 3}})
+    assert session.instances[merged.name].kwargs == {"note": {}, "t_import": {"rows": 3}}

@@ -148,13 +148,29 @@ def fire(ctx: click.Context, session: str, trigger: str, kwargs_json: str | None
 @triggers.command()
 @click.argument("session")
 @click.argument("instance")
-@click.option("--kwargs", "kwargs_json", help="Replacement kwargs (trigger -> kwargs) as JSON.")
+@click.option("--kwargs", "kwargs_json", help="Kwargs of the triggers it names, as JSON (the others are kept).")
+@click.option("--replace-kwargs", "replace_json", help="All of the clone's kwargs (trigger -> kwargs), as JSON.")
+@click.option("--dry-run", is_flag=True, help="Print the kwargs the clone would get; change nothing.")
 @click.pass_context
 @_refusals
-def replay(ctx: click.Context, session: str, instance: str, kwargs_json: str | None) -> None:
+def replay(
+    ctx: click.Context, session: str, instance: str, kwargs_json: str | None, replace_json: str | None, dry_run: bool
+) -> None:
     """Replay a failed INSTANCE of SESSION (a clone runs)."""
-    kwargs = _kwargs_option(kwargs_json, "--kwargs")
-    clone = _existing_session(ctx, session).replay_failed_instance(instance, kwargs)
+    from ..engine import replay_kwargs
+
+    if kwargs_json is not None and replace_json is not None:
+        raise click.UsageError("pass --kwargs (per-trigger) or --replace-kwargs (all), not both")
+    update = _kwargs_option(kwargs_json, "--kwargs")
+    replacement = _kwargs_option(replace_json, "--replace-kwargs")
+    manager = _existing_session(ctx, session)
+    if dry_run:
+        failed = manager.instances_by_name(instance)
+        if failed.status.value != "failed":
+            raise click.ClickException(f"{instance} is {failed.status.value}; only a failed instance can be replayed")
+        click.echo(json.dumps(replay_kwargs(failed, replacement, update), indent=2, sort_keys=True))
+        return
+    clone = manager.replay_failed_instance(instance, replacement, kwargs_update=update)
     click.echo(f"replayed {instance} as {clone.name} ({clone.status.value})")
 
 
