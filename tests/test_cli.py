@@ -179,14 +179,22 @@ def test_redispatch_resends_only_old_scheduled_instances() -> None:
     def wait() -> None: ...
 
     app.triggers.session("r").fire("unrelated")
-    assert run(app, "redispatch", "r").output.strip() == "nothing to re-send: no instance is scheduled"
+    assert run(app, "redispatch", "r").output.strip() == "re-sent 0 instance(s), skipped 0"
     app.triggers.session("r").fire("go")
     first = app.triggers.session("r").instances["t_wait#0"].metadata["task_id"]
-    younger = run(app, "redispatch", "r").output.strip()
-    assert younger == "t_wait#0: scheduled 0 s ago, younger than --older-than 60", "it says why nothing was sent"
+    younger = run(app, "redispatch", "r").output.splitlines()
+    assert younger == [
+        "r t_wait#0 (scheduled): skipped, scheduled 0 s ago, younger than --older-than 60",
+        "re-sent 0 instance(s), skipped 1",
+    ], "it says why nothing was sent"
+    dry = run(app, "redispatch", "--all", "--older-than", "0", "--dry-run").output.splitlines()
+    assert dry[-1] == "would re-send 1 instance(s), skipped 0"
+    assert app.triggers.session("r").instances["t_wait#0"].metadata["task_id"] == first, "a dry run sends nothing"
     result = run(app, "redispatch", "r", "--older-than", "0")
     second = app.triggers.session("r").instances["t_wait#0"].metadata["task_id"]
-    assert result.exit_code == 0 and result.output.strip() == f"t_wait#0: re-sent as {second}"
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0] == f"r t_wait#0 (scheduled): redispatched, re-sent as {second}"
+    assert run(app, "redispatch").exit_code == 2, "SESSION(s) or --all"
     with app.connection_for_read() as conn:
         queue = conn.SimpleQueue("celery")
         ids = [queue.get(timeout=1).headers["id"] for _ in range(2)]

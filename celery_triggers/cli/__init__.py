@@ -188,48 +188,60 @@ def skip(ctx: click.Context, session: str, instance: str, cascade: bool, result_
     click.echo(f"skipped {skipped.name}" + (" (cascaded)" if cascade else ""))
 
 
+def _sessions_option(fn: F) -> F:
+    """SESSION... or --all, --older-than, --dry-run and --json."""
+    for decorator in reversed(
+        [
+            click.argument("sessions", nargs=-1),
+            click.option("--all", "all_sessions", is_flag=True, help="Every session in storage."),
+            click.option(
+                "--older-than",
+                type=click.FloatRange(min=0),
+                default=60.0,
+                show_default=True,
+                help="Only instances scheduled or started at least this many seconds ago.",
+            ),
+            click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing."),
+            click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts."),
+        ]
+    ):
+        fn = decorator(fn)
+    return fn
+
+
+def _report(actions: list[Any], as_json: bool, dry_run: bool, what: tuple[str, str]) -> None:
+    """One line per instance (what was done, or skipped and why), then a count."""
+    if as_json:
+        _echo_json([a.to_dict() for a in actions])
+        return
+    for action in actions:
+        click.echo(str(action))
+    done = sum(a.action != "skipped" for a in actions)
+    verb = f"would {what[0]}" if dry_run else what[1]
+    click.echo(f"{verb} {done} instance(s), skipped {len(actions) - done}")
+
+
+def _chosen(sessions: tuple[str, ...], all_sessions: bool) -> tuple[str, ...] | None:
+    if bool(sessions) == all_sessions:
+        raise click.UsageError("name SESSION(s) or pass --all")
+    return None if all_sessions else sessions
+
+
 @triggers.command()
-@click.argument("session")
-@click.option(
-    "--older-than",
-    type=float,
-    default=60.0,
-    show_default=True,
-    help="Only instances scheduled at least this many seconds ago.",
-)
+@_sessions_option
 @click.pass_context
 @_refusals
-def redispatch(ctx: click.Context, session: str, older_than: float) -> None:
-    """Re-send instances of SESSION left `scheduled` (their message never
-    reached a worker), each with a new task id: a late original runs nothing."""
-    manager = _existing_session(ctx, session)
-    cutoff = time.time() - older_than
-    scheduled = [i for i in manager.instances.values() if i.status.value == "scheduled"]
-    for instance in scheduled:
-        at = float(instance.metadata.get("redispatched_at") or instance.metadata.get("scheduled_at") or 0)
-        if at > cutoff:
-            click.echo(
-                f"{instance.name}: scheduled {time.time() - at:.0f} s ago, younger than --older-than {older_than:g}"
-            )
-            continue
-        sent = manager.redispatch(instance)
-        click.echo(f"{instance.name}: re-sent as {sent.metadata['task_id']}")
-    if not scheduled:
-        click.echo("nothing to re-send: no instance is scheduled")
+def redispatch(
+    ctx: click.Context, sessions: tuple[str, ...], all_sessions: bool, older_than: float, dry_run: bool, as_json: bool
+) -> None:
+    """Re-send instances left `scheduled` (their message never reached a
+    worker), each with a new task id: a late original runs nothing."""
+    actions = _extension(ctx).redispatch(_chosen(sessions, all_sessions), older_than=older_than, dry_run=dry_run)
+    _report(actions, as_json, dry_run, ("re-send", "re-sent"))
 
 
 @triggers.command()
-@click.argument("sessions", nargs=-1)
-@click.option("--all", "all_sessions", is_flag=True, help="Every session in storage.")
-@click.option(
-    "--older-than",
-    type=float,
-    default=60.0,
-    show_default=True,
-    help="Only instances scheduled or started at least this many seconds ago.",
-)
-@click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@_sessions_option
 @click.pass_context
 @_refusals
 def recover(
@@ -238,17 +250,8 @@ def recover(
     """Resolve instances a crash or an outage left `scheduled` or `running`:
     from Celery's result backend when it knows the outcome, else re-send a
     lost message (new task id) or mark a dead run failed (WorkerLost)."""
-    if bool(sessions) == all_sessions:
-        raise click.UsageError("name SESSION(s) or pass --all")
-    actions = _extension(ctx).recover(None if all_sessions else sessions, older_than=older_than, dry_run=dry_run)
-    if as_json:
-        _echo_json([a.to_dict() for a in actions])
-        return
-    for action in actions:
-        click.echo(str(action))
-    done = sum(a.action != "skipped" for a in actions)
-    verb = "would resolve" if dry_run else "resolved"
-    click.echo(f"{verb} {done} instance(s), skipped {len(actions) - done}")
+    actions = _extension(ctx).recover(_chosen(sessions, all_sessions), older_than=older_than, dry_run=dry_run)
+    _report(actions, as_json, dry_run, ("resolve", "resolved"))
 
 
 @triggers.command()

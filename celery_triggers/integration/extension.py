@@ -328,6 +328,16 @@ class Triggers:
 
         return recover(self, sessions, older_than=older_than, dry_run=dry_run)
 
+    def redispatch(
+        self, sessions: Iterable[str] | None = None, *, older_than: float = 60.0, dry_run: bool = False
+    ) -> list[RecoveryAction]:
+        """Re-send instances left ``scheduled`` for more than ``older_than``
+        seconds, in ``sessions`` (default: every session), each with a new
+        task id. See :mod:`celery_triggers.integration.recovery`."""
+        from .recovery import redispatch
+
+        return redispatch(self, sessions, older_than=older_than, dry_run=dry_run)
+
     def purge(self, older_than: float) -> list[str]:
         """Delete the sessions with nothing scheduled or running whose last
         change is more than ``older_than`` seconds old (see

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -148,6 +148,49 @@ def recover(
     than ``older_than`` seconds, in ``sessions`` (default: all). Returns
     one :class:`RecoveryAction` per such instance, younger ones included
     (as ``skipped``, with the reason)."""
+    return _walk(
+        ext,
+        sessions,
+        (Status.SCHEDULED, Status.RUNNING),
+        older_than,
+        dry_run,
+        lambda m, i: _resolve(ext, m, i, dry_run),
+    )
+
+
+def redispatch(
+    ext: Triggers,
+    sessions: Iterable[str] | None = None,
+    *,
+    older_than: float = 60.0,
+    dry_run: bool = False,
+) -> list[RecoveryAction]:
+    """Re-send every instance left ``scheduled`` for more than
+    ``older_than`` seconds (its message never reached a worker), each with
+    a new task id, in ``sessions`` (default: all); younger ones are
+    reported as ``skipped``, with the reason."""
+
+    def resend(manager: TriggerManager, instance: Instance) -> tuple[str, str]:
+        if dry_run:
+            return "redispatched", "its message never started; would be re-sent with a new task id"
+        token = str(instance.metadata.get("task_id") or "") or None
+        sent = manager.redispatch(instance.name, expected_token=token)
+        return "redispatched", f"re-sent as {sent.metadata['task_id']}"
+
+    return _walk(ext, sessions, (Status.SCHEDULED,), older_than, dry_run, resend)
+
+
+def _walk(
+    ext: Triggers,
+    sessions: Iterable[str] | None,
+    statuses: tuple[Status, ...],
+    older_than: float,
+    dry_run: bool,
+    act: Callable[[TriggerManager, Instance], tuple[str, str]],
+) -> list[RecoveryAction]:
+    """``act`` on every instance in one of ``statuses`` for more than
+    ``older_than`` seconds; one action per such instance, and per corrupt
+    session."""
     uids = list(sessions) if sessions is not None else ext.storage.sessions()
     actions: list[RecoveryAction] = []
     for uid in uids:
@@ -156,18 +199,19 @@ def recover(
         manager = ext.session(uid)
         try:
             instances = manager.instances
-        except CorruptSession as exc:  # only that session: the others are recovered
+        except CorruptSession as exc:  # only that session: the others are handled
             actions.append(RecoveryAction(uid, "-", "corrupt", "skipped", str(exc), dry_run))
             continue
         for instance in instances.values():
-            if instance.status not in (Status.SCHEDULED, Status.RUNNING):
+            if instance.status not in statuses:
                 continue
             age = time.time() - _since(instance)
             if age < older_than:
-                action, reason = "skipped", f"{instance.status.value} {age:.0f} s ago, younger than {older_than:g} s"
+                action = "skipped"
+                reason = f"{instance.status.value} {age:.0f} s ago, younger than --older-than {older_than:g}"
             else:
                 try:
-                    action, reason = _resolve(ext, manager, instance, dry_run)
+                    action, reason = act(manager, instance)
                 except (IllegalTransition, StaleDispatch, UnknownInstance) as exc:
                     action, reason = "skipped", f"changed meanwhile ({exc})"
             actions.append(RecoveryAction(uid, instance.name, instance.status.value, action, reason, dry_run))
