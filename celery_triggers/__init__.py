@@ -15,6 +15,7 @@ from .errors import (
     InvalidKwargs,
     InvalidName,
     InvalidSession,
+    InvalidStorageURL,
     KwargsValidationError,
     MaxRetriesExceeded,
     NotInTriggerTask,
@@ -26,6 +27,7 @@ from .errors import (
     UnknownRunner,
     UnknownStorage,
     UnknownTask,
+    WaitTimeout,
 )
 from .integration.decorator import trigger_task
 from .integration.extension import Triggers, default_storage_url
@@ -48,6 +50,7 @@ __all__ = [
     "InvalidKwargs",
     "InvalidName",
     "InvalidSession",
+    "InvalidStorageURL",
     "KwargsValidationError",
     "MaxRetriesExceeded",
     "NotInTriggerTask",
@@ -69,6 +72,7 @@ __all__ = [
     "UnknownRunner",
     "UnknownStorage",
     "UnknownTask",
+    "WaitTimeout",
     "current_context",
     "default_storage_url",
     "instance_status_changed",

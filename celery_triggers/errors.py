@@ -28,6 +28,7 @@ __all__ = [
     "UnknownRunner",
     "UnknownStorage",
     "UnknownTask",
+    "WaitTimeout",
 ]
 
 
@@ -78,6 +79,16 @@ class UnknownInstance(TriggersError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
         return str(self.args[0]) if self.args else ""
+
+
+class WaitTimeout(TriggersError, TimeoutError):
+    """``session.wait`` ran out of time; the message lists every instance
+    not yet resolved, with its status and for how long; ``instances`` holds
+    them all as last read."""
+
+    def __init__(self, message: str, instances: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.instances = instances or {}
 
 
 class UnknownTask(TriggersError, KeyError):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from . import engine
 from .config import Configuration, TaskConfig
-from .state import Instance, Snapshot, split_instance_name
+from .state import Instance, Snapshot, Status, split_instance_name
 from .storage import SessionStorage
 
 if TYPE_CHECKING:
@@ -31,6 +32,31 @@ def instance_ref(ref: str | Instance) -> str:
     except ValueError as exc:
         raise UnknownInstance(str(exc)) from None
     return name
+
+
+_BUSY = (Status.SCHEDULED, Status.RUNNING)
+
+
+def _pending(instances: dict[str, Instance], until: str) -> list[Instance] | None:
+    """What ``wait`` still waits for (None: done)."""
+    if until == "idle":
+        busy = [i for i in instances.values() if i.status in _BUSY]
+        return busy or None
+    if "#" in until:
+        found = instances.get(until)
+        return None if found is not None and found.is_resolved else ([found] if found else [])
+    mine = [i for i in instances.values() if i.task == until]
+    unresolved = [i for i in mine if not i.is_resolved]
+    return None if mine and not unresolved else unresolved
+
+
+def _since(instance: Instance, now: float) -> float:
+    """When the instance entered its current status (best known)."""
+    meta = instance.metadata
+    for key in (f"{instance.status.value}_at", "started_at", "scheduled_at", "created_at"):
+        if meta.get(key):
+            return float(meta[key])
+    return now
 
 
 class SessionInspection:
@@ -68,6 +94,36 @@ class SessionInspection:
         if name not in self.get_configuration():
             raise UnknownTask(f"no trigger task {name!r} is configured for session {self.uid!r}")
         return [i for i in self.instances.values() if i.task == name]
+
+    def wait(self, timeout: float = 30.0, *, until: str = "idle", interval: float = 0.2) -> dict[str, Instance]:
+        """Block until the session is idle (no instance scheduled or
+        running), or until ``until`` names an instance (``"t_x#0"``) that is
+        resolved, or a task (``"t_x"``) with instances all resolved; return
+        the instances.
+
+        Cost: one read of every instance of the session per poll, every
+        ``interval`` seconds (at least 0.1). Raises :class:`WaitTimeout`,
+        listing what is not resolved yet, after ``timeout`` seconds.
+        """
+        from .errors import WaitTimeout
+
+        interval = max(float(interval), 0.1)
+        deadline = time.monotonic() + timeout
+        while True:
+            instances = self.instances
+            pending = _pending(instances, until)
+            if pending is None:
+                return instances
+            if time.monotonic() >= deadline:
+                now = time.time()
+                shown = "; ".join(f"{i.name} {i.status.value} for {now - _since(i, now):.1f} s" for i in pending)
+                goal = "idle" if until == "idle" else f"{until} resolved"
+                raise WaitTimeout(
+                    f"session {self.uid!r}: not {goal} after {timeout:g} s: {shown or 'no instance yet'} "
+                    "(is a worker consuming the queue?)",
+                    instances,
+                )
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
     def get_unresolved_instances(self) -> list[Instance]:
         return [i for i in self.instances.values() if not i.is_resolved]
@@ -171,6 +227,36 @@ class SessionStorageView(SessionStorage):
 
     def get_unresolved_tasks(self) -> list[TaskConfig]:
         return self._inspection.get_unresolved_tasks()
+
+    def wait(self, timeout: float = 30.0, *, until: str = "idle", interval: float = 0.2) -> dict[str, Instance]:
+        """Block until the session is idle (no instance scheduled or
+        running), or until ``until`` names an instance (``"t_x#0"``) that is
+        resolved, or a task (``"t_x"``) with instances all resolved; return
+        the instances.
+
+        Cost: one read of every instance of the session per poll, every
+        ``interval`` seconds (at least 0.1). Raises :class:`WaitTimeout`,
+        listing what is not resolved yet, after ``timeout`` seconds.
+        """
+        from .errors import WaitTimeout
+
+        interval = max(float(interval), 0.1)
+        deadline = time.monotonic() + timeout
+        while True:
+            instances = self.instances
+            pending = _pending(instances, until)
+            if pending is None:
+                return instances
+            if time.monotonic() >= deadline:
+                now = time.time()
+                shown = "; ".join(f"{i.name} {i.status.value} for {now - _since(i, now):.1f} s" for i in pending)
+                goal = "idle" if until == "idle" else f"{until} resolved"
+                raise WaitTimeout(
+                    f"session {self.uid!r}: not {goal} after {timeout:g} s: {shown or 'no instance yet'} "
+                    "(is a worker consuming the queue?)",
+                    instances,
+                )
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
     def get_unresolved_instances(self) -> list[Instance]:
         return list(self._with_configs({i.name: i for i in self._inspection.get_unresolved_instances()}).values())

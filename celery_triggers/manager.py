@@ -31,13 +31,26 @@ if TYPE_CHECKING:
     from celery import Celery
 
 
-__all__ = ["TriggerManager", "error_metadata", "host_of"]
+__all__ = ["Fired", "TriggerManager", "error_metadata", "host_of"]
 
 #: Nesting depth of manager operations in this thread (a hook may fire).
 _depth = threading.local()
 
 InstanceRef = str | Instance
 Operation = Callable[[Snapshot, Mapping[str, TaskConfig]], Changes]
+
+
+class Fired(list[Instance]):
+    """What ``fire`` returns: the instances it scheduled, and a handle on
+    the session to wait for."""
+
+    def __init__(self, scheduled: list[Instance], session: TriggerManager):
+        super().__init__(scheduled)
+        self.session = session
+
+    def wait(self, timeout: float = 30.0, *, until: str = "idle", interval: float = 0.2) -> dict[str, Instance]:
+        """:meth:`TriggerManager.wait` on the session fired into."""
+        return self.session.wait(timeout, until=until, interval=interval)
 
 
 class TriggerManager(SessionInspection):
@@ -145,8 +158,9 @@ class TriggerManager(SessionInspection):
             for runner in self.extension.active_runners():
                 runner.drain()
 
-    def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None) -> list[Instance]:
-        """Fire a trigger; return the instances it scheduled."""
+    def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None) -> Fired:
+        """Fire a trigger; return the instances it scheduled (a list with a
+        ``wait`` method: ``app.triggers.fire(...).wait(timeout=30)``)."""
         problem = check_text(trigger_name, what="a trigger name", limit=MAX_NAME_LENGTH)
         if problem is not None:
             raise InvalidName(problem)
@@ -158,7 +172,7 @@ class TriggerManager(SessionInspection):
                 lambda configs: engine.needs_for_fire(configs, trigger_name),
                 lambda snap, configs: engine.fire(snap, configs, trigger_name, kwargs, time.time()),
             )
-            return self._fired(changes, kwargs)
+            return Fired(self._fired(changes, kwargs), self)
 
     def _fired(self, changes: Changes, kwargs: dict[str, Any]) -> list[Instance]:
         """Signal and hook each trigger the operation fired (at most one)."""

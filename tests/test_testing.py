@@ -216,7 +216,7 @@ def test_wait_until_idle_fails_with_a_readable_summary() -> None:
     with pytest.raises(AssertionError) as info:
         wait_until_idle(session, timeout=0.2, interval=0.02)
     text = str(info.value)
-    assert "session 'idle' still busy after 0.2s" in text
-    assert "t_stuck#0: scheduled for" in text
+    assert "session 'idle': not idle after 0.2 s: t_stuck#0 scheduled for 0." in text
+    assert "(is a worker consuming the queue?)" in text
     idle = make_test_app().triggers.session("empty")
     assert wait_until_idle(idle, timeout=0.1) == {}

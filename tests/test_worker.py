@@ -269,3 +269,23 @@ def test_class_based_tasks_on_a_real_worker(worker_app: Celery) -> None:
     assert failed.status.value == "failed" and failed.metadata["exc_type"] == "KwargsValidationError"
     assert "firstPageReceived.responses: list is not valid" in failed.metadata["exc_message"]
     assert "firstPageReceived.page: Numeric value expected" in failed.metadata["exc_message"]
+
+
+def test_a_fire_returns_a_handle_that_waits_on_a_real_worker(worker_app: Celery) -> None:
+    """#14: production code waits for a session without the testing package."""
+    from celery_triggers import Status, WaitTimeout
+
+    fired = worker_app.triggers.fire(uid(), "ping", {"a": 1})
+    assert fired == [], "t_probe also awaits pong"
+    fired = fired.session.fire("pong", {"b": 2})
+    assert [i.name for i in fired] == ["t_probe#0"]
+    instances = fired.wait(timeout=30, until="t_probe")
+    assert instances["t_probe#0"].status is Status.FINISHED
+    assert fired.session.wait(timeout=30)["t_contextOnly#0"].status is Status.FINISHED, "idle: the cascade too"
+
+    stuck = worker_app.triggers.session(uid())
+    stuck.fire("ping")  # t_probe#0 waits for pong forever
+    with pytest.raises(WaitTimeout) as info:
+        stuck.wait(timeout=0.3, until="t_probe#0")
+    assert str(info.value).startswith(f"session {stuck.uid!r}: not t_probe#0 resolved after 0.3 s: t_probe#0 unstarted")
+    assert info.value.instances["t_probe#0"].status is Status.UNSTARTED

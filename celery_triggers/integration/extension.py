@@ -19,7 +19,7 @@ from ..runners import TaskRunner, resolve_runner_class
 from ..storage import StorageBackend, mask_url, resolve_storage
 
 if TYPE_CHECKING:
-    from ..manager import TriggerManager
+    from ..manager import Fired, TriggerManager
     from .recovery import RecoveryAction
 
 __all__ = ["Triggers", "default_storage_url"]
@@ -314,8 +314,9 @@ class Triggers:
         ``storage`` names another by its alias, see ``triggers_storages``)."""
         return self.manager_class(self.storage_for(storage).bind(uid), app=self.app)
 
-    def fire(self, session_uid: str, trigger_name: str, kwargs: Mapping[str, Any] | None = None) -> list[Any]:
-        """Fire ``trigger_name`` in session ``session_uid``."""
+    def fire(self, session_uid: str, trigger_name: str, kwargs: Mapping[str, Any] | None = None) -> Fired:
+        """Fire ``trigger_name`` in session ``session_uid``; returns the
+        instances it scheduled, with ``.wait(timeout=...)``."""
         return self.session(session_uid).fire(trigger_name, kwargs)
 
     def recover(
