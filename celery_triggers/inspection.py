@@ -228,36 +228,6 @@ class SessionStorageView(SessionStorage):
     def get_unresolved_tasks(self) -> list[TaskConfig]:
         return self._inspection.get_unresolved_tasks()
 
-    def wait(self, timeout: float = 30.0, *, until: str = "idle", interval: float = 0.2) -> dict[str, Instance]:
-        """Block until the session is idle (no instance scheduled or
-        running), or until ``until`` names an instance (``"t_x#0"``) that is
-        resolved, or a task (``"t_x"``) with instances all resolved; return
-        the instances.
-
-        Cost: one read of every instance of the session per poll, every
-        ``interval`` seconds (at least 0.1). Raises :class:`WaitTimeout`,
-        listing what is not resolved yet, after ``timeout`` seconds.
-        """
-        from .errors import WaitTimeout
-
-        interval = max(float(interval), 0.1)
-        deadline = time.monotonic() + timeout
-        while True:
-            instances = self.instances
-            pending = _pending(instances, until)
-            if pending is None:
-                return instances
-            if time.monotonic() >= deadline:
-                now = time.time()
-                shown = "; ".join(f"{i.name} {i.status.value} for {now - _since(i, now):.1f} s" for i in pending)
-                goal = "idle" if until == "idle" else f"{until} resolved"
-                raise WaitTimeout(
-                    f"session {self.uid!r}: not {goal} after {timeout:g} s: {shown or 'no instance yet'} "
-                    "(is a worker consuming the queue?)",
-                    instances,
-                )
-            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-
     def get_unresolved_instances(self) -> list[Instance]:
         return list(self._with_configs({i.name: i for i in self._inspection.get_unresolved_instances()}).values())
 
