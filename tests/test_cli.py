@@ -126,6 +126,14 @@ def test_sessions_lists_counts_and_filters_unresolved(app: Celery) -> None:
     assert table.exit_code == 0 and "s-1" in table.output and "failed 1" in table.output
     rows = json.loads(run(app, "sessions", "--unresolved", "--json").output)
     assert [r["session"] for r in rows] == ["s-1", "s-3"]
+    failed = json.loads(run(app, "sessions", "--status", "failed", "--json").output)
+    assert [r["session"] for r in failed] == ["s-1"]
+    largest = json.loads(run(app, "sessions", "--sort", "instances", "--limit", "1", "--json").output)
+    assert [r["session"] for r in largest] == ["s-1"]
+    recent = json.loads(run(app, "sessions", "--sort", "last-activity", "--json").output)
+    assert [r["session"] for r in recent][0] == "s-3" and len(recent) == 3
+    bad = run(app, "sessions", "--status", "broken")
+    assert bad.exit_code == 2 and "'broken' is not a status" in bad.output
     assert rows[0]["counts"] == {"failed": 1, "finished": 1} and rows[0]["last_activity"] > 0
 
 
@@ -311,16 +319,21 @@ def test_a_real_celery_subprocess_inspects_the_survey_session(tmp_path: Path) ->
 
 def test_purge_and_delete_sessions(app: Celery) -> None:
     app.triggers.session("s-2").fire("cancelled")
-    assert run(app, "purge", "--older-than", "3600").output.splitlines() == ["purged 0 session(s)"]
-    result = run(app, "purge", "--older-than", "-1")
-    assert result.exit_code == 2 and "-1" in result.output
+    app.triggers.session("s-3").fire("data")  # t_import#0 awaits start: not resolved
+    assert run(app, "purge", "--older-than", "1h").output.splitlines() == ["purged 0 session(s)"]
+    for bad in ("-1", "7x", "soon"):
+        result = run(app, "purge", "--older-than", bad)
+        assert result.exit_code == 2 and "--older-than" in result.output, bad
+    dry = run(app, "purge", "--older-than", "0s", "--resolved-only", "--dry-run").output.splitlines()
+    assert dry == ["s-2", "would purge 1 session(s)"], "s-1 and s-3 have unresolved instances"
+    assert app.triggers.storage.sessions() == ["s-1", "s-2", "s-3"], "a dry run deletes nothing"
     result = run(app, "delete", "s-2", "nope")
     assert result.exit_code == 1 and "no session 'nope'" in result.output
     assert "s-2" in app.triggers.storage.sessions(), "a bad name deletes nothing"
     result = run(app, "delete", "s-2")
     assert result.exit_code == 0 and result.output == "deleted s-2\n"
-    assert app.triggers.storage.sessions() == ["s-1"]
-    assert json.loads(run(app, "purge", "--older-than", "0", "--json").output) == ["s-1"]
+    assert app.triggers.storage.sessions() == ["s-1", "s-3"]
+    assert json.loads(run(app, "purge", "--older-than", "0", "--json").output) == ["s-1", "s-3"]
 
 
 def test_piped_output_is_plain_one_record_per_line(app: Celery) -> None:

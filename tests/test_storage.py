@@ -267,7 +267,12 @@ def test_purge_deletes_idle_sessions_and_keeps_busy_and_recent_ones(backend: Sto
     for uid, instance in (("idle", done), ("busy", busy), ("waiting", waiting)):
         backend.atomic(uid, lambda txn, i=instance: txn.write(changes(i, triggers=("go",))))
     assert backend.purge(older_than=3600) == [], "nothing is an hour old"
-    assert backend.purge(older_than=30, now=time.time() + 60) == ["idle", "waiting"]
+    later = time.time() + 60
+    assert backend.purge(older_than=30, now=later, dry_run=True) == ["idle", "waiting"]
+    assert backend.purge(older_than=30, now=later, resolved_only=True, dry_run=True) == ["idle"]
+    assert {"idle", "busy", "waiting"} <= set(backend.sessions()), "a dry run deletes nothing"
+    assert backend.instances_many(["idle", "busy", "nobody"])["busy"]["t_a#0"].status is Status.RUNNING
+    assert backend.purge(older_than=30, now=later) == ["idle", "waiting"]
     assert set(backend.sessions()) >= {"busy"} and not {"idle", "waiting"} & set(backend.sessions())
     assert backend.instances("idle") == {} and backend.instances("busy")["t_a#0"].status is Status.RUNNING
     with pytest.raises(ValueError, match="older_than must be a number of seconds >= 0, got -1"):

@@ -113,18 +113,41 @@ def inspect(ctx: click.Context, session: str, as_json: bool, tracebacks: bool, w
 
 @triggers.command()
 @click.option("--unresolved", is_flag=True, help="Only sessions with unresolved instances.")
+@click.option("--status", "statuses", multiple=True, help="Only sessions with an instance in this status (repeatable).")
+@click.option(
+    "--sort",
+    type=click.Choice(["session", "last-activity", "instances"]),
+    default="session",
+    show_default=True,
+    help="last-activity and instances: largest first.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most this many sessions.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_context
 @_refusals
-def sessions(ctx: click.Context, unresolved: bool, as_json: bool) -> None:
+def sessions(
+    ctx: click.Context, unresolved: bool, statuses: tuple[str, ...], sort: str, limit: int | None, as_json: bool
+) -> None:
     """The sessions in storage, with counts by status and last activity."""
+    from ..state import Status
     from .render import print_sessions
     from .views import sessions_view
 
+    known = {s.value for s in Status}
+    for status in statuses:
+        if status not in known:
+            raise click.BadParameter(f"{status!r} is not a status ({', '.join(sorted(known))})", param_hint="--status")
     ext = _extension(ctx)
-    rows = sessions_view([ext.session(uid) for uid in ext.storage.sessions()])
+    rows = sessions_view(ext.storage, [u for u in ext.storage.sessions() if not u.startswith("celery-triggers:")])
     if unresolved:
         rows = [r for r in rows if r["unresolved"]]
+    if statuses:
+        rows = [r for r in rows if set(statuses) & set(r["counts"])]
+    if sort == "last-activity":
+        rows.sort(key=lambda r: r["last_activity"] or 0, reverse=True)
+    elif sort == "instances":
+        rows.sort(key=lambda r: r["instances"] or 0, reverse=True)
+    rows = rows[:limit] if limit else rows
     if as_json:
         _echo_json(rows)
     else:
@@ -254,27 +277,47 @@ def recover(
     _report(actions, as_json, dry_run, ("resolve", "resolved"))
 
 
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """Seconds, or a number with a unit: ``90``, ``45s``, ``30m``, ``12h``, ``7d``."""
+
+    name = "duration"
+    _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        text = str(value).strip().lower()
+        unit = self._UNITS.get(text[-1:], None) if text else None
+        try:
+            seconds = float(text[:-1] if unit else text) * (unit or 1)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration (e.g. 90, 45s, 30m, 12h, 7d)", param, ctx)
+        if seconds < 0:
+            self.fail(f"{value!r} is negative", param, ctx)
+        return seconds
+
+
 @triggers.command()
 @click.option(
     "--older-than",
-    type=click.FloatRange(min=0),
+    type=Duration(),
     required=True,
-    help="Seconds since a session's last change (e.g. 604800 for a week).",
+    help="Time since a session's last change: 90 (seconds), 30m, 12h, 7d.",
 )
+@click.option("--resolved-only", is_flag=True, help="Only sessions whose instances are all resolved.")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_context
 @_refusals
-def purge(ctx: click.Context, older_than: float, as_json: bool) -> None:
+def purge(ctx: click.Context, older_than: float, resolved_only: bool, dry_run: bool, as_json: bool) -> None:
     """Delete the sessions with nothing scheduled or running that have not
-    changed for --older-than seconds (retention for storages that do not
-    expire: run it from cron or celery beat)."""
-    purged = _extension(ctx).purge(older_than)
+    changed for --older-than (retention for storages that do not expire:
+    run it from cron or celery beat)."""
+    purged = _extension(ctx).purge(older_than, resolved_only=resolved_only, dry_run=dry_run)
     if as_json:
         _echo_json(purged)
         return
     for uid in purged:
         click.echo(uid)
-    click.echo(f"purged {len(purged)} session(s)")
+    click.echo(f"{'would purge' if dry_run else 'purged'} {len(purged)} session(s)")
 
 
 @triggers.command()

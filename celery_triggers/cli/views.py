@@ -8,6 +8,7 @@ from typing import Any
 from ..errors import CorruptSession
 from ..manager import TriggerManager
 from ..state import RESOLVED, Instance, Status
+from ..storage import StorageBackend
 
 __all__ = ["INSPECT_SCHEMA", "age", "instance_view", "session_view", "sessions_view", "task_status"]
 
@@ -123,32 +124,26 @@ def session_view(manager: TriggerManager, now: float | None = None) -> dict[str,
     }
 
 
-def sessions_view(managers: list[TriggerManager]) -> list[dict[str, Any]]:
+def sessions_view(storage: StorageBackend, uids: list[str]) -> list[dict[str, Any]]:
+    """One row per session: counts by status, last activity, or why it is
+    corrupt (the instances of many sessions are read in batches)."""
     rows: list[dict[str, Any]] = []
-    for manager in managers:
-        try:
-            instances = manager.instances.values()
-        except CorruptSession as exc:  # reported as such; the other sessions are listed
+    for uid, found in storage.instances_many(uids).items():
+        if isinstance(found, CorruptSession):  # reported as such; the other sessions are listed
             rows.append(
-                {
-                    "session": manager.uid,
-                    "counts": {},
-                    "instances": None,
-                    "unresolved": None,
-                    "last_activity": None,
-                    "corrupt": str(exc),
-                }
+                {"session": uid, "counts": {}, "instances": None, "unresolved": None, "last_activity": None}
+                | {"corrupt": str(found)}
             )
             continue
         counts: dict[str, int] = {}
         last = 0.0
-        for instance in instances:
+        for instance in found.values():
             counts[instance.status.value] = counts.get(instance.status.value, 0) + 1
             stamps = [v for k, v in instance.metadata.items() if k.endswith("_at") and isinstance(v, (int, float))]
             last = max([last, *stamps])
         rows.append(
             {
-                "session": manager.uid,
+                "session": uid,
                 "counts": dict(sorted(counts.items())),
                 "instances": sum(counts.values()),
                 "unresolved": sum(n for s, n in counts.items() if Status(s) not in RESOLVED),

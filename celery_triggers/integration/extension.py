@@ -339,11 +339,11 @@ class Triggers:
 
         return redispatch(self, sessions, older_than=older_than, dry_run=dry_run)
 
-    def purge(self, older_than: float) -> list[str]:
+    def purge(self, older_than: float, *, resolved_only: bool = False, dry_run: bool = False) -> list[str]:
         """Delete the sessions with nothing scheduled or running whose last
         change is more than ``older_than`` seconds old (see
         :meth:`StorageBackend.purge`); returns their UIDs."""
-        return self.storage.purge(older_than)
+        return self.storage.purge(older_than, resolved_only=resolved_only, dry_run=dry_run)
 
     def update_configuration(self, session_uid: str, configs: Mapping[str, Any]) -> None:
         self.session(session_uid).update_configuration(configs)

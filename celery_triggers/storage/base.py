@@ -191,20 +191,47 @@ class StorageBackend(abc.ABC):
         :attr:`session_ttl` seconds from this change."""
         return None if in_flight or not self.session_ttl else self.session_ttl
 
-    def purge(self, older_than: float, *, now: float | None = None) -> list[str]:
+    def purge(
+        self, older_than: float, *, now: float | None = None, resolved_only: bool = False, dry_run: bool = False
+    ) -> list[str]:
         """Delete every session with no instance scheduled or running whose
         last change is more than ``older_than`` seconds old; returns their
-        UIDs. Each check-and-delete is atomic: a session that changed
-        meanwhile is kept. The retention policy of backends without expiry
-        (SQLite, memory), and a sweep for those with one."""
+        UIDs. ``resolved_only``: only sessions whose instances are all
+        resolved (none waiting for a trigger either). ``dry_run``: delete
+        nothing, return what would go. Each check-and-delete is atomic: a
+        session that changed meanwhile is kept. The retention policy of
+        backends without expiry (SQLite, memory), and a sweep for those with
+        one."""
         cutoff = purge_cutoff(older_than, now)
-        return [uid for uid in self.sessions() if self.delete_if_idle(uid, cutoff)]
+        purged = []
+        for uid in self.sessions():
+            if resolved_only:
+                try:
+                    if not all(i.is_resolved for i in self.instances(uid).values()):
+                        continue
+                except CorruptSession:
+                    continue
+            # A change after the check above is newer than cutoff: the session is kept.
+            if self.delete_if_idle(uid, cutoff, dry_run=dry_run):
+                purged.append(uid)
+        return purged
 
-    def delete_if_idle(self, uid: str, cutoff: float) -> bool:
+    def delete_if_idle(self, uid: str, cutoff: float, *, dry_run: bool = False) -> bool:
         """Delete session ``uid`` if nothing in it is scheduled or running
         and its last change is older than ``cutoff`` (a time), atomically;
-        True if it did."""
+        True if it did (with ``dry_run``: if it would)."""
         raise StorageError(f"{type(self).__name__} does not support purge (it has no delete_if_idle)")
+
+    def instances_many(self, uids: list[str]) -> dict[str, dict[str, Instance] | CorruptSession]:
+        """:meth:`instances` of several sessions (a corrupt one maps to its
+        error); a backend may batch the reads."""
+        out: dict[str, dict[str, Instance] | CorruptSession] = {}
+        for uid in uids:
+            try:
+                out[uid] = self.instances(uid)
+            except CorruptSession as exc:
+                out[uid] = exc
+        return out
 
     def process_local_reason(self) -> str | None:
         """Why this storage cannot be shared by several processes (a Celery

@@ -402,10 +402,10 @@ class DjangoCacheStorage(StorageBackend):
                 self.cache.delete_many(self._session_keys(uid, state))
         self._index_session(uid, remove=True)
 
-    def delete_if_idle(self, uid: str, cutoff: float) -> bool:
+    def delete_if_idle(self, uid: str, cutoff: float, *, dry_run: bool = False) -> bool:
         redis_backend = self._on_redis()
         if redis_backend is not None:
-            return redis_backend.delete_if_idle(uid, cutoff)
+            return redis_backend.delete_if_idle(uid, cutoff, dry_run=dry_run)
         with self._locked(uid):
             try:
                 state = parse_state(uid, self.cache.get(self._key(uid, "state")))
@@ -413,6 +413,8 @@ class DjangoCacheStorage(StorageBackend):
                 return False
             if state is None or state.get("in_flight") or float(state.get("updated_at") or 0) >= cutoff:
                 return False
+            if dry_run:
+                return True
             self.cache.delete(self._key(uid, "state"))
             self.cache.delete_many(self._session_keys(uid, state))
         self._index_session(uid, remove=True)

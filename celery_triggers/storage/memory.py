@@ -131,10 +131,11 @@ class MemoryStorage(StorageBackend):
         with self._lock:
             self._sessions.pop(uid, None)
 
-    def delete_if_idle(self, uid: str, cutoff: float) -> bool:
+    def delete_if_idle(self, uid: str, cutoff: float, *, dry_run: bool = False) -> bool:
         with self._lock:
             session = self._sessions.get(uid)
             if session is None or session.in_flight or session.updated_at >= cutoff:
                 return False
-            del self._sessions[uid]
+            if not dry_run:
+                del self._sessions[uid]
             return True

@@ -154,14 +154,15 @@ return {1, tostring(v), state, new, d.s}
 
 
 #: Delete a session if nothing is in flight and its last change is older
-#: than ARGV[1] (a time). KEYS: as _COMMIT. Returns 1 if deleted.
+#: than ARGV[1] (a time), unless ARGV[2] is "1" (a dry run). KEYS: as
+#: _COMMIT. Returns 1 if it is (or would be) deleted.
 _PURGE = """
 local state = redis.call('GET', KEYS[1])
 if not state then return 0 end
 local ok, d = pcall(cjson.decode, state)
 if not ok or type(d) ~= 'table' then return 0 end
 if (tonumber(d.in_flight) or 0) > 0 or (tonumber(d.updated_at) or 0) >= tonumber(ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+if ARGV[2] ~= '1' then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4]) end
 return 1
 """
 
@@ -369,6 +370,31 @@ class RedisStorage(StorageBackend):
             return {}
         return session_instances(uid, {_text(k): v for k, v in zip(flat[::2], flat[1::2], strict=True)})
 
+    def instances_many(self, uids: list[str]) -> dict[str, dict[str, Instance] | CorruptSession]:
+        """Pipelined, 500 sessions per round trip (one at a time on a cluster)."""
+        if self.cluster:
+            return super().instances_many(uids)
+        out: dict[str, dict[str, Instance] | CorruptSession] = {}
+        for start in range(0, len(uids), 500):
+            chunk = [check_uid(u) for u in uids[start : start + 500]]
+            try:
+                with self.client.pipeline(transaction=False) as pipe:
+                    for uid in chunk:
+                        self._dump(keys=list(self._keys(uid))[:2], client=pipe)
+                    replies = pipe.execute()
+            except redis.RedisError as exc:
+                raise self._error(None, exc) from exc
+            for uid, (state_text, flat) in zip(chunk, replies, strict=True):
+                try:
+                    if parse_state(uid, state_text) is None:
+                        out[uid] = {}
+                        continue
+                    records = {_text(k): v for k, v in zip(flat[::2], flat[1::2], strict=True)}
+                    out[uid] = session_instances(uid, records)
+                except CorruptSession as exc:
+                    out[uid] = exc
+        return out
+
     def sessions(self) -> list[str]:
         """UIDs of the stored sessions (states read 500 at a time). A session
         whose state is corrupt is listed when its UID can still be read
@@ -403,9 +429,9 @@ class RedisStorage(StorageBackend):
         except redis.RedisError as exc:
             raise self._error(uid, exc) from exc
 
-    def delete_if_idle(self, uid: str, cutoff: float) -> bool:
+    def delete_if_idle(self, uid: str, cutoff: float, *, dry_run: bool = False) -> bool:
         try:
-            return bool(self._purge(keys=list(self._keys(uid)), args=[repr(float(cutoff))]))
+            return bool(self._purge(keys=list(self._keys(uid)), args=[repr(float(cutoff)), "1" if dry_run else "0"]))
         except redis.RedisError as exc:
             raise self._error(uid, exc) from exc
 

@@ -27,7 +27,7 @@ from .._json import dumps
 from ..engine import Needs
 from ..errors import InvalidStorageURL, StorageError
 from ..state import Instance, Status
-from .base import Prefetch, Raw, SessionTxn, StorageBackend, check_uid, purge_cutoff
+from .base import Prefetch, Raw, SessionTxn, StorageBackend, check_uid
 from .records import decode_instance, encode_instance
 
 __all__ = ["SQLiteStorage", "path_from_url"]
@@ -243,24 +243,7 @@ class SQLiteStorage(StorageBackend):
             for table in _TABLES:
                 txn.conn.execute(f"DELETE FROM {table} WHERE session = ?", (uid,))  # noqa: S608 - table names and "?" marks only
 
-    def purge(self, older_than: float, *, now: float | None = None) -> list[str]:
-        """One transaction: find the idle sessions and delete them."""
-        cutoff = purge_cutoff(older_than, now)
-        with self.transaction("celery-triggers:purge") as txn:
-            assert isinstance(txn, _SQLiteTxn)
-            uids = [
-                row[0]
-                for row in txn.conn.execute(
-                    "SELECT session FROM ct_sessions WHERE updated_at < ? AND session NOT IN "
-                    "(SELECT session FROM ct_instances WHERE status IN ('scheduled', 'running')) ORDER BY session",
-                    (cutoff,),
-                )
-            ]
-            for table in _TABLES:
-                txn.conn.executemany(f"DELETE FROM {table} WHERE session = ?", [(u,) for u in uids])  # noqa: S608 - table names and "?" marks only
-        return uids
-
-    def delete_if_idle(self, uid: str, cutoff: float) -> bool:
+    def delete_if_idle(self, uid: str, cutoff: float, *, dry_run: bool = False) -> bool:
         with self.transaction(uid) as txn:
             assert isinstance(txn, _SQLiteTxn)
             row = txn.conn.execute("SELECT updated_at FROM ct_sessions WHERE session = ?", (uid,)).fetchone()
@@ -269,7 +252,7 @@ class SQLiteStorage(StorageBackend):
             ).fetchone()
             if row is None or busy or row[0] >= cutoff:
                 return False
-            for table in _TABLES:
+            for table in () if dry_run else _TABLES:
                 txn.conn.execute(f"DELETE FROM {table} WHERE session = ?", (uid,))  # noqa: S608 - table names and "?" marks only
         return True
 
