@@ -131,7 +131,7 @@ def test_sessions_lists_counts_and_filters_unresolved(app: Celery) -> None:
     largest = json.loads(run(app, "sessions", "--sort", "instances", "--limit", "1", "--json").output)
     assert [r["session"] for r in largest] == ["s-1"]
     recent = json.loads(run(app, "sessions", "--sort", "last-activity", "--json").output)
-    assert [r["session"] for r in recent][0] == "s-3" and len(recent) == 3
+    assert recent[0]["session"] == "s-3" and len(recent) == 3
     bad = run(app, "sessions", "--status", "broken")
     assert bad.exit_code == 2 and "'broken' is not a status" in bad.output
     assert rows[0]["counts"] == {"failed": 1, "finished": 1} and rows[0]["last_activity"] > 0
@@ -247,7 +247,7 @@ def test_graph_dot_is_accepted_by_graphviz(app: Celery, tmp_path: Path) -> None:
 def test_validate_ok_and_problems() -> None:
     app = make_app()
 
-    @trigger_task(after=["a"], name="t_ok")
+    @trigger_task(after=["a"], name="t_ok", extras={"priority": 3, "owner": "ops"})
     @app.task(shared=False, name="v.ok")
     def ok() -> None: ...
 
@@ -255,6 +255,7 @@ def test_validate_ok_and_problems() -> None:
     assert good.exit_code == 0 and good.output.splitlines() == [
         "1 trigger task(s); external triggers the app must fire:",
         "  a",
+        "custom directives kept on t_ok: owner, priority",
         "ok",
     ]
     app.triggers.configure(
@@ -346,7 +347,8 @@ def test_piped_output_is_plain_one_record_per_line(app: Celery) -> None:
         lines = out.splitlines()
         assert all(line == line.rstrip() for line in lines), f"no trailing spaces in {args}"
         assert "\x1b[" not in out
-        header, rows = lines[1], lines[2:]
+        end = next((n for n, line in enumerate(lines) if line.endswith("trigger(s) fired")), len(lines))
+        header, rows = lines[1], lines[2:end]
         assert len(rows) == records and all(row.count("\t") == header.count("\t") for row in rows), args
     assert "s-long (1 instance, 1 unresolved)" in run(app, "inspect", "s-long").output, "1 instance, not 1 instances"
 
@@ -384,3 +386,15 @@ def test_replay_in_python_keeps_the_original_meaning_and_merges_on_request(app: 
     session.update_instance_status(clone.name, "failed")
     merged = session.replay_failed_instance(clone.name, kwargs_update={"t_import": {"rows": 3}})
     assert session.instances[merged.name].kwargs == {"note": {}, "t_import": {"rows": 3}}
+
+
+def test_a_repeated_one_shot_trigger_is_recorded_and_shown(app: Celery) -> None:
+    app.triggers.session("s-1").fire("data", {"file": "b.csv"})  # t_import#0 consumed "data" already
+    out = run(app, "inspect", "s-1").output.splitlines()
+    at = out.index("3 trigger(s) fired")
+    assert out[at + 1 :] == [
+        "trigger\ttimes fired\tlast kwargs",
+        'data\t2\t{"file": "b.csv"}',
+        "start\t1\t{}",
+        't_import\t1\t{"rows": 3}',
+    ]

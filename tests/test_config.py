@@ -82,3 +82,22 @@ def test_a_whole_configuration_is_all_or_nothing() -> None:
         parse_configs({"t_first": {"after": ["a"], "run": "r"}, "t_second": {"after": ["a"]}})
     with pytest.raises(ConfigurationError, match="mapping"):
         parse_configs(["t_first"])  # type: ignore[arg-type]
+
+
+def test_the_decorator_takes_custom_directives_in_extras_and_refuses_other_keywords() -> None:
+    from celery_triggers import trigger_task
+
+    from .conftest import make_app
+
+    app = make_app()
+
+    @app.task(shared=False, name="typo.task")
+    def task() -> None: ...
+
+    with pytest.raises(ConfigurationError, match=r"unknown keyword\(s\) 'unles' \(did you mean 'unless'\?\)"):
+        trigger_task(after=["go"], unles=["stop"])(task)
+    with pytest.raises(ConfigurationError, match=r"'priority'; pass custom directives as extras=\{...\}"):
+        trigger_task(after=["go"], priority=3)(task)
+    assert app.triggers.configs == {}
+    trigger_task(after=["go"], extras={"priority": 3})(task)
+    assert dict(app.triggers.configs["t_task"].extras) == {"priority": 3}

@@ -187,7 +187,7 @@ def test_decorator_names_and_task_objects() -> None:
     @app.task(shared=False, name="proj.tasks.first")
     def first() -> None: ...
 
-    @trigger_task(after=[first], name="t_custom", priority="high")
+    @trigger_task(after=[first], name="t_custom", extras={"priority": "high"})
     @trigger_task(after=[first, "b"])
     @app.task(shared=False, name="proj.tasks.second")
     def second() -> None: ...
@@ -207,8 +207,9 @@ def test_decorator_names_and_task_objects() -> None:
     [
         ({"after": "a"}, "directive 'after': expected a list"),
         ({"after": [1]}, "directive 'after'"),
-        ({"after": ["a"], "andevery": "p"}, "'andevery': unknown directive; did you mean 'andEvery' or 'and_every'"),
-        ({"after": ["a"], "With_Params": {}}, "'With_Params': unknown directive"),
+        ({"after": ["a"], "andevery": "p"}, "unknown keyword(s) 'andevery' (did you mean 'and_every'?)"),
+        ({"after": ["a"], "With_Params": {}}, "'With_Params' (did you mean 'with_params'?)"),
+        ({"after": ["a"], "extras": ["x"]}, "extras must be a dict of custom directives, got list"),
         ({"after": ["a"], "with_params": {"model": "x"}}, "dict of dicts"),
         ({"after": ["a"], "using": "nope"}, "no task runner named 'nope'"),
     ],

@@ -374,6 +374,9 @@ def validate(ctx: click.Context) -> None:
     click.echo(f"{len(configs)} trigger task(s); external triggers the app must fire:")
     for trigger in workflow(configs).external:
         click.echo(f"  {trigger}")
+    for task_name, config in sorted(configs.items()):
+        if config.extras:
+            click.echo(f"custom directives kept on {task_name}: {', '.join(sorted(config.extras))}")
     for problem in problems:
         click.echo(f"{problem.level}: {problem.task}: {problem.message}", err=problem.level == "error")
     errors = [p for p in problems if p.level == "error"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -61,6 +62,7 @@ def _plain(title: str, columns: list[str], rows: list[list[str]]) -> None:
         click.echo("\t".join(" ".join(str(cell).split()) or "-" for cell in line))
 
 
+_TRIGGER_COLUMNS = ["trigger", "times fired", "last kwargs"]
 _SESSION_COLUMNS = ["task / instance", "status", "consumed", "awaiting", "unless", "result / exception", "age"]
 
 
@@ -95,8 +97,11 @@ def print_session(view: dict[str, Any], storage: str, *, tracebacks: bool = Fals
     )
     rows = _session_rows(view)
     failed = [i for t in view["tasks"] for i in t["instances"] if i["traceback"]] if tracebacks else []
+    fired = [[t["trigger"], str(t["count"]), json.dumps(t["kwargs"], sort_keys=True)] for t in view["triggers"]]
+    fired_title = f"{len(fired)} trigger(s) fired"
     if not is_terminal():
         _plain(title, _SESSION_COLUMNS, rows)
+        _plain(fired_title, _TRIGGER_COLUMNS, fired)
         for instance in failed:
             click.echo(f"traceback of {instance['instance']}:")
             click.echo(instance["traceback"].rstrip())
@@ -108,6 +113,10 @@ def print_session(view: dict[str, Any], storage: str, *, tracebacks: bool = Fals
         table.add_row(escape(row[0]), _status(row[1]), *(escape(cell) for cell in row[2:]))
     out = console()
     out.print(table)
+    triggers = _table(fired_title, _TRIGGER_COLUMNS)
+    for line in fired:
+        triggers.add_row(*(escape(cell) for cell in line))
+    out.print(triggers)
     for instance in failed:
         out.print(f"[bold]traceback of {escape(instance['instance'])}:[/bold]")
         out.print(escape(instance["traceback"].rstrip()))

@@ -27,7 +27,8 @@ def trigger_task(
     unless: Iterable[Any] = (),
     with_params: Mapping[str, Mapping[str, Any]] | None = None,
     using: str | None = None,
-    **extras: Any,
+    extras: Mapping[str, Any] | None = None,
+    **unknown: Any,
 ) -> Callable[[T], T]:
     """Register a trigger task that runs the decorated Celery task.
 
@@ -40,7 +41,8 @@ def trigger_task(
     The trigger task is named ``t_`` + the task's short name unless
     ``name=`` is given. ``after``, ``and_every`` and ``unless`` accept Celery
     task objects (standing for their trigger task) as well as trigger names.
-    Extra keyword arguments are custom directives (``config.extras``).
+    Custom directives go in ``extras={...}`` (``config.extras``); any other
+    keyword is refused, with "did you mean" for a near-miss (``unles=``).
     """
 
     def decorate(task: T) -> T:
@@ -49,6 +51,21 @@ def trigger_task(
         ext = Triggers(task.app)  # type: ignore[attr-defined]
         task_name: str = task.name  # type: ignore[attr-defined]
         config_name = name or "t_" + task_name.rsplit(".", 1)[-1]
+        if unknown:
+            from ..config import _near_directive
+
+            hints = []
+            for key in sorted(unknown):
+                near = _near_directive(key)
+                hints.append(f"{key!r}" + (f" (did you mean {near!r}?)" if near else ""))
+            raise ConfigurationError(
+                f"@trigger_task got unknown keyword(s) {', '.join(hints)}; pass custom directives as extras={{...}}",
+                task=config_name,
+            )
+        if extras is not None and not isinstance(extras, Mapping):
+            raise ConfigurationError(
+                f"extras must be a dict of custom directives, got {type(extras).__name__}", task=config_name
+            )
 
         def resolve(value: Any) -> Any:
             return ext.trigger_name_for(value) if _is_task(value) else value
@@ -58,7 +75,7 @@ def trigger_task(
                 return values  # parse_config reports the wrong type
             return [resolve(v) for v in values]
 
-        directives: dict[str, Any] = {"run": task_name, "after": resolve_list("after", after), **extras}
+        directives: dict[str, Any] = {"run": task_name, "after": resolve_list("after", after), **(extras or {})}
         if and_every is not None:
             directives["and_every"] = resolve(and_every)
         if unless:
