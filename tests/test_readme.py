@@ -78,7 +78,7 @@ def test_every_python_block_of_the_readme_runs(
         if "class ImportTestCase" in code:
             ns["app"].conf.triggers_runner = "threading"
             ns["app"].set_current()
-        exec(compile(code, f"README.md python block {number}", "exec"), ns)  # noqa: S102 - the README's own code
+        exec(compile(code, f"README.md python block {number}", "exec"), ns)  # the README's own code
 
         if 'app.triggers.fire("session-42"' in code:
             assert ns["session"].instances["t_createApplicant#0"].status is Status.SCHEDULED
