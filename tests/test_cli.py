@@ -226,6 +226,9 @@ def test_graph_mermaid_structure(app: Celery) -> None:
     coloured = run(app, "graph", "s-1").output
     assert f"class {nodes['t_report']} failed" in coloured and f"class {nodes['t_import']} finished" in coloured
     assert "classDef failed fill:" in coloured
+    assert f"class {nodes['start']} fired" in coloured and f"class {nodes['reviewed']} unfired" in coloured
+    assert '  subgraph legend["legend"]' in coloured and "    legend_failed[failed]" in coloured
+    assert "legend" not in out, "no legend without a session"
 
 
 def test_graph_dot_is_accepted_by_graphviz(app: Celery, tmp_path: Path) -> None:
@@ -241,7 +244,10 @@ def test_graph_dot_is_accepted_by_graphviz(app: Celery, tmp_path: Path) -> None:
         assert rendered.returncode == 0, rendered.stderr
         assert "<svg" in rendered.stdout and "t_report" in rendered.stdout
     assert '"cancelled" -> "t_report" [style=dashed, label="unless"];' in source
-    assert 'fillcolor="#f4a6a6", xlabel="failed"' in source
+    assert '"t_report" [shape=box, style=filled, fillcolor="#f4a6a6"];' in source, "status as fill colour, no label"
+    assert '"start" [shape=ellipse, style=filled, fillcolor="#495057", fontcolor=white];' in source
+    assert '"reviewed" [shape=ellipse, style=dashed];' in source, "not fired yet: dashed"
+    assert "subgraph cluster_legend {" in source and '"legend: failed" [label="failed"' in source
 
 
 def test_validate_ok_and_problems() -> None:

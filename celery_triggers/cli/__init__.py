@@ -340,17 +340,20 @@ def delete(ctx: click.Context, sessions: tuple[str, ...]) -> None:
 @click.pass_context
 @_refusals
 def graph(ctx: click.Context, session: str | None, fmt: str) -> None:
-    """The workflow as a graph; with SESSION, tasks coloured by status."""
+    """The workflow as a graph; with SESSION, tasks filled with their status
+    colour, fired triggers filled and unfired ones dashed, and a legend."""
     from ..analysis import workflow
     from .graph import to_dot, to_mermaid
     from .views import task_status
 
     ext = _extension(ctx)
+    fired: set[str] | None = None
     if session is None:
         configs, statuses = ext.configs, None
     else:
         manager = _existing_session(ctx, session)
-        configs = manager.get_configuration()
+        configs, snapshot = manager.overview()
+        fired = {name for name, record in snapshot.triggers.items() if record.count > 0}
         instances = list(manager.instances.values())
         statuses = {}
         for name in configs:
@@ -358,7 +361,7 @@ def graph(ctx: click.Context, session: str | None, fmt: str) -> None:
             if status:
                 statuses[name] = status
     flow = workflow(configs)
-    click.echo((to_dot if fmt == "dot" else to_mermaid)(flow, statuses), nl=False)
+    click.echo((to_dot if fmt == "dot" else to_mermaid)(flow, statuses, fired), nl=False)
 
 
 @triggers.command()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from ..analysis import Workflow
 
@@ -25,28 +25,60 @@ def _dot_id(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def to_dot(flow: Workflow, statuses: Mapping[str, str] | None = None) -> str:
+#: External triggers: fired ones filled, the others dashed.
+FIRED_COLOUR = "#495057"
+
+
+def to_dot(flow: Workflow, statuses: Mapping[str, str] | None = None, fired: Collection[str] | None = None) -> str:
+    """DOT text; with ``statuses`` (task -> status) tasks are filled with
+    their status colour and a legend names the colours; with ``fired``
+    (a session's fired triggers) fired external triggers are filled and the
+    others dashed."""
     lines = ["digraph workflow {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
     for trigger in flow.external:
-        lines.append(f"  {_dot_id(trigger)} [shape=ellipse];")
+        if fired is None:
+            attrs = "shape=ellipse"
+        elif trigger in fired:
+            attrs = f'shape=ellipse, style=filled, fillcolor="{FIRED_COLOUR}", fontcolor=white'
+        else:
+            attrs = "shape=ellipse, style=dashed"
+        lines.append(f"  {_dot_id(trigger)} [{attrs}];")
     for task in flow.tasks:
-        attrs = ["shape=box"]
+        box = ["shape=box"]
         status = (statuses or {}).get(task)
         if status:
-            attrs += ["style=filled", f'fillcolor="{STATUS_COLOURS.get(status, "#ffffff")}"', f'xlabel="{status}"']
-        lines.append(f"  {_dot_id(task)} [{', '.join(attrs)}];")
+            box += ["style=filled", f'fillcolor="{STATUS_COLOURS.get(status, "#ffffff")}"']
+        lines.append(f"  {_dot_id(task)} [{', '.join(box)}];")
     for edge in flow.edges:
         style = {"after": "", "every": ' [label="every"]', "unless": ' [style=dashed, label="unless"]'}[edge.kind]
         lines.append(f"  {_dot_id(edge.source)} -> {_dot_id(edge.target)}{style};")
+    if statuses is not None or fired is not None:
+        lines += _dot_legend(sorted(set((statuses or {}).values())), fired is not None)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _dot_legend(used: list[str], triggers: bool) -> list[str]:
+    lines = ["  subgraph cluster_legend {", '    label="legend"; fontname="Helvetica"; style=rounded;']
+    for status in used:
+        colour = STATUS_COLOURS.get(status, "#ffffff")
+        lines.append(f'    "legend: {status}" [label="{status}", shape=box, style=filled, fillcolor="{colour}"];')
+    if triggers:
+        lines.append(
+            f'    "legend: fired" [label="fired trigger", shape=ellipse, style=filled, fillcolor="{FIRED_COLOUR}", '
+            "fontcolor=white];"
+        )
+        lines.append('    "legend: not fired" [label="not fired yet", shape=ellipse, style=dashed];')
+    lines.append("  }")
+    return lines
 
 
 def _mermaid_label(name: str) -> str:
     return '"' + name.replace('"', "#quot;") + '"'
 
 
-def to_mermaid(flow: Workflow, statuses: Mapping[str, str] | None = None) -> str:
+def to_mermaid(flow: Workflow, statuses: Mapping[str, str] | None = None, fired: Collection[str] | None = None) -> str:
+    """Mermaid text, coloured as :func:`to_dot` (the legend is a subgraph)."""
     ids = {name: f"n{i}" for i, name in enumerate([*flow.external, *flow.tasks])}
     lines = ["flowchart LR"]
     for trigger in flow.external:
@@ -57,9 +89,23 @@ def to_mermaid(flow: Workflow, statuses: Mapping[str, str] | None = None) -> str
         arrow = {"after": "-->", "every": "-->|every|", "unless": "-.->|unless|"}[edge.kind]
         lines.append(f"  {ids[edge.source]} {arrow} {ids[edge.target]}")
     used = sorted({s for t, s in (statuses or {}).items() if t in ids})
+    if statuses is not None or fired is not None:
+        lines.append('  subgraph legend["legend"]')
+        lines += [f"    legend_{status}[{status}]" for status in used]
+        if fired is not None:
+            lines += ["    legend_fired([fired trigger])", "    legend_unfired([not fired yet])"]
+        lines.append("  end")
     for status in used:
         lines.append(f"  classDef {status} fill:{STATUS_COLOURS.get(status, '#ffffff')}")
     for task, status in sorted((statuses or {}).items()):
         if task in ids:
             lines.append(f"  class {ids[task]} {status}")
+    for status in used:
+        lines.append(f"  class legend_{status} {status}")
+    if fired is not None:
+        lines.append(f"  classDef fired fill:{FIRED_COLOUR},color:#ffffff")
+        lines.append("  classDef unfired stroke-dasharray: 5 5")
+        for trigger in flow.external:
+            lines.append(f"  class {ids[trigger]} {'fired' if trigger in fired else 'unfired'}")
+        lines += ["  class legend_fired fired", "  class legend_unfired unfired"]
     return "\n".join(lines) + "\n"
