@@ -404,3 +404,43 @@ def test_a_repeated_one_shot_trigger_is_recorded_and_shown(app: Celery) -> None:
         "start\t1\t{}",
         't_import\t1\t{"rows": 3}',
     ]
+
+
+def test_the_session_graph_renders_in_a_real_browser(app: Celery, tmp_path: Path) -> None:
+    """graphviz's SVG of a session graph, screenshotted by headless Chromium:
+    the status fills, the fired-trigger fill and the legend are on screen."""
+    dot, chromium = shutil.which("dot"), shutil.which("chromium") or shutil.which("chromium-browser")
+    if dot is None or chromium is None:
+        message = "graphviz's dot and chromium are needed (apt-get install graphviz chromium)"
+        if IN_CI:
+            pytest.fail(f"CI=true: {message}")
+        pytest.skip(message)
+    from PIL import Image
+
+    svg = tmp_path / "graph.svg"
+    source = run(app, "graph", "s-1", "--format", "dot").output
+    svg.write_text(subprocess.run([dot, "-Tsvg"], input=source, capture_output=True, text=True, check=True).stdout)
+    png = tmp_path / "graph.png"
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={png}",
+            "--window-size=1100,400",
+            svg.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    pixels = Image.open(png).convert("RGB")
+    colours = {colour for _, colour in pixels.getcolors(maxcolors=1_000_000) or []}
+    for name, rgb in {
+        "failed": (0xF4, 0xA6, 0xA6),
+        "finished": (0xB7, 0xE4, 0xC7),
+        "fired": (0x49, 0x50, 0x57),
+    }.items():
+        assert rgb in colours, f"the {name} fill is drawn"

@@ -34,7 +34,7 @@ def to_dot(flow: Workflow, statuses: Mapping[str, str] | None = None, fired: Col
     their status colour and a legend names the colours; with ``fired``
     (a session's fired triggers) fired external triggers are filled and the
     others dashed."""
-    lines = ["digraph workflow {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+    lines = ["digraph workflow {", "  rankdir=LR;", '  node [fontname="Helvetica"];', '  edge [fontname="Helvetica"];']
     for trigger in flow.external:
         if fired is None:
             attrs = "shape=ellipse"
@@ -69,6 +69,11 @@ def _dot_legend(used: list[str], triggers: bool) -> list[str]:
             "fontcolor=white];"
         )
         lines.append('    "legend: not fired" [label="not fired yet", shape=ellipse, style=dashed];')
+    names = [f'"legend: {status}"' for status in used] + (
+        ['"legend: fired"', '"legend: not fired"'] if triggers else []
+    )
+    if len(names) > 1:  # one row, left to right
+        lines.append(f"    {' -> '.join(names)} [style=invis];")
     lines.append("  }")
     return lines
 
