@@ -289,3 +289,54 @@ def test_a_fire_returns_a_handle_that_waits_on_a_real_worker(worker_app: Celery)
         stuck.wait(timeout=0.3, until="t_probe#0")
     assert str(info.value).startswith(f"session {stuck.uid!r}: not t_probe#0 resolved after 0.3 s: t_probe#0 unstarted")
     assert info.value.instances["t_probe#0"].status is Status.UNSTARTED
+
+
+def test_an_operator_works_a_real_worker_session_from_the_command_line(worker: Worker, worker_app: Celery) -> None:
+    """#14: `celery -A ... triggers` subprocesses (stdout a pipe, not a
+    terminal) on a session a real worker ran: inspect, replay, redispatch,
+    recover and purge."""
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "CT_TEST_DATA": str(worker.data), "PYTHONPATH": str(ROOT)}
+        return subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "tests.worker_app", "triggers", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    session = worker_app.triggers.session(uid())
+    session.fire("go", {"n": 7})
+    wait_until_idle(session, timeout=30)
+
+    table = cli("inspect", session.uid, "--traceback")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0] == f"session {session.uid} (1 instance, 1 unresolved) in {worker_app.conf.triggers_storage}"
+    assert all(line == line.rstrip() for line in lines), "no padding"
+    assert any(line.startswith("t_boom#0\tfailed\tgo\t") and "ValueError: boom 7" in line for line in lines)
+    assert "traceback of t_boom#0:" in lines and lines[-1] == "ValueError: boom 7"
+
+    view = json.loads(cli("inspect", session.uid, "--json").stdout)
+    failed = next(t for t in view["tasks"] if t["task"] == "t_boom")["instances"][0]
+    assert view["schema"] == "celery-triggers.inspect/1" and failed["instance"] == "t_boom#0"
+    assert failed["hostname"] and failed["task_id"] and failed["attempts"] == 1
+    assert failed["exception"] == {"type": "ValueError", "module": "builtins", "message": "boom 7"}
+
+    dry = cli("replay", session.uid, "t_boom#0", "--kwargs", '{"go": {"n": 8}}', "--dry-run")
+    assert json.loads(dry.stdout) == {"go": {"n": 8}}
+    replayed = cli("replay", session.uid, "t_boom#0", "--kwargs", '{"go": {"n": 8}}')
+    assert replayed.stdout.strip() == "replayed t_boom#0 as t_boom#1 (scheduled)", replayed.stderr
+    instances = wait_until_idle(session, timeout=30)
+    assert instances["t_boom#1"].metadata["exc_message"] == "boom 8"
+
+    redispatch = cli("redispatch", session.uid, "--older-than", "0")
+    assert redispatch.returncode == 0 and redispatch.stdout.splitlines() == ["re-sent 0 instance(s), skipped 0"]
+    recover = cli("recover", session.uid, "--dry-run", "--json")
+    assert recover.returncode == 0 and json.loads(recover.stdout) == []
+    purge = cli("purge", "--older-than", "0s", "--dry-run")
+    assert purge.returncode == 0 and session.uid in purge.stdout.splitlines()
+    assert purge.stdout.splitlines()[-1].startswith("would purge ")
+    assert session.instances, "a dry run deletes nothing"
