@@ -51,3 +51,12 @@ def test_side_by_side_quick_prints_every_table() -> None:
         scheduled = float(row(out, f"{backend}: per scheduled instance |")[1])
         assert 0 < scheduled <= float(row(out, f"{backend}: per finished instance |")[1])
     assert float(row(out, "sqlite: per scheduled instance (file growth)")[1]) > 0
+
+
+def test_operations_quick_prints_a_row_per_backend() -> None:
+    require("redis-server")
+    out = run("benchmarks.operations", "--quick", "--runs", "1")
+    assert "| backend | list 200 sessions | inspect a 100-instance session |" in out
+    for backend in ("memory", "sqlite", "redis", "django-cache (redis)"):
+        listed, inspected = row(out, f"{backend} |")[1:3]
+        assert float(listed) > 0 and float(inspected) > 0

@@ -381,6 +381,12 @@ class DjangoCacheStorage(StorageBackend):
         found = self.cache.get_many(list(keys))
         return session_instances(uid, {keys[k]: v for k, v in found.items()})
 
+    def instances_many(self, uids: list[str]) -> dict[str, dict[str, Instance] | CorruptSession]:
+        redis_backend = self._on_redis()
+        if redis_backend is not None:
+            return redis_backend.instances_many(uids)
+        return super().instances_many(uids)
+
     def sessions(self) -> list[str]:
         redis_backend = self._on_redis()
         if redis_backend is not None:
