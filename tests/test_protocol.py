@@ -123,7 +123,7 @@ def test_recover_finishes_from_the_result_backend_and_cascades(tmp_path: Path, r
     # Idempotent: a second sweep finds nothing stuck but the cascaded message, now younger.
     again = app.triggers.recover(["rb"], older_than=60)
     assert [(a.instance, a.action) for a in again] == [("t_y#0", "skipped")]
-    assert "younger than 60 s" in again[0].reason
+    assert "younger than --older-than 60" in again[0].reason
 
 
 def test_recover_without_a_result_backend_and_the_sweep_lease(tmp_path: Path) -> None:
