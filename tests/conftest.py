@@ -208,10 +208,11 @@ class Worker:
 
 
 @pytest.fixture(scope="session")
-def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+def _worker(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Worker]:
     """One worker for the session; tests use fresh session UIDs."""
     data = tmp_path_factory.mktemp("worker")
     os.environ["CT_TEST_DATA"] = str(data)  # before tests.worker_app is imported
+    os.environ["CT_BROKER"] = redis_server.url.rsplit("/", 1)[0] + "/1"
     import tests.worker_app  # noqa: F401
 
     w = Worker(data)
@@ -220,7 +221,21 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     w.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
+def worker(_worker: Worker) -> Iterator[Worker]:
+    """The session's worker, checked after each test: if it died, the test
+    fails with the end of its log, and the next test gets a new one."""
+    if not _worker.alive:
+        _worker.start()
+    yield _worker
+    if not _worker.alive:
+        tail = _worker.log.read_text(errors="replace")[-4000:]
+        _worker.proc = None
+        _worker.start()
+        pytest.fail(f"the worker died during this test (restarted for the next); its log ends:\n{tail}")
+
+
+@pytest.fixture
 def worker_app(worker: Worker) -> Celery:
     import tests.worker_app
 

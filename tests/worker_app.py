@@ -1,7 +1,8 @@
 """A Celery app for tests that run a real ``celery worker`` subprocess.
 
-Serverless: kombu's filesystem transport and SQLite storage, both under the
-folder named by ``CT_TEST_DATA`` (set by the ``worker`` fixture).
+Broker: the tests' redis-server (``CT_BROKER``, set by the ``worker``
+fixture; kombu's filesystem transport has a read race, see #19). Storage:
+SQLite under the folder named by ``CT_TEST_DATA``.
 """
 
 from __future__ import annotations
@@ -22,14 +23,8 @@ DATA = Path(os.environ.get("CT_TEST_DATA", "/nonexistent-set-CT_TEST_DATA"))
 
 app = Celery("ct_tests")
 app.conf.update(
-    broker_url="filesystem://localhost//",
-    broker_transport_options={
-        "data_folder_in": str(DATA / "broker"),
-        "data_folder_out": str(DATA / "broker"),
-        "control_folder": str(DATA / "broker" / "control"),
-        "store_processed": False,
-        "polling_interval": 0.02,
-    },
+    broker_url=os.environ.get("CT_BROKER", "redis://127.0.0.1:1/0"),
+    broker_connection_retry_on_startup=True,
     task_ignore_result=True,
     worker_prefetch_multiplier=1,
     worker_lost_wait=0.5,  # notice a killed pool process quickly (redelivery test)
