@@ -59,8 +59,8 @@ def test_score_waits_for_the_session_to_be_finalized() -> None:
 def celery_app() -> Iterator[Celery]:
     """Celery's ``celery_worker`` fixture runs the survey app itself, on an
     in-memory broker, with memory storage shared by the test and the worker."""
-    saved = {k: proj.app.conf.get(k) for k in ("broker_url", "broker_transport_options")}
-    proj.app.conf.update(broker_url="memory://", broker_transport_options={})
+    saved = {k: proj.app.conf.get(k) for k in ("broker_url", "broker_transport", "broker_transport_options")}
+    proj.app.conf.update(broker_url="memory://", broker_transport=None, broker_transport_options={})
     with eager_triggers(proj.app, runner="celery") as app:
         yield app
     proj.app.conf.update(saved)

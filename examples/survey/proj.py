@@ -1,6 +1,7 @@
 """The seed's applicant journey as a Celery app, with no servers at all.
 
 * broker: kombu's filesystem transport (messages are files in a folder),
+  writing each message atomically (``celery_triggers.testing.filesystem``),
 * storage: one SQLite file,
 * a real ``celery worker`` process runs the tasks.
 
@@ -24,6 +25,7 @@ BROKER = DATA / "broker"
 app = Celery("survey")
 app.conf.update(
     broker_url="filesystem://",
+    broker_transport="celery_triggers.testing.filesystem:Transport",
     broker_transport_options={
         "data_folder_in": str(BROKER),
         "data_folder_out": str(BROKER),
