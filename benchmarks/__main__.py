@@ -107,6 +107,15 @@ class Bench:
         if self.worker is not None:
             self.worker.terminate()
             self.worker.wait(timeout=60)
+        # Close what talks to the servers before stopping them: a result consumer left
+        # subscribed reconnects at interpreter exit (Celery 5.3-5.5) and the process hangs.
+        gc.collect()
+        consumer = getattr(self.app.backend, "result_consumer", None)
+        if consumer is not None:
+            consumer.stop()
+        self.app.close()
+        self.signal.close()
+        self.store_client.close()
         self.broker.stop()
         self.store.stop()
 
@@ -171,9 +180,8 @@ class Bench:
             )
 
         timings = self.compare(plain, lambda key: self.app.triggers.fire(key, "fan"))
-        for result in results:  # collect the header results (they finished long ago), so the
-            if result.parent is not None:  # backend forgets them now, not at exit after it stopped
-                result.parent.get(timeout=30, disable_sync_subtasks=False)
+        for result in results:  # the chords (header and body) finished long ago: forget them now,
+            result.forget()  # while the backend is up, so that no result object outlives the servers
         results.clear()
         gc.collect()
         return timings
