@@ -10,8 +10,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT
 from .servers import require
+
+pytestmark = pytest.mark.slow
 
 
 def run(*args: str) -> str:

@@ -26,7 +26,7 @@ from celery_triggers import CorruptSession, Status, StorageError
 from .conftest import ROOT, Worker, make_app, wait_for
 from .servers import RabbitMQServer, RedisServer
 
-pytestmark = pytest.mark.worker
+pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 CELERY = [sys.executable, "-m", "celery"]
 CASCADE = ["t_a#0", "t_b#0", "t_c#0", "t_d#0"]
@@ -139,7 +139,13 @@ def settle(app: Celery, uids: list[str], quiet: float, limit: float) -> None:
 def assert_complete_once(app: Celery, uids: list[str]) -> None:
     final = statuses(app, uids)
     broken = {u: s for u, s in final.items() if s != dict.fromkeys(CASCADE, "finished")}
-    assert not broken, f"{len(broken)} session(s) incomplete, e.g. {list(broken.items())[:3]}"
+    errors = [
+        f"{u} {n}: {i.metadata.get('exc_type')}: {i.metadata.get('exc_message')}"
+        for u in list(broken)[:3]
+        for n, i in app.triggers.session(u).instances.items()
+        if i.status is Status.FAILED
+    ]
+    assert not broken, f"{len(broken)} session(s) incomplete, e.g. {list(broken.items())[:3]}; {errors}"
     for u in uids[:20]:
         d = app.triggers.session(u).instances["t_d#0"]
         assert d.result == {"from": ["t_a", "t_b", "t_c"]}

@@ -47,6 +47,7 @@ def _fire_pages(storage: str, redis_url: str | None, proc: int, barrier: Any, er
         errors.put(f"process {proc}: {exc!r}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", SHARED_BACKENDS)
 def test_eight_processes_firing_an_and_every_trigger_lose_nothing(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
