@@ -47,9 +47,10 @@ def _unit(path: Path) -> str:
     return parts[0]
 
 
-def _imports(path: Path) -> list[tuple[str, bool]]:
-    """(imported unit or top-level package, only under TYPE_CHECKING)."""
-    tree = ast.parse(path.read_text())
+def _imports(path: Path, source: str | None = None) -> list[tuple[str, bool]]:
+    """(imported unit or top-level package, only under TYPE_CHECKING), for
+    the module at ``path`` (its text, or ``source`` instead)."""
+    tree = ast.parse(path.read_text() if source is None else source)
     guarded: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
@@ -61,10 +62,8 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
             if node.level == 0:
                 found.append((node.module.split(".")[0] if node.module else "", id(node) in guarded))
                 continue
-            up = node.level - (depth - 1)
-            if up > 1 or (up == 1 and node.module is None):
-                continue  # within a subpackage
-            if up <= 0:  # relative import inside the same subpackage
+            up = node.level - (depth - 1)  # 1: from the package root (``from . import X`` at the top)
+            if up != 1:  # inside the same subpackage
                 continue
             names = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
             found += [(name, id(node) in guarded) for name in names]
@@ -76,15 +75,37 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
 MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_layers_are_one_way(path: Path) -> None:
+def _violations(path: Path, source: str | None = None) -> list[str]:
     unit = _unit(path)
     layer = LAYERS[unit]
-    for name, type_only in _imports(path):
-        if name in LAYERS and not type_only:
-            assert LAYERS[name] <= layer, f"{unit} (layer {layer}) imports {name} (layer {LAYERS[name]})"
-        if unit in PURE and not type_only:
-            assert name not in ("celery", "kombu", "storage", "redis", "django", "sqlite3"), f"{unit} imports {name}"
+    found = []
+    for name, type_only in _imports(path, source):
+        if name in LAYERS and not type_only and LAYERS[name] > layer:
+            found.append(f"{unit} (layer {layer}) imports {name} (layer {LAYERS[name]})")
+        if unit in PURE and not type_only and name in ("celery", "kombu", "storage", "redis", "django", "sqlite3"):
+            found.append(f"{unit} imports {name}")
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_layers_are_one_way(path: Path) -> None:
+    assert _violations(path) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "expected"),
+    [
+        ("config.py", "from . import signals", "config (layer 1) imports signals (layer 4)"),
+        ("config.py", "from .integration import extension", "config (layer 1) imports integration (layer 6)"),
+        ("engine.py", "import celery", "engine imports celery"),
+        ("storage/base.py", "from .. import manager", "storage (layer 3) imports manager (layer 4)"),
+        ("storage/base.py", "from ..runners import eager", "storage (layer 3) imports runners (layer 5)"),
+    ],
+)
+def test_a_wrong_import_fails_the_layer_test(module: str, line: str, expected: str) -> None:
+    """Mutations: each import added to a real module is caught."""
+    path = PACKAGE / module
+    assert expected in _violations(path, path.read_text() + "\n" + line + "\n")
 
 
 def test_importing_the_package_has_no_side_effects(tmp_path: Path) -> None:
