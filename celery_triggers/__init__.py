@@ -9,12 +9,14 @@ from .config import TaskConfig
 from .context import TaskContext, TaskResolved, current_context
 from .errors import (
     ConfigurationError,
+    Conflict,
     CorruptSession,
     DispatchError,
     IllegalTransition,
     InvalidKwargs,
     InvalidName,
     InvalidSession,
+    InvalidStatus,
     InvalidStorageURL,
     KwargsValidationError,
     MaxRetriesExceeded,
@@ -43,6 +45,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigurationError",
+    "Conflict",
     "CorruptSession",
     "DispatchError",
     "IllegalTransition",
@@ -50,6 +53,7 @@ __all__ = [
     "InvalidKwargs",
     "InvalidName",
     "InvalidSession",
+    "InvalidStatus",
     "InvalidStorageURL",
     "KwargsValidationError",
     "MaxRetriesExceeded",

@@ -10,12 +10,14 @@ from typing import Any
 
 __all__ = [
     "ConfigurationError",
+    "Conflict",
     "CorruptSession",
     "DispatchError",
     "IllegalTransition",
     "InvalidKwargs",
     "InvalidName",
     "InvalidSession",
+    "InvalidStatus",
     "InvalidStorageURL",
     "KwargsValidationError",
     "MaxRetriesExceeded",
@@ -91,6 +93,10 @@ class WaitTimeout(TriggersError, TimeoutError):
         self.instances = instances or {}
 
 
+class InvalidStatus(TriggersError, ValueError):
+    """A status name that is not one of the instance statuses."""
+
+
 class UnknownTask(TriggersError, KeyError):
     """No trigger task of that name is configured."""
 
@@ -115,6 +121,12 @@ class StorageUnavailable(StorageError):
     """The storage could not be reached (connection refused, timed out).
 
     Transient: the worker protocol retries the operation with back-off."""
+
+
+class Conflict(StorageError):
+    """Concurrent writers to one session kept winning: an optimistic commit
+    was refused (inside storage, the operation re-runs at once), and, raised
+    out of an operation, it was refused on every one of its attempts."""
 
 
 class CorruptSession(StorageError):

@@ -20,7 +20,7 @@ from . import engine
 from ._json import MAX_NAME_LENGTH, check_text, normalize_kwargs
 from .config import Configuration, TaskConfig, parse_configs
 from .dispatch import Dispatch
-from .errors import IllegalTransition, InvalidName, UnknownTask
+from .errors import InvalidName, InvalidStatus, UnknownTask
 from .host import error_metadata, host_of
 from .inspection import SessionInspection, SessionStorageView, instance_ref
 from .signals import instance_status_changed, trigger_fired
@@ -341,7 +341,7 @@ class TriggerManager(SessionInspection):
             new = Status(status)
         except ValueError:
             allowed = ", ".join(s.value for s in Status)
-            raise IllegalTransition(f"{name}: {status!r} is not a status (one of: {allowed})") from None
+            raise InvalidStatus(f"{name}: {status!r} is not a status (one of: {allowed})") from None
         return self._set(name, new, metadata, cascade, cascade_kwargs)
 
     def _set(

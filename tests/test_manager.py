@@ -257,3 +257,26 @@ def test_the_default_storage_is_a_sqlite_file_shared_by_the_apps_processes() -> 
     assert url == default_storage_url(app)
     assert url == "sqlite:///" + tempfile.gettempdir() + "/celery-triggers-proj.default.sqlite3"
     assert type(ext.storage).__name__ == "SQLiteStorage"
+
+
+def test_every_error_is_a_triggers_error_named_for_what_went_wrong() -> None:
+    """#15: a conflict that exhausted its retries and a bad status name are
+    typed, catchable as TriggersError (the CLI prints one line for them)."""
+    from celery_triggers import Conflict, InvalidStatus, StorageBackend, TriggersError
+    from celery_triggers.errors import IllegalTransition
+
+    assert issubclass(Conflict, TriggersError) and issubclass(InvalidStatus, TriggersError)
+    assert not issubclass(InvalidStatus, IllegalTransition)
+
+    backend = make_app().triggers.storage
+    assert isinstance(backend, StorageBackend)
+    backend.max_retries = 3
+
+    def always_conflicts(txn: Any) -> None:
+        raise Conflict("another writer won")
+
+    with pytest.raises(Conflict, match="session 's': gave up after 3 conflicting attempts"):
+        backend.atomic("s", always_conflicts)
+    session = make_app().triggers.session("s")
+    with pytest.raises(InvalidStatus, match="'done' is not a status"):
+        session.update_instance_status("t_x#0", "done")

@@ -11,6 +11,7 @@ from celery_triggers import (
     IllegalTransition,
     Instance,
     InvalidKwargs,
+    InvalidStatus,
     Status,
     TriggerManager,
     UnknownInstance,
@@ -158,7 +159,7 @@ def test_unknown_or_malformed_instance_names_are_typed_errors(
 
 def test_update_status_and_metadata_and_logs(failed: tuple[TriggerManager, dict[str, Any]]) -> None:
     session, _ = failed
-    with pytest.raises(IllegalTransition, match="'done' is not a status"):
+    with pytest.raises(InvalidStatus, match="'done' is not a status"):
         session.update_instance_status("t_flaky#0", "done")
     with pytest.raises(InvalidKwargs, match="metadata of t_flaky#0"):
         session.update_instance_metadata("t_flaky#0", {"x": object()})

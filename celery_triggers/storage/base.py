@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from .. import engine
 from .._json import MAX_UID_LENGTH, check_text, dumps, loads
 from ..engine import Needs
-from ..errors import CorruptSession, InvalidSession, StorageError, UnknownInstance
+from ..errors import Conflict, CorruptSession, InvalidSession, StorageError, UnknownInstance
 from ..state import Changes, Instance, Snapshot, TaskRecord, TriggerRecord
 from .records import decode_instance
 
@@ -31,10 +31,6 @@ R = TypeVar("R")
 Prefetch = Collection[str | tuple[str, str]]
 #: A stored record: JSON text, or a dict a backend already decoded.
 Raw = str | bytes | dict[str, Any]
-
-
-class Conflict(Exception):
-    """Raised by an optimistic backend at commit: another writer won; retry."""
 
 
 def check_uid(uid: Any) -> str:
