@@ -1,0 +1,49 @@
+"""The release artefacts: the sdist carries what its tests need, and they
+collect from the unpacked sdist alone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+
+@pytest.mark.slow
+def test_the_sdist_carries_its_tests_and_they_collect(tmp_path: Path) -> None:
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(tmp_path / "dist"), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    (sdist,) = (tmp_path / "dist").glob("celery_triggers-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {Path(n).relative_to(Path(n).parts[0]).as_posix() for n in archive.getnames() if "/" in n}
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    needed = {"LICENSE", "CHANGELOG.md", "README.md", "tests/conftest.py", "tests/servers.py", "tests/worker_app.py"}
+    needed |= {"tests/runner_plugin.py", "tests/sim.py", "tests/migrated/proj.py", "docs/storage.md"}
+    assert needed <= names, needed - names
+    (root,) = (tmp_path / "unpacked").iterdir()
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-2000:]
+    ours = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    count = [line for line in collected.stdout.splitlines() if " tests collected" in line or "collected" in line]
+    assert count and count[-1].split()[0] == ours.stdout.splitlines()[-1].split()[0], (count, ours.stdout[-200:])
