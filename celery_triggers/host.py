@@ -57,16 +57,23 @@ class Host(Protocol):
     def max_kwargs_bytes(self) -> int: ...
 
 
+def installed(app: Any) -> Host | None:
+    """The extension installed on ``app``, or None: the one place that
+    knows where ``Triggers(app)`` keeps it."""
+    return cast("Host | None", app.__dict__.get("triggers"))
+
+
 def host_of(app: Celery | None) -> Host:
-    """The extension installed on ``app`` (default: Celery's current app)."""
+    """The extension installed on ``app`` (default: Celery's current app);
+    a clear error if there is none."""
     if app is None:
         from celery import current_app
 
         app = current_app._get_current_object()
-    host = app.__dict__.get("triggers")
+    host = installed(app)
     if host is None:
         raise TriggersError(f"celery-triggers is not installed on {app!r}: call Triggers(app) first")
-    return cast(Host, host)
+    return host
 
 
 def error_metadata(exc: BaseException, tb: str | None = None) -> dict[str, Any]:

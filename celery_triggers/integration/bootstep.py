@@ -6,13 +6,17 @@ storage at shutdown."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from celery import bootsteps
 
 from ..errors import ConfigurationError
+from ..host import installed
 from ..storage import mask_url
 from .protocol import wrap_tasks
+
+if TYPE_CHECKING:
+    from .extension import Triggers
 
 __all__ = ["TriggersStep"]
 
@@ -25,11 +29,11 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
     def __init__(self, parent: Any, **kwargs: Any):
         super().__init__(parent, **kwargs)
         self._sweeper: Any = None
-        if parent.app.__dict__.get("triggers") is not None:
+        if installed(parent.app) is not None:
             wrap_tasks(parent.app)  # in the parent, before prefork builds the children's tracers
 
     def start(self, parent: Any) -> None:
-        ext = parent.app.__dict__.get("triggers")
+        ext = cast("Triggers | None", installed(parent.app))
         if ext is None:
             return
         from .extension import SETTINGS
@@ -60,6 +64,6 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
         if self._sweeper is not None:
             self._sweeper.stop()
             self._sweeper = None
-        ext = parent.app.__dict__.get("triggers")
+        ext = cast("Triggers | None", installed(parent.app))
         if ext is not None:
             ext.reset_storage()

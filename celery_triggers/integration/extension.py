@@ -15,6 +15,7 @@ from .._json import MAX_KWARGS_BYTES, dumps
 from ..config import Configuration, TaskConfig, parse_configs
 from ..dispatch import LOCAL_ALIAS
 from ..errors import ConfigurationError, TriggersError, UnknownStorage
+from ..host import installed
 from ..runners import TaskRunner, resolve_runner_class
 from ..storage import StorageBackend, mask_url, resolve_storage
 
@@ -63,7 +64,7 @@ class Triggers:
     app: Celery
 
     def __new__(cls, app: Celery) -> Triggers:
-        existing = app.__dict__.get("triggers")
+        existing = installed(app)
         if isinstance(existing, Triggers):
             return existing
         self = super().__new__(cls)

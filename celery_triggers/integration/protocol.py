@@ -31,7 +31,7 @@ import functools
 import logging
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, Retry
@@ -52,8 +52,12 @@ from ..errors import (
     UnknownStorage,
     UnknownTask,
 )
+from ..host import installed
 from ..manager import TriggerManager, error_metadata
 from ..runners.base import accepted_keywords
+
+if TYPE_CHECKING:
+    from .extension import Triggers
 
 __all__ = ["execute", "trigger_headers", "wrap_task", "wrap_tasks"]
 
@@ -139,7 +143,7 @@ class _Execution:
         self.name = name
         self.alias = alias
         self.token = str(task.request.id)
-        self.ext = task.app.__dict__.get("triggers")
+        self.ext = cast("Triggers | None", installed(task.app))
 
     def _skip(self, reason: object) -> BaseException:
         logger.warning(

@@ -5,15 +5,15 @@ from __future__ import annotations
 import abc
 import inspect
 import weakref
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..dispatch import Dispatch
 from ..errors import DispatchError
+from ..host import installed
 
 if TYPE_CHECKING:
     from celery import Celery
 
-    from ..host import Host
 
 __all__ = ["TaskRunner", "accepted_keywords", "message_kwargs"]
 
@@ -67,9 +67,9 @@ class TaskRunner(abc.ABC):
         """The Celery task that runs ``item`` in this process, routed
         through the worker protocol."""
         task = self.app.tasks[item.config.run]
-        host = self.app.__dict__.get("triggers")
+        host = installed(self.app)
         if host is not None:
-            cast("Host", host).prepare_task(task)
+            host.prepare_task(task)
         return task
 
     def check_registered(self, items: list[Dispatch]) -> None:
