@@ -16,9 +16,9 @@ from .context import TaskContext
 from .errors import MaxRetriesExceeded
 from .integration.task_class import TriggerTask
 from .manager import TriggerManager
+from .runners.threaded import ThreadingTaskRunner
 from .state import Instance as TaskInstance
 from .testing.assertions import TriggerManagerTestCaseMixin
-from .testing.threaded import ThreadingTaskRunner
 
 __all__ = [
     "CacheStorageBackend",  # noqa: F822 - imported on first use (needs Django)

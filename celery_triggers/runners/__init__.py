@@ -24,7 +24,7 @@ __all__ = [
 _BUILTIN = {
     "celery": "celery_triggers.runners.celery:CeleryTaskRunner",
     "eager": "celery_triggers.runners.eager:EagerTaskRunner",
-    "threading": "celery_triggers.testing.threaded:ThreadingTaskRunner",
+    "threading": "celery_triggers.runners.threaded:ThreadingTaskRunner",
 }
 
 
