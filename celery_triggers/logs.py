@@ -23,11 +23,11 @@ def with_context(exc: E, context: Mapping[str, Any]) -> E:
     """Attach ``context`` to ``exc`` (merged with any already attached);
     return ``exc`` so it reads ``raise with_context(ValueError(...), {...})``."""
     merged = {**getattr(exc, "context", {}), **context}
-    exc.context = merged  # type: ignore[attr-defined]
+    exc.context = merged  # type: ignore[attr-defined]  # an attribute we add to any exception
     return exc
 
 
-class TriggerLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+class TriggerLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]  # generic only in newer typeshed
     """Adds ``extra`` and per-call ``context=...`` to records; remembers the
     highest level it emitted in ``max_level``."""
 

@@ -33,7 +33,7 @@ def _refusals(fn: F) -> F:
         except TriggersError as exc:
             raise click.ClickException(str(exc)) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # same signature as fn
 
 
 def _extension(ctx: click.Context) -> Any:
@@ -277,7 +277,7 @@ def recover(
     _report(actions, as_json, dry_run, ("resolve", "resolved"))
 
 
-class Duration(click.ParamType):  # type: ignore[type-arg]
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
     """Seconds, or a number with a unit: ``90``, ``45s``, ``30m``, ``12h``, ``7d``."""
 
     name = "duration"

@@ -48,8 +48,8 @@ def trigger_task(
     def decorate(task: T) -> T:
         if not _is_task(task):
             raise ConfigurationError(f"@trigger_task decorates a Celery task (put it above @app.task), got {task!r}")
-        ext = Triggers(task.app)  # type: ignore[attr-defined]
-        task_name: str = task.name  # type: ignore[attr-defined]
+        ext = Triggers(task.app)  # type: ignore[attr-defined]  # T is any Celery task
+        task_name: str = task.name  # type: ignore[attr-defined]  # checked by _is_task
         config_name = name or "t_" + task_name.rsplit(".", 1)[-1]
         if unknown:
             from ..config import _near_directive

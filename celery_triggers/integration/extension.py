@@ -226,7 +226,7 @@ class Triggers:
         from ..manager import TriggerManager
 
         value = self.app.conf.get("triggers_manager_class") or TriggerManager
-        cls = symbol_by_name(value) if isinstance(value, str) else value  # type: ignore[no-untyped-call]
+        cls = symbol_by_name(value) if isinstance(value, str) else value  # type: ignore[no-untyped-call]  # kombu is untyped
         if not (isinstance(cls, type) and issubclass(cls, TriggerManager)):
             raise ConfigurationError(f"triggers_manager_class must be a TriggerManager subclass, got {value!r}")
         return cls

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
+from celery import Celery
 from celery.exceptions import NotRegistered
 
 from ..dispatch import Dispatch
@@ -23,7 +24,7 @@ __all__ = ["EagerTaskRunner"]
 class EagerTaskRunner(TaskRunner):
     name = "eager"
 
-    def __init__(self, app):  # type: ignore[no-untyped-def]
+    def __init__(self, app: Celery):
         super().__init__(app)
         self._local = threading.local()
 

@@ -83,7 +83,7 @@ def _redis_client(cache: BaseCache) -> Any:
         return cache._cache.get_client(None, write=True)
     client = getattr(cache, "client", None)
     if type(client).__module__ == "django_redis.client.default" and type(client).__name__ == "DefaultClient":
-        return client.get_client(write=True)  # type: ignore[union-attr]
+        return client.get_client(write=True)  # type: ignore[union-attr]  # django-redis is untyped
     return None
 
 

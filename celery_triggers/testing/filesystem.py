@@ -37,7 +37,7 @@ class Channel(filesystem.Channel):
         partial = os.path.join(self.data_folder_out, f"~{stem}.part")
         try:
             with open(partial, "wb") as out:
-                out.write(str_to_bytes(dumps(payload)))  # type: ignore[no-untyped-call]
+                out.write(str_to_bytes(dumps(payload)))  # type: ignore[no-untyped-call]  # kombu is untyped
             os.replace(partial, final)
         except OSError as exc:
             try:
