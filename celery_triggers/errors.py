@@ -143,6 +143,9 @@ class DispatchError(TriggersError, RuntimeError):
     def __init__(self, message: str, instances: list[str]):
         super().__init__(message)
         self.instances = instances
+        #: What the operation committed before its messages were refused
+        #: (set by the manager; None in a pickled copy).
+        self.changes: Any = None
 
     def __reduce__(self) -> tuple[type, tuple[str, list[str]]]:
         return type(self), (str(self), self.instances)

@@ -20,7 +20,7 @@ from . import engine
 from ._json import MAX_NAME_LENGTH, check_text, normalize_kwargs
 from .config import Configuration, TaskConfig, parse_configs
 from .dispatch import Dispatch
-from .errors import InvalidName, InvalidStatus, UnknownTask
+from .errors import DispatchError, InvalidName, InvalidStatus, UnknownTask
 from .host import error_metadata, host_of
 from .inspection import SessionInspection, SessionStorageView, instance_ref
 from .signals import instance_status_changed, trigger_fired
@@ -126,8 +126,24 @@ class TriggerManager(SessionInspection):
         # need (a session's own configs may need more: read lazily then).
         guess = needs(self.extension.configs)
         changes, configs = self.storage.atomic(body, (*prefetch, *guess.waiting), resume=resume)
-        self._after_commit(changes, configs)
+        try:
+            self._after_commit(changes, configs)
+        except DispatchError as exc:
+            exc.changes = changes  # committed: the caller still signals what it fired
+            raise
         return changes, configs
+
+    @contextmanager
+    def _signalled_on_dispatch_error(self, kwargs: dict[str, Any]) -> Iterator[None]:
+        """The operation committed but a message was refused: still send
+        ``trigger_fired`` and call ``_post_fire`` for what it fired, then
+        raise the :class:`DispatchError`."""
+        try:
+            yield
+        except DispatchError as exc:
+            if exc.changes is not None:
+                self._fired(exc.changes, kwargs)
+            raise
 
     def _after_commit(self, changes: Changes, configs: Mapping[str, TaskConfig]) -> None:
         for t in changes.transitions:
@@ -141,8 +157,17 @@ class TriggerManager(SessionInspection):
             config = configs[instance.task]
             runner = config.using or self.extension.default_runner
             by_runner.setdefault(runner, []).append(Dispatch(self.uid, instance, config, alias))
-        for runner_name, items in by_runner.items():
-            self.extension.runner(runner_name).dispatch(items)
+        failures: list[DispatchError] = []
+        for runner_name, items in by_runner.items():  # every runner gets its instances, whatever another did
+            try:
+                self.extension.runner(runner_name).dispatch(items)
+            except DispatchError as exc:
+                failures.append(exc)
+        if len(failures) == 1:
+            raise failures[0]
+        if failures:
+            names = [name for exc in failures for name in exc.instances]
+            raise DispatchError("; ".join(str(exc) for exc in failures), names)
 
     @contextmanager
     def _batch(self) -> Iterator[None]:
@@ -168,10 +193,11 @@ class TriggerManager(SessionInspection):
             trigger_kwargs, what=f"trigger {trigger_name!r}", max_bytes=self.extension.max_kwargs_bytes
         )
         with self._batch():
-            changes, _ = self._apply(
-                lambda configs: engine.needs_for_fire(configs, trigger_name),
-                lambda snap, configs: engine.fire(snap, configs, trigger_name, kwargs, time.time()),
-            )
+            with self._signalled_on_dispatch_error(kwargs):
+                changes, _ = self._apply(
+                    lambda configs: engine.needs_for_fire(configs, trigger_name),
+                    lambda snap, configs: engine.fire(snap, configs, trigger_name, kwargs, time.time()),
+                )
             return Fired(self._fired(changes, kwargs), self)
 
     def _fired(self, changes: Changes, kwargs: dict[str, Any]) -> list[Instance]:
@@ -226,11 +252,12 @@ class TriggerManager(SessionInspection):
         scheduled."""
         meta = dict(metadata or {})
         with self._batch():
-            changes, _ = self._instance_op(
-                name,
-                lambda snap, configs: engine.finish(snap, configs, name, result, time.time(), token, **meta),
-                resume=True,  # start from what this worker's start left, when nothing changed since
-            )
+            with self._signalled_on_dispatch_error(engine.cascade_kwargs(result)):
+                changes, _ = self._instance_op(
+                    name,
+                    lambda snap, configs: engine.finish(snap, configs, name, result, time.time(), token, **meta),
+                    resume=True,  # start from what this worker's start left, when nothing changed since
+                )
             return self._fired(changes, engine.cascade_kwargs(result))
 
     def fail_instance(self, name: str, token: str | None, error: Mapping[str, Any]) -> Instance:

@@ -280,3 +280,49 @@ def test_every_error_is_a_triggers_error_named_for_what_went_wrong() -> None:
     session = make_app().triggers.session("s")
     with pytest.raises(InvalidStatus, match="'done' is not a status"):
         session.update_instance_status("t_x#0", "done")
+
+
+def test_a_refused_dispatch_still_signals_the_fire_and_reaches_every_runner() -> None:
+    """#15: every runner gets its instances even when another refuses, the
+    error names every instance not sent, and the committed fire is still
+    signalled (trigger_fired, _post_fire)."""
+    from celery_triggers import DispatchError, trigger_fired
+    from celery_triggers.runners import Dispatch, TaskRunner, register_runner
+
+    sent: list[str] = []
+
+    class Refusing(TaskRunner):
+        def dispatch(self, items: list[Dispatch]) -> None:
+            raise DispatchError(f"{self.name} refused", [i.instance.name for i in items])
+
+    class Accepting(TaskRunner):
+        def dispatch(self, items: list[Dispatch]) -> None:
+            sent.extend(i.instance.name for i in items)
+
+    register_runner("refusing-a", type("RefusingA", (Refusing,), {"name": "refusing-a"}))
+    register_runner("refusing-b", type("RefusingB", (Refusing,), {"name": "refusing-b"}))
+    register_runner("accepting", Accepting)
+    app = make_app()
+    app.triggers.configure(
+        {
+            "t_a": {"after": ["go"], "run": "x", "using": "refusing-a"},
+            "t_b": {"after": ["go"], "run": "x", "using": "accepting"},
+            "t_c": {"after": ["go"], "run": "x", "using": "refusing-b"},
+        }
+    )
+    signalled: list[str] = []
+
+    def on_fired(sender: Any, trigger: str, **_: Any) -> None:
+        signalled.append(trigger)
+
+    trigger_fired.connect(on_fired, weak=False)
+    try:
+        with pytest.raises(DispatchError) as info:
+            app.triggers.fire("s", "go")
+    finally:
+        trigger_fired.disconnect(on_fired)
+    assert sent == ["t_b#0"], "the accepting runner got its instance"
+    assert sorted(info.value.instances) == ["t_a#0", "t_c#0"]
+    assert "refusing-a refused" in str(info.value) and "refusing-b refused" in str(info.value)
+    assert signalled == ["go"], "the committed fire is signalled"
+    assert app.triggers.session("s").instances["t_a#0"].status is Status.SCHEDULED
