@@ -326,3 +326,25 @@ def test_a_refused_dispatch_still_signals_the_fire_and_reaches_every_runner() ->
     assert "refusing-a refused" in str(info.value) and "refusing-b refused" in str(info.value)
     assert signalled == ["go"], "the committed fire is signalled"
     assert app.triggers.session("s").instances["t_a#0"].status is Status.SCHEDULED
+
+
+def test_a_task_object_used_before_it_is_a_trigger_task_must_keep_its_default_name() -> None:
+    """#15: ``after=[task]`` on a task decorated later under another name
+    used to wait forever for ``t_<short name>``; now the later decoration is
+    refused, and the default name still works."""
+    app = make_app()
+
+    @app.task(shared=False, name="late.score")
+    def score() -> None: ...
+
+    @trigger_task(after=[score], name="t_report")
+    @app.task(shared=False, name="late.report")
+    def report() -> None: ...
+
+    assert app.triggers.configs["t_report"].after == ("t_score",)
+    with pytest.raises(ConfigurationError, match=r"'t_report' was declared with the task object 'late.score'"):
+        trigger_task(after=["go"], name="t_custom")(score)
+    assert "t_custom" not in app.triggers.configs
+    trigger_task(after=["go"])(score)  # its default name: what t_report waits for
+    app.triggers.fire("s", "go")
+    assert app.triggers.session("s").instances["t_report#0"].status is Status.FINISHED

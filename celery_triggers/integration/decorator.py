@@ -68,7 +68,7 @@ def trigger_task(
             )
 
         def resolve(value: Any) -> Any:
-            return ext.trigger_name_for(value) if _is_task(value) else value
+            return ext.trigger_name_for(value, config_name) if _is_task(value) else value
 
         def resolve_list(directive: str, values: Any) -> Any:
             if isinstance(values, str) or not isinstance(values, Iterable):

@@ -80,6 +80,9 @@ class Triggers:
 
         self.app = app
         self._configs: dict[str, TaskConfig] = {}
+        #: Celery task name -> (the trigger name a task object was taken to
+        #: stand for before it was a trigger task, the config that used it).
+        self._guessed: dict[str, tuple[str, str]] = {}
         self._configuration = Configuration()
         self._session_cache: dict[str, Configuration] = {}
         self._storage: StorageBackend | None = None
@@ -255,6 +258,14 @@ class Triggers:
         """Add one app-wide task config (the decorator calls this)."""
         self.check_runners([config])
         with self._lock:
+            guessed = self._guessed.get(config.run)
+            if guessed is not None and guessed[0] != config.name:
+                raise ConfigurationError(
+                    f"{guessed[1]!r} was declared with the task object {config.run!r} before it became a trigger "
+                    f"task, so it waits for {guessed[0]!r}; this one is named {config.name!r}. Decorate "
+                    f"{config.run!r} first, or name the trigger as a string in {guessed[1]!r}",
+                    task=config.name,
+                )
             existing = self._configs.get(config.name)
             if existing is not None and existing != config:
                 raise ConfigurationError(
@@ -298,16 +309,24 @@ class Triggers:
                     self._session_cache[key] = combined
         return combined
 
-    def trigger_name_for(self, task: Any) -> str:
-        """The trigger a Celery task object stands for in ``after``/``unless``."""
-        run = task.name
+    def trigger_name_for(self, task: Any, used_by: str = "?") -> str:
+        """The trigger a Celery task object stands for in ``after``/``unless``
+        of ``used_by``: its trigger task's name; for a task not yet
+        decorated, ``t_`` + its short name, remembered so that decorating it
+        later under another name is refused instead of waiting forever."""
+        run: str = task.name
         with self._lock:
             names = [c.name for c in self._configs.values() if c.run == run]
-        if len(names) > 1:
-            raise ConfigurationError(
-                f"Celery task {run!r} runs in several trigger tasks ({', '.join(sorted(names))}); name one as a string"
-            )
-        return names[0] if names else "t_" + run.rsplit(".", 1)[-1]
+            if len(names) > 1:
+                raise ConfigurationError(
+                    f"Celery task {run!r} runs in several trigger tasks ({', '.join(sorted(names))}); "
+                    "name one as a string"
+                )
+            if names:
+                return names[0]
+            guess = "t_" + run.rsplit(".", 1)[-1]
+            self._guessed.setdefault(run, (guess, used_by))
+            return guess
 
     # -- sessions -----------------------------------------------------------
     def session(self, uid: str, storage: str | None = None) -> TriggerManager:
