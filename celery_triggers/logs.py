@@ -29,7 +29,7 @@ def with_context(exc: E, context: Mapping[str, Any]) -> E:
 
 class TriggerLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]  # generic only in newer typeshed
     """Adds ``extra`` and per-call ``context=...`` to records; remembers the
-    highest level it emitted in ``max_level``."""
+    highest level logged through it in ``max_level`` (emitted or not)."""
 
     def __init__(self, logger: logging.Logger, extra: Mapping[str, Any]):
         super().__init__(logger, dict(extra))
@@ -44,6 +44,7 @@ class TriggerLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]  # 
         return msg, kwargs
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
-        if self.isEnabledFor(level):
-            self.max_level = max(self.max_level, level)
+        # Recorded whether or not this process's logging emits the level: the
+        # instance's log level must not depend on the worker's log settings.
+        self.max_level = max(self.max_level, level)
         super().log(level, msg, *args, **kwargs)

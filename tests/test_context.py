@@ -278,3 +278,18 @@ def test_our_errors_survive_celery_exception_reconstruction() -> None:
         again = pickle.loads(pickle.dumps(exc))
         assert type(again) is type(exc) and str(again) == str(exc)
     assert pickle.loads(pickle.dumps(KwargsValidationError("t", [("a", "", "m")]))).errors == [("a", "", "m")]
+
+
+def test_the_recorded_log_level_does_not_depend_on_the_process_logging_settings() -> None:
+    """#15: a WARNING logged while the logger is set to ERROR is still the
+    instance's log level."""
+    import logging
+
+    from celery_triggers.logs import TriggerLoggerAdapter
+
+    logger = logging.getLogger("celery_triggers.test.silenced")
+    logger.setLevel(logging.ERROR)
+    adapter = TriggerLoggerAdapter(logger, {})
+    adapter.info("quiet")
+    adapter.warning("not emitted here")
+    assert adapter.max_level == logging.WARNING
