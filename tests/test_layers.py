@@ -18,6 +18,7 @@ LAYERS = {
     "errors": 1,
     "_json": 1,
     "_retry": 1,
+    "_plugins": 1,
     "config": 1,
     "state": 2,
     "engine": 2,
@@ -39,7 +40,7 @@ LAYERS = {
     "compat": 7,
     "__init__": 7,
 }
-PURE = {"errors", "_json", "_retry", "needs", "config", "state", "engine", "analysis"}
+PURE = {"errors", "_json", "_retry", "_plugins", "needs", "config", "state", "engine", "analysis"}
 
 
 def _unit(path: Path) -> str:

@@ -3,9 +3,7 @@ entry point group (``name = "package.module:RunnerClass"``)."""
 
 from __future__ import annotations
 
-from importlib import import_module
-from importlib.metadata import entry_points
-
+from .._plugins import plugin_names, resolve_plugin
 from ..dispatch import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE, Dispatch
 from ..errors import UnknownRunner
 from .base import TaskRunner
@@ -21,6 +19,7 @@ __all__ = [
     "runner_names",
 ]
 
+_GROUP = "celery_triggers.runners"
 _BUILTIN = {
     "celery": "celery_triggers.runners.celery:CeleryTaskRunner",
     "eager": "celery_triggers.runners.eager:EagerTaskRunner",
@@ -39,20 +38,12 @@ def register_runner(name: str, cls: type[TaskRunner]) -> None:
 
 
 def runner_names() -> list[str]:
-    return sorted({*_BUILTIN, *_REGISTERED, *(ep.name for ep in entry_points(group="celery_triggers.runners"))})
+    return plugin_names(_BUILTIN, _GROUP, _REGISTERED)
 
 
 def resolve_runner_class(name: str) -> type[TaskRunner]:
     """The runner class registered as ``name``; :class:`UnknownRunner` if none."""
-    if name in _REGISTERED:
-        return _REGISTERED[name]
-    target = _BUILTIN.get(name)
-    if target is not None:
-        module, _, attr = target.partition(":")
-        cls: type[TaskRunner] = getattr(import_module(module), attr)
-        return cls
-    for ep in entry_points(group="celery_triggers.runners"):
-        if ep.name == name:
-            loaded: type[TaskRunner] = ep.load()
-            return loaded
-    raise UnknownRunner(f"no task runner named {name!r} (known: {', '.join(runner_names())})")
+    cls: type[TaskRunner] | None = resolve_plugin(name, _BUILTIN, _GROUP, _REGISTERED)
+    if cls is None:
+        raise UnknownRunner(f"no task runner named {name!r} (known: {', '.join(runner_names())})")
+    return cls

@@ -14,16 +14,16 @@ Third-party backends register a scheme through the
 
 from __future__ import annotations
 
-from importlib import import_module
-from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .._plugins import plugin_names, resolve_plugin
 from ..errors import InvalidStorageURL
 from .base import SessionStorage, SessionTxn, StorageBackend, check_uid
 
 __all__ = ["SessionStorage", "SessionTxn", "StorageBackend", "check_uid", "mask_url", "resolve_storage"]
 
+_GROUP = "celery_triggers.storages"
 _BUILTIN = {
     "memory": "celery_triggers.storage.memory:MemoryStorage",
     "sqlite": "celery_triggers.storage.sqlite:SQLiteStorage",
@@ -33,12 +33,6 @@ _BUILTIN = {
     "rediss+cluster": "celery_triggers.storage.redis:RedisStorage",
     "django-cache": "celery_triggers.storage.django_cache:DjangoCacheStorage",
 }
-
-
-def _load(target: str) -> type[StorageBackend]:
-    module, _, attr = target.partition(":")
-    cls: type[StorageBackend] = getattr(import_module(module), attr)
-    return cls
 
 
 #: Query options that hold a secret (redis-py accepts ``?password=``).
@@ -73,12 +67,8 @@ def resolve_storage(url: str, **options: Any) -> StorageBackend:
         shown = mask_url(url) if isinstance(url, str) else repr(url)
         raise InvalidStorageURL(f"storage URL must look like 'scheme://...', got {shown!r}")
     scheme = url.split("://", 1)[0]
-    target = _BUILTIN.get(scheme)
-    if target is None:
-        for ep in entry_points(group="celery_triggers.storages"):
-            if ep.name == scheme:
-                cls: type[StorageBackend] = ep.load()
-                return cls(url, **options)
-        known = ", ".join(sorted(_BUILTIN))
+    cls: type[StorageBackend] | None = resolve_plugin(scheme, _BUILTIN, _GROUP)
+    if cls is None:
+        known = ", ".join(plugin_names(_BUILTIN, _GROUP))
         raise InvalidStorageURL(f"unknown storage scheme {scheme!r} in {mask_url(url)!r} (known: {known})")
-    return _load(target)(url, **options)
+    return cls(url, **options)
