@@ -21,6 +21,7 @@ from ..storage import StorageBackend, mask_url, resolve_storage
 
 if TYPE_CHECKING:
     from ..manager import Fired, TriggerManager
+    from .bulk import FireResult
     from .recovery import RecoveryAction
 
 __all__ = ["Triggers", "default_storage_url"]
@@ -338,6 +339,26 @@ class Triggers:
         """Fire ``trigger_name`` in session ``session_uid``; returns the
         instances it scheduled, with ``.wait(timeout=...)``."""
         return self.session(session_uid).fire(trigger_name, kwargs)
+
+    def fire_many(self, events: Iterable[Any]) -> list[FireResult]:
+        """Fire each ``(session, trigger[, kwargs])`` event in turn; one
+        :class:`~celery_triggers.integration.bulk.FireResult` per event (a
+        failing event carries its typed error and does not stop the others)."""
+        from .bulk import fire_many
+
+        return fire_many(self, events)
+
+    async def afire(self, session_uid: str, trigger_name: str, kwargs: Mapping[str, Any] | None = None) -> list[Any]:
+        """:meth:`fire` for asyncio code: runs in a worker thread."""
+        from .bulk import afire
+
+        return await afire(self, session_uid, trigger_name, kwargs)
+
+    async def afire_many(self, events: Iterable[Any]) -> list[FireResult]:
+        """:meth:`fire_many` for asyncio code: runs in a worker thread."""
+        from .bulk import afire_many
+
+        return await afire_many(self, events)
 
     def recover(
         self, sessions: Iterable[str] | None = None, *, older_than: float = 60.0, dry_run: bool = False
