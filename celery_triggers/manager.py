@@ -66,6 +66,9 @@ class TriggerManager(SessionInspection):
     subclass for cascades too.
     """
 
+    #: The session's storage, with the original framework's inspection surface.
+    storage: SessionStorageView
+
     def __init__(self, storage: SessionStorage, app: Celery | None = None):
         if not isinstance(storage, SessionStorage):
             raise TypeError(f"TriggerManager needs a storage bound to a session (backend.bind(uid)), got {storage!r}")

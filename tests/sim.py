@@ -16,7 +16,7 @@ from celery_triggers.state import Changes, Instance, Snapshot, Status
 class Sim:
     def __init__(self, configs: dict[str, Any] | dict[str, TaskConfig]):
         typed = all(isinstance(v, TaskConfig) for v in configs.values())
-        self.configs: dict[str, TaskConfig] = dict(configs) if typed else parse_configs(configs)  # type: ignore[arg-type]
+        self.configs: dict[str, TaskConfig] = dict(configs) if typed else parse_configs(configs)
         self.state = Snapshot()
         self.now = 0.0
         self.ready: list[str] = []  # every instance ever made ready, in order

@@ -52,7 +52,7 @@ def test_afire_from_many_coroutines_on_a_real_redis_loses_nothing(redis_server: 
     app.triggers.fire("crowd", "start")
 
     async def main() -> list[object]:
-        return await asyncio.gather(*(app.triggers.afire("crowd", "page", {"n": n}) for n in range(50)))
+        return list(await asyncio.gather(*(app.triggers.afire("crowd", "page", {"n": n}) for n in range(50))))
 
     fired = asyncio.run(main())
     assert all(len(f) == 1 for f in fired)  # type: ignore[arg-type]

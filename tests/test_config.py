@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from celery_triggers import ConfigurationError
@@ -64,7 +66,7 @@ def test_after_accepts_a_set_in_any_order() -> None:
         ({"after": ["a"], "run": "r", "andEvery": "p", "and_every": "q"}, "given twice"),
     ],
 )
-def test_bad_configs_name_the_task_and_directive(directives: dict, fragment: str) -> None:
+def test_bad_configs_name_the_task_and_directive(directives: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         parse_config("t_bad", directives)
     assert "trigger task 't_bad'" in str(info.value)

@@ -45,7 +45,7 @@ def test_the_context_keyword_and_firing_from_inside_a_task() -> None:
     @trigger_task(after=["fromInside"])
     @app.task(shared=False, name="tests.inner")
     def inner(trigger_kwargs: dict[str, Any]) -> dict[str, Any]:
-        return trigger_kwargs["fromInside"]
+        return dict(trigger_kwargs["fromInside"])
 
     session = app.triggers.session("s")
     session.fire("a", {"x": 1})

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,18 @@ def test_storage_outage_mid_run_loses_nothing_and_runs_no_body_twice(
         assert all(a.action in ("redispatched", "skipped") for a in actions), actions
 
 
+def _ran_at_least(worker: Worker, count: int) -> Callable[[], bool]:
+    return lambda: sum(runs(worker).values()) >= count
+
+
+def _cascade_done(app: Celery, uid: str) -> Callable[[], bool]:
+    def done() -> bool:
+        instance = app.triggers.session(uid).instances.get("t_after_slow#0")
+        return instance is not None and instance.status is Status.FINISHED
+
+    return done
+
+
 def test_sigkills_with_acks_late_complete_every_session_exactly_once(
     tmp_path: Path, any_broker_url: str, storage_server: RedisServer
 ) -> None:
@@ -185,7 +197,7 @@ def test_sigkills_with_acks_late_complete_every_session_exactly_once(
             app.triggers.fire(u, "go")
         for k in range(4):
             target = 100 * (k + 1)
-            wait_for(lambda t=target: sum(runs(worker).values()) >= t, 60, f"{target} bodies")
+            wait_for(_ran_at_least(worker, target), 60, f"{target} bodies")
             if k % 2 == 0:
                 os.kill(worker.children()[0], signal.SIGKILL)  # a pool process
             else:
@@ -327,14 +339,7 @@ def test_a_task_running_longer_than_the_session_ttl_keeps_its_session_and_cascad
         for uid in uids:
             app.triggers.fire(uid, "slow")
         for uid in uids:
-            wait_for(
-                lambda uid=uid: (
-                    app.triggers.session(uid).instances.get("t_after_slow#0", None) is not None
-                    and app.triggers.session(uid).instances["t_after_slow#0"].status is Status.FINISHED
-                ),
-                30,
-                f"the cascade of {uid}",
-            )
+            wait_for(_cascade_done(app, uid), 30, f"the cascade of {uid}")
         assert sorted(runs(worker)) == sorted((u, n) for u in uids for n in ("t_slow#0", "t_after_slow#0"))
         client = app.triggers.storage.client
         ttls = [client.pttl(k) for k in client.scan_iter(match="ct:*")]

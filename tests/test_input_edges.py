@@ -32,7 +32,7 @@ def test_bad_trigger_names_are_refused(storage_url: str, name: object, message: 
     app = make_app(storage_url)
     session = app.triggers.session("s")
     with pytest.raises(InvalidName, match=message):
-        session.fire(name)  # type: ignore[arg-type]
+        session.fire(name)
     assert "s" not in app.triggers.storage.sessions()
 
 

@@ -49,7 +49,7 @@ def app() -> Celery:
 
 
 def configure(app: Celery, configs: dict[str, Any]) -> TriggerManager:
-    session = app.triggers.session(uuid.uuid4().hex)
+    session: TriggerManager = app.triggers.session(uuid.uuid4().hex)
     session.update_configuration(configs)
     return session
 

@@ -68,7 +68,7 @@ def test_a_session_in_an_aliased_storage_runs_through_its_alias(tmp_path: Path) 
     @trigger_task(after=["go"], name="t_x")
     @app.task(shared=False, name="p.x")
     def x(trigger_kwargs: dict[str, Any]) -> dict[str, Any]:
-        return trigger_kwargs["go"]
+        return dict(trigger_kwargs["go"])
 
     from celery_triggers import resolve_storage
 

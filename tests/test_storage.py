@@ -25,6 +25,23 @@ def changes(*instances: Instance, triggers: tuple[str, ...] = (), tasks: tuple[s
     )
 
 
+def rewrite(instance: Instance) -> Any:
+    """An operation that reads ``instance`` as stored, then writes it anew."""
+
+    def op(txn: Any) -> None:
+        txn.load(Needs(instances=frozenset({instance.name})))
+        txn.write(changes(instance))
+
+    return op
+
+
+def write_with_go(instance: Instance) -> Any:
+    def op(txn: Any) -> None:
+        txn.write(changes(instance, triggers=("go",)))
+
+    return op
+
+
 def test_an_unknown_session_loads_empty(backend: StorageBackend) -> None:
     snapshot = backend.atomic("nobody", lambda txn: txn.load(Needs(frozenset({"a"}), frozenset({"t"}))))
     assert snapshot.triggers == {} and snapshot.tasks == {} and snapshot.instances == {}
@@ -60,11 +77,11 @@ def test_the_unstarted_index_follows_status_changes(backend: StorageBackend) -> 
     assert set(backend.atomic("s", lambda txn: txn.load(both)).instances) == {"t_a#0"}
     # It received x: indexed under y only.
     received = Instance("t_a", 0, Status.UNSTARTED, {"x": {}}, awaiting=["y"])
-    backend.atomic("s", lambda txn: (txn.load(Needs(instances=frozenset({"t_a#0"}))), txn.write(changes(received))))
+    backend.atomic("s", rewrite(received))
     assert backend.atomic("s", lambda txn: txn.load(Needs(waiting=frozenset({("t_a", "x")})))).instances == {}
     assert set(backend.atomic("s", lambda txn: txn.load(both)).instances) == {"t_a#0"}
     scheduled = Instance("t_a", 0, Status.SCHEDULED, {"x": {}, "y": {}})
-    backend.atomic("s", lambda txn: (txn.load(Needs(instances=frozenset({"t_a#0"}))), txn.write(changes(scheduled))))
+    backend.atomic("s", rewrite(scheduled))
     assert backend.atomic("s", lambda txn: txn.load(both)).instances == {}
 
 
@@ -265,13 +282,14 @@ def test_purge_deletes_idle_sessions_and_keeps_busy_and_recent_ones(backend: Sto
     busy = Instance("t_a", 0, Status.RUNNING, {}, None, {"task_id": "tok"})
     waiting = Instance("t_a", 0, Status.UNSTARTED, awaiting=["x"])
     for uid, instance in (("idle", done), ("busy", busy), ("waiting", waiting)):
-        backend.atomic(uid, lambda txn, i=instance: txn.write(changes(i, triggers=("go",))))
+        backend.atomic(uid, write_with_go(instance))
     assert backend.purge(older_than=3600) == [], "nothing is an hour old"
     later = time.time() + 60
     assert backend.purge(older_than=30, now=later, dry_run=True) == ["idle", "waiting"]
     assert backend.purge(older_than=30, now=later, resolved_only=True, dry_run=True) == ["idle"]
     assert {"idle", "busy", "waiting"} <= set(backend.sessions()), "a dry run deletes nothing"
-    assert backend.instances_many(["idle", "busy", "nobody"])["busy"]["t_a#0"].status is Status.RUNNING
+    read = backend.instances_many(["idle", "busy", "nobody"])["busy"]
+    assert isinstance(read, dict) and read["t_a#0"].status is Status.RUNNING
     assert backend.purge(older_than=30, now=later) == ["idle", "waiting"]
     assert set(backend.sessions()) >= {"busy"} and not {"idle", "waiting"} & set(backend.sessions())
     assert backend.instances("idle") == {} and backend.instances("busy")["t_a#0"].status is Status.RUNNING

@@ -63,7 +63,7 @@ def main() -> dict[str, Instance]:
     session.fire("pageReceived", {"answers": [1, 2]})
     session.fire("pageReceived", {"answers": [3]})
     session.fire("firstPageReceived", {"subject": "S-1"})
-    instances = session.instances
+    instances: dict[str, Instance] = session.instances
     for name, instance in instances.items():
         print(f"{name:22} {instance.status.value:9} result={instance.result}")
     return instances
