@@ -307,6 +307,40 @@ class Bench:
         redis.Redis(port=self.broker.port, db=0).delete("bench-sink")
         return rows
 
+    def bulk(self) -> dict[str, float]:
+        """Redis: ``fire_many`` of events over many sessions and ``afire``
+        from concurrent coroutines, against single fires in a loop (fires/s,
+        nobody listening: the fire's own cost)."""
+        import asyncio
+
+        n = 200 if self.quick else 10_000
+        app = make_app(f"redis://127.0.0.1:{self.store.port}/0?prefix=bulk", runner="null")
+        events = [(f"bulk-{i % (n // 10)}", "nobody-listens", {"i": i}) for i in range(n)]
+        began = time.perf_counter()
+        for uid, trigger, kwargs in events:
+            app.triggers.fire(uid, trigger, kwargs)
+        loop_rate = n / (time.perf_counter() - began)
+        began = time.perf_counter()
+        results = app.triggers.fire_many(events)
+        many_rate = n / (time.perf_counter() - began)
+        assert all(r.ok for r in results)
+
+        async def concurrent(total: int, width: int) -> None:
+            for start in range(0, total, width):
+                await asyncio.gather(
+                    *(app.triggers.afire(f"bulk-a{i % 100}", "nobody-listens") for i in range(start, start + width))
+                )
+
+        total = 500 if self.quick else 5_000
+        began = time.perf_counter()
+        asyncio.run(concurrent(total, 100))
+        afire_rate = total / (time.perf_counter() - began)
+        return {
+            f"fire() in a loop, {n} events over {n // 10} sessions (fires/s)": loop_rate,
+            f"fire_many, the same {n} events (fires/s)": many_rate,
+            "afire, 100 concurrent coroutines (fires/s)": afire_rate,
+        }
+
     def footprint(self) -> dict[str, float]:
         """Bytes per instance (Redis ``MEMORY USAGE`` of a session's keys,
         SQLite file growth) of 100 ``andEvery`` instances, scheduled and
@@ -393,6 +427,7 @@ def main(argv: list[str] | None = None) -> None:
             single = bench.single()
             trips = bench.round_trips()
             throughput = bench.throughput()
+            bulk = bench.bulk()
             footprint = bench.footprint()
         finally:
             bench.stop()
@@ -417,6 +452,10 @@ def main(argv: list[str] | None = None) -> None:
     for name, idle, creating, completing in throughput:
         print(f"| {name} | {idle:.0f} | {creating:.0f} | {completing:.0f} |")
     print(f"| {ORIGINAL} | 2405 | 1684 | - |")
+    print("\n| bulk and async firing (Redis, nobody listens) | value |")
+    print("|---|---|")
+    for name, value in bulk.items():
+        print(f"| {name} | {value:.0f} |")
     print("\n| storage work per trigger task (Redis, counted with MONITOR) | value |")
     print("|---|---|")
     for name, value in trips.items():

@@ -49,6 +49,8 @@ def test_side_by_side_quick_prints_every_table() -> None:
     for backend in ("memory", "sqlite", "redis", "django-cache (redis)", "django-cache (redis, cache API + lock)"):
         idle, creating, completing = row(out, f"{backend} |")[1:4]
         assert float(idle) > 0 and float(creating) > 0 and float(completing) > 0
+    assert float(row(out, "fire_many, the same 200 events (fires/s)")[1]) > 0
+    assert float(row(out, "afire, 100 concurrent coroutines (fires/s)")[1]) > 0
     trips = row(out, "storage round trips per trigger task")
     assert float(trips[1]) >= 2, "a fire alone needs a read and a commit"
     for backend in ("redis", "django-cache (redis)", "django-cache (redis, cache API + lock)"):
