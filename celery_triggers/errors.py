@@ -128,6 +128,9 @@ class Conflict(StorageError):
     was refused (inside storage, the operation re-runs at once), and, raised
     out of an operation, it was refused on every one of its attempts."""
 
+    #: A backend's fresh read of the session, for the re-run to start from.
+    fresh: Any = None
+
 
 class CorruptSession(StorageError):
     """Stored data of a session cannot be decoded."""

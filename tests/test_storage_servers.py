@@ -397,3 +397,48 @@ def test_django_cache_api_path_expires_a_session_as_a_whole(django_caches: dict[
     scheduled = session.fire("never")
     assert [i.name for i in scheduled] == ["t_w#0"] and session.instances["t_w#0"].status is Status.SCHEDULED
     assert "t_w#1" not in session.instances, "no phantom from the old session"
+
+
+def test_redis_fires_in_one_round_trip_when_the_process_knows_the_session(redis_server: RedisServer) -> None:
+    """#18: a fire into a new session, or into one this process committed to
+    last, is one script call (the commit); a conflict costs one more (the
+    failed commit returns the fresh read); a state changed behind the
+    version's back is noticed; reads always read."""
+    prefix = unique_prefix()
+    url = f"{redis_server.url}?prefix={prefix}"
+    app, other = (make_app(url, runner="celery", task_default_queue=prefix) for _ in range(2))
+    for a in (app, other):
+        a.triggers.configure({"t_x": {"after": ["go", "later"], "run": "x"}})
+    backend = app.triggers.storage
+    calls: list[str] = []
+    for name in ("_read", "_commit"):
+        script = getattr(backend, name)
+
+        def counted(*args: Any, _script: Any = script, _name: str = name, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _script(*args, **kwargs)
+
+        setattr(backend, name, counted)
+
+    app.triggers.fire("s", "nobody-listens")
+    assert calls == ["_commit"], "a new session: one round trip"
+    calls.clear()
+    app.triggers.fire("s", "go")
+    app.triggers.fire("s", "nobody-listens")
+    assert calls == ["_commit", "_commit"], "this process committed there last"
+    calls.clear()
+
+    other.triggers.fire("s", "nobody-listens")  # another process changes the session
+    app.triggers.fire("s", "later")
+    assert calls == ["_commit", "_commit"], "a conflict: the failed commit brought the fresh read"
+    assert app.triggers.session("s").instances["t_x#0"].kwargs == {"go": {}, "later": {}}
+    calls.clear()
+
+    state_key = backend._keys("s")[0]
+    text = backend.client.get(state_key)
+    backend.client.set(state_key, text.replace(b'"count":', b'"count": '))  # same JSON, another text
+    app.triggers.fire("s", "nobody-listens")
+    assert calls == ["_commit", "_commit"], "a state changed behind the version's back is noticed"
+    calls.clear()
+    assert app.triggers.session("s").latest_kwargs("go") == {}
+    assert calls == ["_read"], "a read-only operation reads"

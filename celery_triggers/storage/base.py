@@ -265,15 +265,21 @@ class StorageBackend(abc.ABC):
     ) -> tuple[R, Any]:
         """:meth:`atomic`, also returning the transaction's ``after_commit``."""
         check_uid(uid)
+        start_from = cached
         for attempt in range(self.max_retries):
-            if attempt > 1:  # retry at once, then back off with jitter
-                time.sleep(random.uniform(0, min(0.0001 * 2**attempt, 0.02)))  # noqa: S311 - jitter, not crypto
             try:
-                with self.transaction(uid, prefetch, cached if attempt == 0 else None) as txn:
+                with self.transaction(uid, prefetch, start_from) as txn:
                     result = operation(txn)
                 return result, txn.after_commit
-            except Conflict:
-                continue
+            except Conflict as exc:
+                # The first re-runs start at once from the backend's fresh read, if it sent one;
+                # later ones back off with jitter, then read (data held while sleeping goes stale).
+                if exc.fresh is not None and attempt < 2:
+                    start_from = exc.fresh
+                    continue
+                start_from = False
+                if attempt > 0:
+                    time.sleep(random.uniform(0, min(0.0001 * 2**attempt, 0.02)))  # noqa: S311 - jitter, not crypto
         raise Conflict(f"session {uid!r}: gave up after {self.max_retries} conflicting attempts")
 
     def start(

@@ -243,6 +243,9 @@ class DjangoCacheStorage(StorageBackend):
     def read_transaction(self, uid: str, prefetch: Prefetch = ()) -> AbstractContextManager[SessionTxn]:
         """Reads take no lock (on the cache-API path, a read that races a
         commit may see part of it: for inspection only)."""
+        redis_backend = self._on_redis()
+        if redis_backend is not None:
+            return redis_backend.read_transaction(uid, prefetch)
         return self.transaction(uid, prefetch, lock=False)
 
     @contextmanager

@@ -5,16 +5,21 @@ Keys per session: ``state`` (configs, fired triggers, task records),
 set indexing unstarted instances by each trigger they await, read by
 lexicographic range).
 
-Atomicity: optimistic concurrency on a per-session version number. A
-transaction reads the version, the session state, the instances it names
-and those awaiting the fired trigger in one read script, runs the pure
-engine, and commits with one Lua script that applies the writes only if the
-version is still the one it read (compare-and-set), bumping it. If another
-writer committed in between, the script changes nothing and the whole
-operation (engine included) re-runs on fresh data. So a fire costs two
-round trips. The worker's start is one script (``start``); its finish
-resumes from what the start returned and skips the read: one round trip, or
-three when another writer got in between.
+Atomicity: optimistic concurrency on a per-session version (a counter, and
+the SHA-1 of the state, so a state changed behind the counter's back is
+noticed too). A transaction starts from what this process knows of the
+session (its last read or commit there, kept for the 1,024 most recent
+sessions), or from the guess that the session is new; it reads only what it
+needs and does not know. It runs the pure engine and commits with one Lua
+script that applies the writes only if the version is still the one it
+started from, bumping it. If another writer committed in between, the script
+changes nothing and returns a fresh read of what the transaction used, and
+the whole operation (engine included) re-runs from it. So a fire costs one
+round trip when this process fired there last or the session is new, and
+one more per conflict. An operation that started from what was known but
+writes nothing, or raises, is re-run on a fresh read (it has no commit to
+check it); read-only transactions always read. The worker's start is one
+script (``start``); its finish resumes from what the start returned.
 
 Why not Lua alone: the trigger semantics live in the pure Python engine (one
 implementation for every backend). Why not a lock: a process killed in the
@@ -36,11 +41,14 @@ last change.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -55,7 +63,7 @@ from ..errors import (
 )
 from ..state import Instance, Snapshot, Status
 from . import mask_url
-from .base import Conflict, SessionTxn, StorageBackend, check_uid
+from .base import Conflict, Prefetch, SessionTxn, StorageBackend, check_uid
 from .kv import KVTxn, parse_state, session_digest, session_instances, uid_of
 from .records import decode_instance, encode_metadata_fragment, to_ms
 
@@ -69,32 +77,11 @@ __all__ = ["RedisStorage"]
 
 logger = logging.getLogger("celery_triggers")
 
-#: Apply a transaction's writes if the session's version is unchanged.
-#: KEYS: state, instance hash, version, waiting index. ARGV: expected
-#: version, ttl (0: none; -1: an instance is in flight, never expire), state text ("" : unchanged), number of instance
-#: writes, then name/text pairs, then the number of index entries to add,
-#: those entries, then the entries to remove.
-_COMMIT = """
-if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[1] then return 0 end
-if ARGV[3] ~= '' then redis.call('SET', KEYS[1], ARGV[3]) end
-local i = 5
-for _ = 1, tonumber(ARGV[4]) do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
-local adds = tonumber(ARGV[i]); i = i + 1
-for _ = 1, adds do redis.call('ZADD', KEYS[4], 0, ARGV[i]); i = i + 1 end
-for j = i, #ARGV do redis.call('ZREM', KEYS[4], ARGV[j]) end
-redis.call('INCR', KEYS[3])
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end
-elseif ttl < 0 then for _, key in ipairs(KEYS) do redis.call('PERSIST', key) end end
-return 1
-"""
-
-#: A consistent read: version, state, named instance records and the records
-#: of the instances the index lists under each prefix (task and trigger).
-#: KEYS: as _COMMIT. ARGV: number of names, names, then index prefixes.
-#: Returns {version, state, records, waiting names, waiting records, how
-#: many waiting names each prefix contributed}.
-_READ = """
+#: A consistent read, shared by the read and commit scripts: version, state,
+#: the named instance records and the records of the instances the index
+#: lists under each prefix (task and trigger). Returns {version, state,
+#: records, waiting names, waiting records, how many names each prefix gave}.
+_READ_FN = """
 local function hmget(names)
   local out = {}
   for i = 1, #names, 500 do
@@ -103,19 +90,68 @@ local function hmget(names)
   end
   return out
 end
-local n = tonumber(ARGV[1])
-local names = {}
-for i = 2, n + 1 do names[#names + 1] = ARGV[i] end
-local waiting, counts = {}, {}
-for i = n + 2, #ARGV do
-  local prefix = ARGV[i]
-  local members = redis.call('ZRANGEBYLEX', KEYS[4], '[' .. prefix, '(' .. prefix .. '\\255')
-  for _, m in ipairs(members) do waiting[#waiting + 1] = string.sub(m, #prefix + 1) end
-  counts[#counts + 1] = #members
+local function read(names, prefixes)
+  local waiting, counts = {}, {}
+  for _, prefix in ipairs(prefixes) do
+    local members = redis.call('ZRANGEBYLEX', KEYS[4], '[' .. prefix, '(' .. prefix .. '\\255')
+    for _, m in ipairs(members) do waiting[#waiting + 1] = string.sub(m, #prefix + 1) end
+    counts[#counts + 1] = #members
+  end
+  local version = redis.call('GET', KEYS[3]) or '0'
+  return {version, redis.call('GET', KEYS[1]) or false, hmget(names), waiting, hmget(waiting), counts}
 end
-local version = redis.call('GET', KEYS[3]) or '0'
-return {version, redis.call('GET', KEYS[1]) or false, hmget(names), waiting, hmget(waiting), counts}
 """
+
+#: KEYS: state, instance hash, version, waiting index. ARGV: number of
+#: names, names, then index prefixes.
+_READ = (
+    _READ_FN
+    + """
+local n = tonumber(ARGV[1])
+local names, prefixes = {}, {}
+for i = 2, n + 1 do names[#names + 1] = ARGV[i] end
+for i = n + 2, #ARGV do prefixes[#prefixes + 1] = ARGV[i] end
+return read(names, prefixes)
+"""
+)
+
+#: Apply a transaction's writes if the session's version is the expected
+#: one; else write nothing and return a fresh read of what the transaction
+#: read, so that the re-run needs no separate read. KEYS: as _READ. ARGV:
+#: the expected "<version>:<SHA-1 of the state>" (so a state changed
+#: behind the version's back, by hand or by a restore, is noticed too), ttl
+#: (0: none; -1: an instance is in flight, never expire), state text ("": unchanged), the number of names to read on a
+#: conflict, those names, the number of index prefixes, those prefixes, the
+#: number of instance writes, name/text pairs, the number of index entries
+#: to add, those entries, then the entries to remove. Returns {1} or {0,
+#: <what _READ returns>}.
+_COMMIT = (
+    _READ_FN
+    + """
+local i = 5
+local names, prefixes = {}, {}
+for _ = 1, tonumber(ARGV[4]) do names[#names + 1] = ARGV[i]; i = i + 1 end
+local np = tonumber(ARGV[i]); i = i + 1
+for _ = 1, np do prefixes[#prefixes + 1] = ARGV[i]; i = i + 1 end
+local current = redis.call('GET', KEYS[1])
+local seen = (redis.call('GET', KEYS[3]) or '0') .. ':' .. (current and redis.sha1hex(current) or '')
+if seen ~= ARGV[1] then
+  local r = read(names, prefixes)
+  return {0, r[1], r[2], r[3], r[4], r[5], r[6]}
+end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[1], ARGV[3]) end
+local nw = tonumber(ARGV[i]); i = i + 1
+for _ = 1, nw do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
+local adds = tonumber(ARGV[i]); i = i + 1
+for _ = 1, adds do redis.call('ZADD', KEYS[4], 0, ARGV[i]); i = i + 1 end
+for j = i, #ARGV do redis.call('ZREM', KEYS[4], ARGV[j]) end
+redis.call('INCR', KEYS[3])
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end
+elseif ttl < 0 then for _, key in ipairs(KEYS) do redis.call('PERSIST', key) end end
+return {1}
+"""
+)
 
 
 def _prefix(task: str, trigger: str) -> str:
@@ -176,12 +212,29 @@ def _text(value: str | bytes) -> str:
 
 @dataclass
 class _Cached:
-    """The session as this process left it: version, state, instance records."""
+    """A session as this process last saw it at ``version``: its state (None
+    for a session that does not exist), the instance records read or
+    written, and the waiting index for the (task, trigger) pairs it knows
+    (``complete``: for every pair, an absent one being empty)."""
 
     uid: str
     version: int
-    state: dict[str, Any]
+    state: dict[str, Any] | None
     records: dict[str, Any]
+    waiting: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    complete: bool = False
+    #: SHA-1 of the state's stored text ("" for none): the commit checks it.
+    state_sha: str = ""
+
+
+def _sha(text: str | bytes | None) -> str:
+    if not text:
+        return ""
+    return hashlib.sha1(text if isinstance(text, bytes) else text.encode()).hexdigest()  # noqa: S324 - a checksum
+
+
+#: Sessions whose state each backend object remembers (see ``transaction``).
+RECENT_SESSIONS = 1024
 
 
 class RedisStorage(StorageBackend):
@@ -230,6 +283,8 @@ class RedisStorage(StorageBackend):
         self._start = self.client.register_script(_START)
         self._read = self.client.register_script(_READ)
         self._dump = self.client.register_script(_DUMP)
+        self._recent: OrderedDict[str, _Cached] = OrderedDict()
+        self._recent_lock = threading.Lock()
         self._purge = self.client.register_script(_PURGE)
 
     # -- keys ---------------------------------------------------------------
@@ -245,58 +300,157 @@ class RedisStorage(StorageBackend):
         )
 
     # -- transactions -------------------------------------------------------
+    def _remember(self, uid: str, cached: _Cached | None) -> None:
+        with self._recent_lock:
+            if cached is None:
+                self._recent.pop(uid, None)
+                return
+            self._recent[uid] = cached
+            self._recent.move_to_end(uid)
+            while len(self._recent) > RECENT_SESSIONS:
+                self._recent.popitem(last=False)
+
+    def _recall(self, uid: str) -> _Cached:
+        """What this process knows of the session, or the guess that it is
+        new: a transaction starts from it without reading, and its commit
+        checks the version (one round trip when the guess holds)."""
+        with self._recent_lock:
+            known = self._recent.get(uid)
+        return known if known is not None else _Cached(uid, 0, None, {}, {}, complete=True)
+
+    def read_transaction(self, uid: str, prefetch: Prefetch = ()) -> AbstractContextManager[SessionTxn]:
+        """Reads always read: a read-only operation has no commit to check a
+        guess against."""
+        return self.transaction(uid, prefetch, cached=False)
+
     @contextmanager
     def transaction(
-        self, uid: str, prefetch: Collection[str | tuple[str, str]] = (), cached: _Cached | None = None
+        self, uid: str, prefetch: Collection[str | tuple[str, str]] = (), cached: _Cached | bool | None = None
     ) -> Iterator[SessionTxn]:
+        """``cached``: a :class:`_Cached` to start from (the worker's finish
+        after its start); None: start from what this process knows of the
+        session, or guess it is new; False: read first.
+
+        Starting from what is known saves the read: the commit checks the
+        version and, on a conflict, returns a fresh read that the re-run
+        starts from (so a conflict costs one more round trip). An operation
+        that started from what was known but writes nothing, or raises, has
+        no commit to check it: it is re-run on a fresh read.
+        """
         keys = list(self._keys(uid))
         names = sorted(p for p in prefetch if isinstance(p, str))
         pairs = sorted(p for p in prefetch if isinstance(p, tuple))
-        state: dict[str, Any] | None
-        waiting: dict[tuple[str, str], list[str]] = {}
+        if cached is None:
+            cached = self._recall(uid)
+        speculative = isinstance(cached, _Cached) and cached.uid == uid
         try:
-            if isinstance(cached, _Cached) and cached.uid == uid:
-                # A copy: a transaction changes its state in place, and one whose commit
+            if speculative:
+                assert isinstance(cached, _Cached)
+                # Copies: a transaction changes its state in place, and one whose commit
                 # failed must not leave its changes in what the next attempt starts from.
-                version, known = cached.version, dict(cached.records)
-                state = {k: dict(v) if isinstance(v, dict) else v for k, v in cached.state.items()}
+                version, known, complete = cached.version, dict(cached.records), cached.complete
+                sha = cached.state_sha
+                waiting = {p: list(v) for p, v in cached.waiting.items()}
+                state = (
+                    {k: dict(v) if isinstance(v, dict) else v for k, v in cached.state.items()}
+                    if cached.state is not None
+                    else None
+                )
             else:
                 raw_version, state_text, known, waiting = self._read_some(keys, names, pairs)
-                version = int(raw_version or 0)
+                version, complete, sha = int(raw_version or 0), False, _sha(state_text)
                 state = parse_state(uid, state_text)
+            read_names, read_pairs = set(names), set(pairs)
+
+            def read_more(more_names: list[str], more_pairs: list[tuple[str, str]]) -> None:
+                """Read what the operation needs and was not known. Starting
+                from what was known, read everything the operation has used
+                so far: at the same version, it completes what is known;
+                at another, what was known is stale, and the operation
+                re-runs from this read."""
+                if not speculative:
+                    _, _, records, found = self._read_some(keys, more_names, more_pairs)
+                    known.update(records)
+                    waiting.update(found)
+                    return
+                all_names, all_pairs = sorted(read_names | set(more_names)), sorted(read_pairs | set(more_pairs))
+                raw_version, state_text, records, found = self._read_some(keys, all_names, all_pairs)
+                if int(raw_version or 0) != version or _sha(state_text) != sha:
+                    stale = Conflict(f"session {uid!r}: what this process knew was stale")
+                    fresh_state = parse_state(uid, state_text)
+                    stale.fresh = _Cached(
+                        uid, int(raw_version or 0), fresh_state, records, found, state_sha=_sha(state_text)
+                    )
+                    self._remember(uid, stale.fresh)
+                    raise stale
+                known.update(records)
+                waiting.update(found)
 
             def fetch(wanted: list[str]) -> dict[str, Any]:
                 missing = [n for n in wanted if n not in known]
                 if missing:
-                    known.update(self._read_some(keys, missing, [])[2])
+                    read_more(missing, [])
+                read_names.update(wanted)
                 return {n: known[n] for n in wanted}
 
             def fetch_waiting(wanted: list[tuple[str, str]]) -> dict[str, Any]:
-                missing = [p for p in wanted if p not in waiting]
+                missing = [p for p in wanted if p not in waiting and not complete]
                 if missing:
-                    _, _, records, found = self._read_some(keys, [], missing)
-                    known.update(records)
-                    waiting.update(found)
-                return {n: known[n] for p in wanted for n in waiting[p]}
+                    read_more([], missing)
+                read_pairs.update(wanted)
+                return {n: known[n] for p in wanted for n in waiting.get(p, [])}
 
             txn = KVTxn(uid, state, fetch, fetch_waiting)
-            yield txn
-            if txn.changed:
-                args: list[Any] = [str(version), self._ttl(txn.state)]
-                args.append(txn.state_text() if (txn.state_dirty or txn.is_new) else "")
-                args.append(len(txn.instance_writes))
-                for name, text in txn.instance_writes.items():
-                    args += [name, text]
-                args.append(len(txn.index_adds))
-                args += sorted(_prefix(t, x) + n for t, x, n in txn.index_adds)
-                args += sorted(_prefix(t, x) + n for t, x, n in txn.index_removes)
-                if not self._commit(keys=keys, args=args):
-                    raise Conflict(uid)
-                version += 1
-                known.update(txn.instance_writes)
-            if txn.changed or not txn.is_new:  # the session exists as `known` describes it
-                txn.after_commit = _Cached(uid, version, txn.state, known)
+            try:
+                yield txn
+            except Conflict:
+                raise
+            except Exception as exc:
+                if speculative:  # perhaps only because what was known is stale: re-run on a fresh read
+                    raise Conflict(f"session {uid!r}: re-run on a fresh read ({exc!r})") from exc
+                raise
+            if not txn.changed:
+                if speculative:
+                    raise Conflict(f"session {uid!r}: nothing to commit; re-run on a fresh read")
+                if not txn.is_new:
+                    txn.after_commit = _Cached(uid, version, txn.state, known, waiting, complete, sha)
+                    self._remember(uid, txn.after_commit)
+                return
+            conflict_names = sorted(read_names)
+            conflict_pairs = sorted(read_pairs)
+            new_state_text = txn.state_text() if (txn.state_dirty or txn.is_new) else ""
+            args: list[Any] = [f"{version}:{sha}", self._ttl(txn.state), new_state_text]
+            args += [len(conflict_names), *conflict_names]
+            args += [len(conflict_pairs), *(_prefix(t, x) for t, x in conflict_pairs)]
+            args.append(len(txn.instance_writes))
+            for name, text in txn.instance_writes.items():
+                args += [name, text]
+            args.append(len(txn.index_adds))
+            args += sorted(_prefix(t, x) + n for t, x, n in txn.index_adds)
+            args += sorted(_prefix(t, x) + n for t, x, n in txn.index_removes)
+            reply = self._commit(keys=keys, args=args)
+            if not int(reply[0]):
+                raw_version, state_text, fresh, found = self._parse_read(reply[1:], conflict_names, conflict_pairs)
+                fresh_state = parse_state(uid, state_text)
+                conflict = Conflict(f"session {uid!r}: another writer committed first")
+                conflict.fresh = _Cached(
+                    uid, int(raw_version or 0), fresh_state, fresh, found, state_sha=_sha(state_text)
+                )
+                self._remember(uid, conflict.fresh)
+                raise conflict
+            version += 1
+            sha = _sha(new_state_text) if new_state_text else sha
+            known.update(txn.instance_writes)
+            for task, trigger, name in txn.index_adds:
+                if (task, trigger) in waiting or complete:
+                    waiting.setdefault((task, trigger), []).append(name)
+            for task, trigger, name in txn.index_removes:
+                if name in waiting.get((task, trigger), []):
+                    waiting[(task, trigger)].remove(name)
+            txn.after_commit = _Cached(uid, version, txn.state, known, waiting, complete, sha)
+            self._remember(uid, txn.after_commit)
         except redis.RedisError as exc:
+            self._remember(uid, None)
             raise self._error(uid, exc) from exc
 
     def _ttl(self, state: dict[str, Any]) -> int:
@@ -313,9 +467,13 @@ class RedisStorage(StorageBackend):
         """One read script: version, state, records of ``names`` and of the
         instances awaiting each (task, trigger) pair."""
         prefixes = [_prefix(t, x) for t, x in pairs]
-        version, state, records, waiting, waiting_records, counts = self._read(
-            keys=keys, args=[len(names), *names, *prefixes]
-        )
+        return self._parse_read(self._read(keys=keys, args=[len(names), *names, *prefixes]), names, pairs)
+
+    @staticmethod
+    def _parse_read(
+        raw: Any, names: list[str], pairs: list[tuple[str, str]]
+    ) -> tuple[Any, Any, dict[str, Any], dict[tuple[str, str], list[str]]]:
+        version, state, records, waiting, waiting_records, counts = raw
         known = dict(zip(names, records, strict=True))
         waiting_names = [_text(n) for n in waiting]
         known.update(zip(waiting_names, waiting_records, strict=True))
@@ -355,7 +513,12 @@ class RedisStorage(StorageBackend):
                 code = 2
         if code == 2:
             return super().start(uid, name, token, now, track=track, metadata=metadata)
-        cached = _Cached(uid, int(raw_version), state, {name: record}) if state is not None else None
+        cached = (
+            _Cached(uid, int(raw_version), state, {name: record}, state_sha=_sha(state_text))
+            if state is not None
+            else None
+        )
+        self._remember(uid, cached)
         return before, after, dict(state["configs"]) if state is not None else {}, cached
 
     # -- inspection and lifecycle --------------------------------------------
@@ -424,12 +587,15 @@ class RedisStorage(StorageBackend):
 
     def delete_session(self, uid: str) -> None:
         check_uid(uid)
+        self._remember(uid, None)
         try:
             self.client.delete(*self._keys(uid))
         except redis.RedisError as exc:
             raise self._error(uid, exc) from exc
 
     def delete_if_idle(self, uid: str, cutoff: float, *, dry_run: bool = False) -> bool:
+        if not dry_run:
+            self._remember(uid, None)
         try:
             return bool(self._purge(keys=list(self._keys(uid)), args=[repr(float(cutoff)), "1" if dry_run else "0"]))
         except redis.RedisError as exc:
