@@ -63,6 +63,7 @@ from ..errors import (
 )
 from ..state import Instance, Snapshot, Status
 from . import mask_url
+from . import redis_scripts as scripts
 from .base import Conflict, Prefetch, SessionTxn, StorageBackend, check_uid
 from .kv import KVTxn, parse_state, session_digest, session_instances, uid_of
 from .records import decode_instance, encode_metadata_fragment, to_ms
@@ -77,133 +78,11 @@ __all__ = ["RedisStorage"]
 
 logger = logging.getLogger("celery_triggers")
 
-#: A consistent read, shared by the read and commit scripts: version, state,
-#: the named instance records and the records of the instances the index
-#: lists under each prefix (task and trigger). Returns {version, state,
-#: records, waiting names, waiting records, how many names each prefix gave}.
-_READ_FN = """
-local function hmget(names)
-  local out = {}
-  for i = 1, #names, 500 do
-    local chunk = redis.call('HMGET', KEYS[2], unpack(names, i, math.min(i + 499, #names)))
-    for _, v in ipairs(chunk) do out[#out + 1] = v end
-  end
-  return out
-end
-local function read(names, prefixes)
-  local waiting, counts = {}, {}
-  for _, prefix in ipairs(prefixes) do
-    local members = redis.call('ZRANGEBYLEX', KEYS[4], '[' .. prefix, '(' .. prefix .. '\\255')
-    for _, m in ipairs(members) do waiting[#waiting + 1] = string.sub(m, #prefix + 1) end
-    counts[#counts + 1] = #members
-  end
-  local version = redis.call('GET', KEYS[3]) or '0'
-  return {version, redis.call('GET', KEYS[1]) or false, hmget(names), waiting, hmget(waiting), counts}
-end
-"""
-
-#: KEYS: state, instance hash, version, waiting index. ARGV: number of
-#: names, names, then index prefixes.
-_READ = (
-    _READ_FN
-    + """
-local n = tonumber(ARGV[1])
-local names, prefixes = {}, {}
-for i = 2, n + 1 do names[#names + 1] = ARGV[i] end
-for i = n + 2, #ARGV do prefixes[#prefixes + 1] = ARGV[i] end
-return read(names, prefixes)
-"""
-)
-
-#: Apply a transaction's writes if the session's version is the expected
-#: one; else write nothing and return a fresh read of what the transaction
-#: read, so that the re-run needs no separate read. KEYS: as _READ. ARGV:
-#: the expected "<version>:<SHA-1 of the state>" (so a state changed
-#: behind the version's back, by hand or by a restore, is noticed too), ttl
-#: (0: none; -1: an instance is in flight, never expire), state text ("": unchanged), the number of names to read on a
-#: conflict, those names, the number of index prefixes, those prefixes, the
-#: number of instance writes, name/text pairs, the number of index entries
-#: to add, those entries, then the entries to remove. Returns {1} or {0,
-#: <what _READ returns>}.
-_COMMIT = (
-    _READ_FN
-    + """
-local i = 5
-local names, prefixes = {}, {}
-for _ = 1, tonumber(ARGV[4]) do names[#names + 1] = ARGV[i]; i = i + 1 end
-local np = tonumber(ARGV[i]); i = i + 1
-for _ = 1, np do prefixes[#prefixes + 1] = ARGV[i]; i = i + 1 end
-local current = redis.call('GET', KEYS[1])
-local seen = (redis.call('GET', KEYS[3]) or '0') .. ':' .. (current and redis.sha1hex(current) or '')
-if seen ~= ARGV[1] then
-  local r = read(names, prefixes)
-  return {0, r[1], r[2], r[3], r[4], r[5], r[6]}
-end
-if ARGV[3] ~= '' then redis.call('SET', KEYS[1], ARGV[3]) end
-local nw = tonumber(ARGV[i]); i = i + 1
-for _ = 1, nw do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
-local adds = tonumber(ARGV[i]); i = i + 1
-for _ = 1, adds do redis.call('ZADD', KEYS[4], 0, ARGV[i]); i = i + 1 end
-for j = i, #ARGV do redis.call('ZREM', KEYS[4], ARGV[j]) end
-redis.call('INCR', KEYS[3])
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end
-elseif ttl < 0 then for _, key in ipairs(KEYS) do redis.call('PERSIST', key) end end
-return {1}
-"""
-)
-
 
 def _prefix(task: str, trigger: str) -> str:
     """Index members are ``<task JSON> NUL <trigger JSON> NUL <instance>``
     (JSON strings hold no raw NUL, so a prefix is unambiguous)."""
     return f"{dumps(task)}\x00{dumps(trigger)}\x00"
-
-
-#: The worker's start in one round trip (see ``RedisStorage.start``).
-#: KEYS: state, instance hash, version. ARGV: instance name, token, track
-#: ("1"/"0"), start time (integer ms), the start's other fields as a JSON
-#: fragment (",\"h\":..."), ttl (0: none). Returns {code, version, state,
-#: record[, status before]}: 1 started; 0 not startable here (Python says
-#: why, from the record), or nothing to write (track "0"); 2 a record in
-#: another layout (use the generic path). The record ends with its status
-#: field (see ``records``): the script replaces that with the start's fields
-#: and the new status, never re-encoding the rest (cjson would round numbers).
-_START = """
-local rec = redis.call('HGET', KEYS[2], ARGV[1])
-local state = redis.call('GET', KEYS[1]) or false
-local version = redis.call('GET', KEYS[3]) or '0'
-if not rec then return {0, version, state, false} end
-local d = cjson.decode(rec)
-if d.s ~= 'scheduled' and d.s ~= 'running' then return {d.task and 2 or 0, version, state, rec} end
-if d.i ~= ARGV[2] or ARGV[3] ~= '1' then return {0, version, state, rec} end
-local suffix = '"s":"' .. d.s .. '"}'
-if d.task or string.sub(rec, -#suffix) ~= suffix then return {2, version, state, rec} end
-local started = tonumber(ARGV[4]) - (tonumber(d.c) or 0)
-local new = string.sub(rec, 1, #rec - #suffix) .. '"b":' .. string.format('%d', started)
-  .. ',"n":' .. string.format('%d', (tonumber(d.n) or 0) + 1) .. ARGV[5] .. ',"s":"running"}'
-redis.call('HSET', KEYS[2], ARGV[1], new)
-local v = redis.call('INCR', KEYS[3])
-if tonumber(ARGV[6]) ~= 0 then for _, key in ipairs(KEYS) do redis.call('PERSIST', key) end end
-return {1, tostring(v), state, new, d.s}
-"""
-
-
-#: Delete a session if nothing is in flight and its last change is older
-#: than ARGV[1] (a time), unless ARGV[2] is "1" (a dry run). KEYS: as
-#: _COMMIT. Returns 1 if it is (or would be) deleted.
-_PURGE = """
-local state = redis.call('GET', KEYS[1])
-if not state then return 0 end
-local ok, d = pcall(cjson.decode, state)
-if not ok or type(d) ~= 'table' then return 0 end
-if (tonumber(d.in_flight) or 0) > 0 or (tonumber(d.updated_at) or 0) >= tonumber(ARGV[1]) then return 0 end
-if ARGV[2] ~= '1' then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4]) end
-return 1
-"""
-
-#: A consistent read of a whole session: {state, flat instance hash}.
-_DUMP = "return {redis.call('GET', KEYS[1]) or false, redis.call('HGETALL', KEYS[2])}"
 
 
 def _text(value: str | bytes) -> str:
@@ -279,13 +158,13 @@ class RedisStorage(StorageBackend):
         self.client: Any = client
         self.prefix = prefix
         self.session_ttl = float(session_ttl) if session_ttl else None
-        self._commit = self.client.register_script(_COMMIT)
-        self._start = self.client.register_script(_START)
-        self._read = self.client.register_script(_READ)
-        self._dump = self.client.register_script(_DUMP)
+        self._commit = self.client.register_script(scripts.COMMIT)
+        self._start = self.client.register_script(scripts.START)
+        self._read = self.client.register_script(scripts.READ)
+        self._dump = self.client.register_script(scripts.DUMP)
         self._recent: OrderedDict[str, _Cached] = OrderedDict()
         self._recent_lock = threading.Lock()
-        self._purge = self.client.register_script(_PURGE)
+        self._purge = self.client.register_script(scripts.PURGE)
 
     # -- keys ---------------------------------------------------------------
     def _keys(self, uid: str) -> tuple[str, str, str, str]:
