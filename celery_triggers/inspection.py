@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import engine
 from .config import Configuration, TaskConfig
-from .state import Instance, Snapshot, Status, split_instance_name
+from .state import IN_FLIGHT, Instance, Snapshot, split_instance_name
 from .storage import SessionStorage
 
 if TYPE_CHECKING:
@@ -34,13 +34,10 @@ def instance_ref(ref: str | Instance) -> str:
     return name
 
 
-_BUSY = (Status.SCHEDULED, Status.RUNNING)
-
-
 def _pending(instances: dict[str, Instance], until: str) -> list[Instance] | None:
     """What ``wait`` still waits for (None: done)."""
     if until == "idle":
-        busy = [i for i in instances.values() if i.status in _BUSY]
+        busy = [i for i in instances.values() if i.status in IN_FLIGHT]
         return busy or None
     if "#" in until:
         found = instances.get(until)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .config import TaskConfig
 
 __all__ = [
+    "IN_FLIGHT",
     "RESOLVED",
     "START_OVERLAY",
     "Changes",
@@ -59,6 +60,8 @@ START_OVERLAY = "~start"
 
 #: Statuses that need no further attention.
 RESOLVED = frozenset({Status.FINISHED, Status.ABANDONED, Status.REPLAYED, Status.SKIPPED})
+#: A message is out for these: a session with one must not expire or be purged.
+IN_FLIGHT = frozenset({Status.SCHEDULED, Status.RUNNING})
 
 
 def instance_name(task: str, number: int) -> str:

@@ -21,14 +21,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._json import normalize_kwargs
 from ..errors import CorruptSession, IllegalTransition, InvalidKwargs, StaleDispatch, UnknownInstance
 from ..host import error_metadata
-from ..state import Changes, Instance, Snapshot, Status, TriggerRecord
+from ..state import IN_FLIGHT, Changes, Instance, Snapshot, Status, TriggerRecord
 
 if TYPE_CHECKING:
     from ..manager import TriggerManager
@@ -148,14 +148,7 @@ def recover(
     than ``older_than`` seconds, in ``sessions`` (default: all). Returns
     one :class:`RecoveryAction` per such instance, younger ones included
     (as ``skipped``, with the reason)."""
-    return _walk(
-        ext,
-        sessions,
-        (Status.SCHEDULED, Status.RUNNING),
-        older_than,
-        dry_run,
-        lambda m, i: _resolve(ext, m, i, dry_run),
-    )
+    return _walk(ext, sessions, IN_FLIGHT, older_than, dry_run, lambda m, i: _resolve(ext, m, i, dry_run))
 
 
 def redispatch(
@@ -177,13 +170,13 @@ def redispatch(
         sent = manager.redispatch(instance.name, expected_token=token)
         return "redispatched", f"re-sent as {sent.metadata['task_id']}"
 
-    return _walk(ext, sessions, (Status.SCHEDULED,), older_than, dry_run, resend)
+    return _walk(ext, sessions, {Status.SCHEDULED}, older_than, dry_run, resend)
 
 
 def _walk(
     ext: Triggers,
     sessions: Iterable[str] | None,
-    statuses: tuple[Status, ...],
+    statuses: Collection[Status],
     older_than: float,
     dry_run: bool,
     act: Callable[[TriggerManager, Instance], tuple[str, str]],

@@ -29,7 +29,7 @@ from typing import Any
 from .._json import dumps, loads
 from ..engine import Needs
 from ..errors import CorruptSession
-from ..state import Instance, Snapshot, Status, split_instance_name
+from ..state import IN_FLIGHT, Instance, Snapshot, Status, split_instance_name
 from .base import Raw, SessionTxn
 from .records import decode_instance, encode_instance
 
@@ -49,8 +49,6 @@ Fetch = Callable[[list[str]], dict[str, Any]]
 FetchWaiting = Callable[[list[tuple[str, str]]], dict[str, Any]]
 #: One index entry: (task, trigger, instance name).
 IndexEntry = tuple[str, str, str]
-#: Statuses that keep a session from expiring.
-IN_FLIGHT = frozenset({Status.SCHEDULED, Status.RUNNING})
 
 
 def session_digest(uid: str) -> str:

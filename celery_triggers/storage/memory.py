@@ -13,7 +13,7 @@ from typing import Any
 
 from .._json import dumps
 from ..engine import Needs
-from ..state import Instance, Status
+from ..state import IN_FLIGHT, Instance, Status
 from .base import Prefetch, Raw, SessionTxn, StorageBackend, check_uid
 from .records import decode_instance, encode_instance
 
@@ -75,7 +75,7 @@ class _MemoryTxn(SessionTxn):
             s.tasks.update(tasks)
             s.instances.update(texts)
             for name, instance in instances.items():
-                if instance.status in (Status.SCHEDULED, Status.RUNNING):
+                if instance.status in IN_FLIGHT:
                     s.in_flight.add(name)
                 else:
                     s.in_flight.discard(name)
