@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,8 @@ def test_refusals_and_usage_errors(app: Celery, args: list[str], code: int, mess
 
 
 def test_redispatch_resends_only_old_scheduled_instances() -> None:
-    app = make_app(runner="celery")  # memory broker, no worker: messages wait
+    queue_name = f"redispatch-{uuid.uuid4().hex[:8]}"  # the memory broker is process-wide: a queue of its own
+    app = make_app(runner="celery", task_default_queue=queue_name)  # no worker: messages wait
 
     @trigger_task(after=["go"], name="t_wait")
     @app.task(shared=False, name="cli.wait")
@@ -204,7 +206,7 @@ def test_redispatch_resends_only_old_scheduled_instances() -> None:
     assert result.output.splitlines()[0] == f"r t_wait#0 (scheduled): redispatched, re-sent as {second}"
     assert run(app, "redispatch").exit_code == 2, "SESSION(s) or --all"
     with app.connection_for_read() as conn:
-        queue = conn.SimpleQueue("celery")
+        queue = conn.SimpleQueue(queue_name)
         ids = [queue.get(timeout=1).headers["id"] for _ in range(2)]
         queue.close()
     assert second != first and ids == [first, second], "a new dispatch token: the original is now stale"
