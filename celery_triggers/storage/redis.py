@@ -48,7 +48,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -83,6 +83,13 @@ def _prefix(task: str, trigger: str) -> str:
     """Index members are ``<task JSON> NUL <trigger JSON> NUL <instance>``
     (JSON strings hold no raw NUL, so a prefix is unambiguous)."""
     return f"{dumps(task)}\x00{dumps(trigger)}\x00"
+
+
+def _from_dump(uid: str, state_text: Any, flat: list[Any]) -> dict[str, Instance]:
+    """A session's instances from the DUMP script's reply (state, flat hash)."""
+    if parse_state(uid, state_text) is None:
+        return {}
+    return session_instances(uid, {_text(k): v for k, v in zip(flat[::2], flat[1::2], strict=True)})
 
 
 def _text(value: str | bytes) -> str:
@@ -392,13 +399,34 @@ class RedisStorage(StorageBackend):
                 code = 2
         if code == 2:
             return super().start(uid, name, token, now, track=track, metadata=metadata)
-        cached = (
-            _Cached(uid, int(raw_version), state, {name: record}, state_sha=_sha(state_text))
-            if state is not None
-            else None
-        )
+        cached = self._after_start(uid, int(raw_version), state, state_text, name, record, wrote=code == 1)
         self._remember(uid, cached)
         return before, after, dict(state["configs"]) if state is not None else {}, cached
+
+    def _after_start(
+        self,
+        uid: str,
+        version: int,
+        state: dict[str, Any] | None,
+        state_text: Any,
+        name: str,
+        record: Any,
+        *,
+        wrote: bool,
+    ) -> _Cached | None:
+        """What this process knows of the session after a start script: what
+        it knew before, when that was the version just before the script's
+        (the script changes only this instance's record and the version),
+        with the new record; else the state and the record the script
+        returned."""
+        if state is None:
+            return None
+        sha = _sha(state_text)
+        with self._recent_lock:
+            known = self._recent.get(uid)
+        if known is not None and known.version == version - wrote and known.state_sha == sha:
+            return replace(known, version=version, records={**known.records, name: record})
+        return _Cached(uid, version, state, {name: record}, state_sha=sha)
 
     # -- inspection and lifecycle --------------------------------------------
     def instances(self, uid: str) -> dict[str, Instance]:
@@ -408,9 +436,7 @@ class RedisStorage(StorageBackend):
             state_text, flat = self._dump(keys=[state_key, inst_key])
         except redis.RedisError as exc:
             raise self._error(uid, exc) from exc
-        if parse_state(uid, state_text) is None:
-            return {}
-        return session_instances(uid, {_text(k): v for k, v in zip(flat[::2], flat[1::2], strict=True)})
+        return _from_dump(uid, state_text, flat)
 
     def instances_many(self, uids: list[str]) -> dict[str, dict[str, Instance] | CorruptSession]:
         """Pipelined, 500 sessions per round trip (one at a time on a cluster)."""
@@ -428,11 +454,7 @@ class RedisStorage(StorageBackend):
                 raise self._error(None, exc) from exc
             for uid, (state_text, flat) in zip(chunk, replies, strict=True):
                 try:
-                    if parse_state(uid, state_text) is None:
-                        out[uid] = {}
-                        continue
-                    records = {_text(k): v for k, v in zip(flat[::2], flat[1::2], strict=True)}
-                    out[uid] = session_instances(uid, records)
+                    out[uid] = _from_dump(uid, state_text, flat)
                 except CorruptSession as exc:
                     out[uid] = exc
         return out
