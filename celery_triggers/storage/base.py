@@ -47,6 +47,11 @@ def purge_cutoff(older_than: Any, now: float | None) -> float:
     return (time.time() if now is None else now) - older_than
 
 
+def _all_resolved(found: dict[str, Instance] | CorruptSession) -> bool:
+    """Every instance resolved (a corrupt session: not known to be)."""
+    return isinstance(found, dict) and all(i.is_resolved for i in found.values())
+
+
 class SessionTxn(abc.ABC):
     """One transaction on one session. Reads see a consistent state; writes
     become visible together at commit, or not at all."""
@@ -199,18 +204,11 @@ class StorageBackend(abc.ABC):
         backends without expiry (SQLite, memory), and a sweep for those with
         one."""
         cutoff = purge_cutoff(older_than, now)
-        purged = []
-        for uid in self.sessions():
-            if resolved_only:
-                try:
-                    if not all(i.is_resolved for i in self.instances(uid).values()):
-                        continue
-                except CorruptSession:
-                    continue
-            # A change after the check above is newer than cutoff: the session is kept.
-            if self.delete_if_idle(uid, cutoff, dry_run=dry_run):
-                purged.append(uid)
-        return purged
+        uids = self.sessions()
+        if resolved_only:  # read in batches; a change after this read is newer than cutoff: the session is kept
+            found = self.instances_many(uids)
+            uids = [u for u in uids if _all_resolved(found[u])]
+        return [uid for uid in uids if self.delete_if_idle(uid, cutoff, dry_run=dry_run)]
 
     def delete_if_idle(self, uid: str, cutoff: float, *, dry_run: bool = False) -> bool:
         """Delete session ``uid`` if nothing in it is scheduled or running
