@@ -34,13 +34,14 @@ URL options: ``?timeout=3600``, ``?lock_timeout=10``, ``?prefix=ct``,
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from .._json import dumps, loads
@@ -85,6 +86,23 @@ def _redis_client(cache: BaseCache) -> Any:
     if type(client).__module__ == "django_redis.client.default" and type(client).__name__ == "DefaultClient":
         return client.get_client(write=True)  # type: ignore[union-attr]  # django-redis is untyped
     return None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _redis_first(method: F) -> F:
+    """On a Redis-backed cache, the same method of the Redis layout on the
+    cache's connection (see :meth:`DjangoCacheStorage._on_redis`) answers."""
+
+    @functools.wraps(method)
+    def wrapper(self: DjangoCacheStorage, *args: Any, **kwargs: Any) -> Any:
+        redis_backend = self._on_redis()
+        if redis_backend is not None:
+            return getattr(redis_backend, method.__name__)(*args, **kwargs)
+        return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]  # same signature as method
 
 
 class _Lease:
@@ -240,23 +258,21 @@ class DjangoCacheStorage(StorageBackend):
         return self._session_keys(uid, txn.state)
 
     # -- transactions -------------------------------------------------------
+    @_redis_first
     def read_transaction(self, uid: str, prefetch: Prefetch = ()) -> AbstractContextManager[SessionTxn]:
         """Reads take no lock (on the cache-API path, a read that races a
         commit may see part of it: for inspection only)."""
-        redis_backend = self._on_redis()
-        if redis_backend is not None:
-            return redis_backend.read_transaction(uid, prefetch)
-        return self.transaction(uid, prefetch, lock=False)
+        return self._transaction(uid, prefetch, lock=False)
+
+    @_redis_first
+    def transaction(
+        self, uid: str, prefetch: Prefetch = (), cached: object = None
+    ) -> AbstractContextManager[SessionTxn]:
+        return self._transaction(uid, prefetch)
 
     @contextmanager
-    def transaction(
-        self, uid: str, prefetch: Prefetch = (), cached: object = None, *, lock: bool = True
-    ) -> Iterator[SessionTxn]:
-        redis_backend = self._on_redis()
-        if redis_backend is not None:
-            with redis_backend.transaction(uid, prefetch, cached) as txn:
-                yield txn
-            return
+    def _transaction(self, uid: str, prefetch: Prefetch = (), *, lock: bool = True) -> Iterator[SessionTxn]:
+        """The cache-API path: under the session's lock (``lock``: false for a read)."""
         with self._locked(uid) if lock else nullcontext(None) as lease:
             cache = self.cache
             state_key = self._key(uid, "state")
@@ -364,18 +380,14 @@ class DjangoCacheStorage(StorageBackend):
             self.cache.set(key, dumps({"sessions": index, "pruned": pruned}), timeout=None)
 
     # -- start, inspection and lifecycle ---------------------------------------
+    @_redis_first
     def start(
         self, uid: str, name: str, token: str, now: float, *, track: bool, metadata: Mapping[str, Any]
     ) -> tuple[Instance, Instance, dict[str, Any], Any]:
-        redis_backend = self._on_redis()
-        if redis_backend is not None:
-            return redis_backend.start(uid, name, token, now, track=track, metadata=metadata)
         return super().start(uid, name, token, now, track=track, metadata=metadata)
 
+    @_redis_first
     def instances(self, uid: str) -> dict[str, Instance]:
-        redis_backend = self._on_redis()
-        if redis_backend is not None:
-            return redis_backend.instances(uid)
         check_uid(uid)
         state = parse_state(uid, self.cache.get(self._key(uid, "state")))
         if state is None:
@@ -384,25 +396,18 @@ class DjangoCacheStorage(StorageBackend):
         found = self.cache.get_many(list(keys))
         return session_instances(uid, {keys[k]: v for k, v in found.items()})
 
+    @_redis_first
     def instances_many(self, uids: list[str]) -> dict[str, dict[str, Instance] | CorruptSession]:
-        redis_backend = self._on_redis()
-        if redis_backend is not None:
-            return redis_backend.instances_many(uids)
         return super().instances_many(uids)
 
+    @_redis_first
     def sessions(self) -> list[str]:
-        redis_backend = self._on_redis()
-        if redis_backend is not None:
-            return redis_backend.sessions()
         index = loads(self.cache.get(f"{self.prefix}:sessions") or "{}").get("sessions", {})
         states = self.cache.get_many([self._key(uid, "state") for uid in index.values()])
         return sorted(uid for uid in index.values() if self._key(uid, "state") in states)
 
+    @_redis_first
     def delete_session(self, uid: str) -> None:
-        redis_backend = self._on_redis()
-        if redis_backend is not None:
-            redis_backend.delete_session(uid)
-            return
         check_uid(uid)
         with self._locked(uid):
             state = parse_state(uid, self.cache.get(self._key(uid, "state")))
@@ -411,10 +416,8 @@ class DjangoCacheStorage(StorageBackend):
                 self.cache.delete_many(self._session_keys(uid, state))
         self._index_session(uid, remove=True)
 
+    @_redis_first
     def delete_if_idle(self, uid: str, cutoff: float, *, dry_run: bool = False) -> bool:
-        redis_backend = self._on_redis()
-        if redis_backend is not None:
-            return redis_backend.delete_if_idle(uid, cutoff, dry_run=dry_run)
         with self._locked(uid):
             try:
                 state = parse_state(uid, self.cache.get(self._key(uid, "state")))
@@ -429,12 +432,9 @@ class DjangoCacheStorage(StorageBackend):
         self._index_session(uid, remove=True)
         return True
 
+    @_redis_first
     def ping(self) -> None:
-        redis_backend = self._on_redis()
-        if redis_backend is not None:
-            redis_backend.ping()
-        else:
-            self.cache.get(self._key("celery-triggers:ping", "state"))
+        self.cache.get(self._key("celery-triggers:ping", "state"))
 
     def close(self) -> None:
         self._redis = None  # the connection is the cache's own: Django closes it
