@@ -345,13 +345,14 @@ class TriggerManager(SessionInspection):
         if result is not None:
             normalize_kwargs({"result": result}, what=f"simulated result of {name}")
         with self._batch():
-            changes, _ = self._instance_op(
-                name,
-                lambda snap, configs: engine.skip(
-                    snap, configs, name, cascade, result, time.time(), own=own, **metadata
-                ),
-                cascade=cascade,
-            )
+            with self._signalled_on_dispatch_error(engine.cascade_kwargs(result)):
+                changes, _ = self._instance_op(
+                    name,
+                    lambda snap, configs: engine.skip(
+                        snap, configs, name, cascade, result, time.time(), own=own, **metadata
+                    ),
+                    cascade=cascade,
+                )
             self._fired(changes, engine.cascade_kwargs(result))
             skipped = changes.instances[name]
             self._post_skip(skipped, cascade)
@@ -385,13 +386,14 @@ class TriggerManager(SessionInspection):
         meta = normalize_kwargs(metadata, what=f"metadata of {name}")
         kwargs = normalize_kwargs(cascade_kwargs, what=f"cascade kwargs of {name}")
         with self._batch():
-            changes, _ = self._instance_op(
-                name,
-                lambda snap, configs: engine.set_status(
-                    snap, configs, name, status, meta, cascade, kwargs, time.time()
-                ),
-                cascade=cascade,
-            )
+            with self._signalled_on_dispatch_error(kwargs):
+                changes, _ = self._instance_op(
+                    name,
+                    lambda snap, configs: engine.set_status(
+                        snap, configs, name, status, meta, cascade, kwargs, time.time()
+                    ),
+                    cascade=cascade,
+                )
             self._fired(changes, kwargs)
         return changes.instances[name]
 
