@@ -19,7 +19,7 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-from ._json import check_json
+from ._json import check_json, dumps
 from .errors import ConfigurationError
 
 __all__ = ["DIRECTIVES", "TaskConfig", "merge_recursive", "parse_config", "parse_configs"]
@@ -51,6 +51,55 @@ class TaskConfig:
     with_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     using: str | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Validate and normalise every field, so a config built directly
+        (``TaskConfig(name=..., run=..., after=[...])``) is as checked as one
+        parsed from directives: :class:`ConfigurationError` names the task
+        and directive at fault."""
+        name = self.name
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"a trigger task name must be a non-empty string, got {name!r}")
+        if not isinstance(self.run, str) or not self.run:
+            raise ConfigurationError(
+                f"expected a Celery task name (string), got {type(self.run).__name__} {self.run!r}",
+                task=name,
+                directive="run",
+            )
+        after = _trigger_list(name, "after", self.after)
+        and_every = None if self.and_every is None else _trigger_name(name, "andEvery", self.and_every)
+        if not after and and_every is None:
+            raise ConfigurationError(
+                "needs at least one trigger in 'after' (or an 'andEvery' trigger)", task=name, directive="after"
+            )
+        using = self.using
+        if using is not None and (not isinstance(using, str) or not using):
+            raise ConfigurationError(f"expected a runner name, got {using!r}", task=name, directive="using")
+        if not isinstance(self.extras, Mapping) or not all(isinstance(k, str) for k in self.extras):
+            raise ConfigurationError(f"custom directives must be a dict, got {self.extras!r}", task=name)
+        try:
+            check_json(dict(self.extras), what="custom directives")
+        except TypeError as exc:
+            raise ConfigurationError(str(exc), task=name) from None
+        object.__setattr__(self, "after", after)
+        object.__setattr__(self, "and_every", and_every)
+        object.__setattr__(self, "unless", _trigger_list(name, "unless", self.unless))
+        object.__setattr__(self, "with_params", _with_params(name, self.with_params))
+        object.__setattr__(self, "extras", MappingProxyType(dict(self.extras)))
+
+    def __hash__(self) -> int:
+        return hash(
+            (
+                self.name,
+                self.run,
+                self.after,
+                self.and_every,
+                self.unless,
+                self.using,
+                dumps({k: dict(v) for k, v in self.with_params.items()}),
+                dumps(dict(self.extras)),
+            )
+        )
 
     @cached_property
     def required(self) -> frozenset[str]:
@@ -184,37 +233,15 @@ def parse_config(name: str, directives: Mapping[str, Any]) -> TaskConfig:
         raise ConfigurationError(
             "missing required directive 'run' (the Celery task name to run)", task=name, directive="run"
         )
-    run = values["run"]
-    if not isinstance(run, str) or not run:
-        raise ConfigurationError(
-            f"expected a Celery task name (string), got {type(run).__name__} {run!r}", task=name, directive="run"
-        )
-    after = _trigger_list(name, "after", values.get("after", []))
-    and_every = values.get("and_every")
-    if and_every is not None:
-        and_every = _trigger_name(name, "andEvery", and_every)
-    if not after and and_every is None:
-        raise ConfigurationError(
-            "needs at least one trigger in 'after' (or an 'andEvery' trigger)", task=name, directive="after"
-        )
-    unless = _trigger_list(name, "unless", values.get("unless", []))
-    with_params = _with_params(name, values.get("with_params", {}))
-    using = values.get("using")
-    if using is not None and (not isinstance(using, str) or not using):
-        raise ConfigurationError(f"expected a runner name, got {using!r}", task=name, directive="using")
-    try:
-        check_json(extras, what="custom directives")
-    except TypeError as exc:
-        raise ConfigurationError(str(exc), task=name) from None
     return TaskConfig(
         name=name,
-        run=run,
-        after=after,
-        and_every=and_every,
-        unless=unless,
-        with_params=with_params,
-        using=using,
-        extras=MappingProxyType(extras),
+        run=values["run"],
+        after=values.get("after", ()),
+        and_every=values.get("and_every"),
+        unless=values.get("unless", ()),
+        with_params=values.get("with_params", {}),
+        using=values.get("using"),
+        extras=extras,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from celery_triggers import ConfigurationError
-from celery_triggers.config import parse_config, parse_configs
+from celery_triggers.config import TaskConfig, parse_config, parse_configs
 
 
 def test_seed_format_parses_to_an_immutable_config() -> None:
@@ -26,6 +26,34 @@ def test_camel_and_snake_case_aliases_are_equivalent() -> None:
     snake = parse_config("t", {"after": ["a"], "run": "r", "and_every": "p", "with_params": {"s": {"m": 1}}})
     assert camel == snake
     assert camel.required == {"a", "p"}
+
+
+def test_a_config_built_directly_is_validated_normalised_and_hashable() -> None:
+    direct = TaskConfig(name="t", run="r", after=("a", "b"), with_params={"a": {"m": 1}}, extras={"x": 1})
+    parsed = parse_config("t", {"after": ["a", "b"], "run": "r", "withParams": {"a": {"m": 1}}, "x": 1})
+    assert direct == parsed and hash(direct) == hash(parsed) and len({direct, parsed}) == 1
+    assert direct.after == ("a", "b")
+    with pytest.raises(TypeError):
+        direct.with_params["a"]["m"] = 2  # type: ignore[index]  # read-only views
+    assert hash(direct) != hash(parse_config("t", {"after": ["a", "b"], "run": "r"}))
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"name": "", "run": "r", "after": ["a"]}, "non-empty string"),
+        ({"name": "t", "run": 3, "after": ["a"]}, "directive 'run'"),
+        ({"name": "t", "run": "r"}, "at least one trigger"),
+        ({"name": "t", "run": "r", "after": "a"}, "list of trigger names"),
+        ({"name": "t", "run": "r", "after": ["a"], "unless": [""]}, "directive 'unless'"),
+        ({"name": "t", "run": "r", "after": ["a"], "with_params": {"a": 1}}, "dict of dicts"),
+        ({"name": "t", "run": "r", "after": ["a"], "using": 5}, "runner name"),
+        ({"name": "t", "run": "r", "after": ["a"], "extras": {"x": object()}}, "custom directives"),
+    ],
+)
+def test_a_config_built_directly_refuses_bad_fields(fields: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=fragment):
+        TaskConfig(**fields)
 
 
 def test_unknown_keys_are_custom_directives_kept_as_extras() -> None:
