@@ -393,13 +393,24 @@ def set_status(
     now: float,
 ) -> Changes:
     """Operator override: force a status (None: keep it) and merge
-    ``metadata``, optionally cascading ``kwargs``."""
+    ``metadata``, optionally cascading ``kwargs``.
+
+    Forcing ``scheduled`` on an instance that was not scheduled sends it
+    (with a new dispatch token); an instance already scheduled keeps its
+    message (:func:`redispatch` sends another). ``cascade`` fires the
+    instance's task name only when the status changes, so repeating an
+    override never cascades twice."""
     work = _Work(snapshot, now)
     instance = work.instance(name)
-    work.set_status(instance, instance.status if status is None else status, **dict(metadata or {}))
-    if instance.status is Status.UNSTARTED and instance.task in configs:
+    old = instance.status
+    new = old if status is None else status
+    work.set_status(instance, new, **dict(metadata or {}))
+    if new is Status.UNSTARTED and instance.task in configs:
         instance.awaiting = awaiting(configs[instance.task], instance)
-    work.changes.ready.clear()  # a forced status never dispatches by itself
-    if cascade:
+    work.changes.ready.clear()
+    if new is Status.SCHEDULED and old is not Status.SCHEDULED:
+        instance.metadata.pop("task_id", None)  # a new message: a new token
+        work.changes.ready.append(name)
+    if cascade and new is not old:
         work.fire(configs, instance.task, kwargs or {})
     return work.changes

@@ -172,6 +172,22 @@ def test_update_status_and_metadata_and_logs(failed: tuple[TriggerManager, dict[
     assert session.instances["t_next#0"].result == {"by": "hand"}
 
 
+def test_a_repeated_forced_status_cascades_once(failed: tuple[TriggerManager, dict[str, Any]]) -> None:
+    session, _ = failed
+    for n in (1, 2):
+        session.update_instance_status("t_flaky#0", "finished", cascade=True, cascade_kwargs={"n": n})
+    assert [(i.name, i.result) for i in session.instances_of_task("t_next")] == [("t_next#0", {"n": 1})]
+
+
+def test_forcing_scheduled_sends_the_instance(failed: tuple[TriggerManager, dict[str, Any]]) -> None:
+    session, state = failed
+    state["fail"] = False
+    session.update_instance_status("t_flaky#0", "scheduled")
+    assert CALLS.count(("run", "t_flaky")) == 1
+    assert session.instances["t_flaky#0"].status is Status.FINISHED
+    assert session.instances["t_next#0"].status is Status.FINISHED
+
+
 def test_inspection(storage_url: str) -> None:
     app, _ = flaky_app(storage_url)
     app.triggers.configure({"t_never": {"after": ["zzz"], "unless": ["stop"], "run": "tests.next"}})
