@@ -45,5 +45,9 @@ def resolve_runner_class(name: str) -> type[TaskRunner]:
     """The runner class registered as ``name``; :class:`UnknownRunner` if none."""
     cls: type[TaskRunner] | None = resolve_plugin(name, _BUILTIN, _GROUP, _REGISTERED)
     if cls is None:
-        raise UnknownRunner(f"no task runner named {name!r} (known: {', '.join(runner_names())})")
+        raise UnknownRunner(
+            f"no task runner named {name!r} (known: {', '.join(runner_names())}; or a dotted path, 'module:Class')"
+        )
+    if not (isinstance(cls, type) and issubclass(cls, TaskRunner)):
+        raise UnknownRunner(f"{name!r} is {cls!r}, not a TaskRunner subclass")
     return cls
