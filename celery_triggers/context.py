@@ -122,7 +122,7 @@ class TaskContext:
                 f"{self.instance_name}: gave up after {self.retries} retries (max_retries={limit})"
             ) from exc
         meta = {**self.log_metadata(), **(metadata or {})}
-        self.manager._retry(self.instance_name, exc, cooldown, replacement_kwargs, meta)
+        self.manager.retry_instance(self.instance_name, exc, cooldown, replacement_kwargs, meta)
         self.outcome = "replayed"
         return TaskResolved(f"{self.instance_name} retried")
 
@@ -133,7 +133,7 @@ class TaskContext:
         and merging ``metadata`` into its metadata); use as
         ``raise context.skip()``."""
         meta = {**self.log_metadata(), **(metadata or {})}
-        self.manager._skip_running(self.instance_name, cascade, result, meta)
+        self.manager.skip_running_instance(self.instance_name, cascade, result, meta)
         self.outcome = "skipped"
         return TaskResolved(f"{self.instance_name} skipped")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from . import engine
@@ -75,12 +76,28 @@ class SessionInspection:
     # -- inspection ---------------------------------------------------------
     @property
     def instances(self) -> dict[str, Instance]:
-        """Every instance of the session, by name (a fresh read)."""
+        """Every instance of the session, by name.
+
+        **Storage I/O on every access**: each ``manager.instances`` reads the
+        whole session again (one round trip on Redis, one query on SQLite).
+        Keep the result in a variable rather than reading it in a loop; use
+        :meth:`instance` for one instance."""
         found = self.storage.backend.instances(self.uid)
         return dict(sorted(found.items(), key=lambda kv: split_instance_name(kv[0])))
 
-    def instances_by_name(self, ref: str | Instance) -> Instance:
+    def instance(self, ref: str | Instance) -> Instance:
+        """One instance, read from storage (``"t_x#0"`` or an
+        :class:`Instance`); :class:`UnknownInstance` if there is none."""
         return self.storage.instance(instance_ref(ref))
+
+    def instances_by_name(self, ref: str | Instance) -> Instance:
+        """Deprecated name of :meth:`instance` (it returns one instance)."""
+        warnings.warn(
+            "instances_by_name() is deprecated: use instance(), it returns one instance",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.instance(ref)
 
     def instances_of_task(self, task: str | TaskConfig) -> list[Instance]:
         """The task's instances; :class:`UnknownTask` if no such task is

@@ -269,33 +269,39 @@ class TriggerManager(SessionInspection):
         changes, _ = self._instance_op(
             name, lambda snap, _: engine.fail(snap, name, error, time.time(), token), cascade=False, resume=True
         )
-        return changes.instances.get(name) or self.instances_by_name(name)
+        return changes.instances.get(name) or self.instance(name)
 
-    def _retry(
+    def retry_instance(
         self,
         name: str,
-        exc: BaseException | None,
-        countdown: float | None,
-        replacement_kwargs: Mapping[str, Mapping[str, Any]] | None,
-        metadata: Mapping[str, Any],
+        exc: BaseException | None = None,
+        countdown: float | None = None,
+        replacement_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> Instance:
-        """``context.retry()``: the running instance becomes ``replayed`` and
-        a clone is scheduled after ``countdown`` seconds."""
+        """Step 2 when the task asked to be retried (``context.retry()``):
+        the running instance becomes ``replayed`` (with ``exc`` recorded)
+        and a clone is scheduled after ``countdown`` seconds; returns the
+        clone."""
         kwargs = self._replacement(name, replacement_kwargs)
         error = error_metadata(exc) if exc is not None else {}
         with self._batch():
             changes, _ = self._instance_op(
                 name,
                 lambda snap, configs: engine.retry(
-                    snap, configs, name, {**error, **metadata}, kwargs, countdown, time.time()
+                    snap, configs, name, {**error, **(metadata or {})}, kwargs, countdown, time.time()
                 ),
                 cascade=False,
             )
         return changes.instances[changes.instances[name].metadata["replayed_by"]]
 
-    def _skip_running(self, name: str, cascade: bool, result: Any, metadata: Mapping[str, Any]) -> Instance:
-        """``context.skip()``: the running instance skips itself."""
-        return self._skip(name, cascade, result, own=True, **metadata)
+    def skip_running_instance(
+        self, name: str, cascade: bool = False, result: Any = None, metadata: Mapping[str, Any] | None = None
+    ) -> Instance:
+        """Step 2 when the task skipped itself (``context.skip()``): the
+        running instance becomes ``skipped``, cascading ``result`` if
+        ``cascade``."""
+        return self._skip(name, cascade, result, own=True, **(metadata or {}))
 
     def _replacement(
         self, name: str, replacement_kwargs: Mapping[str, Mapping[str, Any]] | None

@@ -188,7 +188,7 @@ def replay(
     replacement = _kwargs_option(replace_json, "--replace-kwargs")
     manager = _existing_session(ctx, session)
     if dry_run:
-        failed = manager.instances_by_name(instance)
+        failed = manager.instance(instance)
         if failed.status.value != "failed":
             raise click.ClickException(f"{instance} is {failed.status.value}; only a failed instance can be replayed")
         click.echo(json.dumps(replay_kwargs(failed, replacement, update), indent=2, sort_keys=True))

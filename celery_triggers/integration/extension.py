@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -335,10 +336,19 @@ class Triggers:
         ``storage`` names another by its alias, see ``triggers_storages``)."""
         return self.manager_class(self.storage_for(storage).bind(uid), app=self.app)
 
-    def fire(self, session_uid: str, trigger_name: str, kwargs: Mapping[str, Any] | None = None) -> Fired:
-        """Fire ``trigger_name`` in session ``session_uid``; returns the
-        instances it scheduled, with ``.wait(timeout=...)``."""
-        return self.session(session_uid).fire(trigger_name, kwargs)
+    def fire(
+        self,
+        session_uid: str,
+        trigger_name: str,
+        trigger_kwargs: Mapping[str, Any] | None = None,
+        *,
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Fired:
+        """Fire ``trigger_name`` in session ``session_uid`` with
+        ``trigger_kwargs`` (as :meth:`TriggerManager.fire`); returns the
+        instances it scheduled, with ``.wait(timeout=...)``. ``kwargs=`` is
+        the 0.1.0 spelling, deprecated."""
+        return self.session(session_uid).fire(trigger_name, _legacy_kwargs(trigger_kwargs, kwargs))
 
     def fire_many(self, events: Iterable[Any]) -> list[FireResult]:
         """Fire each ``(session, trigger[, kwargs])`` event in turn; one
@@ -348,11 +358,13 @@ class Triggers:
 
         return fire_many(self, events)
 
-    async def afire(self, session_uid: str, trigger_name: str, kwargs: Mapping[str, Any] | None = None) -> list[Any]:
+    async def afire(
+        self, session_uid: str, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None
+    ) -> list[Any]:
         """:meth:`fire` for asyncio code: runs in a worker thread."""
         from .bulk import afire
 
-        return await afire(self, session_uid, trigger_name, kwargs)
+        return await afire(self, session_uid, trigger_name, trigger_kwargs)
 
     async def afire_many(self, events: Iterable[Any]) -> list[FireResult]:
         """:meth:`fire_many` for asyncio code: runs in a worker thread."""
@@ -391,3 +403,18 @@ class Triggers:
 
     def __repr__(self) -> str:
         return f"<Triggers app={self.app.main!r} storage={mask_url(self.storage_url)!r}>"
+
+
+def _legacy_kwargs(
+    trigger_kwargs: Mapping[str, Any] | None, kwargs: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    if kwargs is None:
+        return trigger_kwargs
+    if trigger_kwargs is not None:
+        raise TypeError("fire() got both trigger_kwargs and kwargs (its deprecated spelling)")
+    warnings.warn(
+        "app.triggers.fire(..., kwargs=...) is deprecated: use trigger_kwargs=, as TriggerManager.fire does",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return kwargs
