@@ -34,6 +34,42 @@ def make_app(storage: str = "memory://", runner: str = "eager", **conf: Any) -> 
     return app
 
 
+class _Trap:
+    """Celery's testing trap (``celery.contrib.testing.app.Trap``), quiet:
+    any use of ``current_app`` raises, naming the attribute."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("_is_coroutine", "__func__"):
+            return None
+        raise RuntimeError(f"test depends on celery's current_app (current_app.{name})")
+
+
+@pytest.fixture(autouse=True)
+def _app_trap(request: pytest.FixtureRequest) -> Iterator[None]:
+    """No test (and no code under test) may fall back to Celery's current
+    or default app: they are a trap for the whole test, in every thread, as
+    ``celery.contrib.testing.app.set_trap`` sets it. A test that needs a
+    current app says so with ``setup_default_app(app)`` + ``app.set_current()``."""
+    if request.node.get_closest_marker("current_app_ok"):
+        yield
+        return
+    from celery import _state
+
+    trap = _Trap()
+    previous_default, previous_tls = _state.default_app, _state._tls
+
+    class NonTLS:
+        current_app = trap
+
+    _state.set_default_app(trap)  # a stand-in that raises
+    _state._tls = NonTLS()  # one value for every thread, as set_trap does
+    try:
+        yield
+    finally:
+        _state._tls = previous_tls
+        _state.set_default_app(previous_default)
+
+
 @pytest.fixture
 def app() -> Celery:
     return make_app()

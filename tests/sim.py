@@ -47,6 +47,17 @@ class Sim:
     def skip(self, name: str, cascade: bool = False, result: Any = None) -> list[str]:
         return self._apply(engine.skip(self.state, self.configs, name, cascade, result, self.now)).ready
 
+    def retry(self, name: str) -> list[str]:
+        return self._apply(engine.retry(self.state, self.configs, name, {}, None, None, self.now)).ready
+
+    def skip_running(self, name: str, cascade: bool = False, result: Any = None) -> list[str]:
+        changes = engine.skip(self.state, self.configs, name, cascade, result, self.now, own=True)
+        return self._apply(changes).ready
+
+    def set_status(self, name: str, status: Status, cascade: bool = False) -> list[str]:
+        changes = engine.set_status(self.state, self.configs, name, status, None, cascade, {}, self.now)
+        return self._apply(changes).ready
+
     def run_all(self) -> None:
         """Run every scheduled instance to success (returning None), cascading."""
         while True:

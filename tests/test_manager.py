@@ -79,15 +79,15 @@ def test_the_seed_form_of_the_manager_works() -> None:
     TriggerManager(storage, app=app).fire("startSession", {"id": 5})
     TriggerManager(storage, app=app).fire("observationsReceived")
     assert runs == ["t_createApplicant#0"]
-    # Without app=, the manager uses Celery's current app (as shared_task does).
-    from celery._state import _set_current_app, get_current_app
+    # Without app=, the manager uses Celery's current app (as shared_task
+    # does): the suite's app trap makes that an error unless a test sets one.
+    with pytest.raises(TriggersError, match="_Trap object"):
+        TriggerManager(storage)
+    from celery.contrib.testing.app import setup_default_app
 
-    previous = get_current_app()
-    _set_current_app(app)
-    try:
+    with setup_default_app(app):
+        app.set_current()
         assert TriggerManager(storage).instances["t_createApplicant#0"].status is Status.FINISHED
-    finally:
-        _set_current_app(previous)
     with pytest.raises(TypeError, match="bound to a session"):
         TriggerManager(app.triggers.storage, app=app)
 
@@ -348,3 +348,22 @@ def test_a_task_object_used_before_it_is_a_trigger_task_must_keep_its_default_na
     trigger_task(after=["go"])(score)  # its default name: what t_report waits for
     app.triggers.fire("s", "go")
     assert app.triggers.session("s").instances["t_report#0"].status is Status.FINISHED
+
+
+def test_the_fire_argument_is_trigger_kwargs_everywhere_and_old_names_warn() -> None:
+    app, _ = survey_app()
+    app.triggers.fire("s", "startSession", trigger_kwargs={"id": 1})
+    session = app.triggers.session("s")
+    session.fire(trigger_name="observationsReceived", trigger_kwargs={"n": 2})
+    assert session.instance("t_createApplicant#0").kwargs == {
+        "startSession": {"id": 1},
+        "observationsReceived": {"n": 2},
+    }
+    with pytest.warns(DeprecationWarning, match="trigger_kwargs="):
+        app.triggers.fire("s2", "startSession", kwargs={"id": 3})
+    assert app.triggers.session("s2").instance("t_createApplicant#0").kwargs == {"startSession": {"id": 3}}
+    with pytest.raises(TypeError, match="both trigger_kwargs and kwargs"):
+        app.triggers.fire("s3", "startSession", {"id": 1}, kwargs={"id": 2})
+    assert app.triggers.session("s3").instances == {}
+    with pytest.warns(DeprecationWarning, match="use instance()"):
+        assert session.instances_by_name("t_createApplicant#0").status is Status.FINISHED
