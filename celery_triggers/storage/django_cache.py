@@ -48,6 +48,7 @@ from .._json import dumps, loads
 from ..errors import ConfigurationError, CorruptSession, InvalidStorageURL, StorageError
 from ..state import Instance, split_instance_name
 from .base import Conflict, Prefetch, SessionStorage, SessionTxn, StorageBackend, check_uid
+from .cache_parts import INSTEAD, REFUSED, Lease, float_or_none, redis_client
 from .kv import KVTxn, instance_names, parse_state, session_digest, session_instances
 
 try:
@@ -61,31 +62,6 @@ __all__ = ["CacheStorageBackend", "DjangoCacheStorage"]
 _DEFAULT_TIMEOUT = 3600.0
 #: Buckets per (task, trigger) in the index of waiting instances.
 BUCKETS = 32
-#: Share of the lock's lease after which a holder may no longer commit.
-LEASE_SHARE = 0.8
-#: Caches whose ``add`` is not atomic, or that keep nothing.
-_REFUSED = {
-    "django.core.cache.backends.filebased.FileBasedCache": "its add() is not atomic across processes",
-    "django.core.cache.backends.dummy.DummyCache": "it stores nothing",
-}
-_INSTEAD = "use a Redis-backed cache (django.core.cache.backends.redis.RedisCache, django-redis) or memcached"
-
-
-def _float_or_none(value: Any) -> float | None:
-    if value is None or str(value).lower() == "none":
-        return None
-    return float(value)
-
-
-def _redis_client(cache: BaseCache) -> Any:
-    """The Redis client a Redis-backed cache writes with, or None."""
-    kind = f"{type(cache).__module__}.{type(cache).__qualname__}"
-    if kind == "django.core.cache.backends.redis.RedisCache":
-        return cache._cache.get_client(None, write=True)
-    client = getattr(cache, "client", None)
-    if type(client).__module__ == "django_redis.client.default" and type(client).__name__ == "DefaultClient":
-        return client.get_client(write=True)  # type: ignore[union-attr]  # django-redis is untyped
-    return None
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -103,20 +79,6 @@ def _redis_first(method: F) -> F:
         return method(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]  # same signature as method
-
-
-class _Lease:
-    """A held lock: its owner token and when it was taken."""
-
-    def __init__(self, cache: BaseCache, key: str, token: str, timeout: float):
-        self.cache, self.key, self.token = cache, key, token
-        self.deadline = time.monotonic() + timeout * LEASE_SHARE
-
-    def check(self, uid: str) -> None:
-        """Raise :class:`Conflict` (the operation re-runs) if this holder
-        may no longer write."""
-        if time.monotonic() > self.deadline or self.cache.get(self.key) != self.token:
-            raise Conflict(f"session {uid!r}: the lock's lease ran out before the commit")
 
 
 class DjangoCacheStorage(StorageBackend):
@@ -138,7 +100,7 @@ class DjangoCacheStorage(StorageBackend):
         self.prefix = query.get("prefix", "ct")
         try:
             if "timeout" in query:
-                timeout = _float_or_none(query["timeout"])
+                timeout = float_or_none(query["timeout"])
             elif session_ttl:
                 timeout = float(session_ttl)
             self.lock_timeout = float(query.get("lock_timeout", lock_timeout))
@@ -158,10 +120,10 @@ class DjangoCacheStorage(StorageBackend):
         cache = caches[self.alias]
         if not self._checked:
             kind = f"{type(cache).__module__}.{type(cache).__qualname__}"
-            if kind in _REFUSED:
+            if kind in REFUSED:
                 raise ConfigurationError(
                     f"Django cache {self.alias!r} ({type(cache).__name__}) cannot hold trigger sessions: "
-                    f"{_REFUSED[kind]}; {_INSTEAD}"
+                    f"{REFUSED[kind]}; {INSTEAD}"
                 )
             self._checked = True
         return cache
@@ -169,14 +131,14 @@ class DjangoCacheStorage(StorageBackend):
     def process_local_reason(self) -> str | None:
         kind = f"{type(self.cache).__module__}.{type(self.cache).__qualname__}"
         if kind == "django.core.cache.backends.locmem.LocMemCache":
-            return f"Django cache {self.alias!r} is a LocMemCache, which lives in one process; {_INSTEAD}"
+            return f"Django cache {self.alias!r} is a LocMemCache, which lives in one process; {INSTEAD}"
         return None
 
     def _on_redis(self) -> StorageBackend | None:
         """The Redis layout on the cache's own connection, when the cache is
         Redis-backed (and ``lock=add`` is not asked for)."""
         if self._redis is None and self.lock_kind == "auto":
-            client = _redis_client(self.cache)
+            client = redis_client(self.cache)
             if client is not None:
                 from .redis import RedisStorage
 
@@ -199,7 +161,7 @@ class DjangoCacheStorage(StorageBackend):
 
     # -- locking ------------------------------------------------------------
     @contextmanager
-    def _locked(self, uid: str, kind: str = "lock") -> Iterator[_Lease]:
+    def _locked(self, uid: str, kind: str = "lock") -> Iterator[Lease]:
         cache = self.cache
         name = self._key(uid, kind)
         token = uuid.uuid4().hex
@@ -213,7 +175,7 @@ class DjangoCacheStorage(StorageBackend):
                         f"for more than {self.lock_timeout * 3:.0f}s"
                     )
                 time.sleep(random.uniform(0.001, 0.01))  # noqa: S311 - jitter, not crypto
-            lease = _Lease(cache, name, token, self.lock_timeout)
+            lease = Lease(cache, name, token, self.lock_timeout)
             try:
                 yield lease
             finally:

@@ -41,19 +41,15 @@ last change.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .. import engine
-from .._json import dumps
 from ..errors import (
     CorruptSession,
     InvalidStorageURL,
@@ -65,8 +61,11 @@ from ..state import Instance, Snapshot, Status
 from . import mask_url
 from . import redis_scripts as scripts
 from .base import Conflict, Prefetch, SessionTxn, StorageBackend, check_uid
-from .kv import KVTxn, parse_state, session_digest, session_instances, uid_of
+from .kv import KVTxn, parse_state, session_digest, uid_of
 from .records import decode_instance, encode_metadata_fragment, to_ms
+from .redis_known import Cached as _Cached
+from .redis_known import Recent, state_sha
+from .redis_scripts import from_dump, key_prefix, text
 
 try:
     import redis
@@ -77,50 +76,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 __all__ = ["RedisStorage"]
 
 logger = logging.getLogger("celery_triggers")
-
-
-def _prefix(task: str, trigger: str) -> str:
-    """Index members are ``<task JSON> NUL <trigger JSON> NUL <instance>``
-    (JSON strings hold no raw NUL, so a prefix is unambiguous)."""
-    return f"{dumps(task)}\x00{dumps(trigger)}\x00"
-
-
-def _from_dump(uid: str, state_text: Any, flat: list[Any]) -> dict[str, Instance]:
-    """A session's instances from the DUMP script's reply (state, flat hash)."""
-    if parse_state(uid, state_text) is None:
-        return {}
-    return session_instances(uid, {_text(k): v for k, v in zip(flat[::2], flat[1::2], strict=True)})
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-@dataclass
-class _Cached:
-    """A session as this process last saw it at ``version``: its state (None
-    for a session that does not exist), the instance records read or
-    written, and the waiting index for the (task, trigger) pairs it knows
-    (``complete``: for every pair, an absent one being empty)."""
-
-    uid: str
-    version: int
-    state: dict[str, Any] | None
-    records: dict[str, Any]
-    waiting: dict[tuple[str, str], list[str]] = field(default_factory=dict)
-    complete: bool = False
-    #: SHA-1 of the state's stored text ("" for none): the commit checks it.
-    state_sha: str = ""
-
-
-def _sha(text: str | bytes | None) -> str:
-    if not text:
-        return ""
-    return hashlib.sha1(text if isinstance(text, bytes) else text.encode()).hexdigest()  # noqa: S324 - a checksum
-
-
-#: Sessions whose state each backend object remembers (see ``transaction``).
-RECENT_SESSIONS = 1024
 
 
 class RedisStorage(StorageBackend):
@@ -169,8 +124,7 @@ class RedisStorage(StorageBackend):
         self._start = self.client.register_script(scripts.START)
         self._read = self.client.register_script(scripts.READ)
         self._dump = self.client.register_script(scripts.DUMP)
-        self._recent: OrderedDict[str, _Cached] = OrderedDict()
-        self._recent_lock = threading.Lock()
+        self._recent = Recent()
         self._purge = self.client.register_script(scripts.PURGE)
 
     # -- keys ---------------------------------------------------------------
@@ -186,24 +140,6 @@ class RedisStorage(StorageBackend):
         )
 
     # -- transactions -------------------------------------------------------
-    def _remember(self, uid: str, cached: _Cached | None) -> None:
-        with self._recent_lock:
-            if cached is None:
-                self._recent.pop(uid, None)
-                return
-            self._recent[uid] = cached
-            self._recent.move_to_end(uid)
-            while len(self._recent) > RECENT_SESSIONS:
-                self._recent.popitem(last=False)
-
-    def _recall(self, uid: str) -> _Cached:
-        """What this process knows of the session, or the guess that it is
-        new: a transaction starts from it without reading, and its commit
-        checks the version (one round trip when the guess holds)."""
-        with self._recent_lock:
-            known = self._recent.get(uid)
-        return known if known is not None else _Cached(uid, 0, None, {}, {}, complete=True)
-
     def read_transaction(self, uid: str, prefetch: Prefetch = ()) -> AbstractContextManager[SessionTxn]:
         """Reads always read: a read-only operation has no commit to check a
         guess against."""
@@ -227,7 +163,7 @@ class RedisStorage(StorageBackend):
         names = sorted(p for p in prefetch if isinstance(p, str))
         pairs = sorted(p for p in prefetch if isinstance(p, tuple))
         if cached is None:
-            cached = self._recall(uid)
+            cached = self._recent.recall(uid)
         speculative = isinstance(cached, _Cached) and cached.uid == uid
         try:
             if speculative:
@@ -244,7 +180,7 @@ class RedisStorage(StorageBackend):
                 )
             else:
                 raw_version, state_text, known, waiting = self._read_some(keys, names, pairs)
-                version, complete, sha = int(raw_version or 0), False, _sha(state_text)
+                version, complete, sha = int(raw_version or 0), False, state_sha(state_text)
                 state = parse_state(uid, state_text)
             read_names, read_pairs = set(names), set(pairs)
 
@@ -261,13 +197,13 @@ class RedisStorage(StorageBackend):
                     return
                 all_names, all_pairs = sorted(read_names | set(more_names)), sorted(read_pairs | set(more_pairs))
                 raw_version, state_text, records, found = self._read_some(keys, all_names, all_pairs)
-                if int(raw_version or 0) != version or _sha(state_text) != sha:
+                if int(raw_version or 0) != version or state_sha(state_text) != sha:
                     stale = Conflict(f"session {uid!r}: what this process knew was stale")
                     fresh_state = parse_state(uid, state_text)
                     stale.fresh = _Cached(
-                        uid, int(raw_version or 0), fresh_state, records, found, state_sha=_sha(state_text)
+                        uid, int(raw_version or 0), fresh_state, records, found, state_sha=state_sha(state_text)
                     )
-                    self._remember(uid, stale.fresh)
+                    self._recent.remember(uid, stale.fresh)
                     raise stale
                 known.update(records)
                 waiting.update(found)
@@ -300,32 +236,32 @@ class RedisStorage(StorageBackend):
                     raise Conflict(f"session {uid!r}: nothing to commit; re-run on a fresh read")
                 if not txn.is_new:
                     txn.after_commit = _Cached(uid, version, txn.state, known, waiting, complete, sha)
-                    self._remember(uid, txn.after_commit)
+                    self._recent.remember(uid, txn.after_commit)
                 return
             conflict_names = sorted(read_names)
             conflict_pairs = sorted(read_pairs)
             new_state_text = txn.state_text() if (txn.state_dirty or txn.is_new) else ""
             args: list[Any] = [f"{version}:{sha}", self._ttl(txn.state), new_state_text]
             args += [len(conflict_names), *conflict_names]
-            args += [len(conflict_pairs), *(_prefix(t, x) for t, x in conflict_pairs)]
+            args += [len(conflict_pairs), *(key_prefix(t, x) for t, x in conflict_pairs)]
             args.append(len(txn.instance_writes))
             for name, text in txn.instance_writes.items():
                 args += [name, text]
             args.append(len(txn.index_adds))
-            args += sorted(_prefix(t, x) + n for t, x, n in txn.index_adds)
-            args += sorted(_prefix(t, x) + n for t, x, n in txn.index_removes)
+            args += sorted(key_prefix(t, x) + n for t, x, n in txn.index_adds)
+            args += sorted(key_prefix(t, x) + n for t, x, n in txn.index_removes)
             reply = self._commit(keys=keys, args=args)
             if not int(reply[0]):
                 raw_version, state_text, fresh, found = self._parse_read(reply[1:], conflict_names, conflict_pairs)
                 fresh_state = parse_state(uid, state_text)
                 conflict = Conflict(f"session {uid!r}: another writer committed first")
                 conflict.fresh = _Cached(
-                    uid, int(raw_version or 0), fresh_state, fresh, found, state_sha=_sha(state_text)
+                    uid, int(raw_version or 0), fresh_state, fresh, found, state_sha=state_sha(state_text)
                 )
-                self._remember(uid, conflict.fresh)
+                self._recent.remember(uid, conflict.fresh)
                 raise conflict
             version += 1
-            sha = _sha(new_state_text) if new_state_text else sha
+            sha = state_sha(new_state_text) if new_state_text else sha
             known.update(txn.instance_writes)
             for task, trigger, name in txn.index_adds:
                 if (task, trigger) in waiting or complete:
@@ -334,9 +270,9 @@ class RedisStorage(StorageBackend):
                 if name in waiting.get((task, trigger), []):
                     waiting[(task, trigger)].remove(name)
             txn.after_commit = _Cached(uid, version, txn.state, known, waiting, complete, sha)
-            self._remember(uid, txn.after_commit)
+            self._recent.remember(uid, txn.after_commit)
         except redis.RedisError as exc:
-            self._remember(uid, None)
+            self._recent.remember(uid, None)
             raise self._error(uid, exc) from exc
 
     def _ttl(self, state: dict[str, Any]) -> int:
@@ -352,7 +288,7 @@ class RedisStorage(StorageBackend):
     ) -> tuple[Any, Any, dict[str, Any], dict[tuple[str, str], list[str]]]:
         """One read script: version, state, records of ``names`` and of the
         instances awaiting each (task, trigger) pair."""
-        prefixes = [_prefix(t, x) for t, x in pairs]
+        prefixes = [key_prefix(t, x) for t, x in pairs]
         return self._parse_read(self._read(keys=keys, args=[len(names), *names, *prefixes]), names, pairs)
 
     @staticmethod
@@ -361,7 +297,7 @@ class RedisStorage(StorageBackend):
     ) -> tuple[Any, Any, dict[str, Any], dict[tuple[str, str], list[str]]]:
         version, state, records, waiting, waiting_records, counts = raw
         known = dict(zip(names, records, strict=True))
-        waiting_names = [_text(n) for n in waiting]
+        waiting_names = [text(n) for n in waiting]
         known.update(zip(waiting_names, waiting_records, strict=True))
         by_pair: dict[tuple[str, str], list[str]] = {}
         start = 0
@@ -392,7 +328,7 @@ class RedisStorage(StorageBackend):
         current = decode_instance(uid, name, record)
         before = after = current
         if code == 1:  # the script started it and returned the new record, and the old status
-            before = Instance(current.task, current.number, Status(_text(old[0])), current.kwargs, None, {})
+            before = Instance(current.task, current.number, Status(text(old[0])), current.kwargs, None, {})
         elif code == 0:  # say why it cannot start, or an untracked start: nothing written
             changes = engine.start(Snapshot(instances={name: current}), name, now, token, track=track, **metadata)
             if changes.instances:  # the script and the engine disagree: take the generic path
@@ -400,7 +336,7 @@ class RedisStorage(StorageBackend):
         if code == 2:
             return super().start(uid, name, token, now, track=track, metadata=metadata)
         cached = self._after_start(uid, int(raw_version), state, state_text, name, record, wrote=code == 1)
-        self._remember(uid, cached)
+        self._recent.remember(uid, cached)
         return before, after, dict(state["configs"]) if state is not None else {}, cached
 
     def _after_start(
@@ -421,9 +357,8 @@ class RedisStorage(StorageBackend):
         returned."""
         if state is None:
             return None
-        sha = _sha(state_text)
-        with self._recent_lock:
-            known = self._recent.get(uid)
+        sha = state_sha(state_text)
+        known = self._recent.known(uid)
         if known is not None and known.version == version - wrote and known.state_sha == sha:
             return replace(known, version=version, records={**known.records, name: record})
         return _Cached(uid, version, state, {name: record}, state_sha=sha)
@@ -436,7 +371,7 @@ class RedisStorage(StorageBackend):
             state_text, flat = self._dump(keys=[state_key, inst_key])
         except redis.RedisError as exc:
             raise self._error(uid, exc) from exc
-        return _from_dump(uid, state_text, flat)
+        return from_dump(uid, state_text, flat)
 
     def instances_many(self, uids: list[str]) -> dict[str, dict[str, Instance] | CorruptSession]:
         """Pipelined, 500 sessions per round trip (one at a time on a cluster)."""
@@ -454,7 +389,7 @@ class RedisStorage(StorageBackend):
                 raise self._error(None, exc) from exc
             for uid, (state_text, flat) in zip(chunk, replies, strict=True):
                 try:
-                    out[uid] = _from_dump(uid, state_text, flat)
+                    out[uid] = from_dump(uid, state_text, flat)
                 except CorruptSession as exc:
                     out[uid] = exc
         return out
@@ -488,7 +423,7 @@ class RedisStorage(StorageBackend):
 
     def delete_session(self, uid: str) -> None:
         check_uid(uid)
-        self._remember(uid, None)
+        self._recent.remember(uid, None)
         try:
             self.client.delete(*self._keys(uid))
         except redis.RedisError as exc:
@@ -496,7 +431,7 @@ class RedisStorage(StorageBackend):
 
     def delete_if_idle(self, uid: str, cutoff: float, *, dry_run: bool = False) -> bool:
         if not dry_run:
-            self._remember(uid, None)
+            self._recent.remember(uid, None)
         try:
             return bool(self._purge(keys=list(self._keys(uid)), args=[repr(float(cutoff)), "1" if dry_run else "0"]))
         except redis.RedisError as exc:

@@ -7,7 +7,31 @@ never re-encoded in Lua (cjson would round numbers).
 
 from __future__ import annotations
 
-__all__ = ["COMMIT", "DUMP", "PURGE", "READ", "START"]
+from typing import Any
+
+from .._json import dumps
+from ..state import Instance
+from .kv import parse_state, session_instances
+
+__all__ = ["COMMIT", "DUMP", "PURGE", "READ", "START", "from_dump", "key_prefix", "text"]
+
+
+def key_prefix(task: str, trigger: str) -> str:
+    """Index members are ``<task JSON> NUL <trigger JSON> NUL <instance>``
+    (JSON strings hold no raw NUL, so a prefix is unambiguous)."""
+    return f"{dumps(task)}\x00{dumps(trigger)}\x00"
+
+
+def from_dump(uid: str, state_text: Any, flat: list[Any]) -> dict[str, Instance]:
+    """A session's instances from the DUMP script's reply (state, flat hash)."""
+    if parse_state(uid, state_text) is None:
+        return {}
+    return session_instances(uid, {text(k): v for k, v in zip(flat[::2], flat[1::2], strict=True)})
+
+
+def text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
 
 #: A consistent read, shared by the read and commit scripts: version, state,
 #: the named instance records and the records of the instances the index
