@@ -3,6 +3,7 @@ real ``celery worker`` subprocess on a serverless broker."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from celery import Celery
 
 from celery_triggers import StorageBackend, Triggers, resolve_storage
 
-from .servers import RedisCluster, RedisServer
+from .servers import PostgresServer, RedisCluster, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A migrated user project with its own unittest suite, run in a subprocess
@@ -95,22 +96,113 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
 
 
 @pytest.fixture(scope="session")
-def django_caches(redis_server: RedisServer) -> dict[str, Any]:
-    """Django configured once per test process: LocMem and RedisCache."""
-    return configure_django(redis_server.url)
+def postgres(request: pytest.FixtureRequest) -> Iterator[PostgresServer | None]:
+    """A throwaway PostgreSQL cluster, or None where PostgreSQL is not
+    installed (under CI=true that is a failure)."""
+    try:
+        server = PostgresServer()
+    except pytest.skip.Exception:
+        yield None
+        return
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
-def configure_django(redis_url: str | None) -> dict[str, Any]:
+@pytest.fixture(scope="session")
+def django_caches(
+    redis_server: RedisServer, postgres: PostgresServer | None, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """Django configured once per test process (spawned children configure
+    the same from ``CT_DJANGO``): LocMem and RedisCache caches, an SQLite
+    database and, where installed, a PostgreSQL one ("pg"), migrated."""
+    spec = {
+        "redis": redis_server.url,
+        "sqlite": str(tmp_path_factory.mktemp("django") / "db.sqlite3"),
+        "pg": postgres.settings() if postgres is not None else None,
+    }
+    os.environ["CT_DJANGO"] = json.dumps(spec)
+    caches = configure_django()
+    from django.core.management import call_command
+
+    for alias in ("default", "pg") if postgres is not None else ("default",):
+        call_command("migrate", database=alias, verbosity=0)
+    return caches
+
+
+def django_settings(spec: dict[str, Any]) -> dict[str, Any]:
+    caches: dict[str, Any] = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    if spec.get("redis"):
+        caches["redis"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": spec["redis"]}
+    databases: dict[str, Any] = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": spec.get("sqlite") or ":memory:"}
+    }
+    if spec.get("pg"):
+        databases["pg"] = spec["pg"]
+    return {
+        "CACHES": caches,
+        "DATABASES": databases,
+        "USE_TZ": True,
+        "SECRET_KEY": "celery-triggers-tests",
+        "INSTALLED_APPS": [
+            "django.contrib.admin",
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "celery_triggers.contrib.django",
+        ],
+        "MIDDLEWARE": [
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+        ],
+        "TEMPLATES": [
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
+        "ROOT_URLCONF": "tests.django_urls",
+        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
+    }
+
+
+def configure_django(redis_url: str | None = None) -> dict[str, Any]:
+    """Configure Django once in this process, from ``CT_DJANGO`` (set by
+    the ``django_caches`` fixture) or with ``redis_url`` alone."""
     import django
     from django.conf import settings
 
-    caches: dict[str, Any] = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    spec = json.loads(os.environ.get("CT_DJANGO", "{}"))
     if redis_url:
-        caches["redis"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+        spec.setdefault("redis", redis_url)
+    config = django_settings(spec)
     if not settings.configured:
-        settings.configure(CACHES=caches, USE_TZ=True)
+        settings.configure(**config)
         django.setup()
-    return caches
+    return dict(settings.CACHES)
+
+
+def fresh_django_db(request: pytest.FixtureRequest, alias: str) -> str:
+    """``django-db://<alias>`` with no session stored (tests share the
+    database of the test process)."""
+    if alias == "pg" and request.getfixturevalue("postgres") is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    from celery_triggers.contrib.django.models import Session
+
+    Session.objects.using(alias).all().delete()
+    return f"django-db://{alias}"
 
 
 def unique_prefix() -> str:
@@ -118,9 +210,9 @@ def unique_prefix() -> str:
 
 
 #: Every storage backend; each proves the same contract.
-BACKENDS = ["memory", "sqlite", "redis", "redis-cluster", "django-locmem", "django-redis"]
+BACKENDS = ["memory", "sqlite", "redis", "redis-cluster", "django-locmem", "django-redis", "django-db", "django-db-pg"]
 #: Backends shared by several processes.
-SHARED_BACKENDS = ["sqlite", "redis", "redis-cluster", "django-redis"]
+SHARED_BACKENDS = ["sqlite", "redis", "redis-cluster", "django-redis", "django-db", "django-db-pg"]
 
 
 def storage_url_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -132,6 +224,8 @@ def storage_url_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -
         server = request.getfixturevalue("redis_server" if kind == "redis" else "redis_cluster")
         return f"{server.url}?prefix={unique_prefix()}"
     request.getfixturevalue("django_caches")
+    if kind.startswith("django-db"):
+        return fresh_django_db(request, "pg" if kind.endswith("-pg") else "default")
     alias = "default" if kind == "django-locmem" else "redis"
     return f"django-cache://{alias}?prefix={unique_prefix()}&lock_timeout=2"
 

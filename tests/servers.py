@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -250,3 +251,65 @@ class RabbitMQServer:
                     proc.kill()
                     proc.wait()
         self.proc = self.epmd = None
+
+
+def _postgres_binary(name: str) -> str:
+    """``initdb``/``pg_ctl``: on PATH, or in Debian's versioned directory."""
+    found = shutil.which(name) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None)
+    if found is None:
+        message = f"{name} is not installed (apt-get install postgresql)"
+        if IN_CI:
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+    return str(found)
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster (``initdb`` + ``pg_ctl``) on a free
+    loopback port, its data in a fresh temporary directory. PostgreSQL
+    refuses to run as root: as root, the cluster runs as the ``postgres``
+    user Debian's package creates."""
+
+    user = "ct"
+
+    def __init__(self) -> None:
+        self.initdb = _postgres_binary("initdb")
+        self.pg_ctl = _postgres_binary("pg_ctl")
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="ct-postgres-"))
+        self.data = self.directory / "data"
+        self.owner: tuple[int, int] | None = None
+        if os.geteuid() == 0:
+            import pwd
+
+            entry = pwd.getpwnam("postgres")
+            self.owner = (entry.pw_uid, entry.pw_gid)
+            os.chown(self.directory, *self.owner)
+
+    def _run(self, *command: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if self.owner else []
+        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self._run(self.initdb, "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8", "--no-sync")
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        )
+        self._run(self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.directory / "log"), "-w", "start")
+
+    def settings(self, name: str = "postgres") -> dict[str, object]:
+        """A Django ``DATABASES`` entry for database ``name``."""
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": self.user,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+        }
+
+    def stop(self) -> None:
+        if self.data.exists():
+            prefix = ["runuser", "-u", "postgres", "--"] if self.owner else []
+            stop = [*prefix, self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"]
+            subprocess.run(stop, capture_output=True, timeout=60)
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -38,6 +38,7 @@ LAYERS = {
     "cli": 7,
     "testing": 7,
     "compat": 7,
+    "contrib": 7,
     "__init__": 7,
 }
 PURE = {"errors", "_json", "_retry", "_plugins", "needs", "config", "state", "engine", "analysis"}

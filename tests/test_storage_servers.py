@@ -27,7 +27,7 @@ SHORT, LONG = 40, 250
 
 
 def pages_app(storage: str, redis_url: str | None = None) -> Any:
-    if storage.startswith("django-cache"):
+    if storage.startswith("django"):
         configure_django(redis_url)
     app = make_app(storage)
 
@@ -79,7 +79,7 @@ def test_eight_processes_firing_an_and_every_trigger_lose_nothing(
 
 
 def _hold_transaction(storage: str, redis_url: str | None, marker: str) -> None:
-    if storage.startswith("django-cache"):
+    if storage.startswith("django"):
         configure_django(redis_url)
     backend = resolve_storage(storage)
 

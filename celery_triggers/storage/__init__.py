@@ -1,12 +1,13 @@
 """Storage backends, chosen by URL.
 
-==============================  =========================================
+==============================  ==================================================================
 ``memory://``                   in-process (tests, eager runner)
 ``sqlite:///path.db``           one file, safe across processes (default)
 ``redis://host:port/db``        production (extra ``[redis]``)
 ``redis+cluster://host:port``   a Redis Cluster (any node; extra ``[redis]``)
 ``django-cache://alias``        a Django cache (extra ``[django]``)
-==============================  =========================================
+``django-db://alias``           the Django project's database (``celery_triggers.contrib.django``)
+==============================  ==================================================================
 
 Third-party backends register a scheme through the
 ``celery_triggers.storages`` entry point (a class taking the URL).
@@ -32,6 +33,7 @@ _BUILTIN = {
     "redis+cluster": "celery_triggers.storage.redis:RedisStorage",
     "rediss+cluster": "celery_triggers.storage.redis:RedisStorage",
     "django-cache": "celery_triggers.storage.django_cache:DjangoCacheStorage",
+    "django-db": "celery_triggers.contrib.django.storage:DjangoDBStorage",
 }
 
 

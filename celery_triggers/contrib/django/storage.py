@@ -1,0 +1,261 @@
+"""``django-db://`` (or ``django-db://<alias>``): sessions in the project's
+database, through the models of :mod:`.models` (run ``manage.py migrate``).
+
+Each operation is one ``transaction.atomic`` block that locks only its
+session: on PostgreSQL (and other databases with ``SELECT ... FOR UPDATE``)
+the session's row is locked first; on SQLite the first statement is a write
+to the session's row, which takes SQLite's write lock before anything is
+read (a transaction that read first could not upgrade under a concurrent
+writer). A fire reads only the rows it can change (the trigger and its
+watchers' task records, the instances waiting for it, through the
+``Waiting`` index) and writes only what changed, so its cost does not grow
+with the session.
+
+An operation refuses to run inside the caller's own ``transaction.atomic``
+block: it would commit (and send its messages) before the caller's
+transaction does, and a worker could run a task its data is not visible to.
+Fire from ``transaction.on_commit(...)`` instead, as Celery's guide says for
+``delay()``; ``?outer_atomic=allow`` joins the caller's transaction anyway
+(for tests in Django's ``TestCase`` with the eager runner).
+
+Connections: the storage uses the thread's Django connection, whose
+lifetime Django manages between requests and Celery's Django fix-up between
+tasks (both close a connection that is broken or older than
+``CONN_MAX_AGE``). After a database error outside the caller's transaction
+the storage closes a broken connection, so the next operation (or the
+worker's retry) reconnects instead of failing on it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connections, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from ..._json import dumps, loads
+from ...engine import Needs
+from ...errors import InvalidStorageURL, StorageError, StorageUnavailable
+from ...state import Instance, Status
+from ...storage import mask_url
+from ...storage.base import Conflict, Prefetch, Raw, SessionTxn, StorageBackend, check_uid
+from ...storage.records import decode_instance
+from .models import Session, TaskInstance, TaskRecord, TriggerRecord, Waiting
+
+__all__ = ["DjangoDBStorage"]
+
+
+class _DBTxn(SessionTxn):
+    def __init__(self, uid: str, alias: str, session_id: int | None):
+        super().__init__(uid)
+        self.alias = alias
+        self.session_id = session_id
+
+    def load_raw(self, needs: Needs) -> tuple[Mapping[str, Raw], Mapping[str, Raw], Mapping[str, Raw]]:
+        sid = self.session_id
+        if sid is None:
+            return {}, {}, {}
+        a = self.alias
+        instances: dict[str, Raw] = {}
+        wanted = Q(name__in=needs.instances) if needs.instances else Q()
+        if needs.waiting:
+            pairs = Q()
+            for task, trigger in needs.waiting:
+                pairs |= Q(task=task, trigger=trigger)
+            waiting = Waiting.objects.using(a).filter(pairs, session_id=sid).values("instance_id")
+            wanted = wanted | Q(pk__in=waiting) if needs.instances else Q(pk__in=waiting)
+        if needs.instances or needs.waiting:
+            for row in TaskInstance.objects.using(a).filter(wanted, session_id=sid):
+                instances[row.name] = row.to_record()
+        triggers_qs = TriggerRecord.objects.using(a).filter(session_id=sid)
+        if not needs.all_triggers:
+            triggers_qs = triggers_qs.filter(name__in=needs.triggers) if needs.triggers else triggers_qs.none()
+        triggers: dict[str, Raw] = dict(triggers_qs.values_list("name", "data"))
+        tasks: dict[str, Raw] = {}
+        if needs.tasks:
+            qs = TaskRecord.objects.using(a).filter(session_id=sid, name__in=needs.tasks)
+            tasks = dict(qs.values_list("name", "data"))
+        return triggers, tasks, instances
+
+    def _session(self) -> int:
+        """The session row's id, creating the row on the first write (a
+        concurrent creator makes this fail with an IntegrityError: the
+        operation re-runs and finds the row)."""
+        if self.session_id is None:
+            now = timezone.now()
+            self.session_id = Session.objects.using(self.alias).create(uid=self.uid, created_at=now, updated_at=now).pk
+        return self.session_id
+
+    def write_raw(
+        self, triggers: dict[str, dict[str, Any]], tasks: dict[str, dict[str, Any]], instances: dict[str, Instance]
+    ) -> None:
+        a, sid = self.alias, self._session()
+        for model, records in ((TriggerRecord, triggers), (TaskRecord, tasks)):
+            if records:
+                model.objects.using(a).bulk_create(
+                    [model(session_id=sid, name=k, data=v) for k, v in records.items()],
+                    update_conflicts=True,
+                    unique_fields=("session", "name"),
+                    update_fields=("data",),
+                )
+        if instances:
+            fields = ("task", "number", "status", "kwargs", "result", "metadata", "awaiting", "unless_fired")
+            TaskInstance.objects.using(a).bulk_create(
+                [TaskInstance(session_id=sid, name=k, **TaskInstance.fields_of(i)) for k, i in instances.items()],
+                update_conflicts=True,
+                unique_fields=("session", "name"),
+                update_fields=fields,
+            )
+            ids = dict(
+                TaskInstance.objects.using(a).filter(session_id=sid, name__in=instances).values_list("name", "pk")
+            )
+            Waiting.objects.using(a).filter(session_id=sid, instance_id__in=ids.values()).delete()
+            rows = [
+                Waiting(session_id=sid, task=i.task, trigger=trigger, instance_id=ids[k])
+                for k, i in instances.items()
+                if i.status is Status.UNSTARTED
+                for trigger in i.awaiting
+            ]
+            if rows:
+                Waiting.objects.using(a).bulk_create(rows)
+        self._touch()
+
+    def read_configs_raw(self) -> str | None:
+        if self.session_id is None:
+            return None
+        configs = Session.objects.using(self.alias).filter(pk=self.session_id).values_list("configs", flat=True).first()
+        return None if configs is None else dumps(configs)
+
+    def write_configs_raw(self, text: str) -> None:
+        Session.objects.using(self.alias).filter(pk=self._session()).update(configs=loads(text))
+        self._touch()
+
+    def _touch(self) -> None:
+        Session.objects.using(self.alias).filter(pk=self.session_id).update(updated_at=timezone.now())
+
+
+class DjangoDBStorage(StorageBackend):
+    """``django-db://`` (the ``default`` database) or ``django-db://<alias>``."""
+
+    def __init__(self, url: str, **_: Any):
+        super().__init__(url)
+        parts = urlsplit(url)
+        self.alias = parts.netloc or "default"
+        options = dict(parse_qsl(parts.query))
+        self.join_outer = options.pop("outer_atomic", "refuse") == "allow"
+        if options:
+            raise InvalidStorageURL(f"django-db storage {mask_url(url)!r}: unknown option(s) {sorted(options)}")
+        from django.conf import settings
+
+        if self.alias not in settings.DATABASES:
+            known = ", ".join(sorted(settings.DATABASES))
+            raise InvalidStorageURL(
+                f"django-db storage {mask_url(url)!r}: no database {self.alias!r} in settings.DATABASES "
+                f"(known: {known})"
+            )
+        apps = settings.INSTALLED_APPS
+        if "celery_triggers.contrib.django" not in apps and not any("celery_triggers" in a for a in apps):
+            raise InvalidStorageURL(
+                f"django-db storage {mask_url(url)!r}: add 'celery_triggers.contrib.django' to INSTALLED_APPS "
+                "and run manage.py migrate"
+            )
+
+    # -- transactions -------------------------------------------------------
+    def _prepare(self, uid: str) -> Any:
+        connection = connections[self.alias]
+        if connection.in_atomic_block and not self.join_outer:
+            raise StorageError(
+                f"session {uid!r}: django-db storage called inside transaction.atomic(): its commit and "
+                "messages would come before yours. Fire from transaction.on_commit(...) "
+                "(or use django-db://?outer_atomic=allow to join your transaction)"
+            )
+        return connection
+
+    @contextmanager
+    def transaction(self, uid: str, prefetch: Prefetch = (), cached: object = None) -> Iterator[SessionTxn]:
+        yield from self._transaction(uid, write=True)
+
+    def read_transaction(self, uid: str, prefetch: Prefetch = ()) -> AbstractContextManager[SessionTxn]:
+        return contextmanager(self._transaction)(uid, write=False)
+
+    def _transaction(self, uid: str, *, write: bool) -> Iterator[_DBTxn]:
+        connection = self._prepare(uid)
+        try:
+            with transaction.atomic(using=self.alias):
+                yield _DBTxn(uid, self.alias, self._lock(uid, connection.vendor, write=write))
+        except IntegrityError as exc:
+            raise Conflict(f"session {uid!r}: created concurrently; re-run") from exc
+        except OperationalError as exc:
+            if connection.vendor == "sqlite" and "locked" in str(exc):  # SQLite's busy timeout ran out
+                raise Conflict(f"session {uid!r}: SQLite stayed locked; re-run") from exc
+            raise self._error(uid, exc, connection) from exc
+        except DatabaseError as exc:
+            raise self._error(uid, exc, connection) from exc
+
+    def _lock(self, uid: str, vendor: str, *, write: bool) -> int | None:
+        """Lock the session's row, if it exists; its id."""
+        rows = Session.objects.using(self.alias)
+        if vendor == "sqlite":
+            if write:  # take SQLite's write lock before reading anything
+                rows.filter(uid=uid).update(updated_at=F("updated_at"))
+            return rows.filter(uid=uid).values_list("pk", flat=True).first()
+        return rows.select_for_update().filter(uid=uid).values_list("pk", flat=True).first()
+
+    def _error(self, uid: str | None, exc: DatabaseError, connection: Any = None) -> StorageError:
+        where = f"session {uid!r}: " if uid is not None else ""
+        if connection is not None and not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()  # a broken connection: the next operation reconnects
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "no such table" in text or "does not exist" in text:
+            text += " (run manage.py migrate)"
+        unreachable = isinstance(exc, (OperationalError, InterfaceError)) and "no such table" not in text
+        return (StorageUnavailable if unreachable else StorageError)(
+            f"{where}django-db storage ({self.alias}) failed: {text}"
+        )
+
+    # -- inspection and lifecycle ---------------------------------------------
+    def _guarded(self, uid: str | None, query: Any) -> Any:
+        connection = self._prepare(uid or "")
+        try:
+            return query()
+        except DatabaseError as exc:
+            raise self._error(uid, exc, connection) from exc
+
+    def instances(self, uid: str) -> dict[str, Instance]:
+        check_uid(uid)
+        with self.read_transaction(uid) as txn:
+            assert isinstance(txn, _DBTxn)
+            rows = TaskInstance.objects.using(self.alias).filter(session_id=txn.session_id)
+            return {row.name: decode_instance(uid, row.name, row.to_record()) for row in rows}
+
+    def sessions(self) -> list[str]:
+        return self._guarded(
+            None, lambda: list(Session.objects.using(self.alias).order_by("uid").values_list("uid", flat=True))
+        )
+
+    def delete_session(self, uid: str) -> None:
+        check_uid(uid)
+        with self.transaction(uid):
+            Session.objects.using(self.alias).filter(uid=uid).delete()
+
+    def delete_if_idle(self, uid: str, cutoff: float, *, dry_run: bool = False) -> bool:
+        check_uid(uid)
+        with self.transaction(uid) as txn:
+            assert isinstance(txn, _DBTxn)
+            if txn.session_id is None:
+                return False
+            session = Session.objects.using(self.alias).get(pk=txn.session_id)
+            busy = session.instances.filter(status__in=(Status.SCHEDULED.value, Status.RUNNING.value)).exists()
+            if busy or session.updated_at >= dt.datetime.fromtimestamp(cutoff, tz=dt.UTC):
+                return False
+            if not dry_run:
+                session.delete()
+        return True
+
+    def close(self) -> None:
+        connections[self.alias].close_if_unusable_or_obsolete()
