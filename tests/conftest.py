@@ -19,6 +19,7 @@ from celery import Celery
 
 from celery_triggers import StorageBackend, Triggers, resolve_storage
 
+from .django_project import configure_django
 from .servers import PostgresServer, RedisCluster, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,74 +125,13 @@ def django_caches(
         "pg": postgres.settings() if postgres is not None else None,
     }
     os.environ["CT_DJANGO"] = json.dumps(spec)
+    os.environ.setdefault("CT_BROKER", redis_server.url.rsplit("/", 1)[0] + "/1")  # tests.django_app's broker
     caches = configure_django()
     from django.core.management import call_command
 
     for alias in ("default", "pg") if postgres is not None else ("default",):
         call_command("migrate", database=alias, verbosity=0)
     return caches
-
-
-def django_settings(spec: dict[str, Any]) -> dict[str, Any]:
-    caches: dict[str, Any] = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    if spec.get("redis"):
-        caches["redis"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": spec["redis"]}
-    databases: dict[str, Any] = {
-        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": spec.get("sqlite") or ":memory:"}
-    }
-    if spec.get("pg"):
-        databases["pg"] = spec["pg"]
-    return {
-        "CACHES": caches,
-        "DATABASES": databases,
-        "USE_TZ": True,
-        "SECRET_KEY": "celery-triggers-tests",
-        "INSTALLED_APPS": [
-            "django.contrib.admin",
-            "django.contrib.auth",
-            "django.contrib.contenttypes",
-            "django.contrib.sessions",
-            "django.contrib.messages",
-            "celery_triggers.contrib.django",
-        ],
-        "MIDDLEWARE": [
-            "django.contrib.sessions.middleware.SessionMiddleware",
-            "django.middleware.csrf.CsrfViewMiddleware",
-            "django.contrib.auth.middleware.AuthenticationMiddleware",
-            "django.contrib.messages.middleware.MessageMiddleware",
-        ],
-        "TEMPLATES": [
-            {
-                "BACKEND": "django.template.backends.django.DjangoTemplates",
-                "APP_DIRS": True,
-                "OPTIONS": {
-                    "context_processors": [
-                        "django.template.context_processors.request",
-                        "django.contrib.auth.context_processors.auth",
-                        "django.contrib.messages.context_processors.messages",
-                    ]
-                },
-            }
-        ],
-        "ROOT_URLCONF": "tests.django_urls",
-        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
-    }
-
-
-def configure_django(redis_url: str | None = None) -> dict[str, Any]:
-    """Configure Django once in this process, from ``CT_DJANGO`` (set by
-    the ``django_caches`` fixture) or with ``redis_url`` alone."""
-    import django
-    from django.conf import settings
-
-    spec = json.loads(os.environ.get("CT_DJANGO", "{}"))
-    if redis_url:
-        spec.setdefault("redis", redis_url)
-    config = django_settings(spec)
-    if not settings.configured:
-        settings.configure(**config)
-        django.setup()
-    return dict(settings.CACHES)
 
 
 def fresh_django_db(request: pytest.FixtureRequest, alias: str) -> str:

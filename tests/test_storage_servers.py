@@ -17,7 +17,8 @@ from celery_triggers import CorruptSession, Status, StorageError, trigger_task
 from celery_triggers.storage import resolve_storage
 from celery_triggers.storage.kv import session_digest
 
-from .conftest import SHARED_BACKENDS, configure_django, make_app, storage_url_for, unique_prefix
+from .conftest import SHARED_BACKENDS, make_app, storage_url_for, unique_prefix
+from .django_project import configure_django
 from .servers import RedisCluster, RedisServer
 
 PROCESSES = 8

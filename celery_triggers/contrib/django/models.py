@@ -30,32 +30,33 @@ class Session(models.Model):
         return self.uid
 
 
-class TriggerRecord(models.Model):
+class _Record(models.Model):
+    name = models.CharField(max_length=256)
+    data = models.JSONField()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TriggerRecord(_Record):
     """A trigger that fired in the session: how often, its latest kwargs."""
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="trigger_records")
-    name = models.CharField(max_length=256)
-    data = models.JSONField()
 
     class Meta:
         constraints = (models.UniqueConstraint(fields=("session", "name"), name="ct_trigger_unique"),)
 
-    def __str__(self) -> str:
-        return self.name
 
-
-class TaskRecord(models.Model):
+class TaskRecord(_Record):
     """Per task: the next instance number."""
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="task_records")
-    name = models.CharField(max_length=256)
-    data = models.JSONField()
 
     class Meta:
         constraints = (models.UniqueConstraint(fields=("session", "name"), name="ct_task_unique"),)
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class TaskInstance(models.Model):

@@ -23,12 +23,16 @@ lifetime Django manages between requests and Celery's Django fix-up between
 tasks (both close a connection that is broken or older than
 ``CONN_MAX_AGE``). After a database error outside the caller's transaction
 the storage closes a broken connection, so the next operation (or the
-worker's retry) reconnects instead of failing on it again.
+worker's retry) reconnects instead of failing on it again. In a process
+forked after the connection was opened (a prefork pool child), the first
+operation drops the inherited connection and opens its own, as Celery's
+Django fix-up does.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -148,6 +152,7 @@ class DjangoDBStorage(StorageBackend):
         self.alias = parts.netloc or "default"
         options = dict(parse_qsl(parts.query))
         self.join_outer = options.pop("outer_atomic", "refuse") == "allow"
+        self._pid = os.getpid()
         if options:
             raise InvalidStorageURL(f"django-db storage {mask_url(url)!r}: unknown option(s) {sorted(options)}")
         from django.conf import settings
@@ -168,6 +173,9 @@ class DjangoDBStorage(StorageBackend):
     # -- transactions -------------------------------------------------------
     def _prepare(self, uid: str) -> Any:
         connection = connections[self.alias]
+        if self._pid != os.getpid():  # a forked process (a prefork pool child): never use the parent's socket
+            self._pid = os.getpid()
+            connection.connection = None  # dropped, not closed: closing would end the parent's session too
         if connection.in_atomic_block and not self.join_outer:
             raise StorageError(
                 f"session {uid!r}: django-db storage called inside transaction.atomic(): its commit and "

@@ -1,0 +1,67 @@
+"""What a session's admin page shows, read through the storage."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from ...analysis import workflow
+from ...cli.views import task_status
+from ...errors import TriggersError
+from ...state import Instance, Status
+from .actions import manager_for
+from .graph import to_svg
+from .models import Session
+
+__all__ = ["session_context"]
+
+_TIMES = ("created_at", "scheduled_at", "started_at", "finished_at", "failed_at")
+
+
+def _when(value: Any) -> str:
+    if not isinstance(value, (int, float)):
+        return ""
+    return datetime.fromtimestamp(value, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _row(instance: Instance) -> dict[str, Any]:
+    meta = instance.metadata
+    return {
+        "name": instance.name,
+        "status": instance.status.value,
+        "kwargs": json.dumps(instance.kwargs, indent=1, sort_keys=True),
+        "result": "" if instance.result is None else json.dumps(instance.result, indent=1, sort_keys=True),
+        "task_id": meta.get("task_id", ""),
+        "times": [(key.removesuffix("_at"), _when(meta.get(key))) for key in _TIMES if meta.get(key)],
+        "exception": f"{meta.get('exc_type', '')}: {meta.get('exc_message', '')}" if meta.get("exc_type") else "",
+        "traceback": meta.get("traceback", ""),
+        "parent": meta.get("parent", ""),
+        "replayed_by": meta.get("replayed_by", ""),
+        "can_replay": instance.status is Status.FAILED,
+        "can_redispatch": instance.status is Status.SCHEDULED,
+        "triggers": sorted(instance.kwargs),
+    }
+
+
+def session_context(session: Session) -> dict[str, Any]:
+    """Instances, the coloured workflow and fired triggers of ``session``;
+    ``problem`` says why the storage could not be read through the app."""
+    try:
+        manager = manager_for(session)
+        configs, snapshot = manager.overview()
+        instances = list(manager.instances.values())
+    except TriggersError as exc:
+        return {"problem": str(exc), "rows": [], "graph": "", "fired": []}
+    statuses = {}
+    for name in configs:
+        status = task_status([i for i in instances if i.task == name])
+        if status:
+            statuses[name] = status
+    fired = {name: record for name, record in snapshot.triggers.items() if record.count > 0}
+    return {
+        "problem": "",
+        "rows": [_row(i) for i in instances],
+        "graph": to_svg(workflow(configs), statuses, set(fired)),
+        "fired": [(name, r.count, json.dumps(r.kwargs, sort_keys=True)) for name, r in sorted(fired.items())],
+    }
