@@ -49,6 +49,35 @@ def test_survey_example_runs_on_a_real_worker(tmp_path: Path) -> None:
     assert score["metadata"]["hostname"], "the worker recorded where it ran"
 
 
+def test_django_shop_example_runs_on_a_real_worker_with_its_sessions_in_the_database(tmp_path: Path) -> None:
+    """``python -m examples.django_shop``: a Django project with no servers
+    (SQLite, the filesystem broker), its own worker, django-db://."""
+    env = {**os.environ, "SHOP_DATA": str(tmp_path)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "examples.django_shop", "--seed", "1", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    instances = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {n: i["status"] for n, i in instances.items()} == {
+        "t_chargePayment#0": "finished",
+        "t_reserveStock#0": "finished",
+        "t_ship#0": "finished",
+    }
+    assert instances["t_ship#0"]["result"] == "order O-1001 shipped: 3 items, 31.50 EUR charged"
+    assert "/admin/celery_triggers/session/1/change/" in proc.stdout
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "shop.sqlite3") as db:  # the sessions are rows of the project's database
+        rows = db.execute("SELECT name, status FROM celery_triggers_taskinstance ORDER BY name").fetchall()
+    assert rows == [("t_chargePayment#0", "finished"), ("t_reserveStock#0", "finished"), ("t_ship#0", "finished")]
+
+
 def test_the_worker_names_its_storage_at_start_up(worker: Worker, worker_app: Celery) -> None:
     log = worker.log.read_text()
     assert f"celery-triggers: storage {worker_app.conf.triggers_storage}, default runner 'celery'" in log

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connections, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from ..._json import dumps, loads
@@ -53,12 +54,18 @@ from .models import Session, TaskInstance, TaskRecord, TriggerRecord, Waiting
 
 __all__ = ["DjangoDBStorage"]
 
+#: ``UPDATE ... RETURNING`` (SQLite 3.35+).
+_SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
+
 
 class _DBTxn(SessionTxn):
-    def __init__(self, uid: str, alias: str, session_id: int | None):
+    def __init__(self, uid: str, alias: str, session_id: int | None, configs: Any = None):
         super().__init__(uid)
         self.alias = alias
         self.session_id = session_id
+        self.configs = configs
+        #: Instances this transaction read while unstarted: they may have index rows.
+        self.indexed: set[str] = set()
 
     def load_raw(self, needs: Needs) -> tuple[Mapping[str, Raw], Mapping[str, Raw], Mapping[str, Raw]]:
         sid = self.session_id
@@ -74,8 +81,12 @@ class _DBTxn(SessionTxn):
             waiting = Waiting.objects.using(a).filter(pairs, session_id=sid).values("instance_id")
             wanted = wanted | Q(pk__in=waiting) if needs.instances else Q(pk__in=waiting)
         if needs.instances or needs.waiting:
-            for row in TaskInstance.objects.using(a).filter(wanted, session_id=sid):
-                instances[row.name] = row.to_record()
+            for row in TaskInstance.objects.using(a).filter(wanted, session_id=sid).values_list(*_COLUMNS):
+                record = dict(zip(_COLUMNS, row, strict=True))
+                name = record.pop("name")
+                instances[name] = record
+                if record["status"] == Status.UNSTARTED.value:
+                    self.indexed.add(name)
         triggers_qs = TriggerRecord.objects.using(a).filter(session_id=sid)
         if not needs.all_triggers:
             triggers_qs = triggers_qs.filter(name__in=needs.triggers) if needs.triggers else triggers_qs.none()
@@ -107,40 +118,41 @@ class _DBTxn(SessionTxn):
                     unique_fields=("session", "name"),
                     update_fields=("data",),
                 )
-        if instances:
-            fields = ("task", "number", "status", "kwargs", "result", "metadata", "awaiting", "unless_fired")
-            TaskInstance.objects.using(a).bulk_create(
-                [TaskInstance(session_id=sid, name=k, **TaskInstance.fields_of(i)) for k, i in instances.items()],
-                update_conflicts=True,
-                unique_fields=("session", "name"),
-                update_fields=fields,
-            )
-            ids = dict(
-                TaskInstance.objects.using(a).filter(session_id=sid, name__in=instances).values_list("name", "pk")
-            )
+        if not instances:
+            return
+        TaskInstance.objects.using(a).bulk_create(
+            [TaskInstance(session_id=sid, name=k, **TaskInstance.fields_of(i)) for k, i in instances.items()],
+            update_conflicts=True,
+            unique_fields=("session", "name"),
+            update_fields=_COLUMNS[1:],
+        )
+        # The index: rows for what is unstarted now, none for what was (only those can have rows).
+        reindex = [k for k, i in instances.items() if i.status is Status.UNSTARTED or k in self.indexed]
+        if not reindex:
+            return
+        ids = dict(TaskInstance.objects.using(a).filter(session_id=sid, name__in=reindex).values_list("name", "pk"))
+        if self.indexed.intersection(reindex):
             Waiting.objects.using(a).filter(session_id=sid, instance_id__in=ids.values()).delete()
-            rows = [
-                Waiting(session_id=sid, task=i.task, trigger=trigger, instance_id=ids[k])
-                for k, i in instances.items()
-                if i.status is Status.UNSTARTED
-                for trigger in i.awaiting
-            ]
-            if rows:
-                Waiting.objects.using(a).bulk_create(rows)
-        self._touch()
+        rows = [
+            Waiting(session_id=sid, task=instances[k].task, trigger=trigger, instance_id=ids[k])
+            for k in reindex
+            if instances[k].status is Status.UNSTARTED
+            for trigger in instances[k].awaiting
+        ]
+        if rows:
+            Waiting.objects.using(a).bulk_create(rows)
 
     def read_configs_raw(self) -> str | None:
-        if self.session_id is None:
+        if self.configs is None:
             return None
-        configs = Session.objects.using(self.alias).filter(pk=self.session_id).values_list("configs", flat=True).first()
-        return None if configs is None else dumps(configs)
+        return self.configs if isinstance(self.configs, str) else dumps(self.configs)
 
     def write_configs_raw(self, text: str) -> None:
         Session.objects.using(self.alias).filter(pk=self._session()).update(configs=loads(text))
-        self._touch()
+        self.configs = text
 
-    def _touch(self) -> None:
-        Session.objects.using(self.alias).filter(pk=self.session_id).update(updated_at=timezone.now())
+
+_COLUMNS = ("name", "task", "number", "status", "kwargs", "result", "metadata", "awaiting", "unless_fired")
 
 
 class DjangoDBStorage(StorageBackend):
@@ -195,7 +207,7 @@ class DjangoDBStorage(StorageBackend):
         connection = self._prepare(uid)
         try:
             with transaction.atomic(using=self.alias):
-                yield _DBTxn(uid, self.alias, self._lock(uid, connection.vendor, write=write))
+                yield _DBTxn(uid, self.alias, *self._lock(uid, connection, write=write))
         except IntegrityError as exc:
             raise Conflict(f"session {uid!r}: created concurrently; re-run") from exc
         except OperationalError as exc:
@@ -205,14 +217,30 @@ class DjangoDBStorage(StorageBackend):
         except DatabaseError as exc:
             raise self._error(uid, exc, connection) from exc
 
-    def _lock(self, uid: str, vendor: str, *, write: bool) -> int | None:
-        """Lock the session's row, if it exists; its id."""
-        rows = Session.objects.using(self.alias)
-        if vendor == "sqlite":
-            if write:  # take SQLite's write lock before reading anything
-                rows.filter(uid=uid).update(updated_at=F("updated_at"))
-            return rows.filter(uid=uid).values_list("pk", flat=True).first()
-        return rows.select_for_update().filter(uid=uid).values_list("pk", flat=True).first()
+    def _lock(self, uid: str, connection: Any, *, write: bool) -> tuple[int | None, Any]:
+        """Lock the session's row, if it exists; its id and own configs. A
+        write marks the row changed in the same statement (one round trip,
+        and on SQLite it takes the write lock before anything is read)."""
+        table = connection.ops.quote_name(Session._meta.db_table)
+        touch = f"UPDATE {table} SET updated_at = %s WHERE uid = %s"  # noqa: S608 - the table's quoted name only
+        select = f"SELECT id, configs FROM {table} WHERE uid = %s"  # noqa: S608 - the table's quoted name only
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        vendor = connection.vendor
+        with connection.cursor() as cursor:
+            if write and (vendor == "postgresql" or (vendor == "sqlite" and _SQLITE_RETURNING)):
+                cursor.execute(touch + " RETURNING id, configs", [now, uid])
+            elif vendor == "sqlite":
+                if write:  # SQLite before 3.35: the write first, then the read
+                    cursor.execute(touch, [now, uid])
+                cursor.execute(select, [uid])
+            else:
+                rows = Session.objects.using(self.alias).select_for_update().filter(uid=uid)
+                found = rows.values_list("pk", "configs").first()
+                if found is not None and write:
+                    rows.update(updated_at=timezone.now())
+                return (None, None) if found is None else (found[0], found[1])
+            row = cursor.fetchone()
+        return (None, None) if row is None else (row[0], row[1])
 
     def _error(self, uid: str | None, exc: DatabaseError, connection: Any = None) -> StorageError:
         where = f"session {uid!r}: " if uid is not None else ""

@@ -1,0 +1,1 @@
+"""Orders: an order ships once it is placed, paid and its stock reserved."""
