@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._setup import configure_django, machine, make_app, median_ms
+from ._setup import configure_django, django_db_urls, machine, make_app, median_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -275,6 +275,7 @@ class Bench:
             "redis": f"redis://127.0.0.1:{self.store.port}/0?prefix=tp",
             "django-cache (redis)": "django-cache://redis?prefix=tp&timeout=none",
             "django-cache (redis, cache API + lock)": "django-cache://redis?prefix=tpa&timeout=none&lock=add",
+            **django_db_urls(),
         }
         rows = []
         for name, url in urls.items():

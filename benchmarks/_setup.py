@@ -27,28 +27,77 @@ class NullRunner(TaskRunner):
 register_runner("null", NullRunner)
 
 
-def configure_django(redis_url: str) -> None:
+_POSTGRES: list[Any] = []
+
+
+def postgres_settings() -> dict[str, Any] | None:
+    """A throwaway PostgreSQL cluster for this process (started once, stopped
+    at exit) as a Django ``DATABASES`` entry; None without PostgreSQL."""
+    if not _POSTGRES:
+        import atexit
+
+        from tests.servers import PostgresServer
+
+        try:
+            server = PostgresServer()
+        except BaseException:
+            _POSTGRES.append(None)
+            return None
+        server.start()
+        atexit.register(server.stop)
+        _POSTGRES.append(server)
+    server = _POSTGRES[0]
+    return None if server is None else server.settings()
+
+
+def configure_django(redis_url: str | None) -> list[str]:
+    """Django for the benchmarks, once per process: the caches (Redis when
+    given), an SQLite database and, where installed, PostgreSQL ("pg"),
+    migrated; returns the database aliases."""
+    import tempfile
+
     import django
     from django.conf import settings
 
     if not settings.configured:
+        caches: dict[str, Any] = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+        if redis_url:
+            caches["redis"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+        databases: dict[str, Any] = {
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(Path(tempfile.mkdtemp(prefix="ct-bench-")) / "django.sqlite3"),
+                "OPTIONS": {"timeout": 30},
+            }
+        }
+        pg = postgres_settings()
+        if pg is not None:
+            databases["pg"] = pg
         settings.configure(
-            CACHES={
-                "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-                "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url},
-            },
-            USE_TZ=True,
+            CACHES=caches, DATABASES=databases, INSTALLED_APPS=["celery_triggers.contrib.django"], USE_TZ=True
         )
         django.setup()
+        from django.core.management import call_command
+
+        for alias in databases:
+            call_command("migrate", database=alias, verbosity=0)
+    return list(settings.DATABASES)
+
+
+def django_db_urls() -> dict[str, str]:
+    from django.conf import settings
+
+    names = {"default": "django-db (sqlite)", "pg": "django-db (postgresql)"}
+    return {names[alias]: f"django-db://{alias}" for alias in settings.DATABASES if alias in names}
 
 
 def storage_urls(tmp: Path, redis_url: str | None, tag: str) -> dict[str, str]:
     urls = {"memory": "memory://", "sqlite": f"sqlite:///{tmp / f'{tag}.sqlite3'}"}
+    configure_django(redis_url)
     if redis_url:
-        configure_django(redis_url)
         urls["redis"] = f"{redis_url}?prefix=bench-{tag}"
         urls["django-cache (redis)"] = f"django-cache://redis?prefix=bench-{tag}&timeout=none"
-    return urls
+    return {**urls, **django_db_urls()}
 
 
 def make_app(storage: str, runner: str = "null", **conf: Any) -> Celery:
