@@ -203,3 +203,28 @@ def test_skip_recover_redispatch_and_delete(users: dict[str, Any], eager: Celery
     from celery_triggers.contrib.django.models import Session
 
     assert not Session.objects.filter(uid="s-failed").exists()
+
+
+@pytest.mark.parametrize("alias", ["default", "pg"])
+def test_purge_deletes_what_is_old_and_idle_and_its_check_is_no_change(
+    django_caches: dict[str, Any], request: pytest.FixtureRequest, alias: str
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from celery_triggers.contrib.django.models import Session, TaskInstance
+
+    from .conftest import make_app
+
+    app = make_app(fresh_django_db(request, alias))
+    app.triggers.configure({"t_x": {"after": ["a", "b"], "run": "tests.x"}})
+    for uid in ("old", "recent"):
+        app.triggers.fire(uid, "a")
+    hour_ago = timezone.now() - timedelta(hours=1)
+    Session.objects.using(alias).filter(uid="old").update(updated_at=hour_ago)
+    assert app.triggers.purge(60, dry_run=True) == ["old"]
+    assert Session.objects.using(alias).get(uid="old").updated_at == hour_ago, "a dry run changes nothing"
+    assert app.triggers.purge(60) == ["old"]
+    assert [s.uid for s in Session.objects.using(alias).all()] == ["recent"]
+    assert not TaskInstance.objects.using(alias).filter(session__uid="old").exists()

@@ -203,11 +203,11 @@ class DjangoDBStorage(StorageBackend):
     def read_transaction(self, uid: str, prefetch: Prefetch = ()) -> AbstractContextManager[SessionTxn]:
         return contextmanager(self._transaction)(uid, write=False)
 
-    def _transaction(self, uid: str, *, write: bool) -> Iterator[_DBTxn]:
+    def _transaction(self, uid: str, *, write: bool, touch: bool = True) -> Iterator[_DBTxn]:
         connection = self._prepare(uid)
         try:
             with transaction.atomic(using=self.alias):
-                yield _DBTxn(uid, self.alias, *self._lock(uid, connection, write=write))
+                yield _DBTxn(uid, self.alias, *self._lock(uid, connection, write=write, touch=touch))
         except IntegrityError as exc:
             raise Conflict(f"session {uid!r}: created concurrently; re-run") from exc
         except OperationalError as exc:
@@ -217,26 +217,29 @@ class DjangoDBStorage(StorageBackend):
         except DatabaseError as exc:
             raise self._error(uid, exc, connection) from exc
 
-    def _lock(self, uid: str, connection: Any, *, write: bool) -> tuple[int | None, Any]:
+    def _lock(self, uid: str, connection: Any, *, write: bool, touch: bool) -> tuple[int | None, Any]:
         """Lock the session's row, if it exists; its id and own configs. A
-        write marks the row changed in the same statement (one round trip,
-        and on SQLite it takes the write lock before anything is read)."""
+        write marks the row changed (``touch``: its last change is now) in
+        the same statement: one round trip, and on SQLite it takes the write
+        lock before anything is read."""
         table = connection.ops.quote_name(Session._meta.db_table)
-        touch = f"UPDATE {table} SET updated_at = %s WHERE uid = %s"  # noqa: S608 - the table's quoted name only
+        value, params = (
+            ("%s", [connection.ops.adapt_datetimefield_value(timezone.now())]) if touch else ("updated_at", [])
+        )
+        update = f"UPDATE {table} SET updated_at = {value} WHERE uid = %s"  # noqa: S608 - the table's quoted name only
         select = f"SELECT id, configs FROM {table} WHERE uid = %s"  # noqa: S608 - the table's quoted name only
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
         vendor = connection.vendor
         with connection.cursor() as cursor:
             if write and (vendor == "postgresql" or (vendor == "sqlite" and _SQLITE_RETURNING)):
-                cursor.execute(touch + " RETURNING id, configs", [now, uid])
+                cursor.execute(update + " RETURNING id, configs", [*params, uid])
             elif vendor == "sqlite":
                 if write:  # SQLite before 3.35: the write first, then the read
-                    cursor.execute(touch, [now, uid])
+                    cursor.execute(update, [*params, uid])
                 cursor.execute(select, [uid])
             else:
                 rows = Session.objects.using(self.alias).select_for_update().filter(uid=uid)
                 found = rows.values_list("pk", "configs").first()
-                if found is not None and write:
+                if found is not None and write and touch:
                     rows.update(updated_at=timezone.now())
                 return (None, None) if found is None else (found[0], found[1])
             row = cursor.fetchone()
@@ -274,15 +277,18 @@ class DjangoDBStorage(StorageBackend):
             None, lambda: list(Session.objects.using(self.alias).order_by("uid").values_list("uid", flat=True))
         )
 
+    def _locked(self, uid: str) -> AbstractContextManager[_DBTxn]:
+        """A write transaction that does not count as a change (deletes)."""
+        return contextmanager(self._transaction)(uid, write=True, touch=False)
+
     def delete_session(self, uid: str) -> None:
         check_uid(uid)
-        with self.transaction(uid):
+        with self._locked(uid):
             Session.objects.using(self.alias).filter(uid=uid).delete()
 
     def delete_if_idle(self, uid: str, cutoff: float, *, dry_run: bool = False) -> bool:
         check_uid(uid)
-        with self.transaction(uid) as txn:
-            assert isinstance(txn, _DBTxn)
+        with self._locked(uid) as txn:
             if txn.session_id is None:
                 return False
             session = Session.objects.using(self.alias).get(pk=txn.session_id)
