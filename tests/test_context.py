@@ -199,7 +199,6 @@ def test_context_retry_then_success_cascades_once() -> None:
         return trigger_kwargs
 
     session = app.triggers.session("r")
-    session.update_configuration({})
     session.fire("a", {"ok": False})
     # The clone received the replacement kwargs {"attempt": 1} (no "ok"), so it
     # retried again; replay the failed last one with kwargs that succeed.
