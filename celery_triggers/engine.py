@@ -9,7 +9,7 @@ I/O, no Celery: the storage layer loads the snapshot described by the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .config import TaskConfig, merge_recursive
@@ -24,6 +24,7 @@ __all__ = [
     "fail",
     "finish",
     "fire",
+    "fire_each",
     "merge_recursive",
     "needs_for_fire",
     "needs_for_instance",
@@ -191,6 +192,21 @@ def fire(snapshot: Snapshot, configs: Configs, trigger: str, kwargs: dict[str, A
     work = _Work(snapshot, now)
     work.fire(configs, trigger, kwargs)
     return work.changes
+
+
+def fire_each(
+    snapshot: Snapshot, configs: Configs, events: Sequence[tuple[str, dict[str, Any]]], now: float
+) -> tuple[Changes, list[list[str]]]:
+    """Fire each ``(trigger, kwargs)`` in turn, as that many :func:`fire`
+    calls would in this order with nothing run in between: the changes of
+    them all and, per event, the names of the instances it scheduled."""
+    work = _Work(snapshot, now)
+    scheduled = []
+    for trigger, kwargs in events:
+        before = len(work.changes.ready)
+        work.fire(configs, trigger, kwargs)
+        scheduled.append(work.changes.ready[before:])
+    return work.changes, scheduled
 
 
 def _check_token(instance: Instance, token: str | None) -> None:

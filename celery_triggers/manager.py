@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +20,12 @@ from . import engine
 from ._json import MAX_NAME_LENGTH, check_text, normalize_kwargs
 from .config import Configuration, TaskConfig, parse_configs
 from .dispatch import Dispatch
-from .errors import DispatchError, InvalidName, InvalidStatus, UnknownTask
+from .errors import DispatchError, InvalidName, TriggersError, UnknownTask
 from .host import error_metadata, host_of
 from .inspection import SessionInspection, SessionStorageView, instance_ref
+from .overrides import InstanceRef, OperatorActions
 from .signals import instance_status_changed, trigger_fired
-from .state import Changes, Instance, Snapshot, Status
+from .state import Changes, Instance, Snapshot
 from .storage import SessionStorage, SessionTxn
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ __all__ = ["Fired", "TriggerManager", "error_metadata", "host_of"]
 #: Nesting depth of manager operations in this thread (a hook may fire).
 _depth = threading.local()
 
-InstanceRef = str | Instance
 Operation = Callable[[Snapshot, Mapping[str, TaskConfig]], Changes]
 
 
@@ -53,7 +53,7 @@ class Fired(list[Instance]):
         return self.session.wait(timeout, until=until, interval=interval)
 
 
-class TriggerManager(SessionInspection):
+class TriggerManager(OperatorActions, SessionInspection):
     """Fires triggers into one session and manages its instances.
 
     ``TriggerManager(storage)`` takes a storage bound to a session UID
@@ -189,12 +189,7 @@ class TriggerManager(SessionInspection):
     def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None) -> Fired:
         """Fire a trigger; return the instances it scheduled (a list with a
         ``wait`` method: ``app.triggers.fire(...).wait(timeout=30)``)."""
-        problem = check_text(trigger_name, what="a trigger name", limit=MAX_NAME_LENGTH)
-        if problem is not None:
-            raise InvalidName(problem)
-        kwargs = normalize_kwargs(
-            trigger_kwargs, what=f"trigger {trigger_name!r}", max_bytes=self.extension.max_kwargs_bytes
-        )
+        trigger_name, kwargs = self._checked_fire(trigger_name, trigger_kwargs)
         with self._batch():
             with self._signalled_on_dispatch_error(kwargs):
                 changes, _ = self._apply(
@@ -202,6 +197,62 @@ class TriggerManager(SessionInspection):
                     lambda snap, configs: engine.fire(snap, configs, trigger_name, kwargs, time.time()),
                 )
             return Fired(self._fired(changes, kwargs), self)
+
+    def fire_each(self, events: Sequence[tuple[str, Mapping[str, Any] | None]]) -> list[Fired | TriggersError]:
+        """Fire several ``(trigger, kwargs)`` events into this session in one
+        transaction, in order: the same result as :meth:`fire` for each in
+        turn with nothing run in between, for one commit. One result per
+        event: what it scheduled, or the typed error of an event refused at
+        the edge (bad name or kwargs; the others still fire), or the
+        :class:`DispatchError` naming its instances the broker refused."""
+        results: list[Fired | TriggersError | None] = [None] * len(events)
+        checked: list[tuple[int, str, dict[str, Any]]] = []
+        max_bytes = self.extension.max_kwargs_bytes  # one settings lookup, not one per event
+        for number, (trigger_name, trigger_kwargs) in enumerate(events):
+            try:
+                checked.append((number, *self._checked_fire(trigger_name, trigger_kwargs, max_bytes)))
+            except TriggersError as exc:
+                results[number] = exc
+        if checked:
+            scheduled: list[list[str]] = []
+
+            def needs(configs: Mapping[str, TaskConfig]) -> engine.Needs:
+                found = engine.Needs()
+                for trigger in {name for _, name, _ in checked}:
+                    found |= engine.needs_for_fire(configs, trigger)
+                return found
+
+            def operation(snap: Snapshot, configs: Mapping[str, TaskConfig]) -> Changes:
+                changes, scheduled[:] = engine.fire_each(snap, configs, [(n, k) for _, n, k in checked], time.time())
+                return changes
+
+            refused: DispatchError | None = None
+            with self._batch():
+                try:
+                    changes, _ = self._apply(needs, operation)
+                except DispatchError as exc:
+                    if exc.changes is None:
+                        raise
+                    changes, refused = exc.changes, exc
+                for (number, trigger, kwargs), ready in zip(checked, scheduled, strict=True):
+                    instances = [changes.instances[name] for name in ready]
+                    trigger_fired.send(
+                        sender=self, session_uid=self.uid, trigger=trigger, kwargs=kwargs, scheduled=list(ready)
+                    )
+                    self._post_fire(trigger, instances)
+                    lost = refused is not None and set(ready) & set(refused.instances)
+                    results[number] = refused if lost and refused is not None else Fired(instances, self)
+        return [r for r in results if r is not None]
+
+    def _checked_fire(
+        self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None, max_bytes: int | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """The trigger name and kwargs, checked at the edge."""
+        problem = check_text(trigger_name, what="a trigger name", limit=MAX_NAME_LENGTH)
+        if problem is not None:
+            raise InvalidName(problem)
+        limit = self.extension.max_kwargs_bytes if max_bytes is None else max_bytes
+        return trigger_name, normalize_kwargs(trigger_kwargs, what=f"trigger {trigger_name!r}", max_bytes=limit)
 
     def _fired(self, changes: Changes, kwargs: dict[str, Any]) -> list[Instance]:
         """Signal and hook each trigger the operation fired (at most one)."""
@@ -312,119 +363,6 @@ class TriggerManager(SessionInspection):
             trigger: normalize_kwargs(value, what=f"replacement kwargs for {trigger!r}")
             for trigger, value in normalize_kwargs(replacement_kwargs, what=f"replay of {name}").items()
         }
-
-    # -- recovery -----------------------------------------------------------
-    def replay_failed_instance(
-        self,
-        failed_instance: InstanceRef,
-        replacement_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
-        *,
-        kwargs_update: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> Instance:
-        """Mark a failed instance ``replayed`` and schedule a clone; return the clone.
-
-        The clone runs the task's configuration as it is now, with the
-        failed instance's kwargs; ``replacement_kwargs`` replaces them all
-        (the original framework's meaning), ``kwargs_update`` replaces only
-        the triggers it names.
-        """
-        name = instance_ref(failed_instance)
-        kwargs = self._replacement(name, replacement_kwargs)
-        update = self._replacement(name, kwargs_update)
-        with self._batch():
-            changes, _ = self._instance_op(
-                name,
-                lambda snap, configs: engine.replay(snap, configs, name, kwargs, time.time(), update),
-                cascade=False,
-            )
-            replayed = changes.instances[name]
-            clone = changes.instances[replayed.metadata["replayed_by"]]
-            self._post_replay(replayed)
-        return clone
-
-    def skip_failed_instance(self, failed_instance: InstanceRef, cascade: bool = False, result: Any = None) -> Instance:
-        """Mark a failed instance ``skipped``; with ``cascade``, fire its task
-        name as if it had returned ``result``."""
-        return self._skip(instance_ref(failed_instance), cascade, result)
-
-    def _skip(self, name: str, cascade: bool, result: Any, *, own: bool = False, **metadata: Any) -> Instance:
-        if result is not None:
-            normalize_kwargs({"result": result}, what=f"simulated result of {name}")
-        with self._batch():
-            with self._signalled_on_dispatch_error(engine.cascade_kwargs(result)):
-                changes, _ = self._instance_op(
-                    name,
-                    lambda snap, configs: engine.skip(
-                        snap, configs, name, cascade, result, time.time(), own=own, **metadata
-                    ),
-                    cascade=cascade,
-                )
-            self._fired(changes, engine.cascade_kwargs(result))
-            skipped = changes.instances[name]
-            self._post_skip(skipped, cascade)
-        return skipped
-
-    def update_instance_status(
-        self,
-        task_instance: InstanceRef,
-        status: Status | str,
-        metadata: Mapping[str, Any] | None = None,
-        cascade: bool = False,
-        cascade_kwargs: Mapping[str, Any] | None = None,
-    ) -> Instance:
-        """Force an instance's status (operator override)."""
-        name = instance_ref(task_instance)
-        try:
-            new = Status(status)
-        except ValueError:
-            allowed = ", ".join(s.value for s in Status)
-            raise InvalidStatus(f"{name}: {status!r} is not a status (one of: {allowed})") from None
-        return self._set(name, new, metadata, cascade, cascade_kwargs)
-
-    def _set(
-        self,
-        name: str,
-        status: Status | None,
-        metadata: Mapping[str, Any] | None,
-        cascade: bool = False,
-        cascade_kwargs: Mapping[str, Any] | None = None,
-    ) -> Instance:
-        meta = normalize_kwargs(metadata, what=f"metadata of {name}")
-        kwargs = normalize_kwargs(cascade_kwargs, what=f"cascade kwargs of {name}")
-        with self._batch():
-            with self._signalled_on_dispatch_error(kwargs):
-                changes, _ = self._instance_op(
-                    name,
-                    lambda snap, configs: engine.set_status(
-                        snap, configs, name, status, meta, cascade, kwargs, time.time()
-                    ),
-                    cascade=cascade,
-                )
-            self._fired(changes, kwargs)
-        return changes.instances[name]
-
-    def update_instance_metadata(self, task_instance: InstanceRef, metadata: Mapping[str, Any]) -> Instance:
-        """Merge ``metadata`` into the instance's metadata."""
-        return self._set(instance_ref(task_instance), None, metadata)
-
-    def mark_instance_logs_resolved(self, task_instance: InstanceRef) -> Instance:
-        """Clear the instance's tracked log level."""
-        return self._set(instance_ref(task_instance), None, {"log_level": None, "log_level_name": None})
-
-    def redispatch(self, task_instance: InstanceRef, *, expected_token: str | None = None) -> Instance:
-        """Send a ``scheduled`` instance's message again, with a new dispatch
-        token (task id): a late original is then ignored by the worker, so
-        the body runs once. ``expected_token`` re-sends only if the instance
-        still has that token (:class:`StaleDispatch` otherwise)."""
-        name = instance_ref(task_instance)
-        token = str(uuid.uuid4())
-        with self._batch():
-            changes, _ = self._instance_op(
-                name,
-                lambda snap, _: engine.redispatch(snap, name, token, time.time(), expected_token),
-                cascade=False,
-            )
-        return changes.instances[name]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} session={self.uid!r}>"

@@ -31,6 +31,7 @@ LAYERS = {
     "validation": 4,
     "inspection": 4,
     "host": 4,
+    "overrides": 4,
     "manager": 4,
     "context": 4,
     "runners": 5,

@@ -1,8 +1,9 @@
 """Firing many events, and firing from asyncio code.
 
-``fire_many`` fires each event in turn and reports each one's outcome: a
-failing event (bad name, bad kwargs, storage refusal) is reported with its
-typed error and does not stop the others. ``afire``/``afire_many`` run the
+``fire_many`` fires the events of each session in one transaction, in
+order, and reports each event's outcome: a failing event (bad name, bad
+kwargs, storage refusal) is reported with its typed error and does not stop
+the others. ``afire``/``afire_many`` run the
 same in a worker thread (``asyncio.to_thread``), so an event loop (Django
 async views, FastAPI) is never blocked by storage or broker I/O.
 """
@@ -14,7 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidKwargs, TriggersError
+from ..errors import InvalidKwargs, InvalidName, TriggersError
+from ..runners import resolve_runner_class
 from ..state import Instance
 
 if TYPE_CHECKING:
@@ -47,16 +49,59 @@ def _unpack(number: int, event: Any) -> tuple[Any, Any, Mapping[str, Any] | None
 
 
 def fire_many(ext: Triggers, events: Iterable[Event]) -> list[FireResult]:
-    """Fire every event; one :class:`FireResult` per event, in order."""
-    results = []
+    """Fire every event; one :class:`FireResult` per event, in order.
+
+    The events of one session are fired in one transaction, in their order
+    (:meth:`TriggerManager.fire_each`): one commit per session instead of one
+    per event, and the messages of what they scheduled sent together. With a
+    runner that runs instances in the caller (eager), events are fired one by
+    one instead, so that each sees what the previous one ran."""
+    results: list[FireResult | None] = []
+    sessions: dict[str, list[tuple[int, str, Mapping[str, Any] | None]]] = {}
     for number, event in enumerate(events):
-        session = trigger = None
+        results.append(None)
         try:
             session, trigger, kwargs = _unpack(number, event)
-            results.append(FireResult(session, trigger, list(ext.fire(session, trigger, kwargs))))
         except TriggersError as exc:
-            results.append(FireResult(session, trigger, [], exc))
-    return results
+            results[number] = FireResult(None, None, [], exc)
+            continue
+        if not isinstance(session, str):
+            results[number] = FireResult(
+                session, trigger, [], InvalidName(f"event #{number}: {session!r} is not a UID")
+            )
+            continue
+        sessions.setdefault(session, []).append((number, trigger, kwargs))
+    one_by_one = _runs_in_caller(ext)
+    for uid, items in sessions.items():
+        try:
+            manager = ext.session(uid)
+            if one_by_one:
+                outcomes: list[Any] = [_one(manager, trigger, kwargs) for _, trigger, kwargs in items]
+            else:
+                outcomes = list(manager.fire_each([(trigger, kwargs) for _, trigger, kwargs in items]))
+        except TriggersError as exc:  # the session's storage refused: its events only
+            outcomes = [exc] * len(items)
+        for (number, trigger, _), outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, TriggersError):
+                results[number] = FireResult(uid, trigger, [], outcome)
+            else:
+                results[number] = FireResult(uid, trigger, list(outcome))
+    return [r for r in results if r is not None]
+
+
+def _one(manager: Any, trigger: Any, kwargs: Mapping[str, Any] | None) -> Any:
+    try:
+        return manager.fire(trigger, kwargs)
+    except TriggersError as exc:
+        return exc
+
+
+def _runs_in_caller(ext: Triggers) -> bool:
+    names = {ext.default_runner, *(c.using for c in ext.configs.values() if c.using)}
+    try:
+        return any(resolve_runner_class(name).runs_in_caller for name in names)
+    except TriggersError:
+        return True
 
 
 async def afire(ext: Triggers, session: str, trigger: str, kwargs: Mapping[str, Any] | None = None) -> list[Instance]:

@@ -59,6 +59,9 @@ class TaskRunner(abc.ABC):
 
     #: Name used by the ``using`` directive and ``triggers_runner`` setting.
     name: str = ""
+    #: Runs each instance before the caller's next operation (the eager
+    #: runner): ``fire_many`` then fires event by event, as a loop would.
+    runs_in_caller: bool = False
 
     def __init__(self, app: Celery):
         self.app = app

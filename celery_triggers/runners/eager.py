@@ -23,6 +23,7 @@ __all__ = ["EagerTaskRunner"]
 
 class EagerTaskRunner(TaskRunner):
     name = "eager"
+    runs_in_caller = True
 
     def __init__(self, app: Celery):
         super().__init__(app)
