@@ -202,21 +202,7 @@ class Bench:
         probe.triggers.configure({"t_single": {"after": ["single"], "run": "bench.done"}})
 
         def count(work: Callable[[], Any]) -> tuple[float, float]:
-            events = self._monitor(work)
-            commands = len(events)
-            trips = 0
-            in_multi: set[str] = set()
-            for client, command in events:
-                if client == "lua":
-                    continue
-                if command == "MULTI":
-                    in_multi.add(client)
-                elif command == "EXEC":
-                    in_multi.discard(client)
-                    trips += 1
-                elif client not in in_multi:
-                    trips += 1
-            return commands / n, trips / n
+            return self._count(work, n)
 
         def end_to_end() -> None:
             for _ in range(n):
@@ -234,6 +220,24 @@ class Bench:
             "round trips in fire() (producer)": fire_trips,
             "round trips in the worker (start + finish)": trips - fire_trips,
         }
+
+    def _count(self, work: Callable[[], Any], n: int) -> tuple[float, float]:
+        """Storage commands and round trips (see :meth:`round_trips`) per
+        unit of ``work`` that does ``n`` units."""
+        events = self._monitor(work)
+        trips = 0
+        in_multi: set[str] = set()
+        for client, command in events:
+            if client == "lua":
+                continue
+            if command == "MULTI":
+                in_multi.add(client)
+            elif command == "EXEC":
+                in_multi.discard(client)
+                trips += 1
+            elif client not in in_multi:
+                trips += 1
+        return len(events) / n, trips / n
 
     def _monitor(self, work: Callable[[], Any]) -> list[tuple[str, str]]:
         import threading
@@ -336,10 +340,17 @@ class Bench:
         began = time.perf_counter()
         asyncio.run(concurrent(total, 100))
         afire_rate = total / (time.perf_counter() - began)
+        counted = [(f"bulk-m{i % 100}", "nobody-listens", {"i": i}) for i in range(1_000)]
+        _, many_trips = self._count(lambda: app.triggers.fire_many(counted), len(counted))
+        _, loop_trips = self._count(lambda: [app.triggers.fire(*e) for e in counted], len(counted))
+        _, afire_trips = self._count(lambda: asyncio.run(concurrent(200, 100)), 200)
         return {
             f"fire() in a loop, {n} events over {n // 10} sessions (fires/s)": loop_rate,
             f"fire_many, the same {n} events (fires/s)": many_rate,
             "afire, 100 concurrent coroutines (fires/s)": afire_rate,
+            "round trips per event: fire() in a loop (MONITOR, 1,000 events over 100 sessions)": loop_trips,
+            "round trips per event: fire_many (the same 1,000 events)": many_trips,
+            "round trips per event: afire (200 events over 100 sessions)": afire_trips,
         }
 
     def footprint(self) -> dict[str, float]:
@@ -456,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\n| bulk and async firing (Redis, nobody listens) | value |")
     print("|---|---|")
     for name, value in bulk.items():
-        print(f"| {name} | {value:.0f} |")
+        print(f"| {name} | {value:.0f} |" if value >= 100 else f"| {name} | {value:.2f} |")
     print("\n| storage work per trigger task (Redis, counted with MONITOR) | value |")
     print("|---|---|")
     for name, value in trips.items():
