@@ -177,3 +177,34 @@ def test_fire_many_with_stale_knowledge_of_a_session_another_process_changed(
     assert [[i.name for i in r.scheduled] for r in results] == [["t_page#2"], ["t_page#3"], ["t_page#4"]]
     instances = mine.triggers.session("shared").instances
     assert [i.kwargs["page"].get("by") for i in instances.values()] == ["mine", "other", "bulk", "bulk", "bulk"]
+
+
+def test_concurrent_afire_calls_are_fired_together_and_each_gets_its_own_outcome(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _hold_app(f"{redis_server.url}?prefix={unique_prefix()}")
+    for s in range(10):
+        app.triggers.fire(f"s{s}", "start")
+    backend = app.triggers.storage
+    transactions: list[str] = []
+    real = backend.transaction
+
+    def counted(uid: str, *args: Any, **kwargs: Any) -> Any:
+        transactions.append(uid)
+        return real(uid, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "transaction", counted)
+
+    async def main() -> list[Any]:
+        calls = [app.triggers.afire(f"s{n % 10}", "page", {"n": n}) for n in range(100)]
+        calls.append(app.triggers.afire("s0", "   "))  # refused: only this caller sees the error
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    outcomes = asyncio.run(main())
+    assert isinstance(outcomes[-1], InvalidName)
+    assert all(len(o) == 1 for o in outcomes[:-1]), outcomes[:3]
+    assert len(transactions) <= 20, f"{len(transactions)} transactions for 100 events over 10 sessions"
+    monkeypatch.undo()
+    for s in range(10):
+        pages = [i.kwargs["page"]["n"] for i in app.triggers.session(f"s{s}").instances.values()]
+        assert sorted(pages) == list(range(s, 100, 10))

@@ -3,14 +3,16 @@
 ``fire_many`` fires the events of each session in one transaction, in
 order, and reports each event's outcome: a failing event (bad name, bad
 kwargs, storage refusal) is reported with its typed error and does not stop
-the others. ``afire``/``afire_many`` run the
-same in a worker thread (``asyncio.to_thread``), so an event loop (Django
-async views, FastAPI) is never blocked by storage or broker I/O.
+the others. ``afire``/``afire_many`` run the same in a worker thread
+(``asyncio.to_thread``), so an event loop (Django async views, FastAPI) is
+never blocked by storage or broker I/O; concurrent ``afire`` calls are
+gathered into one ``fire_many`` per thread hop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -105,8 +107,67 @@ def _runs_in_caller(ext: Triggers) -> bool:
 
 
 async def afire(ext: Triggers, session: str, trigger: str, kwargs: Mapping[str, Any] | None = None) -> list[Instance]:
-    """:meth:`Triggers.fire` without blocking the event loop."""
-    return list(await asyncio.to_thread(ext.fire, session, trigger, kwargs))
+    """:meth:`Triggers.fire` without blocking the event loop.
+
+    Calls made while a batch is in flight (e.g. from concurrent request
+    handlers) are collected and fired together with :func:`fire_many` in one
+    worker thread; each call gets its own result or typed error."""
+    batcher = _batchers.get(asyncio.get_running_loop())
+    if batcher is None:
+        batcher = _batchers[asyncio.get_running_loop()] = _Batcher()
+    return await batcher.submit(ext, (session, trigger, kwargs))
+
+
+class _Batcher:
+    """The pending ``afire`` calls of one event loop, flushed one batch at a
+    time: while a batch runs in its thread, new calls gather into the next."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Triggers, Event, asyncio.Future[list[Instance]]]] = []
+        self.running = False
+
+    def submit(self, ext: Triggers, event: Event) -> asyncio.Future[list[Instance]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Instance]] = loop.create_future()
+        self.pending.append((ext, event, future))
+        if not self.running:
+            self.running = True
+            loop.call_soon(lambda: loop.create_task(self._flush()))  # after the other ready callers submitted
+        return future
+
+    async def _flush(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                by_app: dict[int, list[tuple[Triggers, Event, asyncio.Future[list[Instance]]]]] = {}
+                for item in batch:
+                    by_app.setdefault(id(item[0]), []).append(item)
+                for items in by_app.values():
+                    await self._fire(items)
+        finally:
+            self.running = False
+
+    @staticmethod
+    async def _fire(items: list[tuple[Triggers, Event, asyncio.Future[list[Instance]]]]) -> None:
+        try:
+            results = await asyncio.to_thread(fire_many, items[0][0], [event for _, event, _ in items])
+        except BaseException as exc:  # handed to every waiting caller
+            for _, _, future in items:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise  # cancelled, or the interpreter is exiting
+            return
+        for (_, _, future), result in zip(items, results, strict=True):
+            if future.done():  # the caller was cancelled
+                continue
+            if result.error is not None:
+                future.set_exception(result.error)
+            else:
+                future.set_result(result.scheduled)
+
+
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batcher] = weakref.WeakKeyDictionary()
 
 
 async def afire_many(ext: Triggers, events: Iterable[Event]) -> list[FireResult]:
