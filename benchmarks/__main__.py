@@ -330,16 +330,22 @@ class Bench:
         many_rate = n / (time.perf_counter() - began)
         assert all(r.ok for r in results)
 
-        async def concurrent(total: int, width: int) -> None:
+        async def concurrent(total: int, width: int, sessions: int = 100) -> None:
             for start in range(0, total, width):
                 await asyncio.gather(
-                    *(app.triggers.afire(f"bulk-a{i % 100}", "nobody-listens") for i in range(start, start + width))
+                    *(
+                        app.triggers.afire(f"bulk-a{i % sessions}", "nobody-listens")
+                        for i in range(start, start + width)
+                    )
                 )
 
         total = 500 if self.quick else 5_000
         began = time.perf_counter()
         asyncio.run(concurrent(total, 100))
         afire_rate = total / (time.perf_counter() - began)
+        began = time.perf_counter()
+        asyncio.run(concurrent(total, 100, sessions=10))
+        afire_few_rate = total / (time.perf_counter() - began)
         counted = [(f"bulk-m{i % 100}", "nobody-listens", {"i": i}) for i in range(1_000)]
         _, many_trips = self._count(lambda: app.triggers.fire_many(counted), len(counted))
         _, loop_trips = self._count(lambda: [app.triggers.fire(*e) for e in counted], len(counted))
@@ -347,7 +353,8 @@ class Bench:
         return {
             f"fire() in a loop, {n} events over {n // 10} sessions (fires/s)": loop_rate,
             f"fire_many, the same {n} events (fires/s)": many_rate,
-            "afire, 100 concurrent coroutines (fires/s)": afire_rate,
+            "afire, 100 concurrent coroutines over 100 sessions (fires/s)": afire_rate,
+            "afire, 100 concurrent coroutines over 10 sessions (fires/s)": afire_few_rate,
             "round trips per event: fire() in a loop (MONITOR, 1,000 events over 100 sessions)": loop_trips,
             "round trips per event: fire_many (the same 1,000 events)": many_trips,
             "round trips per event: afire (200 events over 100 sessions)": afire_trips,
