@@ -108,6 +108,19 @@ def _hold_app(storage: str) -> Any:
     return app
 
 
+def _count_transactions(backend: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The session UID of every transaction ``backend`` opens from now on."""
+    transactions: list[str] = []
+    real = backend.transaction
+
+    def counted(uid: str, *args: Any, **kwargs: Any) -> Any:
+        transactions.append(uid)
+        return real(uid, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "transaction", counted)
+    return transactions
+
+
 def _state(app: Any, uid: str) -> dict[str, tuple[str, Any]]:
     return {n: (i.status.value, i.kwargs) for n, i in app.triggers.session(uid).instances.items()}
 
@@ -122,14 +135,7 @@ def test_fire_many_gives_a_loops_result_with_one_transaction_per_session(
     looped = list(Hold.sent)
     Hold.sent.clear()
     backend = app.triggers.storage
-    transactions: list[str] = []
-    real = backend.transaction
-
-    def counted(uid: str, *args: Any, **kwargs: Any) -> Any:
-        transactions.append(uid)
-        return real(uid, *args, **kwargs)
-
-    monkeypatch.setattr(backend, "transaction", counted)
+    transactions = _count_transactions(backend, monkeypatch)
     results = app.triggers.fire_many([(f"bulk-{uid}", trigger, *kwargs) for uid, trigger, *kwargs in EVENTS])
     assert sorted(transactions) == ["bulk-a", "bulk-b", "bulk-c"], "one transaction per session"
     monkeypatch.undo()
@@ -186,14 +192,7 @@ def test_concurrent_afire_calls_are_fired_together_and_each_gets_its_own_outcome
     for s in range(10):
         app.triggers.fire(f"s{s}", "start")
     backend = app.triggers.storage
-    transactions: list[str] = []
-    real = backend.transaction
-
-    def counted(uid: str, *args: Any, **kwargs: Any) -> Any:
-        transactions.append(uid)
-        return real(uid, *args, **kwargs)
-
-    monkeypatch.setattr(backend, "transaction", counted)
+    transactions = _count_transactions(backend, monkeypatch)
 
     async def main() -> list[Any]:
         calls = [app.triggers.afire(f"s{n % 10}", "page", {"n": n}) for n in range(100)]
