@@ -4,6 +4,7 @@ test_django_browser.py)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -228,3 +229,28 @@ def test_purge_deletes_what_is_old_and_idle_and_its_check_is_no_change(
     assert app.triggers.purge(60) == ["old"]
     assert [s.uid for s in Session.objects.using(alias).all()] == ["recent"]
     assert not TaskInstance.objects.using(alias).filter(session__uid="old").exists()
+
+
+def test_bad_django_db_urls_and_an_unconfigured_django_are_typed_errors(django_caches: dict[str, Any]) -> None:
+    import subprocess
+    import sys
+
+    from celery_triggers import InvalidStorageURL
+    from celery_triggers.storage import resolve_storage
+
+    from .conftest import ROOT
+
+    with pytest.raises(InvalidStorageURL, match=r"no database 'nope' in settings\.DATABASES"):
+        resolve_storage("django-db://nope")
+    with pytest.raises(InvalidStorageURL, match=r"unknown option\(s\) \['colour'\]"):
+        resolve_storage("django-db://default?colour=blue")
+    code = (
+        "from celery_triggers.storage import resolve_storage\n"
+        "from celery_triggers import ConfigurationError\n"
+        "try:\n    resolve_storage('django-db://')\n"
+        "except ConfigurationError as exc:\n    print('refused:', exc)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "refused: django-db:// needs a configured Django project" in out.stdout

@@ -39,18 +39,29 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connections, transaction
-from django.db.models import Q
-from django.utils import timezone
-
 from ..._json import dumps, loads
 from ...engine import Needs
-from ...errors import InvalidStorageURL, StorageError, StorageUnavailable
+from ...errors import ConfigurationError, InvalidStorageURL, StorageError, StorageUnavailable
 from ...state import Instance, Status
 from ...storage import mask_url
 from ...storage.base import Conflict, Prefetch, Raw, SessionTxn, StorageBackend, check_uid
 from ...storage.records import decode_instance
-from .models import Session, TaskInstance, TaskRecord, TriggerRecord, Waiting
+
+try:
+    from django.core.exceptions import AppRegistryNotReady, ImproperlyConfigured
+    from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connections, transaction
+    from django.db.models import Q
+    from django.utils import timezone
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("the django-db storage needs Django: pip install 'celery-triggers[django]'") from exc
+try:
+    from .models import Session, TaskInstance, TaskRecord, TriggerRecord, Waiting
+except (ImproperlyConfigured, AppRegistryNotReady, RuntimeError) as exc:
+    raise ConfigurationError(
+        "django-db:// needs a configured Django project with 'celery_triggers.contrib.django' in "
+        "INSTALLED_APPS: set DJANGO_SETTINGS_MODULE and call django.setup() first (a worker started "
+        f"with Celery's Django fix-up does) ({exc})"
+    ) from None
 
 __all__ = ["DjangoDBStorage"]
 
