@@ -254,3 +254,17 @@ def test_bad_django_db_urls_and_an_unconfigured_django_are_typed_errors(django_c
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "refused: django-db:// needs a configured Django project" in out.stdout
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")  # only read here: no connection is made
+def test_an_in_memory_sqlite_database_is_refused_by_workers(django_caches: dict[str, Any]) -> None:
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    from celery_triggers.storage import resolve_storage
+
+    assert resolve_storage("django-db://default").process_local_reason() is None
+    memory = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+    with override_settings(DATABASES={**settings.DATABASES, "mem": memory}):
+        reason = resolve_storage("django-db://mem").process_local_reason()
+    assert reason is not None and "in-memory SQLite" in reason

@@ -186,12 +186,16 @@ class DjangoDBStorage(StorageBackend):
                 f"django-db storage {mask_url(url)!r}: no database {self.alias!r} in settings.DATABASES "
                 f"(known: {known})"
             )
-        apps = settings.INSTALLED_APPS
-        if "celery_triggers.contrib.django" not in apps and not any("celery_triggers" in a for a in apps):
-            raise InvalidStorageURL(
-                f"django-db storage {mask_url(url)!r}: add 'celery_triggers.contrib.django' to INSTALLED_APPS "
-                "and run manage.py migrate"
-            )
+        # The app itself is checked on import: the models need it in INSTALLED_APPS.
+
+    def process_local_reason(self) -> str | None:
+        from django.conf import settings
+
+        database = settings.DATABASES[self.alias]
+        name = str(database.get("NAME") or "")
+        if "sqlite" in str(database.get("ENGINE", "")) and (name == ":memory:" or "mode=memory" in name):
+            return f"django-db://{self.alias} is an in-memory SQLite database: it lives in one process"
+        return None
 
     # -- transactions -------------------------------------------------------
     def _prepare(self, uid: str) -> Any:
