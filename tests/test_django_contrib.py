@@ -268,3 +268,30 @@ def test_an_in_memory_sqlite_database_is_refused_by_workers(django_caches: dict[
     with override_settings(DATABASES={**settings.DATABASES, "mem": memory}):
         reason = resolve_storage("django-db://mem").process_local_reason()
     assert reason is not None and "in-memory SQLite" in reason
+
+
+def test_the_admin_lists_and_acts_on_the_database_the_app_keeps_sessions_in(
+    users: dict[str, Any], eager: Celery, request: pytest.FixtureRequest
+) -> None:
+    from django.test.utils import override_settings
+
+    import tests.django_app
+
+    from .conftest import make_app
+
+    on_pg = make_app(fresh_django_db(request, "pg"))
+    on_pg.triggers.configure({"t_x": {"after": ["a", "b"], "run": "tests.x"}})
+    tests.django_app.pg_app = on_pg  # type: ignore[attr-defined]  # a project whose sessions live in "pg"
+    eager.triggers.fire("in-default", "applied", {"ok": True})
+    on_pg.triggers.fire("in-pg", "a")
+    boss = _client(users["boss"])
+    with override_settings(CELERY_TRIGGERS_APP="tests.django_app:pg_app"):
+        listed = [s.uid for s in boss.get("/admin/celery_triggers/session/").context["cl"].result_list]
+        assert listed == ["in-pg"]
+        from celery_triggers.contrib.django.models import Session
+
+        pk = Session.objects.using("pg").get(uid="in-pg").pk
+        assert 'data-instance="t_x#0" data-status="unstarted"' in boss.get(_page(pk)).content.decode()
+        assert _post(boss, pk, "delete").status_code == 302
+    assert not Session.objects.using("pg").filter(uid="in-pg").exists()
+    assert Session.objects.using("default").filter(uid="in-default").exists()

@@ -6,15 +6,32 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ...errors import ConfigurationError
+from ...errors import ConfigurationError, TriggersError
 from ...host import installed
 from ...manager import TriggerManager
 from .integration import install
 from .models import Session
 
-__all__ = ["ACTIONS", "manager_for", "run_action"]
+__all__ = ["ACTIONS", "database_alias", "manager_for", "run_action"]
 
 ACTIONS = ("replay", "skip", "redispatch", "recover", "delete")
+
+
+def database_alias() -> str:
+    """The database the project's Celery app keeps sessions in (its
+    ``django-db://<alias>`` storage), else ``default``: what the admin lists."""
+    from .storage import DjangoDBStorage
+
+    app = install()
+    host: Any = installed(app) if app is not None else None
+    if host is not None:
+        try:
+            storage = host.storage
+        except (TriggersError, ImportError):  # a storage this process cannot open: list the default database
+            return "default"
+        if isinstance(storage, DjangoDBStorage):
+            return storage.alias
+    return "default"
 
 
 def manager_for(session: Session) -> TriggerManager:

@@ -33,7 +33,7 @@ from django.views.decorators.http import require_POST
 
 from ...errors import TriggersError
 from ...state import RESOLVED, Status
-from .actions import ACTIONS, manager_for, run_action
+from .actions import ACTIONS, database_alias, manager_for, run_action
 from .models import Session
 
 __all__ = ["SessionAdmin"]
@@ -93,6 +93,7 @@ class SessionAdmin(admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
+            .using(database_alias())
             .annotate(
                 n_instances=Count("instances"),
                 n_failed=Count("instances", filter=Q(instances__status=Status.FAILED.value)),
@@ -144,7 +145,7 @@ class SessionAdmin(admin.ModelAdmin):
 
     # -- actions --------------------------------------------------------------
     def action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
-        session = get_object_or_404(Session, pk=object_id)
+        session = get_object_or_404(Session.objects.using(database_alias()), pk=object_id)
         if action not in ACTIONS:
             raise PermissionDenied
         allowed = (
