@@ -64,6 +64,17 @@ def test_unknown_runner_names_are_typed_errors_naming_the_culprit() -> None:
     assert app.triggers.configs == {}
 
 
+def test_a_runner_can_be_named_by_dotted_path_and_must_be_a_runner() -> None:
+    from .runner_plugin import RecordingRunner
+
+    assert resolve_runner_class("tests.runner_plugin:RecordingRunner") is RecordingRunner
+    assert resolve_runner_class("tests.runner_plugin.RecordingRunner") is RecordingRunner
+    with pytest.raises(UnknownRunner, match=r"'tests\.runner_plugin:SENT' is a list, not a TaskRunner subclass"):
+        resolve_runner_class("tests.runner_plugin:SENT")
+    with pytest.raises(UnknownRunner, match=r"no task runner named 'tests\.no_such_module:Runner'"):
+        resolve_runner_class("tests.no_such_module:Runner")
+
+
 def test_the_default_runner_comes_from_the_app_settings() -> None:
     app = make_app(runner="celery")
     assert app.triggers.default_runner == "celery"

@@ -49,5 +49,6 @@ def resolve_runner_class(name: str) -> type[TaskRunner]:
             f"no task runner named {name!r} (known: {', '.join(runner_names())}; or a dotted path, 'module:Class')"
         )
     if not (isinstance(cls, type) and issubclass(cls, TaskRunner)):
-        raise UnknownRunner(f"{name!r} is {cls!r}, not a TaskRunner subclass")
+        what = cls.__name__ if isinstance(cls, type) else f"a {type(cls).__name__}"
+        raise UnknownRunner(f"{name!r} is {what}, not a TaskRunner subclass")
     return cls
