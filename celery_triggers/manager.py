@@ -236,10 +236,7 @@ class TriggerManager(OperatorActions, SessionInspection):
                     changes, refused = exc.changes, exc
                 for (number, trigger, kwargs), ready in zip(checked, scheduled, strict=True):
                     instances = [changes.instances[name] for name in ready]
-                    trigger_fired.send(
-                        sender=self, session_uid=self.uid, trigger=trigger, kwargs=kwargs, scheduled=list(ready)
-                    )
-                    self._post_fire(trigger, instances)
+                    self._announce(trigger, kwargs, instances)
                     lost = refused is not None and set(ready) & set(refused.instances)
                     results[number] = refused if lost and refused is not None else Fired(instances, self)
         return [r for r in results if r is not None]
@@ -258,11 +255,15 @@ class TriggerManager(OperatorActions, SessionInspection):
         """Signal and hook each trigger the operation fired (at most one)."""
         scheduled = [changes.instances[name] for name in changes.ready]
         for trigger in changes.fired:
-            trigger_fired.send(
-                sender=self, session_uid=self.uid, trigger=trigger, kwargs=kwargs, scheduled=[i.name for i in scheduled]
-            )
-            self._post_fire(trigger, scheduled)
+            self._announce(trigger, kwargs, scheduled)
         return scheduled
+
+    def _announce(self, trigger: str, kwargs: dict[str, Any], scheduled: list[Instance]) -> None:
+        """``trigger_fired``, then the ``_post_fire`` hook, for one committed fire."""
+        trigger_fired.send(
+            sender=self, session_uid=self.uid, trigger=trigger, kwargs=kwargs, scheduled=[i.name for i in scheduled]
+        )
+        self._post_fire(trigger, scheduled)
 
     # -- the worker protocol (celery_triggers.integration.protocol) ---------
     def _instance_op(

@@ -344,7 +344,7 @@ def graph(ctx: click.Context, session: str | None, fmt: str) -> None:
     colour, fired triggers filled and unfired ones dashed, and a legend."""
     from ..analysis import workflow
     from .graph import to_dot, to_mermaid
-    from .views import task_status
+    from .views import task_statuses
 
     ext = _extension(ctx)
     fired: set[str] | None = None
@@ -354,12 +354,7 @@ def graph(ctx: click.Context, session: str | None, fmt: str) -> None:
         manager = _existing_session(ctx, session)
         configs, snapshot = manager.overview()
         fired = {name for name, record in snapshot.triggers.items() if record.count > 0}
-        instances = list(manager.instances.values())
-        statuses = {}
-        for name in configs:
-            status = task_status([i for i in instances if i.task == name])
-            if status:
-                statuses[name] = status
+        statuses = task_statuses(configs, manager.instances.values())
     flow = workflow(configs)
     click.echo((to_dot if fmt == "dot" else to_mermaid)(flow, statuses, fired), nl=False)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from ..errors import CorruptSession
@@ -31,6 +32,16 @@ def task_status(instances: list[Instance]) -> str | None:
         if status in statuses:
             return status
     return None
+
+
+def task_statuses(tasks: Iterable[str], instances: Iterable[Instance]) -> dict[str, str]:
+    """Each task's most urgent status among its instances (the graph's
+    colour), for the tasks that have an instance."""
+    by_task: dict[str, list[Instance]] = {}
+    for instance in instances:
+        by_task.setdefault(instance.task, []).append(instance)
+    found = {task: task_status(by_task.get(task, [])) for task in tasks}
+    return {task: status for task, status in found.items() if status}
 
 
 def _summary(instance: Instance) -> str:

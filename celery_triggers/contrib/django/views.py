@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...analysis import workflow
-from ...cli.views import task_status
+from ...cli.views import task_statuses
 from ...errors import TriggersError
 from ...state import Instance, Status
 from .actions import manager_for
@@ -53,11 +53,7 @@ def session_context(session: Session) -> dict[str, Any]:
         instances = list(manager.instances.values())
     except TriggersError as exc:
         return {"problem": str(exc), "rows": [], "graph": "", "fired": []}
-    statuses = {}
-    for name in configs:
-        status = task_status([i for i in instances if i.task == name])
-        if status:
-            statuses[name] = status
+    statuses = task_statuses(configs, instances)
     fired = {name: record for name, record in snapshot.triggers.items() if record.count > 0}
     return {
         "problem": "",
