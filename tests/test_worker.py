@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -24,19 +25,20 @@ def uid() -> str:
     return f"w-{uuid.uuid4().hex[:10]}"
 
 
+def run_example(module: str, *args: str, **env: str) -> tuple[str, dict[str, Any]]:
+    """``python -m <module> [args] --json`` as a user runs it (it starts its
+    own worker), with ``env`` added (and no DJANGO_SETTINGS_MODULE of ours):
+    its output and the instances it printed last, as JSON."""
+    environ = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    cmd = [sys.executable, "-m", module, *(args or ("--seed", "7")), "--json"]
+    proc = subprocess.run(cmd, cwd=ROOT, env={**environ, **env}, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def test_survey_example_runs_on_a_real_worker(tmp_path: Path) -> None:
     """The README's example, exactly as a user runs it (with its own worker)."""
-    env = {**os.environ, "SURVEY_DATA": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "examples.survey", "--seed", "7", "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    instances = json.loads(proc.stdout.strip().splitlines()[-1])
+    _, instances = run_example("examples.survey", SURVEY_DATA=str(tmp_path))
     assert {n: i["status"] for n, i in instances.items()} == {
         "t_computeScore#0": "finished",
         "t_createApplicant#0": "finished",
@@ -52,25 +54,14 @@ def test_survey_example_runs_on_a_real_worker(tmp_path: Path) -> None:
 def test_django_shop_example_runs_on_a_real_worker_with_its_sessions_in_the_database(tmp_path: Path) -> None:
     """``python -m examples.django_shop``: a Django project with no servers
     (SQLite, the filesystem broker), its own worker, django-db://."""
-    env = {**os.environ, "SHOP_DATA": str(tmp_path)}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "examples.django_shop", "--seed", "1", "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    instances = json.loads(proc.stdout.strip().splitlines()[-1])
+    stdout, instances = run_example("examples.django_shop", "--seed", "1", SHOP_DATA=str(tmp_path))
     assert {n: i["status"] for n, i in instances.items()} == {
         "t_chargePayment#0": "finished",
         "t_reserveStock#0": "finished",
         "t_ship#0": "finished",
     }
     assert instances["t_ship#0"]["result"] == "order O-1001 shipped: 3 items, 31.50 EUR charged"
-    assert "/admin/celery_triggers/session/1/change/" in proc.stdout
+    assert "/admin/celery_triggers/session/1/change/" in stdout
     import sqlite3
 
     with sqlite3.connect(tmp_path / "shop.sqlite3") as db:  # the sessions are rows of the project's database
