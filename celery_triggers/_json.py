@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidKwargs
+
+orjson: Any
+try:  # optional (the ``fast`` extra): the same JSON, encoded and decoded in C
+    import orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    orjson = None
 
 __all__ = [
     "MAX_DEPTH",
@@ -29,18 +36,55 @@ MAX_DEPTH = 100
 MAX_KWARGS_BYTES = 1024 * 1024
 
 
-def dumps(value: Any) -> str:
+#: A run of 19 digits: an integer orjson would decode as a float (beyond 64
+#: bits), or a long mantissa; such texts are decoded by the json module.
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+#: Sorted keys; dates and dataclasses refused (handed to the json module), as it does.
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS if orjson else 0
+)
+
+
+def _json_dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
 
 
+def dumps(value: Any) -> str:
+    """Compact JSON with sorted keys; NaN and infinities are refused.
+
+    With orjson installed, encoded by orjson, except what it encodes
+    otherwise than the json module: integers beyond 64 bits (it refuses
+    them) and NaN (it writes ``null``): any text holding ``null`` is
+    re-encoded by the json module, which refuses NaN. Non-ASCII characters
+    are then written as UTF-8 rather than escaped; both decode the same."""
+    if orjson is not None:
+        try:
+            out: bytes = orjson.dumps(value, option=_ORJSON_OPTIONS)
+        except TypeError:
+            return _json_dumps(value)  # its error, or its encoding of what orjson refuses
+        if b"null" not in out:
+            return out.decode()
+    return _json_dumps(value)
+
+
 def loads(text: str | bytes) -> Any:
+    """Decode JSON (orjson when installed, except texts with a 19-digit run,
+    which orjson would decode to a float where the json module gives the
+    exact integer)."""
+    if orjson is not None:
+        raw = text.encode() if isinstance(text, str) else text
+        if not _LONG_NUMBER.search(raw):
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                pass  # the json module's error, named as before (or NaN, which it reads)
     return json.loads(text)
 
 
 def check_json(value: Any, *, what: str) -> None:
     """Raise ``TypeError`` naming ``what`` when ``value`` is not plain JSON."""
     try:
-        dumps(value)
+        _json_dumps(value)  # the json module's verdict, orjson or not
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{what} must be JSON-serializable: {exc}") from None
 
@@ -89,6 +133,11 @@ def _check_shape(value: Any, what: str) -> None:
         else:
             if isinstance(item, str) and not _valid_unicode(item):
                 raise InvalidKwargs(f"{what}: a lone surrogate at {path or 'the top'} is not valid Unicode")
+            if item is not None and not isinstance(item, (str, int, float)):  # as the json module says
+                raise InvalidKwargs(
+                    f"{what}: kwargs must be JSON-serializable: Object of type {type(item).__name__} "
+                    f"is not JSON serializable (at {path or 'the top'})"
+                )
             continue
         if children and depth >= MAX_DEPTH:
             raise InvalidKwargs(f"{what}: nested more than {MAX_DEPTH} levels deep (at {path or 'the top'})")
@@ -114,7 +163,9 @@ def normalize_kwargs(
         text = dumps(dict(kwargs))
     except (TypeError, ValueError) as exc:
         raise InvalidKwargs(f"{what}: kwargs must be JSON-serializable: {exc}") from None
-    size = len(text)  # ASCII: non-ASCII characters are escaped
+    size = len(text)
+    if not text.isascii() or "\x7f" in text or size > max_bytes * 0.9:  # as json writes it (escaping those)
+        size = len(_json_dumps(dict(kwargs)))
     if size > max_bytes:
         raise InvalidKwargs(f"{what}: kwargs encode to {size} bytes, more than {max_bytes} (triggers_max_kwargs_bytes)")
     result: dict[str, Any] = loads(text)
