@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
 
-__all__ = ["Fired", "TriggerManager", "error_metadata", "host_of"]
+__all__ = ["EachPlan", "Fired", "TriggerManager", "error_metadata", "host_of"]
 
 #: Nesting depth of manager operations in this thread (a hook may fire).
 _depth = threading.local()
@@ -51,6 +51,29 @@ class Fired(list[Instance]):
     def wait(self, timeout: float = 30.0, *, until: str = "idle", interval: float = 0.2) -> dict[str, Instance]:
         """:meth:`TriggerManager.wait` on the session fired into."""
         return self.session.wait(timeout, until=until, interval=interval)
+
+
+class EachPlan:
+    """:meth:`TriggerManager.fire_each` split at its transaction (see
+    :meth:`TriggerManager.plan_each`)."""
+
+    def __init__(self, count: int):
+        self.results: list[Fired | TriggersError | None] = [None] * count
+        #: (event number, trigger, normalised kwargs) of the events that passed the edge checks.
+        self.checked: list[tuple[int, str, dict[str, Any]]] = []
+        #: Per checked event, the instances it scheduled (set by the body).
+        self.scheduled: list[list[str]] = []
+        self.body: Callable[[SessionTxn], tuple[Changes, Configuration]] | None = None
+        self.prefetch: tuple[Any, ...] = ()
+
+    def failed(self, exc: TriggersError) -> list[Fired | TriggersError]:
+        """The transaction was refused: every checked event fails with ``exc``."""
+        for number, _, _ in self.checked:
+            self.results[number] = exc
+        return self.outcomes()
+
+    def outcomes(self) -> list[Fired | TriggersError]:
+        return [r for r in self.results if r is not None]
 
 
 class TriggerManager(OperatorActions, SessionInspection):
@@ -116,6 +139,19 @@ class TriggerManager(OperatorActions, SessionInspection):
     ) -> tuple[Changes, Configuration]:
         """Load what ``operation`` needs, run it, assign task ids, commit,
         then signal and dispatch. Returns the changes and the configs used."""
+        body, first_reads = self._transaction(needs, operation, prefetch)
+        changes, configs = self.storage.atomic(body, first_reads, resume=resume)
+        self._committed(changes, configs)
+        return changes, configs
+
+    def _transaction(
+        self,
+        needs: Callable[[Mapping[str, TaskConfig]], engine.Needs],
+        operation: Operation,
+        prefetch: tuple[str, ...] = (),
+    ) -> tuple[Callable[[SessionTxn], tuple[Changes, Configuration]], tuple[Any, ...]]:
+        """The transaction body of an operation (pure but for storage: it may
+        run several times) and what to read with its first read."""
 
         def body(txn: SessionTxn) -> tuple[Changes, Configuration]:
             configs = self._configs(txn)
@@ -128,13 +164,16 @@ class TriggerManager(OperatorActions, SessionInspection):
         # Read up front what the app-wide configuration says the operation will
         # need (a session's own configs may need more: read lazily then).
         guess = needs(self.extension.configs)
-        changes, configs = self.storage.atomic(body, (*prefetch, *guess.waiting), resume=resume)
+        return body, (*prefetch, *guess.waiting)
+
+    def _committed(self, changes: Changes, configs: Configuration) -> None:
+        """After the commit: signal and dispatch (a refused message raises
+        :class:`DispatchError` carrying the committed changes)."""
         try:
             self._after_commit(changes, configs)
         except DispatchError as exc:
             exc.changes = changes  # committed: the caller still signals what it fired
             raise
-        return changes, configs
 
     @contextmanager
     def _signalled_on_dispatch_error(self, kwargs: dict[str, Any]) -> Iterator[None]:
@@ -205,16 +244,30 @@ class TriggerManager(OperatorActions, SessionInspection):
         event: what it scheduled, or the typed error of an event refused at
         the edge (bad name or kwargs; the others still fire), or the
         :class:`DispatchError` naming its instances the broker refused."""
-        results: list[Fired | TriggersError | None] = [None] * len(events)
-        checked: list[tuple[int, str, dict[str, Any]]] = []
+        plan = self.plan_each(events)
+        if plan.body is not None:
+            with self._batch():
+                try:
+                    changes, configs = self.storage.atomic(plan.body, plan.prefetch)
+                except TriggersError as exc:
+                    return plan.failed(exc)
+                return self.each_committed(plan, changes, configs)
+        return plan.outcomes()
+
+    def plan_each(self, events: Sequence[tuple[str, Mapping[str, Any] | None]]) -> EachPlan:
+        """:meth:`fire_each` before its transaction: the events checked at
+        the edge, and the transaction body (None when no event is valid).
+        Bulk firing runs the bodies of many sessions together
+        (:meth:`StorageBackend.run_many`), then :meth:`each_committed`."""
+        plan = EachPlan(len(events))
         max_bytes = self.extension.max_kwargs_bytes  # one settings lookup, not one per event
         for number, (trigger_name, trigger_kwargs) in enumerate(events):
             try:
-                checked.append((number, *self._checked_fire(trigger_name, trigger_kwargs, max_bytes)))
+                plan.checked.append((number, *self._checked_fire(trigger_name, trigger_kwargs, max_bytes)))
             except TriggersError as exc:
-                results[number] = exc
-        if checked:
-            scheduled: list[list[str]] = []
+                plan.results[number] = exc
+        if plan.checked:
+            checked = plan.checked
 
             def needs(configs: Mapping[str, TaskConfig]) -> engine.Needs:
                 found = engine.Needs()
@@ -223,23 +276,28 @@ class TriggerManager(OperatorActions, SessionInspection):
                 return found
 
             def operation(snap: Snapshot, configs: Mapping[str, TaskConfig]) -> Changes:
-                changes, scheduled[:] = engine.fire_each(snap, configs, [(n, k) for _, n, k in checked], time.time())
+                changes, plan.scheduled[:] = engine.fire_each(
+                    snap, configs, [(n, k) for _, n, k in checked], time.time()
+                )
                 return changes
 
-            refused: DispatchError | None = None
-            with self._batch():
-                try:
-                    changes, _ = self._apply(needs, operation)
-                except DispatchError as exc:
-                    if exc.changes is None:
-                        raise
-                    changes, refused = exc.changes, exc
-                for (number, trigger, kwargs), ready in zip(checked, scheduled, strict=True):
-                    instances = [changes.instances[name] for name in ready]
-                    self._announce(trigger, kwargs, instances)
-                    lost = refused is not None and set(ready) & set(refused.instances)
-                    results[number] = refused if lost and refused is not None else Fired(instances, self)
-        return [r for r in results if r is not None]
+            plan.body, plan.prefetch = self._transaction(needs, operation)
+        return plan
+
+    def each_committed(self, plan: EachPlan, changes: Changes, configs: Configuration) -> list[Fired | TriggersError]:
+        """:meth:`fire_each` after its commit: signal, dispatch, announce each event."""
+        refused: DispatchError | None = None
+        with self._batch():
+            try:
+                self._committed(changes, configs)
+            except DispatchError as exc:
+                refused = exc
+            for (number, trigger, kwargs), ready in zip(plan.checked, plan.scheduled, strict=True):
+                instances = [changes.instances[name] for name in ready]
+                self._announce(trigger, kwargs, instances)
+                lost = refused is not None and set(ready) & set(refused.instances)
+                plan.results[number] = refused if lost and refused is not None else Fired(instances, self)
+        return plan.outcomes()
 
     def _checked_fire(
         self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None, max_bytes: int | None = None

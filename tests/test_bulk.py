@@ -9,6 +9,8 @@ import pytest
 
 from celery_triggers import DispatchError, InvalidKwargs, InvalidName, Status
 from celery_triggers.runners import Dispatch, TaskRunner
+from celery_triggers.storage import redis_batch
+from celery_triggers.storage.redis import RedisStorage
 
 from .conftest import make_app, unique_prefix
 from .servers import RedisServer
@@ -108,8 +110,11 @@ def _hold_app(storage: str) -> Any:
     return app
 
 
-def _count_transactions(backend: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The session UID of every transaction ``backend`` opens from now on."""
+def _count_transactions(backend: Any, monkeypatch: pytest.MonkeyPatch, uids: Any = ()) -> list[str]:
+    """The session UID of every transaction ``backend`` runs from now on:
+    alone (``transaction``) or, on Redis, as a commit in a pipeline of
+    several sessions' transactions (``uids``: the sessions to name; the
+    pipelines are counted in ``pipelines``)."""
     transactions: list[str] = []
     real = backend.transaction
 
@@ -118,7 +123,45 @@ def _count_transactions(backend: Any, monkeypatch: pytest.MonkeyPatch) -> list[s
         return real(uid, *args, **kwargs)
 
     monkeypatch.setattr(backend, "transaction", counted)
+    if isinstance(backend, RedisStorage):
+        commits = _count_commits(backend, monkeypatch)
+        names = {backend.keys(uid)[0]: uid for uid in uids}
+
+        class Named(list[str]):
+            def __iter__(self) -> Any:
+                return iter([*transactions, *(names.get(keys[0], keys[0]) for keys, _ in commits)])
+
+            def __len__(self) -> int:
+                return len(transactions) + len(commits)
+
+        return Named()
     return transactions
+
+
+#: Pipelines the Redis batch sent, counted by ``_count_commits``.
+pipelines: list[int] = []
+
+
+def _count_commits(backend: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], Any]]:
+    """(keys, reply) of every commit script the Redis batch sends, sync or
+    async; ``pipelines`` gets one entry per pipeline."""
+    commits: list[tuple[list[str], Any]] = []
+    pipelines.clear()
+    real, areal = redis_batch._pipelined, redis_batch._apipelined
+
+    def note(calls: list[Any], replies: list[Any]) -> list[Any]:
+        pipelines.append(len(calls))
+        commits.extend(
+            (keys, r) for (sha, keys, _), r in zip(calls, replies, strict=True) if sha == backend._commit.sha
+        )
+        return replies
+
+    async def acounted(client: Any, calls: list[Any]) -> list[Any]:
+        return note(calls, await areal(client, calls))
+
+    monkeypatch.setattr(redis_batch, "_pipelined", lambda client, calls: note(calls, real(client, calls)))
+    monkeypatch.setattr(redis_batch, "_apipelined", acounted)
+    return commits
 
 
 def _state(app: Any, uid: str) -> dict[str, tuple[str, Any]]:
@@ -135,9 +178,11 @@ def test_fire_many_gives_a_loops_result_with_one_transaction_per_session(
     looped = list(Hold.sent)
     Hold.sent.clear()
     backend = app.triggers.storage
-    transactions = _count_transactions(backend, monkeypatch)
+    transactions = _count_transactions(backend, monkeypatch, ["bulk-a", "bulk-b", "bulk-c"])
     results = app.triggers.fire_many([(f"bulk-{uid}", trigger, *kwargs) for uid, trigger, *kwargs in EVENTS])
     assert sorted(transactions) == ["bulk-a", "bulk-b", "bulk-c"], "one transaction per session"
+    if isinstance(backend, RedisStorage) and not backend.cluster:
+        assert pipelines == [3], "new sessions: their three commits in one round trip"
     monkeypatch.undo()
     for uid in "abc":
         assert _state(app, f"bulk-{uid}") == _state(app, f"loop-{uid}"), uid
@@ -170,16 +215,10 @@ def test_fire_many_with_stale_knowledge_of_a_session_another_process_changed(
     assert [i.name for i in mine.triggers.fire("shared", "page", {"by": "mine"})] == ["t_page#0"]
     other.triggers.fire("shared", "page", {"by": "other"})  # mine's knowledge is now stale
     backend = mine.triggers.storage
-    commits: list[Any] = []
-    real = backend._commit
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        commits.append(reply := real(*args, **kwargs))
-        return reply
-
-    monkeypatch.setattr(backend, "_commit", counted)
+    commits = _count_commits(backend, monkeypatch)
     results = mine.triggers.fire_many([("shared", "page", {"by": "bulk", "n": n}) for n in range(3)])
-    assert [int(reply[0]) for reply in commits] == [0, 1], "refused with the fresh data, then committed once"
+    assert [int(reply[0]) for _, reply in commits] == [0, 1], "refused with the fresh data, then committed once"
+    assert pipelines == [1, 1], "two round trips: the refused commit, the re-run's"
     assert [[i.name for i in r.scheduled] for r in results] == [["t_page#2"], ["t_page#3"], ["t_page#4"]]
     instances = mine.triggers.session("shared").instances
     assert [i.kwargs["page"].get("by") for i in instances.values()] == ["mine", "other", "bulk", "bulk", "bulk"]
@@ -207,3 +246,112 @@ def test_concurrent_afire_calls_are_fired_together_and_each_gets_its_own_outcome
     for s in range(10):
         pages = [i.kwargs["page"]["n"] for i in app.triggers.session(f"s{s}").instances.values()]
         assert sorted(pages) == list(range(s, 100, 10))
+
+
+def test_fire_many_pipelines_sessions_another_process_wrote_and_reads_only_on_a_refusal(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that knows nothing of 20 existing sessions: its guess that
+    they are new is refused, every refusal returns the fresh records, and
+    the re-runs commit: two round trips for the 20 sessions, not 20 or 40."""
+    url = f"{redis_server.url}?prefix={unique_prefix()}"
+    other = _hold_app(url)
+    other.triggers.fire_many([(f"known-{n}", "start") for n in range(20)])
+    mine = _hold_app(url)
+    commits = _count_commits(mine.triggers.storage, monkeypatch)
+    results = mine.triggers.fire_many([(f"known-{n}", "page", {"n": n}) for n in range(20)] + [("known-0", "")])
+    assert [r.ok for r in results] == [True] * 20 + [False]
+    assert isinstance(results[-1].error, InvalidName)
+    assert pipelines == [20, 20], "every guess refused in one round trip, every re-run committed in the next"
+    assert [int(reply[0]) for _, reply in commits] == [0] * 20 + [1] * 20
+    monkeypatch.undo()
+    for n in range(20):
+        assert [i.name for i in results[n].scheduled] == ["t_page#0"]
+        assert mine.triggers.session(f"known-{n}").instance("t_page#0").kwargs["page"] == {"n": n}
+
+
+def test_afire_on_redis_is_native_async_and_settles_in_a_thread_only_to_dispatch(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """afire goes through redis.asyncio (the async pipeline), not a thread,
+    when the fire dispatches nothing; sending messages (blocking kombu I/O)
+    happens in a worker thread."""
+    app = _hold_app(f"{redis_server.url}?prefix={unique_prefix()}")
+    commits = _count_commits(app.triggers.storage, monkeypatch)
+    hops: list[str] = []
+    real_to_thread = asyncio.to_thread
+
+    async def to_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(fn, "__name__", repr(fn)))
+        return await real_to_thread(fn, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+
+    async def main() -> tuple[Any, Any]:
+        quiet = await asyncio.gather(*(app.triggers.afire(f"n{n}", "page", {"n": n}) for n in range(30)))
+        assert hops == [], "nothing to dispatch: no thread"
+        sending = await asyncio.gather(*(app.triggers.afire(f"n{n}", "start") for n in range(30)))
+        return quiet, sending
+
+    import redis
+
+    watcher = redis.Redis.from_url(redis_server.url)
+    before = {c["id"] for c in watcher.client_list()}
+    quiet, sending = asyncio.run(main())
+    assert {c["id"] for c in watcher.client_list()} - before == set(), "the loop's connections closed with it"
+    watcher.close()
+    assert all(list(q) == [] for q in quiet)
+    assert all([i.name for i in s] == ["t_page#0"] for s in sending)
+    assert hops and set(hops) == {"settle"}, hops
+    replies = [reply for _, reply in commits if not isinstance(reply, Exception)]  # a fresh server: NOSCRIPT first
+    assert len(replies) == 60 and all(int(reply[0]) for reply in replies)
+    assert len(pipelines) <= 6, f"{len(pipelines)} round trips for 60 concurrent fires"
+    assert sorted(Hold.sent) == sorted(f"n{n}/t_page#0" for n in range(30))
+
+
+def test_afire_with_stale_knowledge_re_runs_on_the_fresh_records(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"{redis_server.url}?prefix={unique_prefix()}"
+    mine, other = _hold_app(url), _hold_app(url)
+    mine.triggers.fire("shared", "start")
+    mine.triggers.fire("shared", "page", {"by": "mine"})
+    other.triggers.fire("shared", "page", {"by": "other"})  # mine's knowledge is now stale
+    commits = _count_commits(mine.triggers.storage, monkeypatch)
+    fired = asyncio.run(mine.triggers.afire("shared", "page", {"by": "async"}))
+    assert [i.name for i in fired] == ["t_page#2"]
+    assert [int(reply[0]) for _, reply in commits] == [0, 1]
+    instances = mine.triggers.session("shared").instances
+    assert [i.kwargs["page"]["by"] for i in instances.values()] == ["mine", "other", "async"]
+
+
+@pytest.mark.parametrize("mode", ["fire_many", "afire_many"])
+def test_bulk_fire_with_redis_unreachable_reports_every_event_and_changes_nothing(mode: str) -> None:
+    from celery_triggers import StorageUnavailable
+
+    from .servers import free_port
+
+    app = _hold_app(f"redis://127.0.0.1:{free_port()}/0")
+    events = [(f"s{n}", "start") for n in range(3)] + [("s0", "")]
+    if mode == "fire_many":
+        results = app.triggers.fire_many(events)
+    else:
+        results = asyncio.run(app.triggers.afire_many(events))
+    assert [type(r.error) for r in results] == [StorageUnavailable] * 3 + [InvalidName]
+    assert all("Redis storage" in str(r.error) for r in results[:3])
+    assert Hold.sent == []
+
+
+@pytest.mark.parametrize("mode", ["fire_many", "afire_many"])
+def test_fire_many_after_the_server_lost_its_scripts(redis_server: RedisServer, mode: str) -> None:
+    """SCRIPT FLUSH (or a restart): the pipeline's NOSCRIPT replies load the
+    scripts again and the round is sent once more."""
+    import redis
+
+    app = _hold_app(f"{redis_server.url}?prefix={unique_prefix()}")
+    app.triggers.fire("before", "start")
+    redis.Redis.from_url(redis_server.url).script_flush()
+    events = [("before", "page"), ("after", "start")]
+    results = app.triggers.fire_many(events) if mode == "fire_many" else asyncio.run(app.triggers.afire_many(events))
+    assert all(r.ok for r in results), results
+    assert [i.name for i in results[0].scheduled] == ["t_page#0"]

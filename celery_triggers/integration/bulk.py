@@ -3,10 +3,11 @@
 ``fire_many`` fires the events of each session in one transaction, in
 order, and reports each event's outcome: a failing event (bad name, bad
 kwargs, storage refusal) is reported with its typed error and does not stop
-the others. ``afire``/``afire_many`` run the same in a worker thread
-(``asyncio.to_thread``), so an event loop (Django async views, FastAPI) is
-never blocked by storage or broker I/O; concurrent ``afire`` calls are
-gathered into one ``fire_many`` per thread hop.
+the others; on Redis the sessions' transactions share round trips.
+``afire``/``afire_many`` do the same without blocking an event loop (Django
+async views, FastAPI): natively with ``redis.asyncio`` on Redis, in a worker
+thread elsewhere, and dispatch in a worker thread; concurrent ``afire``
+calls are gathered into one ``afire_many``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidKwargs, InvalidName, TriggersError
+from ..manager import EachPlan, TriggerManager
 from ..runners import resolve_runner_class
+from ..signals import instance_status_changed, trigger_fired
 from ..state import Instance
+from ..storage.base import Job
 
 if TYPE_CHECKING:
     from .extension import Triggers
@@ -50,16 +54,13 @@ def _unpack(number: int, event: Any) -> tuple[Any, Any, Mapping[str, Any] | None
     return event[0], event[1], event[2] if len(event) == 3 else None
 
 
-def fire_many(ext: Triggers, events: Iterable[Event]) -> list[FireResult]:
-    """Fire every event; one :class:`FireResult` per event, in order.
+Sessions = dict[str, list[tuple[int, str, Mapping[str, Any] | None]]]
 
-    The events of one session are fired in one transaction, in their order
-    (:meth:`TriggerManager.fire_each`): one commit per session instead of one
-    per event, and the messages of what they scheduled sent together. With a
-    runner that runs instances in the caller (eager), events are fired one by
-    one instead, so that each sees what the previous one ran."""
+
+def _grouped(events: Iterable[Event]) -> tuple[list[FireResult | None], Sessions]:
+    """The events by session, in order; malformed ones answered already."""
     results: list[FireResult | None] = []
-    sessions: dict[str, list[tuple[int, str, Mapping[str, Any] | None]]] = {}
+    sessions: Sessions = {}
     for number, event in enumerate(events):
         results.append(None)
         try:
@@ -73,21 +74,86 @@ def fire_many(ext: Triggers, events: Iterable[Event]) -> list[FireResult]:
             )
             continue
         sessions.setdefault(session, []).append((number, trigger, kwargs))
-    one_by_one = _runs_in_caller(ext)
+    return results, sessions
+
+
+def _record(
+    results: list[FireResult | None], uid: str, items: list[tuple[int, str, Any]], outcomes: Sequence[Any]
+) -> None:
+    for (number, trigger, _), outcome in zip(items, outcomes, strict=True):
+        if isinstance(outcome, TriggersError):
+            results[number] = FireResult(uid, trigger, [], outcome)
+        else:
+            results[number] = FireResult(uid, trigger, list(outcome))
+
+
+class _Bulk:
+    """One bulk fire split at storage: every session's transaction body
+    (:meth:`TriggerManager.plan_each`), run together by the storage
+    (:meth:`StorageBackend.run_many`: pipelined on Redis), then each
+    session's commit settled (signals, dispatch, hooks) in event order."""
+
+    def __init__(self, ext: Triggers, events: Iterable[Event]):
+        self.ext = ext
+        self.results, self.sessions = _grouped(events)
+        self.plans: dict[str, tuple[TriggerManager, EachPlan]] = {}
+        for uid, items in self.sessions.items():
+            try:
+                manager = ext.session(uid)
+            except TriggersError as exc:  # a bad UID: its events only
+                _record(self.results, uid, items, [exc] * len(items))
+                continue
+            self.plans[uid] = (manager, manager.plan_each([(trigger, kwargs) for _, trigger, kwargs in items]))
+        self.jobs: list[Job] = [(uid, plan.body, plan.prefetch) for uid, (_, plan) in self.plans.items() if plan.body]
+
+    def settle(self, outcomes: Sequence[Any]) -> list[FireResult]:
+        by_uid = dict(zip((job[0] for job in self.jobs), outcomes, strict=True))
+        for uid, (manager, plan) in self.plans.items():
+            if uid not in by_uid:
+                answers = plan.outcomes()  # every event refused at the edge
+            elif isinstance(by_uid[uid], TriggersError):
+                answers = plan.failed(by_uid[uid])
+            else:
+                answers = manager.each_committed(plan, *by_uid[uid])
+            _record(self.results, uid, self.sessions[uid], answers)
+        return [r for r in self.results if r is not None]
+
+    def settles_in_caller(self, outcomes: Sequence[Any]) -> bool:
+        """Settling does no I/O and runs no user code: nothing to dispatch,
+        no signal receiver, no hook overridden (asyncio settles such a
+        batch on the event loop instead of in a thread)."""
+        if trigger_fired.receivers or instance_status_changed.receivers:
+            return False
+        if any(type(manager)._post_fire is not TriggerManager._post_fire for manager, _ in self.plans.values()):
+            return False
+        return not any(not isinstance(outcome, TriggersError) and outcome[0].ready for outcome in outcomes)
+
+
+def fire_many(ext: Triggers, events: Iterable[Event]) -> list[FireResult]:
+    """Fire every event; one :class:`FireResult` per event, in order.
+
+    The events of one session are fired in one transaction, in their order
+    (:meth:`TriggerManager.fire_each`): one commit per session instead of one
+    per event, and the messages of what they scheduled sent together; on
+    Redis the transactions of different sessions share round trips (a
+    pipeline). With a runner that runs instances in the caller (eager),
+    events are fired one by one instead, so that each sees what the
+    previous one ran."""
+    if _runs_in_caller(ext):
+        return _one_by_one(ext, events)
+    bulk = _Bulk(ext, events)
+    return bulk.settle(ext.storage.run_many(bulk.jobs))
+
+
+def _one_by_one(ext: Triggers, events: Iterable[Event]) -> list[FireResult]:
+    results, sessions = _grouped(events)
     for uid, items in sessions.items():
         try:
             manager = ext.session(uid)
-            if one_by_one:
-                outcomes: list[Any] = [_one(manager, trigger, kwargs) for _, trigger, kwargs in items]
-            else:
-                outcomes = list(manager.fire_each([(trigger, kwargs) for _, trigger, kwargs in items]))
-        except TriggersError as exc:  # the session's storage refused: its events only
+            outcomes: list[Any] = [_one(manager, trigger, kwargs) for _, trigger, kwargs in items]
+        except TriggersError as exc:
             outcomes = [exc] * len(items)
-        for (number, trigger, _), outcome in zip(items, outcomes, strict=True):
-            if isinstance(outcome, TriggersError):
-                results[number] = FireResult(uid, trigger, [], outcome)
-            else:
-                results[number] = FireResult(uid, trigger, list(outcome))
+        _record(results, uid, items, outcomes)
     return [r for r in results if r is not None]
 
 
@@ -150,7 +216,7 @@ class _Batcher:
     @staticmethod
     async def _fire(items: list[tuple[Triggers, Event, asyncio.Future[list[Instance]]]]) -> None:
         try:
-            results = await asyncio.to_thread(fire_many, items[0][0], [event for _, event, _ in items])
+            results = await afire_many(items[0][0], [event for _, event, _ in items])
         except BaseException as exc:  # handed to every waiting caller
             for _, _, future in items:
                 if not future.done():
@@ -171,5 +237,14 @@ _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batcher] = weak
 
 
 async def afire_many(ext: Triggers, events: Iterable[Event]) -> list[FireResult]:
-    """:func:`fire_many` without blocking the event loop."""
-    return await asyncio.to_thread(fire_many, ext, list(events))
+    """:func:`fire_many` without blocking the event loop: on Redis natively
+    (``redis.asyncio``, the sessions' commits pipelined), elsewhere in a
+    worker thread. What follows the commits (dispatch, signals, hooks) runs
+    in a worker thread when there is any."""
+    if _runs_in_caller(ext):
+        return await asyncio.to_thread(fire_many, ext, list(events))
+    bulk = _Bulk(ext, events)
+    outcomes = await ext.storage.arun_many(bulk.jobs)
+    if bulk.settles_in_caller(outcomes):
+        return bulk.settle(outcomes)
+    return await asyncio.to_thread(bulk.settle, outcomes)

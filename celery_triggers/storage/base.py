@@ -10,25 +10,28 @@ backends that detect conflicts at commit time.
 from __future__ import annotations
 
 import abc
+import asyncio
 import random
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from .. import engine
 from .._json import MAX_UID_LENGTH, check_text, dumps, loads
 from ..engine import Needs
-from ..errors import Conflict, CorruptSession, InvalidSession, StorageError, UnknownInstance
+from ..errors import Conflict, CorruptSession, InvalidSession, StorageError, TriggersError, UnknownInstance
 from ..state import Changes, Instance, Snapshot, TaskRecord, TriggerRecord
 from .records import decode_instance
 
-__all__ = ["Conflict", "SessionStorage", "SessionTxn", "StorageBackend", "check_uid"]
+__all__ = ["Conflict", "Job", "SessionStorage", "SessionTxn", "StorageBackend", "check_uid"]
 
 R = TypeVar("R")
 #: What a transaction may read up front: instance names, and (task, trigger)
 #: pairs of the waiting instances a fire reads (see ``Needs.waiting``).
 Prefetch = Collection[str | tuple[str, str]]
+#: One transaction of :meth:`StorageBackend.run_many`: (session UID, operation, prefetch).
+Job = tuple[str, Callable[["SessionTxn"], Any], Prefetch]
 #: A stored record: JSON text, or a dict a backend already decoded.
 Raw = str | bytes | dict[str, Any]
 
@@ -279,6 +282,24 @@ class StorageBackend(abc.ABC):
                 if attempt > 0:
                     time.sleep(random.uniform(0, min(0.0001 * 2**attempt, 0.02)))  # noqa: S311 - jitter, not crypto
         raise Conflict(f"session {uid!r}: gave up after {self.max_retries} conflicting attempts")
+
+    def run_many(self, jobs: Sequence[Job]) -> list[Any]:
+        """:meth:`atomic` for each job (sessions all different), in its own
+        transaction: one result per job, or the :class:`TriggersError` that
+        refused it (the other jobs still run). Here one after the other; a
+        backend may share round trips between sessions (Redis pipelines)."""
+        out: list[Any] = []
+        for uid, operation, prefetch in jobs:
+            try:
+                out.append(self.atomic(uid, operation, prefetch))
+            except TriggersError as exc:
+                out.append(exc)
+        return out
+
+    async def arun_many(self, jobs: Sequence[Job]) -> list[Any]:
+        """:meth:`run_many` from asyncio code: here in a worker thread, so the
+        event loop never waits on storage; natively async on Redis."""
+        return await asyncio.to_thread(self.run_many, list(jobs))
 
     def start(
         self, uid: str, name: str, token: str, now: float, *, track: bool, metadata: Mapping[str, Any]

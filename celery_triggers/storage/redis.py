@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Collection, Iterator, Mapping
+import weakref
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import Any
@@ -60,11 +61,11 @@ from ..errors import (
 from ..state import Instance, Snapshot, Status
 from . import mask_url
 from . import redis_scripts as scripts
-from .base import Conflict, Prefetch, SessionTxn, StorageBackend, check_uid
+from .base import Conflict, Job, Prefetch, SessionTxn, StorageBackend, check_uid
 from .kv import KVTxn, parse_state, session_digest, uid_of
 from .records import decode_instance, encode_metadata_fragment, to_ms
 from .redis_known import Cached as _Cached
-from .redis_known import Recent, state_sha
+from .redis_known import Recent, begin, state_sha
 from .redis_scripts import from_dump, key_prefix, text
 
 try:
@@ -79,6 +80,8 @@ logger = logging.getLogger("celery_triggers")
 
 
 class RedisStorage(StorageBackend):
+    _async_from: tuple[str, dict[str, Any]] | None
+
     def __init__(self, url: str, *, session_ttl: float | None = None, **_: Any):
         super().__init__(url)
         parts = urlsplit(url)
@@ -105,6 +108,8 @@ class RedisStorage(StorageBackend):
             else redis.Redis.from_url(client_url, **options)
         )
         self._setup(client, prefix, session_ttl)
+        if not self.cluster:  # the same server for redis.asyncio (see arun_many)
+            self._async_from = (client_url, dict(options))
 
     @classmethod
     def on_client(cls, client: Any, url: str, prefix: str, session_ttl: float | None) -> RedisStorage:
@@ -126,8 +131,15 @@ class RedisStorage(StorageBackend):
         self._dump = self.client.register_script(scripts.DUMP)
         self._recent = Recent()
         self._purge = self.client.register_script(scripts.PURGE)
+        #: How to open a redis.asyncio client on the same server (None: arun_many in a thread).
+        self._async_from = None
+        self._async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     # -- keys ---------------------------------------------------------------
+    def keys(self, uid: str) -> tuple[str, str, str, str]:
+        """The session's keys: state, instance hash, version, waiting index."""
+        return self._keys(uid)
+
     def _keys(self, uid: str) -> tuple[str, str, str, str]:
         base = f"{self.prefix}:{{{session_digest(uid)}}}"
         return f"{base}:state", f"{base}:inst", f"{base}:version", f"{base}:wait"
@@ -168,16 +180,7 @@ class RedisStorage(StorageBackend):
         try:
             if speculative:
                 assert isinstance(cached, _Cached)
-                # Copies: a transaction changes its state in place, and one whose commit
-                # failed must not leave its changes in what the next attempt starts from.
-                version, known, complete = cached.version, dict(cached.records), cached.complete
-                sha = cached.state_sha
-                waiting = {p: list(v) for p, v in cached.waiting.items()}
-                state = (
-                    {k: dict(v) if isinstance(v, dict) else v for k, v in cached.state.items()}
-                    if cached.state is not None
-                    else None
-                )
+                version, sha, state, known, waiting, complete = begin(cached)
             else:
                 raw_version, state_text, known, waiting = self._read_some(keys, names, pairs)
                 version, complete, sha = int(raw_version or 0), False, state_sha(state_text)
@@ -199,11 +202,7 @@ class RedisStorage(StorageBackend):
                 raw_version, state_text, records, found = self._read_some(keys, all_names, all_pairs)
                 if int(raw_version or 0) != version or state_sha(state_text) != sha:
                     stale = Conflict(f"session {uid!r}: what this process knew was stale")
-                    fresh_state = parse_state(uid, state_text)
-                    stale.fresh = _Cached(
-                        uid, int(raw_version or 0), fresh_state, records, found, state_sha=state_sha(state_text)
-                    )
-                    self._recent.remember(uid, stale.fresh)
+                    stale.fresh = self._fresh(uid, raw_version, state_text, records, found)
                     raise stale
                 known.update(records)
                 waiting.update(found)
@@ -238,42 +237,113 @@ class RedisStorage(StorageBackend):
                     txn.after_commit = _Cached(uid, version, txn.state, known, waiting, complete, sha)
                     self._recent.remember(uid, txn.after_commit)
                 return
-            conflict_names = sorted(read_names)
-            conflict_pairs = sorted(read_pairs)
-            new_state_text = txn.state_text() if (txn.state_dirty or txn.is_new) else ""
-            args: list[Any] = [f"{version}:{sha}", self._ttl(txn.state), new_state_text]
-            args += [len(conflict_names), *conflict_names]
-            args += [len(conflict_pairs), *(key_prefix(t, x) for t, x in conflict_pairs)]
-            args.append(len(txn.instance_writes))
-            for name, text in txn.instance_writes.items():
-                args += [name, text]
-            args.append(len(txn.index_adds))
-            args += sorted(key_prefix(t, x) + n for t, x, n in txn.index_adds)
-            args += sorted(key_prefix(t, x) + n for t, x, n in txn.index_removes)
+            args, new_state_text = self._commit_args(txn, version, sha, read_names, read_pairs)
             reply = self._commit(keys=keys, args=args)
             if not int(reply[0]):
-                raw_version, state_text, fresh, found = self._parse_read(reply[1:], conflict_names, conflict_pairs)
-                fresh_state = parse_state(uid, state_text)
                 conflict = Conflict(f"session {uid!r}: another writer committed first")
-                conflict.fresh = _Cached(
-                    uid, int(raw_version or 0), fresh_state, fresh, found, state_sha=state_sha(state_text)
-                )
-                self._recent.remember(uid, conflict.fresh)
+                conflict.fresh = self._fresh(uid, *self._parse_read(reply[1:], sorted(read_names), sorted(read_pairs)))
                 raise conflict
-            version += 1
-            sha = state_sha(new_state_text) if new_state_text else sha
-            known.update(txn.instance_writes)
-            for task, trigger, name in txn.index_adds:
-                if (task, trigger) in waiting or complete:
-                    waiting.setdefault((task, trigger), []).append(name)
-            for task, trigger, name in txn.index_removes:
-                if name in waiting.get((task, trigger), []):
-                    waiting[(task, trigger)].remove(name)
-            txn.after_commit = _Cached(uid, version, txn.state, known, waiting, complete, sha)
-            self._recent.remember(uid, txn.after_commit)
+            txn.after_commit = self._committed(txn, version, sha, new_state_text, known, waiting, complete)
         except redis.RedisError as exc:
             self._recent.remember(uid, None)
             raise self._error(uid, exc) from exc
+
+    def _commit_args(
+        self, txn: KVTxn, version: int, sha: str, read_names: set[str], read_pairs: set[tuple[str, str]]
+    ) -> tuple[list[Any], str]:
+        """The COMMIT script's arguments for ``txn`` started at ``version``
+        (what it read is re-read on a conflict), and the new state text
+        ("": unchanged)."""
+        conflict_names = sorted(read_names)
+        conflict_pairs = sorted(read_pairs)
+        new_state_text = txn.state_text() if (txn.state_dirty or txn.is_new) else ""
+        args: list[Any] = [f"{version}:{sha}", self._ttl(txn.state), new_state_text]
+        args += [len(conflict_names), *conflict_names]
+        args += [len(conflict_pairs), *(key_prefix(t, x) for t, x in conflict_pairs)]
+        args.append(len(txn.instance_writes))
+        for name, record in txn.instance_writes.items():
+            args += [name, record]
+        args.append(len(txn.index_adds))
+        args += sorted(key_prefix(t, x) + n for t, x, n in txn.index_adds)
+        args += sorted(key_prefix(t, x) + n for t, x, n in txn.index_removes)
+        return args, new_state_text
+
+    def _committed(
+        self,
+        txn: KVTxn,
+        version: int,
+        sha: str,
+        new_state_text: str,
+        known: dict[str, Any],
+        waiting: dict[tuple[str, str], list[str]],
+        complete: bool,
+    ) -> _Cached:
+        """What this process knows of the session after ``txn`` committed
+        over ``version`` (remembered)."""
+        sha = state_sha(new_state_text) if new_state_text else sha
+        known.update(txn.instance_writes)
+        for task, trigger, name in txn.index_adds:
+            if (task, trigger) in waiting or complete:
+                waiting.setdefault((task, trigger), []).append(name)
+        for task, trigger, name in txn.index_removes:
+            if name in waiting.get((task, trigger), []):
+                waiting[(task, trigger)].remove(name)
+        cached = _Cached(txn.uid, version + 1, txn.state, known, waiting, complete, sha)
+        self._recent.remember(txn.uid, cached)
+        return cached
+
+    def _fresh(
+        self,
+        uid: str,
+        raw_version: Any,
+        state_text: Any,
+        records: dict[str, Any],
+        found: dict[tuple[str, str], list[str]],
+    ) -> _Cached:
+        """What a read (or a refused commit's reply) says of the session (remembered)."""
+        fresh = _Cached(
+            uid, int(raw_version or 0), parse_state(uid, state_text), records, found, state_sha=state_sha(state_text)
+        )
+        self._recent.remember(uid, fresh)
+        return fresh
+
+    # -- many sessions at once (redis_batch) ----------------------------------
+    def run_many(self, jobs: Sequence[Job]) -> list[Any]:
+        """Pipelined: the commits (and reads) of different sessions share
+        round trips (see :mod:`.redis_batch`). One at a time on a cluster."""
+        if self.cluster:
+            return super().run_many(jobs)
+        from .redis_batch import run_many
+
+        return run_many(self, jobs)
+
+    async def arun_many(self, jobs: Sequence[Job]) -> list[Any]:
+        """Native ``redis.asyncio``, pipelined as :meth:`run_many`; in a
+        thread on a cluster or a client configured elsewhere (Django cache)."""
+        if self._async_from is None:
+            return await super().arun_many(jobs)
+        from .redis_batch import arun_many
+
+        return await arun_many(self, jobs)
+
+    async def async_client(self) -> Any:
+        """A ``redis.asyncio`` client on this storage's server, one per event
+        loop, closed when the loop shuts down (``asyncio.run`` finalises
+        asynchronous generators then: see ``_closed_at_loop_shutdown``)."""
+        import asyncio
+
+        import redis.asyncio
+
+        assert self._async_from is not None
+        loop = asyncio.get_running_loop()
+        entry = self._async_clients.get(loop)
+        if entry is None:
+            url, options = self._async_from
+            client = redis.asyncio.Redis.from_url(url, **options)
+            closer = _closed_at_loop_shutdown(client)
+            await closer.__anext__()
+            entry = self._async_clients[loop] = (client, closer)
+        return entry[0]
 
     def _ttl(self, state: dict[str, Any]) -> int:
         """The commit script's ttl argument for :meth:`expiry`: 0 none, -1
@@ -439,3 +509,15 @@ class RedisStorage(StorageBackend):
 
     def close(self) -> None:
         self.client.close()
+
+
+async def _closed_at_loop_shutdown(client: Any) -> AsyncIterator[None]:
+    """Started once and left suspended: the event loop's shutdown
+    (``loop.shutdown_asyncgens()``, which ``asyncio.run`` calls) closes it,
+    and its ``finally`` closes ``client``'s connections on that loop."""
+    try:
+        yield
+    finally:
+        close = getattr(client, "aclose", None) or client.close  # aclose: redis-py >= 5.0.1
+        await close()
+        await client.connection_pool.disconnect()  # redis-py < 5 leaves the pool's connections open

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RECENT_SESSIONS", "Cached", "Recent", "state_sha"]
+__all__ = ["RECENT_SESSIONS", "Cached", "Recent", "begin", "state_sha"]
 
 #: Sessions whose state each backend object remembers.
 RECENT_SESSIONS = 1024
@@ -38,6 +38,22 @@ def state_sha(text: str | bytes | None) -> str:
     if not text:
         return ""
     return hashlib.sha1(text if isinstance(text, bytes) else text.encode()).hexdigest()  # noqa: S324 - a checksum
+
+
+def begin(
+    cached: Cached,
+) -> tuple[int, str, dict[str, Any] | None, dict[str, Any], dict[tuple[str, str], list[str]], bool]:
+    """Version, state SHA, state, records, waiting index and ``complete`` to
+    start a transaction from: copies, since a transaction changes its state
+    in place, and one whose commit failed must not leave its changes in what
+    the next attempt starts from."""
+    state = (
+        {k: dict(v) if isinstance(v, dict) else v for k, v in cached.state.items()}
+        if cached.state is not None
+        else None
+    )
+    waiting = {p: list(v) for p, v in cached.waiting.items()}
+    return cached.version, cached.state_sha, state, dict(cached.records), waiting, cached.complete
 
 
 class Recent:
