@@ -292,19 +292,23 @@ class Bench:
             app.triggers.configure({"t_pair": {"after": ["left", "right"], "run": "bench.sink"}})
             session = app.triggers.session(f"tp-{uuid.uuid4().hex[:6]}")
             session.fire("warm-up")
-            began = time.perf_counter()
-            for _ in range(n):
-                session.fire("nobody-listens")
-            idle = n / (time.perf_counter() - began)
-            uids = [f"pair-{uuid.uuid4().hex[:8]}" for _ in range(n)]
-            began = time.perf_counter()
-            for uid in uids:
-                app.triggers.fire(uid, "left")  # a new session: creates an unstarted t_pair instance
-            creating = n / (time.perf_counter() - began)
-            began = time.perf_counter()
-            for uid in uids:
-                app.triggers.fire(uid, "right")  # completes t_pair: commit + dispatch
-            completing = n / (time.perf_counter() - began)
+            rates: list[tuple[float, float, float]] = []
+            for _ in range(self.runs):  # medians: one pass is at the mercy of the machine's noise
+                began = time.perf_counter()
+                for _ in range(n):
+                    session.fire("nobody-listens")
+                idle = n / (time.perf_counter() - began)
+                uids = [f"pair-{uuid.uuid4().hex[:8]}" for _ in range(n)]
+                began = time.perf_counter()
+                for uid in uids:
+                    app.triggers.fire(uid, "left")  # a new session: creates an unstarted t_pair instance
+                creating = n / (time.perf_counter() - began)
+                began = time.perf_counter()
+                for uid in uids:
+                    app.triggers.fire(uid, "right")  # completes t_pair: commit + dispatch
+                completing = n / (time.perf_counter() - began)
+                rates.append((idle, creating, completing))
+            idle, creating, completing = (statistics.median(r[i] for r in rates) for i in range(3))
             rows.append((name, idle, creating, completing))
         self.signal.connection_pool.reset()
         import redis
@@ -321,14 +325,15 @@ class Bench:
         n = 200 if self.quick else 10_000
         app = make_app(f"redis://127.0.0.1:{self.store.port}/0?prefix=bulk", runner="null")
         events = [(f"bulk-{i % (n // 10)}", "nobody-listens", {"i": i}) for i in range(n)]
-        began = time.perf_counter()
-        for uid, trigger, kwargs in events:
-            app.triggers.fire(uid, trigger, kwargs)
-        loop_rate = n / (time.perf_counter() - began)
-        began = time.perf_counter()
-        results = app.triggers.fire_many(events)
-        many_rate = n / (time.perf_counter() - began)
-        assert all(r.ok for r in results)
+
+        def rate(work: Callable[[], Any], count: int) -> float:
+            """Median fires/s of interleaved runs (each case runs once per round)."""
+            began = time.perf_counter()
+            work()
+            return count / (time.perf_counter() - began)
+
+        def fire_many() -> None:
+            assert all(r.ok for r in app.triggers.fire_many(events))
 
         async def concurrent(total: int, width: int, sessions: int = 100) -> None:
             for start in range(0, total, width):
@@ -340,25 +345,60 @@ class Bench:
                 )
 
         total = 500 if self.quick else 5_000
-        began = time.perf_counter()
-        asyncio.run(concurrent(total, 100))
-        afire_rate = total / (time.perf_counter() - began)
-        began = time.perf_counter()
-        asyncio.run(concurrent(total, 100, sessions=10))
-        afire_few_rate = total / (time.perf_counter() - began)
+        cases: dict[str, tuple[Callable[[], Any], int]] = {
+            "loop": (lambda: [app.triggers.fire(*event) for event in events], n),
+            "many": (fire_many, n),
+            "afire": (lambda: asyncio.run(concurrent(total, 100)), total),
+            "afire_few": (lambda: asyncio.run(concurrent(total, 100, sessions=10)), total),
+        }
+        rates: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(max(3, self.runs)):
+            for name, (work, count) in cases.items():
+                rates[name].append(rate(work, count))
+        loop_rate, many_rate, afire_rate, afire_few_rate = (statistics.median(r) for r in rates.values())
         counted = [(f"bulk-m{i % 100}", "nobody-listens", {"i": i}) for i in range(1_000)]
-        _, many_trips = self._count(lambda: app.triggers.fire_many(counted), len(counted))
-        _, loop_trips = self._count(lambda: [app.triggers.fire(*e) for e in counted], len(counted))
-        _, afire_trips = self._count(lambda: asyncio.run(concurrent(200, 100)), 200)
+        many_commands, _ = self._count(lambda: app.triggers.fire_many(counted), len(counted))
+        loop_commands, loop_trips = self._count(lambda: [app.triggers.fire(*e) for e in counted], len(counted))
+        many_trips = self._sends(lambda: app.triggers.fire_many(counted)) / len(counted)
+        afire_trips = self._sends(lambda: asyncio.run(concurrent(200, 100))) / 200
         return {
             f"fire() in a loop, {n} events over {n // 10} sessions (fires/s)": loop_rate,
             f"fire_many, the same {n} events (fires/s)": many_rate,
             "afire, 100 concurrent coroutines over 100 sessions (fires/s)": afire_rate,
             "afire, 100 concurrent coroutines over 10 sessions (fires/s)": afire_few_rate,
-            "round trips per event: fire() in a loop (MONITOR, 1,000 events over 100 sessions)": loop_trips,
-            "round trips per event: fire_many (the same 1,000 events)": many_trips,
-            "round trips per event: afire (200 events over 100 sessions)": afire_trips,
+            "storage commands per event: fire() in a loop (MONITOR, 1,000 events over 100 sessions)": loop_commands,
+            "storage commands per event: fire_many (MONITOR, the same 1,000 events)": many_commands,
+            "round trips per event: fire() in a loop (MONITOR)": loop_trips,
+            "round trips per event: fire_many (pipelines sent, the same 1,000 events)": many_trips,
+            "round trips per event: afire (pipelines sent, 200 events over 100 sessions)": afire_trips,
         }
+
+    def _sends(self, work: Callable[[], Any]) -> int:
+        """Round trips to the storage server as the client makes them: one
+        per command or pipeline it sends (MONITOR shows a pipeline's
+        commands one by one, so it cannot tell)."""
+        import redis.asyncio.connection
+        import redis.connection
+
+        sends = [0]
+        port = self.store.port
+        patched = []
+        for cls in (redis.connection.Connection, redis.asyncio.connection.Connection):
+            real = cls.send_packed_command
+
+            def counting(conn: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+                if conn.port == port:
+                    sends[0] += 1
+                return _real(conn, *args, **kwargs)
+
+            patched.append((cls, real))
+            cls.send_packed_command = counting  # type: ignore[method-assign,assignment]
+        try:
+            work()
+        finally:
+            for cls, real in patched:
+                cls.send_packed_command = real  # type: ignore[method-assign]
+        return sends[0]
 
     def footprint(self) -> dict[str, float]:
         """Bytes per instance (Redis ``MEMORY USAGE`` of a session's keys,
@@ -474,7 +514,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\n| bulk and async firing (Redis, nobody listens) | value |")
     print("|---|---|")
     for name, value in bulk.items():
-        print(f"| {name} | {value:.0f} |" if value >= 100 else f"| {name} | {value:.2f} |")
+        print(f"| {name} | {value:.0f} |" if value >= 100 else f"| {name} | {value:.3g} |")
     print("\n| storage work per trigger task (Redis, counted with MONITOR) | value |")
     print("|---|---|")
     for name, value in trips.items():
