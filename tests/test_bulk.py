@@ -125,7 +125,7 @@ def _count_transactions(backend: Any, monkeypatch: pytest.MonkeyPatch, uids: Any
     monkeypatch.setattr(backend, "transaction", counted)
     if isinstance(backend, RedisStorage):
         commits = _count_commits(backend, monkeypatch)
-        names = {backend.keys(uid)[0]: uid for uid in uids}
+        names = {backend._keys(uid)[0]: uid for uid in uids}
 
         class Named(list[str]):
             def __iter__(self) -> Any:

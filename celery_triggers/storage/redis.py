@@ -44,26 +44,22 @@ from __future__ import annotations
 import logging
 import math
 import weakref
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .. import engine
 from ..errors import (
     CorruptSession,
     InvalidStorageURL,
     StorageError,
     StorageUnavailable,
-    UnknownInstance,
 )
-from ..state import Instance, Snapshot, Status
+from ..state import Instance
 from . import mask_url
 from . import redis_scripts as scripts
 from .base import Conflict, Job, Prefetch, SessionTxn, StorageBackend, check_uid
 from .kv import KVTxn, parse_state, session_digest, uid_of
-from .records import decode_instance, encode_metadata_fragment, to_ms
 from .redis_known import Cached as _Cached
 from .redis_known import Recent, begin, state_sha
 from .redis_scripts import from_dump, key_prefix, text
@@ -136,10 +132,6 @@ class RedisStorage(StorageBackend):
         self._async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     # -- keys ---------------------------------------------------------------
-    def keys(self, uid: str) -> tuple[str, str, str, str]:
-        """The session's keys: state, instance hash, version, waiting index."""
-        return self._keys(uid)
-
     def _keys(self, uid: str) -> tuple[str, str, str, str]:
         base = f"{self.prefix}:{{{session_digest(uid)}}}"
         return f"{base}:state", f"{base}:inst", f"{base}:version", f"{base}:wait"
@@ -326,25 +318,6 @@ class RedisStorage(StorageBackend):
 
         return await arun_many(self, jobs)
 
-    async def async_client(self) -> Any:
-        """A ``redis.asyncio`` client on this storage's server, one per event
-        loop, closed when the loop shuts down (``asyncio.run`` finalises
-        asynchronous generators then: see ``_closed_at_loop_shutdown``)."""
-        import asyncio
-
-        import redis.asyncio
-
-        assert self._async_from is not None
-        loop = asyncio.get_running_loop()
-        entry = self._async_clients.get(loop)
-        if entry is None:
-            url, options = self._async_from
-            client = redis.asyncio.Redis.from_url(url, **options)
-            closer = _closed_at_loop_shutdown(client)
-            await closer.__anext__()
-            entry = self._async_clients[loop] = (client, closer)
-        return entry[0]
-
     def _ttl(self, state: dict[str, Any]) -> int:
         """The commit script's ttl argument for :meth:`expiry`: 0 none, -1
         persist (work in flight), else seconds."""
@@ -379,59 +352,10 @@ class RedisStorage(StorageBackend):
     def start(
         self, uid: str, name: str, token: str, now: float, *, track: bool, metadata: Mapping[str, Any]
     ) -> tuple[Instance, Instance, dict[str, Any], Any]:
-        """One round trip: a script checks the status and the token and
-        puts the start's fields at the end of the record without re-encoding
-        it (see ``records``); it returns the session state too, so the
-        finish that follows can commit without reading (one more)."""
-        check_uid(uid)
-        extra = encode_metadata_fragment(dict(metadata))
-        if extra is None or "attempts" in metadata:
-            return super().start(uid, name, token, now, track=track, metadata=metadata)
-        args = [name, token, "1" if track else "0", to_ms(now), extra, -1 if self.session_ttl else 0]
-        try:
-            code, raw_version, state_text, record, *old = self._start(keys=list(self._keys(uid)), args=args)
-        except redis.RedisError as exc:
-            raise self._error(uid, exc) from exc
-        state = parse_state(uid, state_text)
-        if not record:
-            raise UnknownInstance(f"no instance {name!r} in session {uid!r}")
-        current = decode_instance(uid, name, record)
-        before = after = current
-        if code == 1:  # the script started it and returned the new record, and the old status
-            before = Instance(current.task, current.number, Status(text(old[0])), current.kwargs, None, {})
-        elif code == 0:  # say why it cannot start, or an untracked start: nothing written
-            changes = engine.start(Snapshot(instances={name: current}), name, now, token, track=track, **metadata)
-            if changes.instances:  # the script and the engine disagree: take the generic path
-                code = 2
-        if code == 2:
-            return super().start(uid, name, token, now, track=track, metadata=metadata)
-        cached = self._after_start(uid, int(raw_version), state, state_text, name, record, wrote=code == 1)
-        self._recent.remember(uid, cached)
-        return before, after, dict(state["configs"]) if state is not None else {}, cached
+        """One round trip (see :func:`.redis_start.start`)."""
+        from .redis_start import start
 
-    def _after_start(
-        self,
-        uid: str,
-        version: int,
-        state: dict[str, Any] | None,
-        state_text: Any,
-        name: str,
-        record: Any,
-        *,
-        wrote: bool,
-    ) -> _Cached | None:
-        """What this process knows of the session after a start script: what
-        it knew before, when that was the version just before the script's
-        (the script changes only this instance's record and the version),
-        with the new record; else the state and the record the script
-        returned."""
-        if state is None:
-            return None
-        sha = state_sha(state_text)
-        known = self._recent.known(uid)
-        if known is not None and known.version == version - wrote and known.state_sha == sha:
-            return replace(known, version=version, records={**known.records, name: record})
-        return _Cached(uid, version, state, {name: record}, state_sha=sha)
+        return start(self, uid, name, token, now, track=track, metadata=metadata)
 
     # -- inspection and lifecycle --------------------------------------------
     def instances(self, uid: str) -> dict[str, Instance]:
@@ -509,15 +433,3 @@ class RedisStorage(StorageBackend):
 
     def close(self) -> None:
         self.client.close()
-
-
-async def _closed_at_loop_shutdown(client: Any) -> AsyncIterator[None]:
-    """Started once and left suspended: the event loop's shutdown
-    (``loop.shutdown_asyncgens()``, which ``asyncio.run`` calls) closes it,
-    and its ``finally`` closes ``client``'s connections on that loop."""
-    try:
-        yield
-    finally:
-        close = getattr(client, "aclose", None) or client.close  # aclose: redis-py >= 5.0.1
-        await close()
-        await client.connection_pool.disconnect()  # redis-py < 5 leaves the pool's connections open

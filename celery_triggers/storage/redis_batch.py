@@ -21,7 +21,7 @@ fight over) runs on its own with the usual retry loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator, Sequence
+from collections.abc import AsyncIterator, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -160,9 +160,9 @@ def _rounds(storage: RedisStorage, jobs: Sequence[Job]) -> Generator[list[Call],
         for item in reads:
             names, pairs = sorted(item.names), sorted(item.pairs)
             read_orders.append((names, pairs))
-            calls.append((storage._read.sha, list(storage.keys(item.uid)), [len(names), *names, *_prefixes(pairs)]))
+            calls.append((storage._read.sha, list(storage._keys(item.uid)), [len(names), *names, *_prefixes(pairs)]))
         for commit in commits:
-            calls.append((storage._commit.sha, list(storage.keys(commit.pending.uid)), commit.args))
+            calls.append((storage._commit.sha, list(storage._keys(commit.pending.uid)), commit.args))
         replies = (yield calls) if calls else []
         pending = []
         for item, (names, pairs), reply in zip(reads, read_orders, replies[: len(reads)], strict=True):
@@ -275,7 +275,7 @@ def run_many(storage: RedisStorage, jobs: Sequence[Job]) -> list[Any]:
 
 
 async def arun_many(storage: RedisStorage, jobs: Sequence[Job]) -> list[Any]:
-    client = await storage.async_client()
+    client = await async_client(storage)
 
     rounds = _rounds(storage, jobs)
     try:
@@ -298,6 +298,36 @@ async def arun_many(storage: RedisStorage, jobs: Sequence[Job]) -> list[Any]:
         for number, outcome in zip(left, alone, strict=True):
             outcomes[number] = outcome
     return outcomes
+
+
+async def async_client(storage: RedisStorage) -> Any:
+    """A ``redis.asyncio`` client on the storage's server, one per event
+    loop, closed when the loop shuts down (``asyncio.run`` finalises
+    asynchronous generators then: see ``_closed_at_loop_shutdown``)."""
+    import redis.asyncio
+
+    assert storage._async_from is not None
+    loop = asyncio.get_running_loop()
+    entry = storage._async_clients.get(loop)
+    if entry is None:
+        url, options = storage._async_from
+        client = redis.asyncio.Redis.from_url(url, **options)
+        closer = _closed_at_loop_shutdown(client)
+        await closer.__anext__()
+        entry = storage._async_clients[loop] = (client, closer)
+    return entry[0]
+
+
+async def _closed_at_loop_shutdown(client: Any) -> AsyncIterator[None]:
+    """Started once and left suspended: the event loop's shutdown
+    (``loop.shutdown_asyncgens()``, which ``asyncio.run`` calls) closes it,
+    and its ``finally`` closes ``client``'s connections on that loop."""
+    try:
+        yield
+    finally:
+        close = getattr(client, "aclose", None) or client.close  # aclose: redis-py >= 5.0.1
+        await close()
+        await client.connection_pool.disconnect()  # redis-py < 5 leaves the pool's connections open
 
 
 def _no_script(reply: Any) -> bool:
