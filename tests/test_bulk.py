@@ -355,3 +355,77 @@ def test_fire_many_after_the_server_lost_its_scripts(redis_server: RedisServer, 
     results = app.triggers.fire_many(events) if mode == "fire_many" else asyncio.run(app.triggers.afire_many(events))
     assert all(r.ok for r in results), results
     assert [i.name for i in results[0].scheduled] == ["t_page#0"]
+
+
+BULK_PROCESSES, BULK_CALLS, BULK_SESSIONS = 4, 30, 3
+
+
+def _bulk_fire(url: str, proc: int, barrier: Any, out: Any) -> None:
+    """One process: BULK_CALLS bulk fires of 10 events over the shared
+    sessions, and one bad event each; even processes use afire_many (the
+    async pipeline). Reports the commits Redis refused."""
+    try:
+        app = _hold_app(url)
+        backend = app.triggers.storage
+        refused = [0]
+        real, areal = redis_batch._pipelined, redis_batch._apipelined
+
+        def note(calls: list[Any], replies: list[Any]) -> list[Any]:
+            commits = [r for (sha, _, _), r in zip(calls, replies, strict=True) if sha == backend._commit.sha]
+            refused[0] += sum(1 for r in commits if not isinstance(r, Exception) and not int(r[0]))
+            return replies
+
+        async def acounted(client: Any, calls: list[Any]) -> list[Any]:
+            return note(calls, await areal(client, calls))
+
+        redis_batch._pipelined = lambda client, calls: note(calls, real(client, calls))  # type: ignore[assignment]
+        redis_batch._apipelined = acounted  # type: ignore[assignment]
+        barrier.wait(timeout=120)
+        for call in range(BULK_CALLS):
+            events: list[Any] = [
+                (f"crowd-{j % BULK_SESSIONS}", "page", {"proc": proc, "call": call, "j": j}) for j in range(10)
+            ]
+            events.append((f"crowd-{call % BULK_SESSIONS}", "", {}))
+            if proc % 2:
+                results = app.triggers.fire_many(events)
+            else:
+                results = asyncio.run(app.triggers.afire_many(events))
+            if [r.ok for r in results] != [True] * 10 + [False]:
+                raise AssertionError(f"call {call}: {results}")
+        out.put(("refused", refused[0]))
+    except BaseException as exc:
+        out.put(("error", f"process {proc}: {exc!r}"))
+
+
+def test_processes_bulk_firing_into_shared_sessions_lose_nothing(redis_server: RedisServer) -> None:
+    """The pipelined rounds under contention: four processes (two sync, two
+    asyncio) fire_many into three shared sessions at once. Every event is
+    stored once, numbers are dense, and commits were refused along the way
+    (so the re-run from a refusal's fresh records is what kept them exact)."""
+    import multiprocessing
+
+    url = f"{redis_server.url}?prefix={unique_prefix()}"
+    app = _hold_app(url)
+    app.triggers.fire_many([(f"crowd-{s}", "start") for s in range(BULK_SESSIONS)])
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(BULK_PROCESSES), ctx.Queue()
+    procs = [ctx.Process(target=_bulk_fire, args=(url, p, barrier, out)) for p in range(BULK_PROCESSES)]
+    for p in procs:
+        p.start()
+    reports = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert [kind for kind, _ in reports] == ["refused"] * BULK_PROCESSES, reports
+    assert sum(count for _, count in reports) > 0, f"no contention: the test proved nothing ({reports})"
+    expected = {s: [] for s in range(BULK_SESSIONS)}  # type: dict[int, list[tuple[int, int, int]]]
+    for proc in range(BULK_PROCESSES):
+        for call in range(BULK_CALLS):
+            for j in range(10):
+                expected[j % BULK_SESSIONS].append((proc, call, j))
+    for s in range(BULK_SESSIONS):
+        instances = app.triggers.session(f"crowd-{s}").instances
+        assert sorted(i.number for i in instances.values()) == list(range(len(expected[s])))
+        seen = sorted(
+            (i.kwargs["page"]["proc"], i.kwargs["page"]["call"], i.kwargs["page"]["j"]) for i in instances.values()
+        )
+        assert seen == sorted(expected[s]), f"crowd-{s}: every event stored once"
