@@ -378,8 +378,8 @@ def _bulk_fire(url: str, proc: int, barrier: Any, out: Any) -> None:
         async def acounted(client: Any, calls: list[Any]) -> list[Any]:
             return note(calls, await areal(client, calls))
 
-        redis_batch._pipelined = lambda client, calls: note(calls, real(client, calls))  # type: ignore[assignment]
-        redis_batch._apipelined = acounted  # type: ignore[assignment]
+        redis_batch._pipelined = lambda client, calls: note(calls, real(client, calls))
+        redis_batch._apipelined = acounted
         barrier.wait(timeout=120)
         for call in range(BULK_CALLS):
             events: list[Any] = [
