@@ -173,8 +173,10 @@ class RedisStorage(StorageBackend):
             if speculative:
                 assert isinstance(cached, _Cached)
                 version, sha, state, known, waiting, complete = begin(cached)
+                base_text = cached.state_text
             else:
                 raw_version, state_text, known, waiting = self._read_some(keys, names, pairs)
+                base_text = state_text
                 version, complete, sha = int(raw_version or 0), False, state_sha(state_text)
                 state = parse_state(uid, state_text)
             read_names, read_pairs = set(names), set(pairs)
@@ -226,7 +228,7 @@ class RedisStorage(StorageBackend):
                 if speculative:
                     raise Conflict(f"session {uid!r}: nothing to commit; re-run on a fresh read")
                 if not txn.is_new:
-                    txn.after_commit = _Cached(uid, version, txn.state, known, waiting, complete, sha)
+                    txn.after_commit = _Cached(uid, version, base_text, known, waiting, complete, sha)
                     self._recent.remember(uid, txn.after_commit)
                 return
             args, new_state_text = self._commit_args(txn, version, sha, read_names, read_pairs)
@@ -235,7 +237,9 @@ class RedisStorage(StorageBackend):
                 conflict = Conflict(f"session {uid!r}: another writer committed first")
                 conflict.fresh = self._fresh(uid, *self._parse_read(reply[1:], sorted(read_names), sorted(read_pairs)))
                 raise conflict
-            txn.after_commit = self._committed(txn, version, sha, new_state_text, known, waiting, complete)
+            txn.after_commit = self._committed(
+                txn, version, sha, new_state_text or base_text or "", known, waiting, complete
+            )
         except redis.RedisError as exc:
             self._recent.remember(uid, None)
             raise self._error(uid, exc) from exc
@@ -265,14 +269,14 @@ class RedisStorage(StorageBackend):
         txn: KVTxn,
         version: int,
         sha: str,
-        new_state_text: str,
+        state_text: str | bytes,
         known: dict[str, Any],
         waiting: dict[tuple[str, str], list[str]],
         complete: bool,
     ) -> _Cached:
         """What this process knows of the session after ``txn`` committed
-        over ``version`` (remembered)."""
-        sha = state_sha(new_state_text) if new_state_text else sha
+        over ``version``, its state now ``state_text`` (remembered)."""
+        sha = state_sha(state_text)
         known.update(txn.instance_writes)
         for task, trigger, name in txn.index_adds:
             if (task, trigger) in waiting or complete:
@@ -280,7 +284,7 @@ class RedisStorage(StorageBackend):
         for task, trigger, name in txn.index_removes:
             if name in waiting.get((task, trigger), []):
                 waiting[(task, trigger)].remove(name)
-        cached = _Cached(txn.uid, version + 1, txn.state, known, waiting, complete, sha)
+        cached = _Cached(txn.uid, version + 1, state_text, known, waiting, complete, sha)
         self._recent.remember(txn.uid, cached)
         return cached
 
@@ -293,9 +297,8 @@ class RedisStorage(StorageBackend):
         found: dict[tuple[str, str], list[str]],
     ) -> _Cached:
         """What a read (or a refused commit's reply) says of the session (remembered)."""
-        fresh = _Cached(
-            uid, int(raw_version or 0), parse_state(uid, state_text), records, found, state_sha=state_sha(state_text)
-        )
+        parse_state(uid, state_text)  # a corrupt state raises here, naming the session
+        fresh = _Cached(uid, int(raw_version or 0), state_text, records, found, state_sha=state_sha(state_text))
         self._recent.remember(uid, fresh)
         return fresh
 

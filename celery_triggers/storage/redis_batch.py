@@ -73,7 +73,8 @@ class _Commit:
     txn: KVTxn
     version: int
     sha: str
-    new_state_text: str
+    #: The state's text after the commit (the new one, or the unchanged one).
+    state_text: str | bytes
     known: dict[str, Any]
     waiting: dict[tuple[str, str], list[str]]
     complete: bool
@@ -117,7 +118,8 @@ def _attempt(storage: RedisStorage, item: _Pending) -> tuple[str, Any]:
     if not txn.changed:
         return ("done", result) if item.fresh else ("read", None)
     args, new_state_text = storage._commit_args(txn, version, sha, item.names, item.pairs)
-    return "commit", _Commit(item, args, txn, version, sha, new_state_text, known, waiting, complete, result)
+    state_text = new_state_text or item.cached.state_text or ""
+    return "commit", _Commit(item, args, txn, version, sha, state_text, known, waiting, complete, result)
 
 
 def _rounds(storage: RedisStorage, jobs: Sequence[Job]) -> Generator[list[Call], list[Any], list[Any]]:
@@ -179,7 +181,7 @@ def _rounds(storage: RedisStorage, jobs: Sequence[Job]) -> Generator[list[Call],
                 outcomes[item.number] = _error(storage, item.uid, reply)
             elif int(reply[0]):
                 storage._committed(
-                    commit.txn, commit.version, commit.sha, commit.new_state_text, commit.known, commit.waiting,
+                    commit.txn, commit.version, commit.sha, commit.state_text, commit.known, commit.waiting,
                     commit.complete,
                 )  # fmt: skip
                 outcomes[item.number] = commit.result
@@ -199,11 +201,11 @@ def _prefixes(pairs: list[tuple[str, str]]) -> list[str]:
 
 def _merge(fresh: Cached, before: Cached) -> Cached:
     """A read at the version already known completes what was known."""
-    if fresh.version != before.version or fresh.state_sha != before.state_sha or before.state is None:
+    if fresh.version != before.version or fresh.state_sha != before.state_sha or before.state_text is None:
         return fresh
     waiting = {**before.waiting, **fresh.waiting}
     return Cached(
-        fresh.uid, fresh.version, fresh.state, {**before.records, **fresh.records}, waiting, before.complete,
+        fresh.uid, fresh.version, fresh.state_text, {**before.records, **fresh.records}, waiting, before.complete,
         fresh.state_sha,
     )  # fmt: skip
 

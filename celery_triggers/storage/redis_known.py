@@ -11,6 +11,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from .kv import parse_state
+
 __all__ = ["RECENT_SESSIONS", "Cached", "Recent", "begin", "state_sha"]
 
 #: Sessions whose state each backend object remembers.
@@ -26,7 +28,10 @@ class Cached:
 
     uid: str
     version: int
-    state: dict[str, Any] | None
+    #: The state's stored text (None: no session). Kept as text, not parsed:
+    #: a thousand sessions' parsed states would be a large, long-lived
+    #: graph of dicts for the garbage collector to scan again and again.
+    state_text: str | bytes | None
     records: dict[str, Any]
     waiting: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     complete: bool = False
@@ -44,14 +49,10 @@ def begin(
     cached: Cached,
 ) -> tuple[int, str, dict[str, Any] | None, dict[str, Any], dict[tuple[str, str], list[str]], bool]:
     """Version, state SHA, state, records, waiting index and ``complete`` to
-    start a transaction from: copies, since a transaction changes its state
-    in place, and one whose commit failed must not leave its changes in what
-    the next attempt starts from."""
-    state = (
-        {k: dict(v) if isinstance(v, dict) else v for k, v in cached.state.items()}
-        if cached.state is not None
-        else None
-    )
+    start a transaction from: copies (the state freshly parsed), since a
+    transaction changes its state in place, and one whose commit failed must
+    not leave its changes in what the next attempt starts from."""
+    state = parse_state(cached.uid, cached.state_text)
     waiting = {p: list(v) for p, v in cached.waiting.items()}
     return cached.version, cached.state_sha, state, dict(cached.records), waiting, cached.complete
 

@@ -82,4 +82,4 @@ def _after_start(
     known = storage._recent.known(uid)
     if known is not None and known.version == version - wrote and known.state_sha == sha:
         return replace(known, version=version, records={**known.records, name: record})
-    return Cached(uid, version, state, {name: record}, state_sha=sha)
+    return Cached(uid, version, state_text, {name: record}, state_sha=sha)
