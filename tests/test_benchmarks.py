@@ -63,6 +63,15 @@ def test_side_by_side_quick_prints_every_table() -> None:
     assert float(row(out, "sqlite: per scheduled instance (file growth)")[1]) > 0
 
 
+def test_bulk_gc_quick_prints_a_row_per_collector_setting() -> None:
+    require("redis-server")
+    out = run("benchmarks.bulk_gc", "--quick", "--runs", "1")
+    for setting in ("Python's defaults", "collector disabled", "gc.freeze() after warm-up", "gc.set_threshold"):
+        rate, ratio = row(out, setting)[1:3]
+        assert float(rate) > 0 and ratio.endswith("x")
+    assert row(out, "Python's defaults")[2] == "1.00x"
+
+
 def test_operations_quick_prints_a_row_per_backend() -> None:
     require("redis-server")
     out = run("benchmarks.operations", "--quick", "--runs", "1")
