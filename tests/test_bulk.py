@@ -429,3 +429,50 @@ def test_processes_bulk_firing_into_shared_sessions_lose_nothing(redis_server: R
             (i.kwargs["page"]["proc"], i.kwargs["page"]["call"], i.kwargs["page"]["j"]) for i in instances.values()
         )
         assert seen == sorted(expected[s]), f"crowd-{s}: every event stored once"
+
+
+@pytest.mark.parametrize("mode", ["fire_many", "afire_many"])
+def test_bulk_fire_over_a_corrupt_session_fails_its_events_only(redis_server: RedisServer, mode: str) -> None:
+    """A session whose stored state is not JSON: its events get
+    CorruptSession naming it, the other sessions of the same pipeline fire."""
+    import redis
+
+    from celery_triggers import CorruptSession
+
+    url = f"{redis_server.url}?prefix={unique_prefix()}"
+    writer = _hold_app(url)
+    writer.triggers.fire_many([("good", "start"), ("bad", "start")])
+    state_key = writer.triggers.storage._keys("bad")[0]
+    redis.Redis.from_url(redis_server.url).set(state_key, b"{not json")
+    app = _hold_app(url)  # knows neither session: guesses, is refused, reads the corrupt state
+    events = [("good", "page"), ("bad", "page"), ("new", "start")]
+    results = app.triggers.fire_many(events) if mode == "fire_many" else asyncio.run(app.triggers.afire_many(events))
+    assert [r.ok for r in results] == [True, False, True], results
+    assert isinstance(results[1].error, CorruptSession) and "'bad'" in str(results[1].error)
+    assert [i.name for i in results[0].scheduled] == ["t_page#0"]
+
+
+@pytest.mark.parametrize("where", ["memory", "redis"])
+def test_a_bug_in_one_sessions_transaction_is_raised_after_the_others_are_dispatched(
+    where: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a TriggersError (a bug): fire_many raises it, but only after the
+    other sessions, whose transactions committed, sent their messages."""
+    from celery_triggers import engine
+
+    url = (
+        "memory://" if where == "memory" else f"{request.getfixturevalue('redis_server').url}?prefix={unique_prefix()}"
+    )
+    app = _hold_app(url)
+    real = engine.fire_each
+
+    def buggy(snapshot: Any, configs: Any, events: Any, now: float) -> Any:
+        if any(kwargs.get("boom") for _, kwargs in events):
+            raise RuntimeError("a bug")
+        return real(snapshot, configs, events, now)
+
+    monkeypatch.setattr(engine, "fire_each", buggy)
+    with pytest.raises(RuntimeError, match="a bug"):
+        app.triggers.fire_many([("first", "left"), ("buggy", "left", {"boom": True}), ("last", "left")])
+    assert sorted(Hold.sent) == ["first/t_any#0", "last/t_any#0"]
+    assert "buggy" not in app.triggers.storage.sessions()

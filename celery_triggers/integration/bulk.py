@@ -16,7 +16,7 @@ import asyncio
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import InvalidKwargs, InvalidName, TriggersError
 from ..manager import EachPlan, TriggerManager
@@ -107,15 +107,25 @@ class _Bulk:
         self.jobs: list[Job] = [(uid, plan.body, plan.prefetch) for uid, (_, plan) in self.plans.items() if plan.body]
 
     def settle(self, outcomes: Sequence[Any]) -> list[FireResult]:
+        """Each session's outcome, in order. A session whose transaction hit
+        a bug (not a :class:`TriggersError`) is raised, after the others
+        were settled: what they committed is still dispatched."""
         by_uid = dict(zip((job[0] for job in self.jobs), outcomes, strict=True))
+        bug: BaseException | None = None
         for uid, (manager, plan) in self.plans.items():
+            outcome = by_uid.get(uid)
             if uid not in by_uid:
                 answers = plan.outcomes()  # every event refused at the edge
-            elif isinstance(by_uid[uid], TriggersError):
-                answers = plan.failed(by_uid[uid])
+            elif isinstance(outcome, TriggersError):
+                answers = plan.failed(outcome)
+            elif isinstance(outcome, BaseException):
+                bug = bug or outcome
+                continue
             else:
-                answers = manager.each_committed(plan, *by_uid[uid])
+                answers = manager.each_committed(plan, *cast("tuple[Any, Any]", outcome))
             _record(self.results, uid, self.sessions[uid], answers)
+        if bug is not None:
+            raise bug
         return [r for r in self.results if r is not None]
 
     def settles_in_caller(self, outcomes: Sequence[Any]) -> bool:
@@ -126,7 +136,7 @@ class _Bulk:
             return False
         if any(type(manager)._post_fire is not TriggerManager._post_fire for manager, _ in self.plans.values()):
             return False
-        return not any(not isinstance(outcome, TriggersError) and outcome[0].ready for outcome in outcomes)
+        return not any(not isinstance(outcome, BaseException) and outcome[0].ready for outcome in outcomes)
 
 
 def fire_many(ext: Triggers, events: Iterable[Event]) -> list[FireResult]:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from .. import engine
 from .._json import MAX_UID_LENGTH, check_text, dumps, loads
 from ..engine import Needs
-from ..errors import Conflict, CorruptSession, InvalidSession, StorageError, TriggersError, UnknownInstance
+from ..errors import Conflict, CorruptSession, InvalidSession, StorageError, UnknownInstance
 from ..state import Changes, Instance, Snapshot, TaskRecord, TriggerRecord
 from .records import decode_instance
 
@@ -285,14 +285,16 @@ class StorageBackend(abc.ABC):
 
     def run_many(self, jobs: Sequence[Job]) -> list[Any]:
         """:meth:`atomic` for each job (sessions all different), in its own
-        transaction: one result per job, or the :class:`TriggersError` that
-        refused it (the other jobs still run). Here one after the other; a
-        backend may share round trips between sessions (Redis pipelines)."""
+        transaction: one result per job, or the exception that refused it
+        (a :class:`TriggersError`; any other is a bug, returned too so that
+        the caller can settle what the other jobs committed before raising
+        it). Here one after the other; a backend may share round trips
+        between sessions (Redis pipelines)."""
         out: list[Any] = []
         for uid, operation, prefetch in jobs:
             try:
                 out.append(self.atomic(uid, operation, prefetch))
-            except TriggersError as exc:
+            except Exception as exc:
                 out.append(exc)
         return out
 

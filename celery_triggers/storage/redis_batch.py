@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TriggersError
-from .base import Job, check_uid
+from .base import Job, StorageBackend, check_uid
 from .kv import KVTxn
 from .redis_known import Cached, begin
 from .redis_scripts import key_prefix
@@ -148,7 +148,7 @@ def _rounds(storage: RedisStorage, jobs: Sequence[Job]) -> Generator[list[Call],
         for item in pending:
             try:
                 kind, value = _attempt(storage, item)
-            except Exception as exc:  # a bug or a value that is not JSON: this job only
+            except Exception as exc:  # a bug or a value that is not JSON: this job only (see run_many)
                 outcomes[item.number] = exc
                 continue
             if kind == "done":
@@ -171,9 +171,12 @@ def _rounds(storage: RedisStorage, jobs: Sequence[Job]) -> Generator[list[Call],
             if isinstance(reply, Exception):
                 outcomes[item.number] = _error(storage, item.uid, reply)
                 continue
-            raw_version, state_text, records, found = storage._parse_read(reply, names, pairs)
-            item.cached = _merge(storage._fresh(item.uid, raw_version, state_text, records, found), item.cached)
-            item.fresh = True
+            try:  # a corrupt state fails its session's job only
+                fresh = storage._fresh(item.uid, *storage._parse_read(reply, names, pairs))
+            except TriggersError as exc:
+                outcomes[item.number] = _error(storage, item.uid, exc)
+                continue
+            item.cached, item.fresh = _merge(fresh, item.cached), True
             pending.append(item)
         for commit, reply in zip(commits, replies[len(reads) :], strict=True):
             item = commit.pending
@@ -186,8 +189,12 @@ def _rounds(storage: RedisStorage, jobs: Sequence[Job]) -> Generator[list[Call],
                 )  # fmt: skip
                 outcomes[item.number] = commit.result
             else:  # another writer committed first: re-run from the fresh records in the reply
-                parsed = storage._parse_read(reply[1:], sorted(item.names), sorted(item.pairs))
-                item.cached, item.fresh = storage._fresh(item.uid, *parsed), False
+                try:
+                    parsed = storage._parse_read(reply[1:], sorted(item.names), sorted(item.pairs))
+                    item.cached, item.fresh = storage._fresh(item.uid, *parsed), False
+                except TriggersError as exc:
+                    outcomes[item.number] = _error(storage, item.uid, exc)
+                    continue
                 pending.append(item)
     return outcomes
 
@@ -217,12 +224,8 @@ def _error(storage: RedisStorage, uid: str, exc: Exception) -> TriggersError:
     return storage._error(uid, exc)
 
 
-def _finish(storage: RedisStorage, jobs: Sequence[Job], outcomes: list[Any]) -> list[int]:
-    """Raise a job's non-storage exception as a lone transaction would; the
-    numbers of the jobs left to run alone."""
-    for outcome in outcomes:
-        if isinstance(outcome, Exception) and not isinstance(outcome, TriggersError):
-            raise outcome
+def _left(outcomes: list[Any]) -> list[int]:
+    """The numbers of the jobs left to run alone."""
     return [n for n, outcome in enumerate(outcomes) if outcome is _LEFT]
 
 
@@ -267,12 +270,9 @@ def run_many(storage: RedisStorage, jobs: Sequence[Job]) -> list[Any]:
             calls = rounds.send(replies)
     except StopIteration as done:
         outcomes = list(done.value)
-    for number in _finish(storage, jobs, outcomes):
-        uid, operation, prefetch = jobs[number]
-        try:
-            outcomes[number] = storage.atomic(uid, operation, prefetch)
-        except TriggersError as exc:
-            outcomes[number] = exc
+    left = _left(outcomes)
+    for number, outcome in zip(left, StorageBackend.run_many(storage, [jobs[n] for n in left]), strict=True):
+        outcomes[number] = outcome
     return outcomes
 
 
@@ -294,9 +294,9 @@ async def arun_many(storage: RedisStorage, jobs: Sequence[Job]) -> list[Any]:
             calls = rounds.send(replies)
     except StopIteration as done:
         outcomes = list(done.value)
-    left = _finish(storage, jobs, outcomes)
+    left = _left(outcomes)
     if left:
-        alone = await asyncio.to_thread(storage.run_many, [jobs[n] for n in left])
+        alone = await asyncio.to_thread(StorageBackend.run_many, storage, [jobs[n] for n in left])
         for number, outcome in zip(left, alone, strict=True):
             outcomes[number] = outcome
     return outcomes
