@@ -13,7 +13,7 @@ from celery_triggers.storage import redis_batch
 from celery_triggers.storage.redis import RedisStorage
 
 from .conftest import make_app, unique_prefix
-from .servers import RedisServer
+from .servers import RedisCluster, RedisServer
 
 
 def _app(storage: str = "memory://"):  # type: ignore[no-untyped-def]
@@ -181,7 +181,7 @@ def test_fire_many_gives_a_loops_result_with_one_transaction_per_session(
     transactions = _count_transactions(backend, monkeypatch, ["bulk-a", "bulk-b", "bulk-c"])
     results = app.triggers.fire_many([(f"bulk-{uid}", trigger, *kwargs) for uid, trigger, *kwargs in EVENTS])
     assert sorted(transactions) == ["bulk-a", "bulk-b", "bulk-c"], "one transaction per session"
-    if isinstance(backend, RedisStorage) and not backend.cluster:
+    if isinstance(backend, RedisStorage):
         assert pipelines == [3], "new sessions: their three commits in one round trip"
     monkeypatch.undo()
     for uid in "abc":
@@ -476,3 +476,59 @@ def test_a_bug_in_one_sessions_transaction_is_raised_after_the_others_are_dispat
         app.triggers.fire_many([("first", "left"), ("buggy", "left", {"boom": True}), ("last", "left")])
     assert sorted(Hold.sent) == ["first/t_any#0", "last/t_any#0"]
     assert "buggy" not in app.triggers.storage.sessions()
+
+
+def test_fire_many_on_a_redis_cluster_sends_one_pipeline_per_node(
+    redis_cluster: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions spread over the three masters: each round is one pipeline
+    per master (redis-py's cluster pipeline refuses EVALSHA), every commit
+    lands on its slot's node; after the nodes lost their scripts, they are
+    loaded again."""
+    import redis
+
+    app = _hold_app(f"{redis_cluster.url}?prefix={unique_prefix()}")
+    uids = [f"spread-{n}" for n in range(30)]
+    node_pipelines: list[int] = []
+    real = redis_batch._send
+
+    def counted(client: Any, calls: list[Any]) -> list[Any]:
+        node_pipelines.append(client.connection_pool.connection_kwargs["port"])
+        return real(client, calls)
+
+    monkeypatch.setattr(redis_batch, "_send", counted)
+    results = app.triggers.fire_many([(uid, "left", {"n": n}) for n, uid in enumerate(uids)])
+    assert all(r.ok for r in results) and all([i.name for i in r.scheduled] == ["t_any#0"] for r in results)
+    assert sorted(node_pipelines) == sorted(node.port for node in redis_cluster.nodes), "one pipeline per master"
+    assert sorted(Hold.sent) == sorted(f"{uid}/t_any#0" for uid in uids)
+    for node in redis_cluster.nodes:
+        redis.Redis(port=node.port).script_flush()
+    node_pipelines.clear()
+    results = app.triggers.fire_many([(uid, "right") for uid in uids])
+    assert all(r.ok for r in results), results
+    monkeypatch.undo()
+    for n, uid in enumerate(uids):
+        assert app.triggers.session(uid).instance("t_pair#0").kwargs == {"left": {"n": n}, "right": {}}
+
+
+def test_fire_many_on_a_cluster_with_a_stale_slot_map_runs_the_moved_calls_alone(
+    redis_cluster: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slot map gone stale (as while slots migrate): the pipeline reaches
+    a node that does not hold the slot, which answers MOVED; those
+    sessions' transactions run alone through the cluster client (which
+    follows the redirection) and nothing is lost or doubled."""
+    app = _hold_app(f"{redis_cluster.url}?prefix={unique_prefix()}")
+    client = app.triggers.storage.client
+    wrong = client.get_node(host="127.0.0.1", port=redis_cluster.nodes[0].port)
+    assert wrong is not None
+    monkeypatch.setattr(client, "get_node_from_key", lambda key, replica=False: wrong)  # everything to one node
+    uids = [f"moved-{n}" for n in range(12)]
+    results = app.triggers.fire_many([(uid, "left", {"n": n}) for n, uid in enumerate(uids)])
+    assert all(r.ok for r in results), results
+    monkeypatch.undo()
+    owners = {client.get_node_from_key(app.triggers.storage._keys(uid)[0]).port for uid in uids}
+    assert len(owners) > 1, "the sessions live on several nodes, so some calls met MOVED"
+    for n, uid in enumerate(uids):
+        assert app.triggers.session(uid).instances["t_any#0"].kwargs == {"left": {"n": n}}
+    assert sorted(Hold.sent) == sorted(f"{uid}/t_any#0" for uid in uids)

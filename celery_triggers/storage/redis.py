@@ -305,9 +305,8 @@ class RedisStorage(StorageBackend):
     # -- many sessions at once (redis_batch) ----------------------------------
     def run_many(self, jobs: Sequence[Job]) -> list[Any]:
         """Pipelined: the commits (and reads) of different sessions share
-        round trips (see :mod:`.redis_batch`). One at a time on a cluster."""
-        if self.cluster:
-            return super().run_many(jobs)
+        round trips (see :mod:`.redis_batch`; on a cluster, one pipeline per
+        primary)."""
         from .redis_batch import run_many
 
         return run_many(self, jobs)

@@ -25,6 +25,10 @@ from collections.abc import AsyncIterator, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import redis
+import redis.cluster
+import redis.exceptions
+
 from ..errors import TriggersError
 from .base import Job, StorageBackend, check_uid
 from .kv import KVTxn
@@ -168,6 +172,8 @@ def _rounds(storage: RedisStorage, jobs: Sequence[Job]) -> Generator[list[Call],
         replies = (yield calls) if calls else []
         pending = []
         for item, (names, pairs), reply in zip(reads, read_orders, replies[: len(reads)], strict=True):
+            if isinstance(reply, _Alone):
+                continue  # left to run alone
             if isinstance(reply, Exception):
                 outcomes[item.number] = _error(storage, item.uid, reply)
                 continue
@@ -180,7 +186,9 @@ def _rounds(storage: RedisStorage, jobs: Sequence[Job]) -> Generator[list[Call],
             pending.append(item)
         for commit, reply in zip(commits, replies[len(reads) :], strict=True):
             item = commit.pending
-            if isinstance(reply, Exception):
+            if isinstance(reply, _Alone):
+                storage._recent.remember(item.uid, None)  # left to run alone, from a fresh read
+            elif isinstance(reply, Exception):
                 outcomes[item.number] = _error(storage, item.uid, reply)
             elif int(reply[0]):
                 storage._committed(
@@ -230,6 +238,13 @@ def _left(outcomes: list[Any]) -> list[int]:
 
 
 def _pipelined(client: Any, calls: list[Call]) -> list[Any]:
+    """One round's calls, in order: their replies (an error in its call's place)."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        return _cluster_pipelined(client, calls)
+    return _send(client, calls)
+
+
+def _send(client: Any, calls: list[Call]) -> list[Any]:
     replies: list[Any] = []
     for start in range(0, len(calls), CHUNK):
         with client.pipeline(transaction=False) as pipe:
@@ -237,6 +252,35 @@ def _pipelined(client: Any, calls: list[Call]) -> list[Any]:
                 pipe.evalsha(sha, len(keys), *keys, *args)
             replies += pipe.execute(raise_on_error=False)
     return replies
+
+
+def _cluster_pipelined(client: Any, calls: list[Call]) -> list[Any]:
+    """One pipeline per primary, each to the node that holds its calls'
+    slot (redis-py's cluster pipeline refuses EVALSHA). A call the node
+    answers with an error (MOVED while slots migrate, a node down) is
+    retried alone by the caller, through the cluster client, which follows
+    redirections."""
+    by_node: dict[str, tuple[Any, list[int]]] = {}
+    for number, (_, keys, _) in enumerate(calls):
+        node = client.get_node_from_key(keys[0])
+        by_node.setdefault(node.name, (node, []))[1].append(number)
+    replies: list[Any] = [None] * len(calls)
+    for node, numbers in by_node.values():
+        try:
+            part = _send(node.redis_connection, [calls[n] for n in numbers])
+        except redis.RedisError as exc:
+            part = [exc] * len(numbers)
+        for number, reply in zip(numbers, part, strict=True):
+            replies[number] = _Alone(reply) if isinstance(reply, Exception) else reply
+    return replies
+
+
+class _Alone(Exception):
+    """A cluster node's error for one call: its job runs alone."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
 
 
 async def _apipelined(client: Any, calls: list[Call]) -> list[Any]:
@@ -333,6 +377,6 @@ async def _closed_at_loop_shutdown(client: Any) -> AsyncIterator[None]:
 
 
 def _no_script(reply: Any) -> bool:
-    import redis.exceptions
-
+    if isinstance(reply, _Alone):
+        reply = reply.error
     return isinstance(reply, redis.exceptions.NoScriptError)
