@@ -190,6 +190,14 @@ def test_fire_many_gives_a_loops_result_with_one_transaction_per_session(
     assert [[i.name for i in r.scheduled] for r in results] == per_event
     assert sum(map(len, per_event)) >= 5 and all(r.ok for r in results)
 
+    Hold.sent.clear()  # the same from asyncio code
+    events = [(f"async-{uid}", trigger, *kwargs) for uid, trigger, *kwargs in EVENTS]
+    results = asyncio.run(app.triggers.afire_many(events))
+    for uid in "abc":
+        assert _state(app, f"async-{uid}") == _state(app, f"loop-{uid}"), uid
+    assert sorted(Hold.sent) == sorted(s.replace("loop-", "async-") for s in looped)
+    assert [[i.name for i in r.scheduled] for r in results] == per_event
+
 
 def test_fire_many_reports_a_refused_message_on_its_event_only() -> None:
     app = _hold_app("memory://")

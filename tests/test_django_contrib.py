@@ -295,3 +295,23 @@ def test_the_admin_lists_and_acts_on_the_database_the_app_keeps_sessions_in(
         assert _post(boss, pk, "delete").status_code == 302
     assert not Session.objects.using("pg").filter(uid="in-pg").exists()
     assert Session.objects.using("default").filter(uid="in-default").exists()
+
+
+def test_an_async_view_fires_with_afire_into_the_database(eager: Celery) -> None:
+    """Django's AsyncClient calls an async view that awaits ``afire`` on
+    django-db://: no SynchronousOnlyOperation (the ORM runs in Django's
+    thread for synchronous code), the eager cascade ran, and the rows are
+    there."""
+    import asyncio
+
+    from django.test import AsyncClient
+
+    async def call() -> Any:
+        return await AsyncClient().get("/applied/async-1/", {"ok": "1"})
+
+    response = asyncio.run(call())
+    assert response.status_code == 200, response.content
+    assert response.json() == {"scheduled": ["t_score#0"]}
+    instances = eager.triggers.session("async-1").instances
+    assert {n: i.status.value for n, i in instances.items()} == {"t_score#0": "finished", "t_notify#0": "finished"}
+    assert _session("async-1").uid == "async-1"

@@ -252,7 +252,7 @@ async def afire_many(ext: Triggers, events: Iterable[Event]) -> list[FireResult]
     worker thread. What follows the commits (dispatch, signals, hooks) runs
     in a worker thread when there is any."""
     if _runs_in_caller(ext):
-        return await asyncio.to_thread(fire_many, ext, list(events))
+        return await ext.storage.run_sync(fire_many, ext, list(events))
     bulk = _Bulk(ext, events)
     outcomes = await ext.storage.arun_many(bulk.jobs)
     if bulk.settles_in_caller(outcomes):

@@ -299,9 +299,16 @@ class StorageBackend(abc.ABC):
         return out
 
     async def arun_many(self, jobs: Sequence[Job]) -> list[Any]:
-        """:meth:`run_many` from asyncio code: here in a worker thread, so the
-        event loop never waits on storage; natively async on Redis."""
-        return await asyncio.to_thread(self.run_many, list(jobs))
+        """:meth:`run_many` from asyncio code: here in a worker thread
+        (:meth:`run_sync`), so the event loop never waits on storage;
+        natively async on Redis."""
+        return await self.run_sync(self.run_many, list(jobs))
+
+    async def run_sync(self, fn: Callable[..., R], *args: Any) -> R:
+        """Run blocking ``fn(*args)``, which uses this storage, off the event
+        loop: in a worker thread (``asyncio.to_thread``); the Django
+        database storage uses the thread Django runs synchronous code in."""
+        return await asyncio.to_thread(fn, *args)
 
     def start(
         self, uid: str, name: str, token: str, now: float, *, track: bool, metadata: Mapping[str, Any]

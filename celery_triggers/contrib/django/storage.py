@@ -34,9 +34,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from ..._json import dumps, loads
@@ -46,6 +46,8 @@ from ...state import Instance, Status
 from ...storage import mask_url
 from ...storage.base import Conflict, Prefetch, Raw, SessionTxn, StorageBackend, check_uid
 from ...storage.records import decode_instance
+
+R = TypeVar("R")
 
 try:
     from django.core.exceptions import AppRegistryNotReady, ImproperlyConfigured
@@ -196,6 +198,16 @@ class DjangoDBStorage(StorageBackend):
         if "sqlite" in str(database.get("ENGINE", "")) and (name == ":memory:" or "mode=memory" in name):
             return f"django-db://{self.alias} is an in-memory SQLite database: it lives in one process"
         return None
+
+    async def run_sync(self, fn: Callable[..., R], *args: Any) -> R:
+        """In the thread Django runs synchronous code in from async views
+        (``sync_to_async(thread_sensitive=True)``), as Django asks of ORM
+        calls from async code: the connection is that thread's, handled as
+        Django handles it, not one per executor thread."""
+        from asgiref.sync import sync_to_async
+
+        result: R = await sync_to_async(fn, thread_sensitive=True)(*args)
+        return result
 
     # -- transactions -------------------------------------------------------
     def _prepare(self, uid: str) -> Any:
