@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from celery_triggers import DispatchError, InvalidKwargs, InvalidName, Status
+from celery_triggers import DispatchError, InvalidKwargs, InvalidName, Status, TriggerManager
 from celery_triggers.runners import Dispatch, TaskRunner
 from celery_triggers.storage import redis_batch
 from celery_triggers.storage.redis import RedisStorage
@@ -540,3 +540,17 @@ def test_fire_many_on_a_cluster_with_a_stale_slot_map_runs_the_moved_calls_alone
     for n, uid in enumerate(uids):
         assert app.triggers.session(uid).instances["t_any#0"].kwargs == {"left": {"n": n}}
     assert sorted(Hold.sent) == sorted(f"{uid}/t_any#0" for uid in uids)
+
+
+class _RaisingHook(TriggerManager):
+    def _post_fire(self, trigger_name: str, tasks_scheduled: list[Any]) -> None:
+        if self.uid == "hooked":
+            raise RuntimeError("the hook failed")
+
+
+def test_a_raising_post_fire_hook_is_raised_after_the_other_sessions_are_dispatched() -> None:
+    app = _hold_app("memory://")
+    app.conf.triggers_manager_class = _RaisingHook
+    with pytest.raises(RuntimeError, match="the hook failed"):
+        app.triggers.fire_many([("first", "left"), ("hooked", "left"), ("last", "left")])
+    assert sorted(Hold.sent) == ["first/t_any#0", "hooked/t_any#0", "last/t_any#0"]

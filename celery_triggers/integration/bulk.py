@@ -107,9 +107,10 @@ class _Bulk:
         self.jobs: list[Job] = [(uid, plan.body, plan.prefetch) for uid, (_, plan) in self.plans.items() if plan.body]
 
     def settle(self, outcomes: Sequence[Any]) -> list[FireResult]:
-        """Each session's outcome, in order. A session whose transaction hit
-        a bug (not a :class:`TriggersError`) is raised, after the others
-        were settled: what they committed is still dispatched."""
+        """Each session's outcome, in order. A bug (an exception that is not
+        a :class:`TriggersError`) in a session's transaction, or one raised
+        by a ``_post_fire`` hook, is raised after every other session was
+        settled: what they committed is still dispatched."""
         by_uid = dict(zip((job[0] for job in self.jobs), outcomes, strict=True))
         bug: BaseException | None = None
         for uid, (manager, plan) in self.plans.items():
@@ -122,7 +123,11 @@ class _Bulk:
                 bug = bug or outcome
                 continue
             else:
-                answers = manager.each_committed(plan, *cast("tuple[Any, Any]", outcome))
+                try:
+                    answers = manager.each_committed(plan, *cast("tuple[Any, Any]", outcome))
+                except Exception as exc:  # a hook raised: the other sessions still dispatch
+                    bug = bug or exc
+                    continue
             _record(self.results, uid, self.sessions[uid], answers)
         if bug is not None:
             raise bug
