@@ -281,7 +281,7 @@ class Bench:
             "django-cache (redis, cache API + lock)": "django-cache://redis?prefix=tpa&timeout=none&lock=add",
             **django_db_urls(),
         }
-        rows = []
+        sessions = {}
         for name, url in urls.items():
             app = make_app(
                 url,
@@ -290,10 +290,12 @@ class Bench:
                 task_routes={"bench.sink": {"queue": "bench-sink"}},
             )
             app.triggers.configure({"t_pair": {"after": ["left", "right"], "run": "bench.sink"}})
-            session = app.triggers.session(f"tp-{uuid.uuid4().hex[:6]}")
-            session.fire("warm-up")
-            rates: list[tuple[float, float, float]] = []
-            for _ in range(self.runs):  # medians: one pass is at the mercy of the machine's noise
+            sessions[name] = app.triggers.session(f"tp-{uuid.uuid4().hex[:6]}")
+            sessions[name].fire("warm-up")
+        rates: dict[str, list[tuple[float, float, float]]] = {name: [] for name in urls}
+        for _ in range(self.runs):  # rounds over the backends, so that the machine's noise hits them alike
+            for name, session in sessions.items():
+                app = session.app
                 began = time.perf_counter()
                 for _ in range(n):
                     session.fire("nobody-listens")
@@ -307,8 +309,10 @@ class Bench:
                 for uid in uids:
                     app.triggers.fire(uid, "right")  # completes t_pair: commit + dispatch
                 completing = n / (time.perf_counter() - began)
-                rates.append((idle, creating, completing))
-            idle, creating, completing = (statistics.median(r[i] for r in rates) for i in range(3))
+                rates[name].append((idle, creating, completing))
+        rows = []
+        for name, samples in rates.items():
+            idle, creating, completing = (statistics.median(r[i] for r in samples) for i in range(3))
             rows.append((name, idle, creating, completing))
         self.signal.connection_pool.reset()
         import redis
