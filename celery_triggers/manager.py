@@ -153,17 +153,19 @@ class TriggerManager(OperatorActions, SessionInspection):
         """The transaction body of an operation (pure but for storage: it may
         run several times) and what to read with its first read."""
 
+        app_configs = self.extension.configs
+        # Read up front what the app-wide configuration says the operation will
+        # need (a session's own configs may need more: read lazily then).
+        guess = needs(app_configs)
+
         def body(txn: SessionTxn) -> tuple[Changes, Configuration]:
             configs = self._configs(txn)
-            changes = operation(txn.load(needs(configs)), configs)
+            changes = operation(txn.load(guess if configs is app_configs else needs(configs)), configs)
             for name in changes.ready:
                 changes.instances[name].metadata.setdefault("task_id", str(uuid.uuid4()))
             txn.write(changes)
             return changes, configs
 
-        # Read up front what the app-wide configuration says the operation will
-        # need (a session's own configs may need more: read lazily then).
-        guess = needs(self.extension.configs)
         return body, (*prefetch, *guess.waiting)
 
     def _committed(self, changes: Changes, configs: Configuration) -> None:
@@ -306,6 +308,8 @@ class TriggerManager(OperatorActions, SessionInspection):
         problem = check_text(trigger_name, what="a trigger name", limit=MAX_NAME_LENGTH)
         if problem is not None:
             raise InvalidName(problem)
+        if trigger_kwargs is None or (isinstance(trigger_kwargs, Mapping) and not trigger_kwargs):
+            return trigger_name, {}  # nothing to check or measure: no settings lookup
         limit = self.extension.max_kwargs_bytes if max_bytes is None else max_bytes
         return trigger_name, normalize_kwargs(trigger_kwargs, what=f"trigger {trigger_name!r}", max_bytes=limit)
 
