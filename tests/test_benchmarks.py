@@ -53,6 +53,7 @@ def test_side_by_side_quick_prints_every_table() -> None:
     assert float(row(out, "fire_many, the same 200 events (fires/s)")[1]) > 0
     assert float(row(out, "afire, 100 concurrent coroutines over 100 sessions (fires/s)")[1]) > 0
     assert float(row(out, "afire, 100 concurrent coroutines over 10 sessions (fires/s)")[1]) > 0
+    assert float(row(out, "fire_many, 100 events each sending a message (fires/s)")[1]) > 0
     loop_trips = float(row(out, "round trips per event: fire() in a loop")[1])
     assert float(row(out, "round trips per event: fire_many")[1]) < loop_trips, "one commit per session, not per event"
     trips = row(out, "storage round trips per trigger task")
