@@ -110,31 +110,26 @@ def _hold_app(storage: str) -> Any:
     return app
 
 
-def _count_transactions(backend: Any, monkeypatch: pytest.MonkeyPatch, uids: Any = ()) -> list[str]:
-    """The session UID of every transaction ``backend`` runs from now on:
-    alone (``transaction``) or, on Redis, as a commit in a pipeline of
-    several sessions' transactions (``uids``: the sessions to name; the
-    pipelines are counted in ``pipelines``)."""
-    transactions: list[str] = []
+def _count_transactions(backend: Any, monkeypatch: pytest.MonkeyPatch, uids: Any = ()) -> Any:
+    """From now on, count the transactions ``backend`` runs: alone
+    (``transaction``) or, on Redis, as a commit in a pipeline of several
+    sessions' transactions (the pipelines are counted in ``pipelines``).
+    Returns a function giving the session UID of each so far (``uids``:
+    the sessions to name a Redis commit after, by its keys)."""
+    alone: list[str] = []
     real = backend.transaction
 
     def counted(uid: str, *args: Any, **kwargs: Any) -> Any:
-        transactions.append(uid)
+        alone.append(uid)
         return real(uid, *args, **kwargs)
 
     monkeypatch.setattr(backend, "transaction", counted)
-    if isinstance(backend, RedisStorage):
-        commits = _count_commits(backend, monkeypatch)
-        names = {backend._keys(uid)[0]: uid for uid in uids}
+    commits = _count_commits(backend, monkeypatch) if isinstance(backend, RedisStorage) else []
+    names = {backend._keys(uid)[0]: uid for uid in uids} if isinstance(backend, RedisStorage) else {}
 
-        class Named(list[str]):
-            def __iter__(self) -> Any:
-                return iter([*transactions, *(names.get(keys[0], keys[0]) for keys, _ in commits)])
+    def transactions() -> list[str]:
+        return [*alone, *(names.get(keys[0], keys[0]) for keys, _ in commits)]
 
-            def __len__(self) -> int:
-                return len(transactions) + len(commits)
-
-        return Named()
     return transactions
 
 
@@ -180,7 +175,7 @@ def test_fire_many_gives_a_loops_result_with_one_transaction_per_session(
     backend = app.triggers.storage
     transactions = _count_transactions(backend, monkeypatch, ["bulk-a", "bulk-b", "bulk-c"])
     results = app.triggers.fire_many([(f"bulk-{uid}", trigger, *kwargs) for uid, trigger, *kwargs in EVENTS])
-    assert sorted(transactions) == ["bulk-a", "bulk-b", "bulk-c"], "one transaction per session"
+    assert sorted(transactions()) == ["bulk-a", "bulk-b", "bulk-c"], "one transaction per session"
     if isinstance(backend, RedisStorage):
         assert pipelines == [3], "new sessions: their three commits in one round trip"
     monkeypatch.undo()
@@ -249,7 +244,8 @@ def test_concurrent_afire_calls_are_fired_together_and_each_gets_its_own_outcome
     outcomes = asyncio.run(main())
     assert isinstance(outcomes[-1], InvalidName)
     assert all(len(o) == 1 for o in outcomes[:-1]), outcomes[:3]
-    assert len(transactions) <= 20, f"{len(transactions)} transactions for 100 events over 10 sessions"
+    count = len(transactions())
+    assert count <= 20, f"{count} transactions for 100 events over 10 sessions"
     monkeypatch.undo()
     for s in range(10):
         pages = [i.kwargs["page"]["n"] for i in app.triggers.session(f"s{s}").instances.values()]
