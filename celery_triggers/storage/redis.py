@@ -235,7 +235,7 @@ class RedisStorage(StorageBackend):
             reply = self._commit(keys=keys, args=args)
             if not int(reply[0]):
                 conflict = Conflict(f"session {uid!r}: another writer committed first")
-                conflict.fresh = self._fresh(uid, *self._parse_read(reply[1:], sorted(read_names), sorted(read_pairs)))
+                conflict.fresh = self._refused(uid, reply, read_names, read_pairs)
                 raise conflict
             txn.after_commit = self._committed(
                 txn, version, sha, new_state_text or base_text or "", known, waiting, complete
@@ -287,6 +287,11 @@ class RedisStorage(StorageBackend):
         cached = _Cached(txn.uid, version + 1, state_text, known, waiting, complete, sha)
         self._recent.remember(txn.uid, cached)
         return cached
+
+    def _refused(self, uid: str, reply: Any, names: set[str], pairs: set[tuple[str, str]]) -> _Cached:
+        """What a refused commit's reply (a fresh read of what the
+        transaction used: ``names`` and ``pairs``) says of the session."""
+        return self._fresh(uid, *self._parse_read(reply[1:], sorted(names), sorted(pairs)))
 
     def _fresh(
         self,

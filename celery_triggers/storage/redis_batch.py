@@ -198,8 +198,7 @@ def _rounds(storage: RedisStorage, jobs: Sequence[Job]) -> Generator[list[Call],
                 outcomes[item.number] = commit.result
             else:  # another writer committed first: re-run from the fresh records in the reply
                 try:
-                    parsed = storage._parse_read(reply[1:], sorted(item.names), sorted(item.pairs))
-                    item.cached, item.fresh = storage._fresh(item.uid, *parsed), False
+                    item.cached, item.fresh = storage._refused(item.uid, reply, item.names, item.pairs), False
                 except TriggersError as exc:
                     outcomes[item.number] = _error(storage, item.uid, exc)
                     continue
