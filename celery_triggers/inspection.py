@@ -218,7 +218,10 @@ class SessionStorageView(SessionStorage):
         return instances
 
     def __getitem__(self, name: str) -> Instance:
-        instance = self._inspection.instances_by_name(name)
+        """The original framework's ``storage["t_x#0"]``: one instance, with
+        its ``.config``; a missing one is an :class:`UnknownInstance` (a
+        ``KeyError``)."""
+        instance = self._inspection.instance(name)
         return self._with_configs({name: instance})[name]
 
     def __contains__(self, name: object) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
@@ -367,3 +368,19 @@ def test_the_fire_argument_is_trigger_kwargs_everywhere_and_old_names_warn() -> 
     assert app.triggers.session("s3").instances == {}
     with pytest.warns(DeprecationWarning, match="use instance()"):
         assert session.instances_by_name("t_createApplicant#0").status is Status.FINISHED
+
+
+def test_the_suite_fails_on_the_package_s_own_use_of_a_deprecated_api() -> None:
+    """pyproject's warning filters: a DeprecationWarning attributed to a
+    module of the package (its stacklevel points at the package, so the
+    package called a deprecated API) is an error; one attributed to a caller
+    outside it (a test calling the API on purpose) is only a warning."""
+    with pytest.raises(DeprecationWarning, match="inside"):
+        warnings.warn_explicit("inside", DeprecationWarning, "inspection.py", 1, module="celery_triggers.inspection")
+    with pytest.raises(DeprecationWarning, match="top"):
+        warnings.warn_explicit("top", DeprecationWarning, "__init__.py", 1, module="celery_triggers")
+    with warnings.catch_warnings(record=True) as caught:  # the suite's filters stay in force
+        warnings.warn_explicit("outside", DeprecationWarning, "test_x.py", 1, module="tests.test_x")
+        warnings.warn_explicit("celery's own", DeprecationWarning, "base.py", 1, module="celery.app.base")
+        warnings.warn_explicit("a look-alike", DeprecationWarning, "x.py", 1, module="celery_triggers_x")
+    assert [str(w.message) for w in caught] == ["outside", "a look-alike"]  # celery's own are ignored

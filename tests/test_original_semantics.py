@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+import warnings
 from typing import Any
 
 import pytest
@@ -168,6 +169,19 @@ def test_the_original_inspection_surface(app: Celery) -> None:
     assert set(storage.debug_repr()["instances"]) == {"t_f#0", "t_x#0"}
     with pytest.raises(KeyError):
         storage["t_x#9"]
+
+
+def test_reading_an_instance_through_session_storage_raises_no_warning(app: Celery) -> None:
+    """``session.storage["t_x#0"]`` is the original framework's documented
+    form: supported, so it warns about nothing."""
+    session = configure(app, {"t_x": {"after": ["a", "b"], "run": "orig.record"}})
+    session.fire("a", {"v": 1})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        instance = session.storage["t_x#0"]
+    assert [str(w.message) for w in caught] == []
+    assert instance.name == "t_x#0" and instance.kwargs == {"a": {"v": 1}}
+    assert instance.config is not None and instance.config.name == "t_x"
 
 
 # -- the same scenarios on a real worker --------------------------------------
