@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from .errors import InvalidKwargs
@@ -23,8 +24,10 @@ __all__ = [
     "check_json",
     "check_text",
     "dumps",
+    "frozen",
     "loads",
     "normalize_kwargs",
+    "plain",
 ]
 
 #: Longest trigger or task name, and session UID, in characters.
@@ -87,6 +90,29 @@ def check_json(value: Any, *, what: str) -> None:
         _json_dumps(value)  # the json module's verdict, orjson or not
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{what} must be JSON-serializable: {exc}") from None
+
+
+def frozen(value: Any) -> Any:
+    """A deeply read-only copy of JSON-shaped ``value``: every mapping a
+    ``MappingProxyType`` of a new dict, every list or tuple a tuple; what
+    a config holds, so nothing can change it and nothing is shared with the
+    caller's data."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: frozen(item) for key, item in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(frozen(item) for item in value)
+    return value
+
+
+def plain(value: Any) -> Any:
+    """A fresh copy of JSON-shaped ``value`` made of plain ``dict`` and
+    ``list`` at every depth (the inverse of :func:`frozen`): what a task
+    body receives, free to change and to return."""
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value
 
 
 def check_text(value: Any, *, what: str, limit: int) -> str | None:

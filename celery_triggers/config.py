@@ -19,7 +19,7 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-from ._json import check_json, dumps
+from ._json import check_json, dumps, frozen, plain
 from .errors import ConfigurationError
 
 __all__ = ["DIRECTIVES", "TaskConfig", "merge_recursive", "parse_config", "parse_configs"]
@@ -78,14 +78,14 @@ class TaskConfig:
         if not isinstance(self.extras, Mapping) or not all(isinstance(k, str) for k in self.extras):
             raise ConfigurationError(f"custom directives must be a dict, got {self.extras!r}", task=name)
         try:
-            check_json(dict(self.extras), what="custom directives")
+            check_json(plain(self.extras), what="custom directives")
         except TypeError as exc:
             raise ConfigurationError(str(exc), task=name) from None
         object.__setattr__(self, "after", after)
         object.__setattr__(self, "and_every", and_every)
         object.__setattr__(self, "unless", _trigger_list(name, "unless", self.unless))
         object.__setattr__(self, "with_params", _with_params(name, self.with_params))
-        object.__setattr__(self, "extras", MappingProxyType(dict(self.extras)))
+        object.__setattr__(self, "extras", frozen(self.extras))
 
     def __hash__(self) -> int:
         return hash(
@@ -96,8 +96,8 @@ class TaskConfig:
                 self.and_every,
                 self.unless,
                 self.using,
-                dumps({k: dict(v) for k, v in self.with_params.items()}),
-                dumps(dict(self.extras)),
+                dumps(plain(self.with_params)),
+                dumps(plain(self.extras)),
             )
         )
 
@@ -122,10 +122,10 @@ class TaskConfig:
         if self.unless:
             data["unless"] = list(self.unless)
         if self.with_params:
-            data["withParams"] = {k: dict(v) for k, v in self.with_params.items()}
+            data["withParams"] = plain(self.with_params)
         if self.using is not None:
             data["using"] = self.using
-        data.update(self.extras)
+        data.update(plain(self.extras))
         return data
 
 
@@ -169,10 +169,10 @@ def _with_params(task: str, value: Any) -> Mapping[str, Mapping[str, Any]]:
                 directive=directive,
             )
         try:
-            check_json(sub, what=f"withParams[{key!r}]")
+            check_json(plain(sub), what=f"withParams[{key!r}]")
         except TypeError as exc:
             raise ConfigurationError(str(exc), task=task, directive=directive) from None
-        params[key] = MappingProxyType(dict(sub))
+        params[key] = frozen(sub)  # read-only at every depth, shared with no caller
     return MappingProxyType(params)
 
 
@@ -282,12 +282,20 @@ class Configuration(Mapping[str, TaskConfig]):
 def merge_recursive(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """``override`` merged into ``base`` key by key at every depth (the
     original framework's ``merge_dict``): nested mappings merge, anything
-    else (lists included) is replaced by ``override``'s value."""
-    merged = dict(base)
-    for key, value in override.items():
-        current = merged.get(key)
-        if isinstance(current, Mapping) and isinstance(value, Mapping):
-            merged[key] = merge_recursive(current, value)
+    else (lists included) is replaced by ``override``'s value.
+
+    The result is new plain data (``dict`` and ``list`` at every depth,
+    whatever read-only views the inputs hold) sharing nothing with either
+    input: changing it changes neither."""
+    merged: dict[str, Any] = {}
+    for key, value in base.items():
+        if key not in override:
+            merged[key] = plain(value)
+        elif isinstance(value, Mapping) and isinstance(override[key], Mapping):
+            merged[key] = merge_recursive(value, override[key])
         else:
-            merged[key] = value
+            merged[key] = plain(override[key])
+    for key, value in override.items():
+        if key not in merged:
+            merged[key] = plain(value)
     return merged

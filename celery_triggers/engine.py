@@ -47,7 +47,9 @@ def cascade_kwargs(result: Any) -> dict[str, Any]:
 
 def task_kwargs(config: TaskConfig, instance: Instance) -> dict[str, dict[str, Any]]:
     """What the task receives: ``with_params`` with the instance's trigger
-    kwargs merged in recursively (on a conflict the fired value wins)."""
+    kwargs merged in recursively (on a conflict the fired value wins), as
+    new plain ``dict``/``list`` data: the body may change it or return it,
+    the config and the stored instance stay as they are."""
     return merge_recursive(config.with_params, instance.kwargs)
 
 

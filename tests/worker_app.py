@@ -17,6 +17,7 @@ from celery.signals import task_success
 
 from celery_triggers import TaskContext, Triggers, current_context, trigger_task
 
+from . import params_cases
 from .classy_tasks import CONFIGS, TASKS
 
 DATA = Path(os.environ.get("CT_TEST_DATA", "/nonexistent-set-CT_TEST_DATA"))
@@ -35,6 +36,8 @@ Triggers(app)
 for task_class in TASKS:  # class-based trigger tasks, the original framework's way
     app.register_task(task_class())
 app.triggers.configure(CONFIGS)
+app.task(name=params_cases.ECHO, shared=False)(params_cases.echo)
+params_cases.declare_all(app)  # withParams made every app-wide way (tests/test_params.py)
 
 
 @trigger_task(after=["go"], name="t_boom")
