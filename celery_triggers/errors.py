@@ -39,29 +39,36 @@ class TriggersError(Exception):
 
 
 class ConfigurationError(TriggersError, ValueError):
-    """A task configuration is malformed.
+    """A task configuration or a ``triggers_*`` setting is malformed.
 
-    ``task`` and ``directive`` name the culprit when known.
+    ``task`` and ``directive``, or ``setting``, name the culprit when known.
     """
 
-    def __init__(self, message: str, *, task: str | None = None, directive: str | None = None):
+    def __init__(
+        self, message: str, *, task: str | None = None, directive: str | None = None, setting: str | None = None
+    ):
         prefix = ""
         if task is not None:
             prefix = f"trigger task {task!r}"
             if directive is not None:
                 prefix += f", directive {directive!r}"
             prefix += ": "
+        elif setting is not None:
+            prefix = f"setting {setting}: "
         super().__init__(prefix + message)
         self.message = message
         self.task = task
         self.directive = directive
+        self.setting = setting
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild_configuration_error, (self.message, self.task, self.directive)
+        return _rebuild_configuration_error, (self.message, self.task, self.directive, self.setting)
 
 
-def _rebuild_configuration_error(message: str, task: str | None, directive: str | None) -> ConfigurationError:
-    return ConfigurationError(message, task=task, directive=directive)
+def _rebuild_configuration_error(
+    message: str, task: str | None, directive: str | None, setting: str | None = None
+) -> ConfigurationError:
+    return ConfigurationError(message, task=task, directive=directive, setting=setting)
 
 
 class InvalidKwargs(TriggersError, TypeError):

@@ -34,6 +34,7 @@ LAYERS = {
     "overrides": 4,
     "manager": 4,
     "context": 4,
+    "settings": 4,
     "runners": 5,
     "integration": 6,
     "cli": 7,

@@ -99,3 +99,23 @@ def test_every_python_block_of_the_readme_runs(
             checked.append("migration")
     assert checked == ["project", "recovery", "testing", "migration"]
     assert "t_import_page" in ns["app"].triggers.configs, "the 'inside a trigger task' block registered its task"
+
+
+def test_the_settings_table_is_the_package_s_table() -> None:
+    """README's "Settings (`app.conf`)" lists every setting of
+    ``celery_triggers.settings.SETTINGS`` and no other, each with the same
+    default: as shown, and as the parser reads the value shown."""
+    from celery_triggers.settings import SETTINGS, parse
+
+    section = README.split("### Settings (`app.conf`)", 1)[1].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| `(triggers_\w+)` \| (.*?) \| .* \|$", section, re.M)
+    table = dict(rows)
+    assert len(table) == len(rows), "a setting listed twice"
+    assert sorted(table) == sorted(SETTINGS)
+    for name, shown in table.items():
+        option = SETTINGS[name]
+        assert shown == option.readme_default, name
+        literal = re.match(r"`([^`]*)`", shown)
+        if option.default is not None:
+            assert literal is not None, name
+            assert parse(name, literal.group(1)) == parse(name, None), name

@@ -1,5 +1,6 @@
 """Worker bootstep: wraps the app's tasks before any pool process forks,
-checks the storage at start (so a bad URL fails loudly and early), names it
+checks the settings and the storage at start (so a bad value or URL fails
+loudly and early), warns about unknown ``triggers_*`` settings, names it
 in the start-up log, runs the optional recovery sweep, and closes the
 storage at shutdown."""
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from celery import bootsteps
 
+from .. import settings
 from ..errors import ConfigurationError
 from ..host import installed
 from ..storage import mask_url
@@ -36,11 +38,9 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
         ext = cast("Triggers | None", installed(parent.app))
         if ext is None:
             return
-        from .extension import SETTINGS
-
-        for key in sorted(k for k in parent.app.conf.keys() if str(k).lower().startswith("triggers_")):
-            if key not in SETTINGS:
-                logger.warning("celery-triggers: unknown setting %r (known: %s)", key, ", ".join(sorted(SETTINGS)))
+        for key in settings.unknown_settings(parent.app.conf):
+            logger.warning("celery-triggers: %s", settings.describe_unknown(key))
+        settings.check(parent.app.conf)  # a value that means nothing stops the worker here
         storage = ext.storage
         in_test_process = type(parent).__module__.startswith("celery.contrib.testing")  # celery_worker fixture
         reason = None if in_test_process else storage.process_local_reason()
@@ -53,11 +53,11 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
             ext.default_runner,
             len(ext.configs),
         )
-        interval = parent.app.conf.get("triggers_recover_interval")
+        interval = ext.setting("triggers_recover_interval")
         if interval:
             from .recovery import Sweeper
 
-            self._sweeper = Sweeper(ext, float(interval), parent.hostname)
+            self._sweeper = Sweeper(ext, interval, parent.hostname)
             self._sweeper.start()
 
     def stop(self, parent: Any) -> None:

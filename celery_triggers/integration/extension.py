@@ -6,13 +6,13 @@ import os
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
-from kombu.utils.imports import symbol_by_name
 
-from .._json import MAX_KWARGS_BYTES, dumps
+from .. import settings
+from .._json import dumps
 from ..config import Configuration, TaskConfig, parse_configs
 from ..dispatch import LOCAL_ALIAS
 from ..errors import ConfigurationError, TriggersError, UnknownStorage
@@ -26,23 +26,6 @@ if TYPE_CHECKING:
     from .recovery import RecoveryAction
 
 __all__ = ["Triggers", "default_storage_url"]
-
-T = TypeVar("T")
-
-#: Settings read from ``app.conf`` (all optional).
-SETTINGS = {
-    "triggers_storage": "storage URL (default: a SQLite file in the temp dir, see default_storage_url)",
-    "triggers_runner": "default runner name (default: 'celery')",
-    "triggers_manager_class": "TriggerManager subclass or its dotted path",
-    "triggers_session_ttl": "seconds a session lives after its last change (Redis, Django cache)",
-    "triggers_storages": "other storages workers may open, by alias: {'legacy': 'django-cache://default'}",
-    "triggers_track_started": "record 'running' when a task starts (default True)",
-    "triggers_finish_timeout": "seconds a worker keeps retrying a finish while storage is unreachable (default 30)",
-    "triggers_start_retries": "times a message is retried while storage is unreachable at its start (default 8)",
-    "triggers_max_kwargs_bytes": "largest encoded trigger kwargs or result, in bytes (default 1 MiB)",
-    "triggers_recover_interval": "seconds between recovery sweeps in the worker (default: off)",
-    "triggers_recover_older_than": "age in seconds past which the worker's sweep recovers an instance (default 300)",
-}
 
 
 def default_storage_url(app: Celery) -> str:
@@ -112,16 +95,23 @@ class Triggers:
         return host
 
     # -- settings -----------------------------------------------------------
+    def setting(self, name: str) -> Any:
+        """``app.conf[name]`` parsed by the settings table
+        (:mod:`celery_triggers.settings`): its default when unset, a
+        :class:`ConfigurationError` naming the setting when it cannot mean
+        anything."""
+        return settings.read(self.app.conf, name)
+
     @property
     def storage_url(self) -> str:
-        return str(self.app.conf.get("triggers_storage") or default_storage_url(self.app))
+        return str(self.setting("triggers_storage") or default_storage_url(self.app))
 
     @property
     def storage(self) -> StorageBackend:
         """The storage backend, built from ``triggers_storage`` on first use."""
         with self._lock:
             if self._storage is None:
-                self._storage = resolve_storage(self.storage_url, session_ttl=self.app.conf.get("triggers_session_ttl"))
+                self._storage = resolve_storage(self.storage_url, session_ttl=self.setting("triggers_session_ttl"))
             return self._storage
 
     def reset_storage(self) -> None:
@@ -138,12 +128,8 @@ class Triggers:
     def storage_aliases(self) -> dict[str, str]:
         """``triggers_storages``: alias -> URL of the other storages that
         messages may name (by alias, never by URL)."""
-        value = self.app.conf.get("triggers_storages") or {}
-        if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and k and not k.startswith(LOCAL_ALIAS) and isinstance(v, str) for k, v in value.items()
-        ):
-            raise ConfigurationError(f"triggers_storages must map alias names to storage URLs, got {value!r}")
-        return dict(value)
+        aliases: dict[str, str] = self.setting("triggers_storages")
+        return aliases
 
     def storage_for(self, alias: str | None) -> StorageBackend:
         """The app's storage (``alias`` None), or another one this process is
@@ -195,45 +181,29 @@ class Triggers:
         wrap_task(task)
 
     # -- worker protocol settings --------------------------------------------
-    def _setting(self, name: str, default: T, kind: Callable[[Any], T]) -> T:
-        """``app.conf[name]`` as ``kind``, ``default`` when unset; a value of
-        the wrong kind is a :class:`ConfigurationError` naming the setting."""
-        value = self.app.conf.get(name)
-        if value is None:
-            return default
-        try:
-            return kind(value)
-        except (TypeError, ValueError):
-            raise ConfigurationError(f"setting {name} must be a {kind.__name__}, got {value!r}") from None
-
     @property
     def track_started(self) -> bool:
-        return self._setting("triggers_track_started", True, bool)
+        return bool(self.setting("triggers_track_started"))
 
     @property
     def finish_timeout(self) -> float:
-        return self._setting("triggers_finish_timeout", 30.0, float)
+        return float(self.setting("triggers_finish_timeout"))
 
     @property
     def max_kwargs_bytes(self) -> int:
-        return self._setting("triggers_max_kwargs_bytes", MAX_KWARGS_BYTES, int)
+        return int(self.setting("triggers_max_kwargs_bytes"))
 
     @property
     def start_retries(self) -> int:
-        return self._setting("triggers_start_retries", 8, int)
+        return int(self.setting("triggers_start_retries"))
 
     @property
     def default_runner(self) -> str:
-        return str(self.app.conf.get("triggers_runner") or "celery")
+        return str(self.setting("triggers_runner"))
 
     @property
     def manager_class(self) -> type[TriggerManager]:
-        from ..manager import TriggerManager
-
-        value = self.app.conf.get("triggers_manager_class") or TriggerManager
-        cls = symbol_by_name(value) if isinstance(value, str) else value  # type: ignore[no-untyped-call]  # kombu is untyped
-        if not (isinstance(cls, type) and issubclass(cls, TriggerManager)):
-            raise ConfigurationError(f"triggers_manager_class must be a TriggerManager subclass, got {value!r}")
+        cls: type[TriggerManager] = self.setting("triggers_manager_class")
         return cls
 
     def runner(self, name: str) -> TaskRunner:

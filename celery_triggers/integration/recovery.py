@@ -241,7 +241,7 @@ class Sweeper:
         self.ext = ext
         self.interval = interval
         self.holder = holder
-        self.older_than = float(ext.app.conf.get("triggers_recover_older_than") or 300.0)
+        self.older_than: float = ext.setting("triggers_recover_older_than")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="celery-triggers-recovery", daemon=True)
 
