@@ -98,6 +98,8 @@ def check_json(value: Any, *, what: str) -> None:
 #: surrogates (which no terminal or file can encode).
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def _escaped(match: re.Match[str]) -> str:
     return match.group().encode("unicode_escape", "backslashreplace").decode("ascii")
@@ -128,13 +130,17 @@ def shown(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(value)} characters)"
 
 
-def check_text(value: Any, *, what: str, limit: int) -> str | None:
+def check_text(value: Any, *, what: str, limit: int, stored: bool = False) -> str | None:
     """Why ``value`` is not a usable name or UID (None if it is): a
     non-empty string, not only whitespace, at most ``limit`` characters,
     and nothing that could forge or disguise a line of output: no control
     character (newline, carriage return, escape: Unicode category Cc), line
     separator or bidirectional override, and no lone surrogate (not valid
-    Unicode). The reason shows the value escaped and truncated."""
+    Unicode). The reason shows the value escaped and truncated.
+
+    ``stored``: a value already in storage, perhaps from before the rule on
+    control characters: those are accepted (so it can still be read,
+    recovered and deleted; output escapes them)."""
     if not isinstance(value, str) or not value:
         return f"{what} must be a non-empty string, got {_brief_repr(value)}"
     if not value.strip():
@@ -142,6 +148,8 @@ def check_text(value: Any, *, what: str, limit: int) -> str | None:
     if len(value) > limit:
         return f"{what} is {len(value)} characters long, more than {limit} (starts {value[:40]!r})"
     unsafe = _UNSAFE.search(value)
+    if unsafe is not None and stored and not "\ud800" <= unsafe.group() <= "\udfff":
+        unsafe = _SURROGATE.search(value)
     if unsafe is None:
         return None
     if "\ud800" <= unsafe.group() <= "\udfff":

@@ -37,7 +37,10 @@ Raw = str | bytes | dict[str, Any]
 
 
 def check_uid(uid: Any) -> str:
-    problem = check_text(uid, what="a session UID", limit=MAX_UID_LENGTH)
+    """``uid`` if storage can hold it, else :class:`InvalidSession`. Control
+    characters pass here (a session stored before they were refused stays
+    readable); a fire refuses them (``TriggerManager``)."""
+    problem = check_text(uid, what="a session UID", limit=MAX_UID_LENGTH, stored=True)
     if problem is not None:
         raise InvalidSession(problem)
     return str(uid)
