@@ -369,3 +369,38 @@ def test_a_worker_refuses_process_local_storage_at_start(
     )
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
+
+
+def test_storage_down_at_the_start_retries_function_and_class_tasks(
+    tmp_path: Path, broker_url: str, storage_server: RedisServer
+) -> None:
+    """Given messages of a function task and of a class-based task that a
+    worker takes while storage is down, then neither body runs, each
+    message is retried (Celery's retry, whatever the task class's own
+    ``retry`` is), and once storage is back both run once and cascade."""
+    with fault_run(tmp_path, broker_url, storage_server.url, acks_late=False, CT_VISIBILITY="120") as (app, worker):
+        session = app.triggers.session(f"down-at-start-{uuid.uuid4().hex[:6]}")
+        frozen = [worker.proc.pid, *worker.children()] if worker.proc else []
+        for pid in frozen:  # the worker takes nothing until storage is down (it pings storage at start-up)
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            session.fire("slow")
+            session.fire("classy")
+            storage_server.stop()
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+
+        def retried() -> bool:
+            log = worker.log.read_text(errors="replace")
+            return all(f"storage unreachable at the start of {n}" in log for n in ("t_slow#0", "t_classy#0"))
+
+        wait_for(retried, 30, "both starts to be retried")
+        assert not runs(worker), "no body ran while storage was down"
+        storage_server.start()
+        done = dict.fromkeys(["t_after_slow#0", "t_classy#0", "t_slow#0"], "finished")
+        wait_for(lambda: statuses(app, [session.uid])[session.uid] == done, 30, "both tasks and the cascade")
+        log = worker.log.read_text(errors="replace")
+    assert "TypeError" not in log, log[-3000:]
+    expected = {(session.uid, n): 1 for n in ("t_slow#0", "t_classy#0", "t_after_slow#0")}
+    assert runs(worker) == collections.Counter(expected), "each body ran once"

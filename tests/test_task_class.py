@@ -82,3 +82,15 @@ def test_without_the_filters_extra_the_error_says_what_to_install(monkeypatch: p
     monkeypatch.setitem(sys.modules, "filters", None)
     with pytest.raises(ImportError, match=r"pip install 'celery-triggers\[filters\]'"):
         filter_kwargs("t_x#0", {}, {"a": {}})
+
+
+def test_retry_keeps_celerys_signature_and_refuses_mixed_forms(app: Celery) -> None:
+    import inspect
+
+    from celery import Task
+
+    celery_params = list(inspect.signature(Task.retry).parameters)[:-1]  # up to **options
+    assert list(inspect.signature(TriggerTask.retry).parameters)[: len(celery_params)] == celery_params
+    task = app.tasks["classes.self_retrying"]
+    with pytest.raises(TypeError, match="cannot be mixed with Celery's retry arguments"):
+        task.retry(cooldown=1, countdown=1)

@@ -291,6 +291,23 @@ def test_class_based_tasks_on_a_real_worker(worker_app: Celery) -> None:
     assert "firstPageReceived.page: Numeric value expected" in failed.metadata["exc_message"]
 
 
+def test_a_class_based_task_retries_the_celery_way_on_a_real_worker(worker_app: Celery) -> None:
+    """``self.retry(exc=..., countdown=0)`` in ``_run`` is Celery's retry: the
+    same message again (one instance), bounded by Celery's own count."""
+    session = worker_app.triggers.session(uid())
+    session.fire("celeryRetry")
+    session.fire("celeryGiveUp")
+    instances = wait_until_idle(session)
+    assert {n: i.status.value for n, i in instances.items()} == {
+        "t_celeryGiveUp#0": "failed",
+        "t_celeryRetry#0": "finished",
+    }
+    assert instances["t_celeryRetry#0"].result == {"attempts": 3, "replays": 0}
+    gave_up = instances["t_celeryGiveUp#0"]
+    assert gave_up.metadata["exc_type"] == "ValueError" and gave_up.metadata["exc_message"] == "attempt 2"
+    assert gave_up.metadata["attempts"] == 2, "max_retries=1: Celery's count, not the replays'"
+
+
 def test_a_fire_returns_a_handle_that_waits_on_a_real_worker(worker_app: Celery) -> None:
     """#14: production code waits for a session without the testing package."""
     from celery_triggers import Status, WaitTimeout

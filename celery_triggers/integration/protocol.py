@@ -259,7 +259,8 @@ class _Execution:
             limit,
             countdown,
         )
-        retry: object = self.task.retry(exc=exc, countdown=countdown, max_retries=limit, throw=False)
+        # Celery's own retry, whatever the task class made of ``retry`` (TriggerTask's serves two forms).
+        retry: object = Task.retry(self.task, exc=exc, countdown=countdown, max_retries=limit, throw=False)
         return retry if isinstance(retry, BaseException) else _ignore(exc)
 
     # -- steps 2 and 3 -------------------------------------------------------
