@@ -109,6 +109,20 @@ def after_slow() -> dict[str, Any]:
     return _ran()
 
 
+@trigger_task(after=["revoke"], name="t_revoke")
+@app.task(name="faults.revoke")
+def revoke() -> dict[str, Any]:
+    """Takes scripting away from the storage's user before it finishes (an
+    operator's ACL change mid-run): its finish is refused, not unreachable."""
+    import redis
+
+    result = _ran()
+    client = redis.Redis.from_url(os.environ["CT_STORAGE"])
+    client.execute_command("ACL", "SETUSER", "default", "-@scripting")  # type: ignore[no-untyped-call]  # untyped in redis-py
+    client.close()
+    return result
+
+
 class Classy(TriggerTask):
     """A class-based task, the original framework's way."""
 

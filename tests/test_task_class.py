@@ -62,7 +62,10 @@ def test_retrying_past_max_retries_fails_with_max_retries_exceeded(app: Celery) 
     assert [i.status.value for i in session.instances.values()] == ["replayed", "replayed", "failed"]
     assert session.instances["t_giveUp#0"].metadata["exc_type"] == "ConnectionError"
     assert_instance_failed(session, "t_giveUp#2", MaxRetriesExceeded)
-    assert_instance_failed(session, "t_giveUp#2", "celery_triggers.errors.MaxRetriesExceeded")
+    failed = assert_instance_failed(session, "t_giveUp#2", "celery_triggers.errors.MaxRetriesExceeded")
+    assert (
+        failed.metadata["exc_message"] == "t_giveUp#2: gave up after 2 retries (max_retries=2): ConnectionError: down"
+    )
 
 
 def test_self_skip_marks_it_skipped_with_its_kwargs_in_the_metadata(app: Celery) -> None:
@@ -94,3 +97,11 @@ def test_retry_keeps_celerys_signature_and_refuses_mixed_forms(app: Celery) -> N
     task = app.tasks["classes.self_retrying"]
     with pytest.raises(TypeError, match="cannot be mixed with Celery's retry arguments"):
         task.retry(cooldown=1, countdown=1)
+
+
+def test_max_retries_exceeded_without_an_error_says_so_plainly(app: Celery) -> None:
+    task = app.tasks["classes.self_retrying"]  # max_retries=2
+    context = TaskContext("s", "t_retry#2", {}, app.triggers.session("s"), task=task, retries=2)
+    with pytest.raises(MaxRetriesExceeded) as info:
+        context.retry()
+    assert str(info.value) == "t_retry#2: gave up after 2 retries (max_retries=2)"

@@ -163,6 +163,9 @@ def test_context_retry_and_logging_on_a_real_worker(worker_app: Celery) -> None:
     assert instances["t_retrying#1"].metadata["started_at"] >= instances["t_retrying#0"].metadata["replayed_at"] + 0.2
     assert instances["t_retrying#0"].metadata["exc_type"] == "ConnectionError"
     assert instances["t_retrying#2"].metadata["exc_type"] == "MaxRetriesExceeded"
+    assert instances["t_retrying#2"].metadata["exc_message"] == (
+        "t_retrying#2: gave up after 2 retries (max_retries=2): ConnectionError: upstream flaky"
+    )
     assert all(i.metadata["log_level_name"] == "WARNING" for i in instances.values())
     assert {i.name for i in session.get_instances_with_unresolved_logs()} == set(instances)
 

@@ -15,15 +15,18 @@ too long, control characters) runs nothing: one ERROR line, acknowledged
    kwargs the body receives come from storage. A message for an unknown,
    resolved or re-dispatched instance, one with another token, or one that
    names a storage alias this worker does not trust runs nothing: it is
-   acknowledged (``Ignore``) with one warning line. Storage unreachable:
-   the body does not run, the message is retried with back-off
-   (``triggers_start_retries``), then left to ``recover``.
+   acknowledged (``Ignore``) with one warning line. Storage unreachable
+   (``StorageUnavailable``): the body does not run, the message is retried
+   with back-off (``triggers_start_retries``), then left to ``recover``.
+   Any other storage error (a refused command, a malformed storage URL): the
+   body does not run, one error line, no retry, left to ``recover``.
 2. **Body**, with ``trigger_kwargs`` / ``context`` injected when its
    signature takes them, and ``current_context()`` set.
 3. **Finish** (result, status, cascade) or **fail**, one atomic step,
    retried with back-off for ``triggers_finish_timeout`` seconds while
-   storage is unreachable. If it still fails, the body's result goes to
-   Celery's result backend as usual and ``recover`` resolves the instance.
+   storage is unreachable (only then). If it still fails, the body's result
+   goes to Celery's result backend as usual and ``recover`` resolves the
+   instance.
 
 Bodies run at least once; instances and cascades happen exactly once.
 """
@@ -51,6 +54,7 @@ from ..errors import (
     InvalidKwargs,
     StaleDispatch,
     StorageError,
+    StorageUnavailable,
     UnknownInstance,
     UnknownStorage,
     UnknownTask,
@@ -222,8 +226,18 @@ class _Execution:
         except CorruptSession as exc:
             logger.error("celery-triggers: %s (message %s not run)", _text(exc), self.shown_token)
             raise _ignore(exc) from None
-        except StorageError as exc:
+        except StorageUnavailable as exc:
             raise self._retry_start(exc) from None
+        except StorageError as exc:  # refused, not unreachable: a retry would fail the same way
+            logger.error(
+                "celery-triggers: could not start %s of session %r (message %s), not retried: %s; it stays "
+                "scheduled until `celery triggers recover` re-sends it",
+                self.name,
+                self.uid,
+                self.shown_token,
+                _text(exc),
+            )
+            raise _ignore(exc) from None
         context = TaskContext(
             self.uid,
             self.name,
@@ -235,7 +249,7 @@ class _Execution:
         )
         return manager, context
 
-    def _retry_start(self, exc: StorageError) -> BaseException:
+    def _retry_start(self, exc: StorageUnavailable) -> BaseException:
         """Storage unreachable at the start: run nothing, try again later."""
         retries = int(self.task.request.retries or 0)
         limit = self.ext.start_retries if self.ext is not None else 0
@@ -302,12 +316,11 @@ class _Execution:
         self._durably("fail", lambda: manager.fail_instance(self.name, self.token, {**error, **context.log_metadata()}))
 
     def _durably(self, what: str, step: Callable[[], Any]) -> None:
-        """Run a finish/fail step, retrying while storage is unreachable."""
+        """Run a finish/fail step, retrying while storage is unreachable (and
+        only then: a refused step would fail the same way)."""
         timeout = self.ext.finish_timeout if self.ext is not None else 0.0
         try:
-            call_with_backoff(
-                step, retry_on=StorageError, give_up_on=CorruptSession, timeout=timeout, on_retry=self._log_retry
-            )
+            call_with_backoff(step, retry_on=StorageUnavailable, timeout=timeout, on_retry=self._log_retry)
         except DispatchError as exc:  # committed; the cascade's messages were refused
             logger.error(
                 "celery-triggers: %s of session %r: %s (`celery triggers recover` re-sends them)",
@@ -317,7 +330,7 @@ class _Execution:
             )
         except (IllegalTransition, StaleDispatch, UnknownInstance) as exc:
             logger.warning("celery-triggers: %s of session %r not recorded: %s", self.name, self.uid, _text(exc))
-        except StorageError as exc:
+        except StorageUnavailable as exc:
             logger.error(
                 "celery-triggers: could not %s %s of session %r within %.0f s (%s); the instance stays running "
                 "until `celery triggers recover` resolves it (from Celery's result backend when one is configured)",
@@ -325,6 +338,15 @@ class _Execution:
                 self.name,
                 self.uid,
                 timeout,
+                _text(exc),
+            )
+        except StorageError as exc:  # refused, not unreachable: no retries
+            logger.error(
+                "celery-triggers: could not %s %s of session %r, not retried: %s; the instance stays running until "
+                "`celery triggers recover` resolves it (from Celery's result backend when one is configured)",
+                what,
+                self.name,
+                self.uid,
                 _text(exc),
             )
 
