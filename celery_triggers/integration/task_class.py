@@ -89,11 +89,12 @@ class TriggerTask(Task):  # type: ignore[misc]  # celery is untyped
         """Celery's ``Task.retry`` signature, serving two forms:
 
         - **The original framework's** (``raise self.retry(exc=e,
-          cooldown=10)``, and ``metadata=``, ``replacement_kwargs=``, or the
-          exception as the first argument): inside a running instance, the
-          instance becomes ``replayed`` and a clone runs after ``cooldown``
-          seconds (``MaxRetriesExceeded`` past ``max_retries``). It returns
-          the exception to raise; it raises nothing itself.
+          cooldown=10)``, and ``metadata=``, ``replacement_kwargs=``, the
+          exception as the first argument, or no argument): inside a
+          running instance, the instance becomes ``replayed`` and a clone
+          runs after ``cooldown`` seconds (``MaxRetriesExceeded`` past
+          ``max_retries``). It returns the exception to raise; it raises
+          nothing itself.
         - **Celery's own** (any of ``args``, ``kwargs``, ``eta``,
           ``countdown``, ``max_retries``, ``throw=False`` or other send
           options, or no running instance): :meth:`celery.Task.retry`, which
@@ -114,10 +115,14 @@ class TriggerTask(Task):  # type: ignore[misc]  # celery is untyped
         if original or (not celery and context is not None):
             target = context if context is not None else current_context()  # outside an instance: NotInTriggerTask
             return target.retry(exc=exc, cooldown=cooldown, replacement_kwargs=replacement_kwargs, metadata=metadata)
+        replays = self.request.retries
         celery_retries = getattr(self.request, _CELERY_RETRIES, None)
         if celery_retries is not None:  # ``_run`` sees the replays; Celery counts its own re-sends
             self.request.retries = celery_retries
-        return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+        try:
+            return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+        finally:
+            self.request.retries = replays
 
     def skip(self, metadata: Mapping[str, Any] | None = None) -> TaskResolved:
         """Mark this instance ``skipped``, its trigger kwargs copied into its
