@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import reprlib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -24,10 +25,12 @@ __all__ = [
     "check_json",
     "check_text",
     "dumps",
+    "escape_text",
     "frozen",
     "loads",
     "normalize_kwargs",
     "plain",
+    "shown",
 ]
 
 #: Longest trigger or task name, and session UID, in characters.
@@ -115,21 +118,69 @@ def plain(value: Any) -> Any:
     return value
 
 
-def check_text(value: Any, *, what: str, limit: int) -> str | None:
+#: Characters that could forge or disguise output: control characters
+#: (Unicode category Cc: newline, carriage return, escape, ...), line and
+#: paragraph separators, bidirectional overrides and isolates, and lone
+#: surrogates (which no terminal or file can encode).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
+def escape_text(text: str) -> str:
+    """``text`` with every character that could forge a line or disguise
+    output written as a Python escape (``\\n``, ``\\x1b``, ``\\u202e``);
+    everything else as it is. For names and UIDs written to logs, tables
+    and graphs (stored data may predate :func:`check_text`'s rules)."""
+    return _UNSAFE.sub(_escaped, text)
+
+
+def _brief_repr(value: Any) -> str:
+    """A ``repr`` bounded however large ``value`` is."""
+    brief = reprlib.Repr()  # keyword arguments only from Python 3.12
+    brief.maxlevel, brief.maxlist, brief.maxdict, brief.maxstring, brief.maxother = 3, 8, 8, 60, 60
+    return brief.repr(value)
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``value`` for a log line or an error message: a string escaped
+    (:func:`escape_text`), anything else as a bounded ``repr``; at most
+    ``limit`` characters, then how long a longer string was."""
+    if not isinstance(value, str):
+        return escape_text(_brief_repr(value))[:limit]
+    text = escape_text(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(value)} characters)"
+
+
+def check_text(value: Any, *, what: str, limit: int, stored: bool = False) -> str | None:
     """Why ``value`` is not a usable name or UID (None if it is): a
-    non-empty string, not only whitespace, valid Unicode (no lone
-    surrogates), at most ``limit`` characters."""
+    non-empty string, not only whitespace, at most ``limit`` characters,
+    and nothing that could forge or disguise a line of output: no control
+    character (newline, carriage return, escape: Unicode category Cc), line
+    separator or bidirectional override, and no lone surrogate (not valid
+    Unicode). The reason shows the value escaped and truncated.
+
+    ``stored``: a value already in storage, perhaps from before the rule on
+    control characters: those are accepted (so it can still be read,
+    recovered and deleted; output escapes them)."""
     if not isinstance(value, str) or not value:
-        return f"{what} must be a non-empty string, got {value!r}"
+        return f"{what} must be a non-empty string, got {_brief_repr(value)}"
     if not value.strip():
-        return f"{what} must not be only whitespace, got {value!r}"
+        return f"{what} must not be only whitespace, got {shown(repr(value), 60)}"
     if len(value) > limit:
         return f"{what} is {len(value)} characters long, more than {limit} (starts {value[:40]!r})"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return f"{what} holds a lone surrogate, which is not valid Unicode: {value!r}"
-    return None
+    unsafe = _UNSAFE.search(value)
+    if unsafe is not None and stored and not "\ud800" <= unsafe.group() <= "\udfff":
+        unsafe = _SURROGATE.search(value)
+    if unsafe is None:
+        return None
+    if "\ud800" <= unsafe.group() <= "\udfff":
+        return f"{what} holds a lone surrogate, which is not valid Unicode: {shown(repr(value), 120)}"
+    return f"{what} holds a control character ({_escaped(unsafe)}): {shown(repr(value), 120)}"
 
 
 def _valid_unicode(text: str) -> bool:

@@ -14,12 +14,12 @@ at fault, and never leave a half-parsed config behind.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-from ._json import check_json, dumps, frozen, plain
+from ._json import MAX_NAME_LENGTH, MAX_UID_LENGTH, check_json, check_text, dumps, frozen, plain
 from .errors import ConfigurationError
 
 __all__ = ["DIRECTIVES", "TaskConfig", "merge_recursive", "parse_config", "parse_configs"]
@@ -51,23 +51,35 @@ class TaskConfig:
     with_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     using: str | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
+    #: A config read back from a session's storage: its names were accepted
+    #: when it was written (perhaps before the rule on control characters),
+    #: so only their type is checked again; output escapes them.
+    stored: InitVar[bool] = False
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, stored: bool) -> None:
         """Validate and normalise every field, so a config built directly
         (``TaskConfig(name=..., run=..., after=[...])``) is as checked as one
         parsed from directives: :class:`ConfigurationError` names the task
-        and directive at fault."""
+        and directive at fault. Task and trigger names follow the rules of
+        a fired trigger's name (``check_text``: no control characters)."""
         name = self.name
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"a trigger task name must be a non-empty string, got {name!r}")
+        problem = None if stored else check_text(name, what="a trigger task name", limit=MAX_NAME_LENGTH)
+        if problem is not None:
+            raise ConfigurationError(problem)
         if not isinstance(self.run, str) or not self.run:
             raise ConfigurationError(
                 f"expected a Celery task name (string), got {type(self.run).__name__} {self.run!r}",
                 task=name,
                 directive="run",
             )
-        after = _trigger_list(name, "after", self.after)
-        and_every = None if self.and_every is None else _trigger_name(name, "andEvery", self.and_every)
+        # A Celery task name is a dotted path: generous room, but no control characters.
+        problem = None if stored else check_text(self.run, what="the Celery task name", limit=MAX_UID_LENGTH)
+        if problem is not None:
+            raise ConfigurationError(problem, task=name, directive="run")
+        after = _trigger_list(name, "after", self.after, stored)
+        and_every = None if self.and_every is None else _trigger_name(name, "andEvery", self.and_every, stored)
         if not after and and_every is None:
             raise ConfigurationError(
                 "needs at least one trigger in 'after' (or an 'andEvery' trigger)", task=name, directive="after"
@@ -83,7 +95,7 @@ class TaskConfig:
             raise ConfigurationError(str(exc), task=name) from None
         object.__setattr__(self, "after", after)
         object.__setattr__(self, "and_every", and_every)
-        object.__setattr__(self, "unless", _trigger_list(name, "unless", self.unless))
+        object.__setattr__(self, "unless", _trigger_list(name, "unless", self.unless, stored))
         object.__setattr__(self, "with_params", _with_params(name, self.with_params))
         object.__setattr__(self, "extras", frozen(self.extras))
 
@@ -129,7 +141,7 @@ class TaskConfig:
         return data
 
 
-def _trigger_list(task: str, directive: str, value: Any) -> tuple[str, ...]:
+def _trigger_list(task: str, directive: str, value: Any, stored: bool = False) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
         raise ConfigurationError(
             f"expected a list of trigger names, got {type(value).__name__} {value!r}",
@@ -138,18 +150,21 @@ def _trigger_list(task: str, directive: str, value: Any) -> tuple[str, ...]:
         )
     names: list[str] = []
     for item in value:
-        names.append(_trigger_name(task, directive, item))
+        names.append(_trigger_name(task, directive, item, stored))
     # Order is irrelevant; keep a stable, duplicate-free order for display.
     return tuple(dict.fromkeys(sorted(names) if isinstance(value, (set, frozenset)) else names))
 
 
-def _trigger_name(task: str, directive: str, value: Any) -> str:
+def _trigger_name(task: str, directive: str, value: Any, stored: bool = False) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigurationError(
             f"expected a non-empty trigger name (string), got {type(value).__name__} {value!r}",
             task=task,
             directive=directive,
         )
+    problem = None if stored else check_text(value, what="a trigger name", limit=MAX_NAME_LENGTH)
+    if problem is not None:
+        raise ConfigurationError(problem, task=task, directive=directive)
     return value
 
 
@@ -199,14 +214,15 @@ def _near_directive(key: str) -> str | None:
     return None
 
 
-def parse_config(name: str, directives: Mapping[str, Any]) -> TaskConfig:
+def parse_config(name: str, directives: Mapping[str, Any], *, stored: bool = False) -> TaskConfig:
     """Build a :class:`TaskConfig` from the seed's directive mapping.
 
     Raises :class:`ConfigurationError` naming the task and directive at fault.
     Unknown keys become custom directives (``config.extras``), except keys that
     differ from a known directive only by case or underscores, or by at most
     two edits (``unles``, ``afer``, ``andEvry``, ``withParam``), which are
-    almost certainly typos.
+    almost certainly typos. ``stored``: read back from a session's storage
+    (see :class:`TaskConfig`).
     """
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"a trigger task name must be a non-empty string, got {name!r}")
@@ -242,16 +258,17 @@ def parse_config(name: str, directives: Mapping[str, Any]) -> TaskConfig:
         with_params=values.get("with_params", {}),
         using=values.get("using"),
         extras=extras,
+        stored=stored,
     )
 
 
-def parse_configs(mapping: Mapping[str, Any]) -> dict[str, TaskConfig]:
+def parse_configs(mapping: Mapping[str, Any], *, stored: bool = False) -> dict[str, TaskConfig]:
     """Parse a whole configuration (task name -> directives); all or nothing."""
     if not isinstance(mapping, Mapping):
         raise ConfigurationError(
             f"a configuration is a mapping of task name -> directives, got {type(mapping).__name__}"
         )
-    return {name: parse_config(name, directives) for name, directives in mapping.items()}
+    return {name: parse_config(name, directives, stored=stored) for name, directives in mapping.items()}
 
 
 class Configuration(Mapping[str, TaskConfig]):

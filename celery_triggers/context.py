@@ -114,12 +114,14 @@ class TaskContext:
         after ``cooldown`` seconds; use as ``raise context.retry(exc=...)``.
 
         Past the task's ``max_retries`` it raises :class:`MaxRetriesExceeded`
-        (from ``exc``) instead, and the instance ends ``failed``.
+        (from ``exc``, named in its message) instead, and the instance ends
+        ``failed``.
         """
         limit = getattr(self.task, "max_retries", None)
         if limit is not None and self.retries >= limit:
+            cause = f": {type(exc).__name__}: {exc}" if exc is not None else ""
             raise MaxRetriesExceeded(
-                f"{self.instance_name}: gave up after {self.retries} retries (max_retries={limit})"
+                f"{self.instance_name}: gave up after {self.retries} retries (max_retries={limit}){cause}"
             ) from exc
         meta = {**self.log_metadata(), **(metadata or {})}
         self.manager.retry_instance(self.instance_name, exc, cooldown, replacement_kwargs, meta)

@@ -198,4 +198,6 @@ class KwargsValidationError(TriggersError, ValueError):
 
 
 class MaxRetriesExceeded(TriggersError, RuntimeError):
-    """``context.retry()`` was called more often than the task's ``max_retries``."""
+    """``context.retry()`` was called more often than the task's ``max_retries``;
+    the message names the last error (``t_x#2: gave up after 2 retries
+    (max_retries=2): ConnectionError: upstream``)."""

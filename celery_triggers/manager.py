@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import engine
-from ._json import MAX_NAME_LENGTH, check_text, normalize_kwargs
+from ._json import MAX_NAME_LENGTH, MAX_UID_LENGTH, check_text, normalize_kwargs
 from .config import Configuration, TaskConfig, parse_configs
 from .dispatch import Dispatch
-from .errors import DispatchError, InvalidName, TriggersError, UnknownTask
+from .errors import DispatchError, InvalidName, InvalidSession, TriggersError, UnknownTask
 from .host import error_metadata, host_of
 from .inspection import SessionInspection, SessionStorageView, instance_ref
 from .overrides import InstanceRef, OperatorActions
@@ -120,6 +120,7 @@ class TriggerManager(OperatorActions, SessionInspection):
 
     def update_configuration(self, configs: Mapping[str, Any]) -> None:
         """Add or replace task configs for this session only."""
+        self._check_uid()
         parsed = parse_configs(configs)
         self.extension.check_runners(parsed.values())
         raw = {name: config.to_dict() for name, config in parsed.items()}
@@ -304,7 +305,8 @@ class TriggerManager(OperatorActions, SessionInspection):
     def _checked_fire(
         self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None, max_bytes: int | None = None
     ) -> tuple[str, dict[str, Any]]:
-        """The trigger name and kwargs, checked at the edge."""
+        """The trigger name and kwargs (and the session's UID), checked at the edge."""
+        self._check_uid()
         problem = check_text(trigger_name, what="a trigger name", limit=MAX_NAME_LENGTH)
         if problem is not None:
             raise InvalidName(problem)
@@ -312,6 +314,13 @@ class TriggerManager(OperatorActions, SessionInspection):
             return trigger_name, {}  # nothing to check or measure: no settings lookup
         limit = self.extension.max_kwargs_bytes if max_bytes is None else max_bytes
         return trigger_name, normalize_kwargs(trigger_kwargs, what=f"trigger {trigger_name!r}", max_bytes=limit)
+
+    def _check_uid(self) -> None:
+        """A session written to must have a UID that forges no output line
+        (storage still reads one stored before that rule: see ``check_uid``)."""
+        problem = check_text(self.uid, what="a session UID", limit=MAX_UID_LENGTH)
+        if problem is not None:
+            raise InvalidSession(problem)
 
     def _fired(self, changes: Changes, kwargs: dict[str, Any]) -> list[Instance]:
         """Signal and hook each trigger the operation fired (at most one)."""

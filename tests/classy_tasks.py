@@ -46,10 +46,38 @@ class SelfSkipping(TriggerTask):
         raise self.skip({"skippedBecause": "Needs more cowbell."})
 
 
-TASKS = (ImportSubject, SelfRetrying, AlwaysRetrying, SelfSkipping)
+def _attempts(context: TaskContext) -> int:
+    return int(context.manager.instance(context.instance_name).metadata.get("attempts", 1))
+
+
+class CeleryRetrying(TriggerTask):
+    """Celery's form of ``self.retry``: the same message again, one instance."""
+
+    name = "classes.celery_retrying"
+    max_retries = 3
+
+    def _run(self, context: TaskContext) -> dict[str, Any]:
+        if _attempts(context) < 3:
+            raise self.retry(exc=ValueError("not yet"), countdown=0)
+        return {"attempts": _attempts(context), "replays": self.request.retries}
+
+
+class CeleryGivingUp(TriggerTask):
+    """Celery's form past the task's max_retries: Celery raises ``exc``."""
+
+    name = "classes.celery_giving_up"
+    max_retries = 1
+
+    def _run(self, context: TaskContext) -> None:
+        raise self.retry(exc=ValueError(f"attempt {_attempts(context)}"), countdown=0)
+
+
+TASKS = (ImportSubject, SelfRetrying, AlwaysRetrying, SelfSkipping, CeleryRetrying, CeleryGivingUp)
 CONFIGS = {
     "t_importSubject": {"after": ["firstPageReceived"], "run": ImportSubject.name},
     "t_retry": {"after": ["retry"], "run": SelfRetrying.name},
     "t_giveUp": {"after": ["giveUp"], "run": AlwaysRetrying.name},
     "t_skip": {"after": ["skip"], "run": SelfSkipping.name},
+    "t_celeryRetry": {"after": ["celeryRetry"], "run": CeleryRetrying.name},
+    "t_celeryGiveUp": {"after": ["celeryGiveUp"], "run": CeleryGivingUp.name},
 }

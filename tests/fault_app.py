@@ -1,5 +1,6 @@
 """A Celery app for the fault tests: Redis broker, Redis storage (another
-server), a cascade A -> B -> C plus a fan-in D, and a task that hangs.
+server), a cascade A -> B -> C plus a fan-in D, a task that hangs, and a
+class-based task (``TriggerTask``).
 
 Each body appends ``session instance`` to ``$CT_TEST_DATA/runs`` so a test
 can count how often each body ran. ``CT_ACKS_LATE=1`` turns on
@@ -15,7 +16,7 @@ from typing import Any
 
 from celery import Celery
 
-from celery_triggers import Triggers, current_context, trigger_task
+from celery_triggers import TaskContext, Triggers, TriggerTask, current_context, trigger_task
 
 DATA = Path(os.environ.get("CT_TEST_DATA", "/nonexistent-set-CT_TEST_DATA"))
 ACKS_LATE = os.environ.get("CT_ACKS_LATE") == "1"
@@ -106,3 +107,30 @@ def slow() -> dict[str, Any]:
 @app.task(name="faults.after_slow")
 def after_slow() -> dict[str, Any]:
     return _ran()
+
+
+@trigger_task(after=["revoke"], name="t_revoke")
+@app.task(name="faults.revoke")
+def revoke() -> dict[str, Any]:
+    """Takes scripting away from the storage's user before it finishes (an
+    operator's ACL change mid-run): its finish is refused, not unreachable."""
+    import redis
+
+    result = _ran()
+    client = redis.Redis.from_url(os.environ["CT_STORAGE"])
+    client.execute_command("ACL", "SETUSER", "default", "-@scripting")  # type: ignore[no-untyped-call]  # untyped in redis-py
+    client.close()
+    return result
+
+
+class Classy(TriggerTask):
+    """A class-based task, the original framework's way."""
+
+    name = "faults.classy"
+
+    def _run(self, context: TaskContext) -> dict[str, Any]:
+        return _ran()
+
+
+app.register_task(Classy())
+app.triggers.configure({"t_classy": {"after": ["classy"], "run": Classy.name}})

@@ -451,3 +451,74 @@ def test_the_session_graph_renders_in_a_real_browser(app: Celery, tmp_path: Path
         "fired": (0x49, 0x50, 0x57),
     }.items():
         assert rgb in colours, f"the {name} fill is drawn"
+
+
+#: Names stored before control characters were refused (old data).
+OLD_UID = "inj\nFAKE-LINE injected"
+OLD_TASK = "t_\x1b[31mevil\nFAKE-TASK"
+OLD_TRIGGER = "go\rFAKE-TRIGGER\u202e"
+
+
+def _store_old_session(app: Celery) -> None:
+    """A session with such names, its own config and a fired trigger,
+    written through the storage layer as an older version would have."""
+    import time
+
+    from celery_triggers import engine
+    from celery_triggers.config import parse_configs
+
+    raw = {OLD_TASK: {"after": [OLD_TRIGGER], "run": "cli.import"}}
+    configs = parse_configs(raw, stored=True)
+
+    def write(txn: Any) -> None:
+        txn.write_configs(raw)
+        txn.write(
+            engine.fire(txn.load(engine.needs_for_fire(configs, OLD_TRIGGER)), configs, OLD_TRIGGER, {}, time.time())
+        )
+
+    app.triggers.storage.bind(OLD_UID).atomic(write)
+
+
+def _assert_no_forged_line(output: str) -> None:
+    lines = output.splitlines()  # splits on \r, \x1c-\x1e, \u2028 too
+    assert not [line for line in lines if line.lstrip().startswith("FAKE")], output
+    assert not set(output) & {"\x1b", "\r", "\u202e"}, output
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_stored_names_with_control_characters_are_shown_escaped(
+    app: Celery, terminal: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a session stored with a newline in its UID and control
+    characters in its task and trigger names, every command writes them
+    escaped, plain or as rich tables: no stored name makes a line of its own."""
+    from celery_triggers.cli import render
+
+    _store_old_session(app)
+    monkeypatch.setattr(render, "is_terminal", lambda: terminal)
+    monkeypatch.setenv("COLUMNS", "400")  # rich: no folding inside a cell
+    inspect = run(app, "inspect", OLD_UID)
+    assert inspect.exit_code == 0, inspect.output
+    _assert_no_forged_line(inspect.output)
+    assert "inj\\nFAKE-LINE injected" in inspect.output
+    assert "t_\\x1b[31mevil\\nFAKE-TASK#0" in inspect.output and "go\\rFAKE-TRIGGER\\u202e" in inspect.output
+    listing = run(app, "sessions")
+    assert listing.exit_code == 0, listing.output
+    _assert_no_forged_line(listing.output)
+    assert "inj\\nFAKE-LINE injected" in listing.output and "s-1" in listing.output
+
+
+@pytest.mark.parametrize("fmt", ["mermaid", "dot"])
+def test_stored_names_with_control_characters_are_escaped_in_graphs(app: Celery, fmt: str) -> None:
+    _store_old_session(app)
+    result = run(app, "graph", OLD_UID, "--format", fmt)
+    assert result.exit_code == 0, result.output
+    _assert_no_forged_line(result.output)
+    task, trigger = "t_\\x1b[31mevil\\nFAKE-TASK", "go\\rFAKE-TRIGGER\\u202e"
+    if fmt == "dot":  # DOT reads a backslash as an escape: doubled, shown as written
+        task, trigger = task.replace("\\", "\\\\"), trigger.replace("\\", "\\\\")
+    assert task in result.output and trigger in result.output
+    if fmt == "dot" and shutil.which("dot"):
+        rendered = subprocess.run(["dot", "-Tsvg"], input=result.output, capture_output=True, text=True, timeout=60)
+        assert rendered.returncode == 0, rendered.stderr
+        assert ">t_\\x1b[31mevil\\nFAKE&#45;TASK</text>" in rendered.stdout, "drawn as written, on one line"

@@ -186,7 +186,9 @@ def test_context_retry_replays_until_max_retries_then_fails() -> None:
     assert first.metadata["exc_type"] == "ConnectionError" and first.metadata["exc_message"] == "flaky"
     last = session.instances["t_retrying#2"]
     assert last.metadata["exc_type"] == "MaxRetriesExceeded"
-    assert "gave up after 2 retries (max_retries=2)" in last.metadata["exc_message"]
+    assert (
+        last.metadata["exc_message"] == "t_retrying#2: gave up after 2 retries (max_retries=2): ConnectionError: flaky"
+    )
     assert "ConnectionError: flaky" in last.metadata["traceback"], "the cause is kept"
 
 

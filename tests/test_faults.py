@@ -369,3 +369,110 @@ def test_a_worker_refuses_process_local_storage_at_start(
     )
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
+
+
+def test_storage_down_at_the_start_retries_function_and_class_tasks(
+    tmp_path: Path, broker_url: str, storage_server: RedisServer
+) -> None:
+    """Given messages of a function task and of a class-based task that a
+    worker takes while storage is down, then neither body runs, each
+    message is retried (Celery's retry, whatever the task class's own
+    ``retry`` is), and once storage is back both run once and cascade."""
+    with fault_run(tmp_path, broker_url, storage_server.url, acks_late=False, CT_VISIBILITY="120") as (app, worker):
+        session = app.triggers.session(f"down-at-start-{uuid.uuid4().hex[:6]}")
+        frozen = [worker.proc.pid, *worker.children()] if worker.proc else []
+        for pid in frozen:  # the worker takes nothing until storage is down (it pings storage at start-up)
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            session.fire("slow")
+            session.fire("classy")
+            storage_server.stop()
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+
+        def retried() -> bool:
+            log = worker.log.read_text(errors="replace")
+            return all(f"storage unreachable at the start of {n}" in log for n in ("t_slow#0", "t_classy#0"))
+
+        wait_for(retried, 30, "both starts to be retried")
+        assert not runs(worker), "no body ran while storage was down"
+        storage_server.start()
+        done = dict.fromkeys(["t_after_slow#0", "t_classy#0", "t_slow#0"], "finished")
+        wait_for(lambda: statuses(app, [session.uid])[session.uid] == done, 30, "both tasks and the cascade")
+        log = worker.log.read_text(errors="replace")
+    assert "TypeError" not in log, log[-3000:]
+    expected = {(session.uid, n): 1 for n in ("t_slow#0", "t_classy#0", "t_after_slow#0")}
+    assert runs(worker) == collections.Counter(expected), "each body ran once"
+
+
+@contextmanager
+def frozen(worker: Worker) -> Iterator[None]:
+    """The worker's processes stopped (SIGSTOP, by PID), continued after:
+    what is sent meanwhile waits in the broker."""
+    pids = [worker.proc.pid, *worker.children()] if worker.proc else []
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+def set_scripting(server: RedisServer, allowed: bool) -> None:
+    """Grant or take away the storage user's right to run scripts (every
+    storage operation is one): its commands are refused, not unreachable."""
+    import redis
+
+    client = redis.Redis(port=server.port)
+    client.execute_command("ACL", "SETUSER", "default", "+@all" if allowed else "-@scripting")  # type: ignore[no-untyped-call]  # untyped in redis-py
+    client.close()
+
+
+def test_a_refused_storage_command_at_the_start_fails_fast(
+    tmp_path: Path, broker_url: str, storage_server: RedisServer
+) -> None:
+    """Given a storage that answers but refuses the start's command (an ACL:
+    not a connection error), the body does not run, one ERROR line gives
+    the real cause, the message is not retried, and the instance stays
+    scheduled for recover."""
+    with fault_run(tmp_path, broker_url, storage_server.url, acks_late=False, CT_VISIBILITY="120") as (app, worker):
+        session = app.triggers.session(f"refused-start-{uuid.uuid4().hex[:6]}")
+        with frozen(worker):
+            session.fire("slow")
+            set_scripting(storage_server, False)
+        try:
+            wait_for(lambda: "could not start t_slow#0" in worker.log.read_text(errors="replace"), 15, "the error")
+            log = worker.log.read_text(errors="replace")
+        finally:
+            set_scripting(storage_server, True)
+        assert session.instances["t_slow#0"].status is Status.SCHEDULED
+    errors = [line for line in log.splitlines() if "ERROR" in line and "t_slow#0" in line]
+    assert len(errors) == 1 and "no permissions to run the 'evalsha' command" in errors[0], errors
+    assert "storage unreachable" not in log and "Retry in" not in log, "not retried"
+    assert not runs(worker), "the body did not run"
+
+
+def test_a_refused_storage_command_at_the_finish_is_not_retried(
+    tmp_path: Path, broker_url: str, storage_server: RedisServer
+) -> None:
+    """Given a task whose finish storage refuses (not a connection error),
+    the worker says so at once with the real cause, instead of retrying for
+    triggers_finish_timeout (30 s here), and leaves the instance running
+    for recover."""
+    with fault_run(tmp_path, broker_url, storage_server.url, acks_late=False) as (app, worker):
+        session = app.triggers.session(f"refused-finish-{uuid.uuid4().hex[:6]}")
+        session.fire("revoke")
+        try:
+            wait_for(lambda: "could not finish t_revoke#0" in worker.log.read_text(errors="replace"), 15, "the error")
+            log = worker.log.read_text(errors="replace")
+        finally:
+            set_scripting(storage_server, True)
+        assert session.instances["t_revoke#0"].status is Status.RUNNING, "left for recover"
+        actions = app.triggers.recover([session.uid], older_than=0)
+    errors = [line for line in log.splitlines() if "ERROR" in line and "t_revoke#0" in line]
+    assert len(errors) == 1 and "no permissions to run the 'evalsha' command" in errors[0], errors
+    assert "recover" in errors[0], errors
+    assert "storage unreachable" not in log, "not retried"
+    assert [(a.instance, a.action) for a in actions] == [("t_revoke#0", "failed")]

@@ -96,3 +96,63 @@ def test_mask_url_hides_passwords_in_user_part_and_options(url: str, shown: str)
     from celery_triggers.storage import mask_url
 
     assert mask_url(url) == shown
+
+
+#: Names that could forge a line of output or disguise one: newline,
+#: carriage return, a terminal escape, a bidi override, a tab, NUL, a line separator.
+FORGING = ["inj\nFAKE-LINE injected", "a\rFAKE", "\x1b[2Jx", "x\u202egnp.exe", "tab\there", "nul\x00", "ls\u2028x"]
+
+
+@pytest.mark.parametrize("text", FORGING)
+def test_names_that_could_forge_output_are_refused_at_fire(text: str) -> None:
+    app = make_app()
+    app.triggers.configure({"t_x": {"after": ["go"], "run": "x"}})
+    with pytest.raises(InvalidSession, match=r"a session UID holds a control character \("):
+        app.triggers.fire(text, "go")
+    with pytest.raises(InvalidName, match=r"a trigger name holds a control character \("):
+        app.triggers.fire("s", text)
+    with pytest.raises(InvalidSession, match="holds a control character"):
+        app.triggers.session(text).update_configuration({"t_y": {"after": ["go"], "run": "y"}})
+    assert app.triggers.storage.sessions() == [], "nothing was stored"
+
+
+def test_fire_many_refuses_such_names_per_event_on_every_backend(storage_url: str) -> None:
+    app = make_app(storage_url, runner="celery")
+    app.triggers.configure({"t_x": {"after": ["go"], "run": "x"}})
+    results = app.triggers.fire_many([("inj\nFAKE-LINE injected", "go"), ("s", "go\x1b[2J"), ("s", "other")])
+    assert [type(r.error) for r in results] == [InvalidSession, InvalidName, type(None)]
+    assert "inj\nFAKE-LINE injected" not in app.triggers.storage.sessions()
+    assert "'inj\\nFAKE-LINE injected'" in str(results[0].error), "the error shows the UID escaped"
+
+
+@pytest.mark.parametrize(
+    ("configs", "fragment"),
+    [
+        ({"t_x\nFAKE": {"after": ["go"], "run": "x"}}, r"a trigger task name holds a control character (\n)"),
+        ({"t_x": {"after": ["go\x1b[2J"], "run": "x"}}, r"directive 'after': a trigger name holds a control"),
+        ({"t_x": {"after": ["go"], "unless": ["a\rb"], "run": "x"}}, "directive 'unless': a trigger name holds"),
+        ({"t_x": {"after": ["go"], "andEvery": "e\u202e", "run": "x"}}, r"directive 'andEvery': a trigger name"),
+        ({"t_x": {"after": ["go"], "run": "proj.x\ny"}}, "directive 'run': the Celery task name holds"),
+    ],
+)
+def test_config_names_that_could_forge_output_are_refused(configs: dict[str, object], fragment: str) -> None:
+    import re
+
+    app = make_app()
+    with pytest.raises(ConfigurationError, match=re.escape(fragment)):
+        app.triggers.configure(configs)
+    assert dict(app.triggers.configs) == {}
+    with pytest.raises(ConfigurationError, match=re.escape(fragment)):
+        app.triggers.session("s").update_configuration(configs)
+    assert "s" not in app.triggers.storage.sessions()
+
+
+def test_a_decorated_task_named_with_a_newline_is_refused() -> None:
+    from celery_triggers import trigger_task
+
+    app = make_app()
+    with pytest.raises(ConfigurationError, match="holds a control character"):
+
+        @trigger_task(after=["go"], name="t_x\nFAKE")
+        @app.task(shared=False, name="p.x")
+        def x() -> None: ...

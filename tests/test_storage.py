@@ -118,7 +118,16 @@ def test_session_configs_lifecycle_and_isolation(backend: StorageBackend) -> Non
 
 
 @pytest.mark.parametrize(
-    "uid", ["with space", "a:b:c", "{brace}", "ünïcødé-会话", "x" * 1024, "s'; DROP TABLE ct_instances; --"]
+    "uid",
+    [
+        "with space",
+        "a:b:c",
+        "{brace}",
+        "ünïcødé-会话",
+        "x" * 1024,
+        "s'; DROP TABLE ct_instances; --",
+        "inj\nFAKE-LINE injected",  # fire refuses it now; one stored earlier stays readable
+    ],
 )
 def test_odd_session_uids_are_stored_and_isolated(backend: StorageBackend, uid: str) -> None:
     backend.atomic(uid, lambda txn: txn.write(changes(Instance("t_a", 0))))

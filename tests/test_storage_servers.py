@@ -443,3 +443,77 @@ def test_redis_fires_in_one_round_trip_when_the_process_knows_the_session(redis_
     calls.clear()
     assert app.triggers.session("s").latest_kwargs("go") == {}
     assert calls == ["_read"], "a read-only operation reads"
+
+
+def _raised(call: Any) -> StorageError:
+    with pytest.raises(StorageError) as info:
+        call()
+    return info.value
+
+
+def test_redis_says_unavailable_only_when_it_cannot_be_reached(tmp_path: Path) -> None:
+    """Given a Redis storage down, then up but refusing the user's scripts
+    (an ACL), then reached with a wrong password: only the first is
+    StorageUnavailable (what a worker retries); the others are plain
+    StorageErrors naming the real cause."""
+    import redis
+
+    from celery_triggers import StorageUnavailable
+
+    server = RedisServer(tmp_path, password="s3cret-pw")
+    server.start()
+    try:
+        storage = resolve_storage(server.url)
+        storage.ping()
+        server.stop()
+        down = _raised(lambda: storage.instances("s"))
+        assert isinstance(down, StorageUnavailable) and "Connection refused" in str(down)
+        server.start()
+        admin = redis.Redis(port=server.port, password="s3cret-pw")
+        admin.execute_command("ACL", "SETUSER", "default", "-@scripting")  # type: ignore[no-untyped-call]  # untyped in redis-py
+        admin.close()
+        refused = _raised(lambda: storage.instances("s"))
+        assert not isinstance(refused, StorageUnavailable) and "no permissions" in str(refused)
+        wrong = resolve_storage(server.url.replace("s3cret-pw", "wrong-pw"))
+        denied = _raised(lambda: wrong.instances("s"))
+        assert not isinstance(denied, StorageUnavailable) and "invalid username-password pair" in str(denied)
+    finally:
+        server.stop()
+
+
+def test_sqlite_says_unavailable_only_for_a_lock_it_could_not_get_or_a_file_it_could_not_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    from celery_triggers import StorageUnavailable
+    from celery_triggers.storage.base import SessionTxn
+    from celery_triggers.storage.sqlite import SQLiteStorage
+
+    path = tmp_path / "s.sqlite3"
+    storage = SQLiteStorage(f"sqlite:///{path}", timeout=0.1)
+    storage.instances("s")  # the schema
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    locked = _raised(lambda: storage.atomic("s", lambda txn: None))
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert isinstance(locked, StorageUnavailable) and "locked" in str(locked)
+
+    def no_such_table(txn: SessionTxn) -> None:
+        txn.conn.execute("SELECT * FROM ct_missing")  # type: ignore[attr-defined]  # the SQLite transaction's connection
+
+    missing = _raised(lambda: storage.atomic("s", no_such_table))
+    assert not isinstance(missing, StorageUnavailable) and "no such table" in str(missing)
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(b"not a database at all" * 100)
+    corrupt = _raised(lambda: SQLiteStorage(f"sqlite:///{garbage}").instances("s"))
+    assert not isinstance(corrupt, StorageUnavailable) and "not a database" in str(corrupt)
+
+
+def test_django_cache_says_unavailable_for_a_lock_it_waited_for_too_long(django_caches: dict[str, Any]) -> None:
+    from celery_triggers import StorageUnavailable
+    from celery_triggers.storage.django_cache import DjangoCacheStorage
+
+    storage = DjangoCacheStorage(f"django-cache://default?prefix={unique_prefix()}&lock_timeout=0.05&lock=add")
+    storage.cache.add(storage._key("s", "lock"), "another process", timeout=30)
+    held = _raised(lambda: storage.atomic("s", lambda txn: None))
+    assert isinstance(held, StorageUnavailable) and "lock held by another process" in str(held)

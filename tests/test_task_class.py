@@ -62,7 +62,10 @@ def test_retrying_past_max_retries_fails_with_max_retries_exceeded(app: Celery) 
     assert [i.status.value for i in session.instances.values()] == ["replayed", "replayed", "failed"]
     assert session.instances["t_giveUp#0"].metadata["exc_type"] == "ConnectionError"
     assert_instance_failed(session, "t_giveUp#2", MaxRetriesExceeded)
-    assert_instance_failed(session, "t_giveUp#2", "celery_triggers.errors.MaxRetriesExceeded")
+    failed = assert_instance_failed(session, "t_giveUp#2", "celery_triggers.errors.MaxRetriesExceeded")
+    assert (
+        failed.metadata["exc_message"] == "t_giveUp#2: gave up after 2 retries (max_retries=2): ConnectionError: down"
+    )
 
 
 def test_self_skip_marks_it_skipped_with_its_kwargs_in_the_metadata(app: Celery) -> None:
@@ -82,3 +85,23 @@ def test_without_the_filters_extra_the_error_says_what_to_install(monkeypatch: p
     monkeypatch.setitem(sys.modules, "filters", None)
     with pytest.raises(ImportError, match=r"pip install 'celery-triggers\[filters\]'"):
         filter_kwargs("t_x#0", {}, {"a": {}})
+
+
+def test_retry_keeps_celerys_signature_and_refuses_mixed_forms(app: Celery) -> None:
+    import inspect
+
+    from celery import Task
+
+    celery_params = list(inspect.signature(Task.retry).parameters)[:-1]  # up to **options
+    assert list(inspect.signature(TriggerTask.retry).parameters)[: len(celery_params)] == celery_params
+    task = app.tasks["classes.self_retrying"]
+    with pytest.raises(TypeError, match="cannot be mixed with Celery's retry arguments"):
+        task.retry(cooldown=1, countdown=1)
+
+
+def test_max_retries_exceeded_without_an_error_says_so_plainly(app: Celery) -> None:
+    task = app.tasks["classes.self_retrying"]  # max_retries=2
+    context = TaskContext("s", "t_retry#2", {}, app.triggers.session("s"), task=task, retries=2)
+    with pytest.raises(MaxRetriesExceeded) as info:
+        context.retry()
+    assert str(info.value) == "t_retry#2: gave up after 2 retries (max_retries=2)"

@@ -163,6 +163,9 @@ def test_context_retry_and_logging_on_a_real_worker(worker_app: Celery) -> None:
     assert instances["t_retrying#1"].metadata["started_at"] >= instances["t_retrying#0"].metadata["replayed_at"] + 0.2
     assert instances["t_retrying#0"].metadata["exc_type"] == "ConnectionError"
     assert instances["t_retrying#2"].metadata["exc_type"] == "MaxRetriesExceeded"
+    assert instances["t_retrying#2"].metadata["exc_message"] == (
+        "t_retrying#2: gave up after 2 retries (max_retries=2): ConnectionError: upstream flaky"
+    )
     assert all(i.metadata["log_level_name"] == "WARNING" for i in instances.values())
     assert {i.name for i in session.get_instances_with_unresolved_logs()} == set(instances)
 
@@ -291,6 +294,23 @@ def test_class_based_tasks_on_a_real_worker(worker_app: Celery) -> None:
     assert "firstPageReceived.page: Numeric value expected" in failed.metadata["exc_message"]
 
 
+def test_a_class_based_task_retries_the_celery_way_on_a_real_worker(worker_app: Celery) -> None:
+    """``self.retry(exc=..., countdown=0)`` in ``_run`` is Celery's retry: the
+    same message again (one instance), bounded by Celery's own count."""
+    session = worker_app.triggers.session(uid())
+    session.fire("celeryRetry")
+    session.fire("celeryGiveUp")
+    instances = wait_until_idle(session)
+    assert {n: i.status.value for n, i in instances.items()} == {
+        "t_celeryGiveUp#0": "failed",
+        "t_celeryRetry#0": "finished",
+    }
+    assert instances["t_celeryRetry#0"].result == {"attempts": 3, "replays": 0}
+    gave_up = instances["t_celeryGiveUp#0"]
+    assert gave_up.metadata["exc_type"] == "ValueError" and gave_up.metadata["exc_message"] == "attempt 2"
+    assert gave_up.metadata["attempts"] == 2, "max_retries=1: Celery's count, not the replays'"
+
+
 def test_a_fire_returns_a_handle_that_waits_on_a_real_worker(worker_app: Celery) -> None:
     """#14: production code waits for a session without the testing package."""
     from celery_triggers import Status, WaitTimeout
@@ -360,3 +380,91 @@ def test_an_operator_works_a_real_worker_session_from_the_command_line(worker: W
     assert purge.returncode == 0 and session.uid in purge.stdout.splitlines()
     assert purge.stdout.splitlines()[-1].startswith("would purge ")
     assert session.instances, "a dry run deletes nothing"
+
+
+def _echo_runs(worker: Worker) -> dict[str, dict[str, Any]]:
+    path = worker.data / "echo-runs"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return {run["id"]: run for run in map(json.loads, lines)}
+
+
+def _ignored(worker: Worker, task_id: str) -> bool:
+    return f"Task tests.echo[{task_id}] ignored" in worker.log.read_text(errors="replace")
+
+
+def test_a_trigger_task_called_directly_runs_as_the_plain_task_it_is_and_changes_no_session(
+    worker: Worker, worker_app: Celery
+) -> None:
+    """Given a session with an instance waiting, when its task is called as
+    a plain Celery task (delay, or send_task with kwargs that look like the
+    library's, a context naming that session), then the body runs with what
+    the caller passed, outside any trigger context, and no session changes."""
+    session = worker_app.triggers.session(uid())
+    session.fire("ping", {"real": 1})
+    before = {n: i.to_dict() for n, i in session.instances.items()}
+    sessions_before = set(worker_app.triggers.storage.sessions())
+    echo = worker_app.tasks["tests.echo"]
+    direct = echo.apply_async(kwargs={"trigger_kwargs": {"echo": {"n": 1}}}, task_id=f"direct-{uid()}")
+    forged_context = {"session_uid": session.uid, "instance_name": "t_probe#0", "trigger_kwargs": {}}
+    looks_internal = f"internal-{uid()}"
+    worker_app.send_task(
+        "tests.echo",
+        kwargs={"trigger_kwargs": {"ping": {"forged": True}}, "context": forged_context},
+        task_id=looks_internal,
+    )
+    probe_id = f"probe-{uid()}"
+    worker_app.send_task("tests.probe", kwargs={"trigger_kwargs": {"ping": {}, "pong": {}}}, task_id=probe_id)
+
+    runs = wait_for(lambda: (r := _echo_runs(worker)).keys() >= {direct.id, looks_internal} and r, 30, "both runs")
+    assert runs[direct.id] == {
+        "id": direct.id,
+        "trigger_kwargs": {"echo": {"n": 1}},
+        "context": None,
+        "current_session": None,
+    }
+    assert runs[looks_internal]["context"] == forged_context and runs[looks_internal]["current_session"] is None
+    wait_for(lambda: _refused(worker, f"tests.probe[{probe_id}] raised unexpected: NotInTriggerTask"), 30, "probe")
+    assert {n: i.to_dict() for n, i in session.instances.items()} == before, "the session did not change"
+    assert set(worker_app.triggers.storage.sessions()) == sessions_before, "no session was made"
+
+
+MALFORMED_HEADERS: list[tuple[str, dict[str, Any], str]] = [
+    ("int", {"triggers_session": 5, "triggers_instance": "t_echo#0"}, "triggers_session must be a non-empty string"),
+    ("list", {"triggers_session": ["s"], "triggers_instance": "t_echo#0"}, "got ['s']"),
+    ("huge", {"triggers_session": "u" * 5000, "triggers_instance": "t_echo#0"}, "5000 characters long, more than 1024"),
+    ("no-instance", {"triggers_session": "s"}, "triggers_session without triggers_instance"),
+    ("no-session", {"triggers_instance": "t_echo#0"}, "triggers_instance without triggers_session"),
+    ("storage-only", {"triggers_storage": "legacy"}, "triggers_storage without triggers_session"),
+    ("not-an-instance", {"triggers_session": "s", "triggers_instance": "t_echo"}, "not an instance name"),
+    ("storage-int", {"triggers_session": "s", "triggers_instance": "t_echo#0", "triggers_storage": 7}, "got 7"),
+    (
+        "newline",
+        {"triggers_session": "inj\nFAKE-LINE injected", "triggers_instance": "t_echo#0"},
+        r"'inj\nFAKE-LINE injected'",
+    ),
+    ("ansi", {"triggers_session": "s", "triggers_instance": "\x1b[31mt_echo#0"}, r"\x1b[31mt_echo#0"),
+    ("bidi", {"triggers_session": "s\u202egnp.exe", "triggers_instance": "t_echo#0"}, r"\u202e"),
+]
+
+
+def test_malformed_trigger_headers_are_refused_with_one_error_line_and_run_nothing(
+    worker: Worker, worker_app: Celery
+) -> None:
+    """Given messages whose trigger headers are malformed (wrong types, a
+    list, a huge value, a session without an instance, control
+    characters), each is refused: one ERROR line naming the problem with
+    the values escaped and truncated, the body not run, the message
+    acknowledged (Celery's Ignore)."""
+    ids = {case: f"malformed-{case}-{uid()}" for case, _, _ in MALFORMED_HEADERS}
+    for case, headers, _ in MALFORMED_HEADERS:
+        worker_app.send_task("tests.echo", kwargs={"trigger_kwargs": {"echo": {}}}, task_id=ids[case], headers=headers)
+    wait_for(lambda: all(_ignored(worker, task_id) for task_id in ids.values()), 30, "every message to be ignored")
+    lines = worker.log.read_text(errors="replace").splitlines()
+    for case, _, problem in MALFORMED_HEADERS:
+        errors = [line for line in lines if ids[case] in line and "ERROR" in line]
+        assert len(errors) == 1, (case, errors)
+        assert problem in errors[0], (case, errors[0])
+        assert len(errors[0]) < 600, f"{case}: the values are truncated"
+    assert not set(ids.values()) & set(_echo_runs(worker)), "no body ran"
+    assert not any(line.startswith("FAKE-LINE") for line in lines), "a header cannot forge a log line"
+    assert not any(c in "".join(lines) for c in "\x1b\u202e"), "control characters are escaped"

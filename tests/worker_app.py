@@ -15,7 +15,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import task_success
 
-from celery_triggers import TaskContext, Triggers, current_context, trigger_task
+from celery_triggers import NotInTriggerTask, TaskContext, Triggers, current_context, trigger_task
 
 from . import params_cases
 from .classy_tasks import CONFIGS, TASKS
@@ -87,6 +87,20 @@ def self_retry(self: Any) -> int:
     if self.request.retries < 2:
         raise self.retry(exc=ValueError("not yet"), countdown=0.1)
     return int(self.request.retries)
+
+
+@trigger_task(after=["echo"], name="t_echo")
+@app.task(name="tests.echo", bind=True)
+def echo(self: Any, trigger_kwargs: Any = None, context: Any = None) -> None:
+    """Writes what it received to ``echo-runs``, one JSON line per run: a
+    direct call passes its own ``trigger_kwargs`` / ``context``."""
+    try:
+        session: str | None = current_context().session_uid
+    except NotInTriggerTask:
+        session = None
+    seen = context if not isinstance(context, TaskContext) else {"session": context.session_uid}
+    line = {"id": self.request.id, "trigger_kwargs": trigger_kwargs, "context": seen, "current_session": session}
+    _append("echo-runs", json.dumps(line))
 
 
 # -- redelivery (acks_late): the pool process dies after the task succeeded and

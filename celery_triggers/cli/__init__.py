@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from .._json import escape_text
 from ..errors import TriggersError
 from ..storage import mask_url
 
@@ -316,7 +317,7 @@ def purge(ctx: click.Context, older_than: float, resolved_only: bool, dry_run: b
         _echo_json(purged)
         return
     for uid in purged:
-        click.echo(uid)
+        click.echo(escape_text(uid))
     click.echo(f"{'would purge' if dry_run else 'purged'} {len(purged)} session(s)")
 
 
@@ -331,7 +332,7 @@ def delete(ctx: click.Context, sessions: tuple[str, ...]) -> None:
         _existing_session(ctx, uid)
     for uid in sessions:
         ext.storage.delete_session(uid)
-        click.echo(f"deleted {uid}")
+        click.echo(f"deleted {escape_text(uid)}")
 
 
 @triggers.command()

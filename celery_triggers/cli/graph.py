@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
+from .._json import escape_text
 from ..analysis import Workflow
 
 __all__ = ["STATUS_COLOURS", "to_dot", "to_mermaid"]
@@ -22,7 +23,10 @@ STATUS_COLOURS = {
 
 
 def _dot_id(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A quoted DOT id: the name escaped first (a stored name may hold a
+    newline or a terminal escape), then its backslashes and quotes as DOT
+    wants them (so ``\\n`` shows as written, not as a line break)."""
+    return '"' + escape_text(name).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 #: External triggers: fired ones filled, the others dashed.
@@ -79,7 +83,8 @@ def _dot_legend(used: list[str], triggers: bool) -> list[str]:
 
 
 def _mermaid_label(name: str) -> str:
-    return '"' + name.replace('"', "#quot;") + '"'
+    """A quoted Mermaid label, the name escaped (no line of its own)."""
+    return '"' + escape_text(name).replace('"', "#quot;") + '"'
 
 
 def to_mermaid(flow: Workflow, statuses: Mapping[str, str] | None = None, fired: Collection[str] | None = None) -> str:

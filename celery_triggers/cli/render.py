@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from .._json import escape_text
 from .views import age
 
 __all__ = ["STATUS_STYLES", "console", "print_session", "print_sessions"]
@@ -48,6 +49,14 @@ def _table(title: str, columns: list[str]) -> Any:
     return table
 
 
+def _markup(text: str) -> str:
+    """``text`` for a rich table cell: escaped (:func:`escape_text`), and its
+    square brackets as rich markup wants."""
+    from rich.markup import escape
+
+    return str(escape(escape_text(text)))
+
+
 def _status(status: str) -> str:
     style = STATUS_STYLES.get(status, "")
     return f"[{style}]{status}[/]" if style else status
@@ -56,10 +65,17 @@ def _status(status: str) -> str:
 def _plain(title: str, columns: list[str], rows: list[list[str]]) -> None:
     """Not a terminal (a pipe, a file, a log): a title line, a header line
     and one record per line, fields separated by a tab, empty ones shown as
-    ``-``; no colour, no folding, no padding."""
-    click.echo(title)
+    ``-``; no colour, no folding, no padding. Names and messages are
+    escaped (``\\n``, ``\\x1b``): no stored value makes a line of its own
+    or moves the cursor."""
+    click.echo(escape_text(title))
     for line in [columns, *rows]:
-        click.echo("\t".join(" ".join(str(cell).split()) or "-" for cell in line))
+        click.echo("\t".join(escape_text(str(cell)).strip() or "-" for cell in line))
+
+
+def _traceback(text: str) -> str:
+    """A traceback's lines, each escaped (its exception message is anyone's text)."""
+    return "\n".join(escape_text(line) for line in text.rstrip().split("\n"))
 
 
 _TRIGGER_COLUMNS = ["trigger", "times fired", "last kwargs"]
@@ -103,23 +119,21 @@ def print_session(view: dict[str, Any], storage: str, *, tracebacks: bool = Fals
         _plain(title, _SESSION_COLUMNS, rows)
         _plain(fired_title, _TRIGGER_COLUMNS, fired)
         for instance in failed:
-            click.echo(f"traceback of {instance['instance']}:")
-            click.echo(instance["traceback"].rstrip())
+            click.echo(f"traceback of {escape_text(instance['instance'])}:")
+            click.echo(_traceback(instance["traceback"]))
         return
-    from rich.markup import escape
-
-    table = _table(escape(title), _SESSION_COLUMNS)
+    table = _table(_markup(title), _SESSION_COLUMNS)
     for row in rows:
-        table.add_row(escape(row[0]), _status(row[1]), *(escape(cell) for cell in row[2:]))
+        table.add_row(_markup(row[0]), _status(row[1]), *(_markup(cell) for cell in row[2:]))
     out = console()
     out.print(table)
     triggers = _table(fired_title, _TRIGGER_COLUMNS)
     for line in fired:
-        triggers.add_row(*(escape(cell) for cell in line))
+        triggers.add_row(*(_markup(cell) for cell in line))
     out.print(triggers)
     for instance in failed:
-        out.print(f"[bold]traceback of {escape(instance['instance'])}:[/bold]")
-        out.print(escape(instance["traceback"].rstrip()))
+        out.print(f"[bold]traceback of {_markup(instance['instance'])}:[/bold]")
+        out.print(_traceback(instance["traceback"]), markup=False)
 
 
 _SESSIONS_COLUMNS = ["session", "instances", "by status", "last activity"]
@@ -139,13 +153,11 @@ def print_sessions(rows: list[dict[str, Any]], storage: str) -> None:
     if not is_terminal():
         _plain(title, _SESSIONS_COLUMNS, lines)
         return
-    from rich.markup import escape
-
-    table = _table(escape(title), _SESSIONS_COLUMNS)
+    table = _table(_markup(title), _SESSIONS_COLUMNS)
     for line, row in zip(lines, rows, strict=True):
         if row.get("corrupt"):
-            table.add_row(escape(line[0]), "-", f"[red]corrupt[/red]: {escape(row['corrupt'])}", "-")
+            table.add_row(_markup(line[0]), "-", f"[red]corrupt[/red]: {_markup(row['corrupt'])}", "-")
         else:
             counts = ", ".join(f"{_status(s)} {n}" for s, n in row["counts"].items())
-            table.add_row(escape(line[0]), line[1], counts, line[3])
+            table.add_row(_markup(line[0]), line[1], counts, line[3])
     console().print(table)

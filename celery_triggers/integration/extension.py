@@ -273,7 +273,7 @@ class Triggers:
         with self._lock:
             combined = self._session_cache.get(key)
         if combined is None:
-            combined = Configuration({**base, **parse_configs(session_configs)})
+            combined = Configuration({**base, **parse_configs(session_configs, stored=True)})
             with self._lock:
                 if base is self._configuration:  # not rebuilt meanwhile
                     if len(self._session_cache) > 256:

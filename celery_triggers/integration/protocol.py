@@ -3,8 +3,11 @@
 Every task of an app with the extension has its ``run`` wrapped (at
 ``@trigger_task``, when the app is finalized, and when a worker builds its
 blueprint, before any pool process forks). A message without
-celery-triggers headers runs the body untouched. A message with them goes
-through three steps:
+celery-triggers headers is a plain call of the task (``task.delay(...)``):
+the body runs untouched, whatever its kwargs, and no session changes. A
+message whose headers are malformed (one without the others, not strings,
+too long, control characters) runs nothing: one ERROR line, acknowledged
+(``Ignore``). A message with well-formed headers goes through three steps:
 
 1. **Start**, one atomic storage step: the instance moves ``scheduled`` ->
    ``running`` only if the message's task id is the instance's current
@@ -12,15 +15,18 @@ through three steps:
    kwargs the body receives come from storage. A message for an unknown,
    resolved or re-dispatched instance, one with another token, or one that
    names a storage alias this worker does not trust runs nothing: it is
-   acknowledged (``Ignore``) with one warning line. Storage unreachable:
-   the body does not run, the message is retried with back-off
-   (``triggers_start_retries``), then left to ``recover``.
+   acknowledged (``Ignore``) with one warning line. Storage unreachable
+   (``StorageUnavailable``): the body does not run, the message is retried
+   with back-off (``triggers_start_retries``), then left to ``recover``.
+   Any other storage error (a refused command, a malformed storage URL): the
+   body does not run, one error line, no retry, left to ``recover``.
 2. **Body**, with ``trigger_kwargs`` / ``context`` injected when its
    signature takes them, and ``current_context()`` set.
 3. **Finish** (result, status, cascade) or **fail**, one atomic step,
    retried with back-off for ``triggers_finish_timeout`` seconds while
-   storage is unreachable. If it still fails, the body's result goes to
-   Celery's result backend as usual and ``recover`` resolves the instance.
+   storage is unreachable (only then). If it still fails, the body's result
+   goes to Celery's result backend as usual and ``recover`` resolves the
+   instance.
 
 Bodies run at least once; instances and cascades happen exactly once.
 """
@@ -36,7 +42,7 @@ from typing import TYPE_CHECKING, Any, cast
 from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, Retry
 
-from .._json import MAX_KWARGS_BYTES, normalize_kwargs
+from .._json import MAX_KWARGS_BYTES, MAX_NAME_LENGTH, MAX_UID_LENGTH, check_text, escape_text, normalize_kwargs, shown
 from .._retry import call_with_backoff
 from ..context import TaskContext, TaskResolved, pop_context, push_context
 from ..dispatch import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE
@@ -48,6 +54,7 @@ from ..errors import (
     InvalidKwargs,
     StaleDispatch,
     StorageError,
+    StorageUnavailable,
     UnknownInstance,
     UnknownStorage,
     UnknownTask,
@@ -55,6 +62,7 @@ from ..errors import (
 from ..host import installed
 from ..manager import TriggerManager, error_metadata
 from ..runners.base import accepted_keywords
+from ..state import split_instance_name
 
 if TYPE_CHECKING:
     from .extension import Triggers
@@ -67,22 +75,49 @@ logger = logging.getLogger("celery_triggers")
 _WRAPPED = "__celery_triggers__"
 #: Celery's own control flow: the instance keeps its status.
 _CELERY_CONTROL = (Retry, Ignore, Reject)
+#: Longest instance name: a task name, "#" and a number.
+_MAX_INSTANCE_LENGTH = MAX_NAME_LENGTH + 21
 
 
 def trigger_headers(request: Any) -> tuple[str, str, str | None] | None:
     """(session UID, instance name, storage alias or None) of a task
-    request, if it carries them.
+    request; None when it carries none of celery-triggers' headers (a plain
+    call of the task).
+
+    Raises ``ValueError`` naming the problem (values escaped and truncated)
+    when the headers are malformed: one without the others, not a string,
+    too long, with control characters, or an instance name that does not
+    parse. Such a message was not dispatched by celery-triggers, and is
+    neither a plain call: the worker runs nothing for it.
 
     On a worker, custom message headers become request attributes (and
     ``request.headers``); in ``Task.apply`` they stay in ``request.headers``.
     """
-    headers = getattr(request, "headers", None) or {}
-    uid = getattr(request, HEADER_SESSION, None) or headers.get(HEADER_SESSION)
-    name = getattr(request, HEADER_INSTANCE, None) or headers.get(HEADER_INSTANCE)
-    alias = getattr(request, HEADER_STORAGE, None) or headers.get(HEADER_STORAGE)
-    if isinstance(uid, str) and isinstance(name, str):
-        return uid, name, alias if isinstance(alias, str) else None
-    return None
+    headers = getattr(request, "headers", None)
+    headers = headers if isinstance(headers, dict) else {}
+    found = {}
+    for header in (HEADER_SESSION, HEADER_INSTANCE, HEADER_STORAGE):
+        value = getattr(request, header, None)
+        found[header] = headers.get(header) if value is None else value
+    uid, name, alias = found[HEADER_SESSION], found[HEADER_INSTANCE], found[HEADER_STORAGE]
+    if uid is None and name is None and alias is None:
+        return None
+    if uid is None or name is None:
+        present = HEADER_SESSION if uid is not None else HEADER_INSTANCE if name is not None else HEADER_STORAGE
+        missing = HEADER_INSTANCE if uid is not None else HEADER_SESSION
+        raise ValueError(f"header {present} without {missing}")
+    problem = (
+        check_text(uid, what=f"header {HEADER_SESSION}", limit=MAX_UID_LENGTH)
+        or check_text(name, what=f"header {HEADER_INSTANCE}", limit=_MAX_INSTANCE_LENGTH)
+        or (None if alias is None else check_text(alias, what=f"header {HEADER_STORAGE}", limit=MAX_NAME_LENGTH))
+    )
+    if problem is not None:
+        raise ValueError(problem)
+    try:
+        split_instance_name(name)
+    except ValueError as exc:
+        raise ValueError(f"header {HEADER_INSTANCE}: {exc}") from None
+    return uid, name, alias
 
 
 def wrap_task(task: Task) -> None:
@@ -103,7 +138,16 @@ def execute(task: Task, body: Callable[..., Any], args: tuple[Any, ...], kwargs:
     """Run one message of ``task`` through the protocol (start, ``body``,
     finish); a message without celery-triggers headers runs ``body`` as is.
     For task classes that own their ``run`` (:class:`TriggerTask`)."""
-    ids = trigger_headers(task.request)
+    try:
+        ids = trigger_headers(task.request)
+    except ValueError as exc:
+        logger.error(
+            "celery-triggers: refused message %s of task %s: malformed trigger headers: %s (its body did not run)",
+            shown(task.request.id),
+            task.name,
+            _text(exc),
+        )
+        raise _ignore(exc) from None
     if ids is None:
         return body(*args, **kwargs)
     return _Execution(task, *ids).run(body, args, kwargs)
@@ -130,6 +174,12 @@ def _ignore(reason: object) -> BaseException:
     return ignore
 
 
+def _text(value: object) -> str:
+    """``value`` for a log line: one line, whatever it holds (a message's
+    task id, an error naming stored data)."""
+    return escape_text(str(value))
+
+
 def _hostname(task: Task) -> str:
     return str(getattr(task.request, "hostname", None) or socket.gethostname())
 
@@ -143,6 +193,8 @@ class _Execution:
         self.name = name
         self.alias = alias
         self.token = str(task.request.id)
+        #: The token as log lines show it (a message's task id is anyone's text).
+        self.shown_token = shown(self.token)
         self.ext = cast("Triggers | None", installed(task.app))
 
     def _skip(self, reason: object) -> BaseException:
@@ -151,8 +203,8 @@ class _Execution:
             self.name,
             self.uid,
             self.task.name,
-            self.token,
-            reason,
+            self.shown_token,
+            _text(reason),
         )
         return _ignore(reason)
 
@@ -172,10 +224,20 @@ class _Execution:
         except (UnknownStorage, UnknownInstance, UnknownTask, IllegalTransition, StaleDispatch) as exc:
             raise self._skip(exc) from None
         except CorruptSession as exc:
-            logger.error("celery-triggers: %s (message %s not run)", exc, self.token)
+            logger.error("celery-triggers: %s (message %s not run)", _text(exc), self.shown_token)
             raise _ignore(exc) from None
-        except StorageError as exc:
+        except StorageUnavailable as exc:
             raise self._retry_start(exc) from None
+        except StorageError as exc:  # refused, not unreachable: a retry would fail the same way
+            logger.error(
+                "celery-triggers: could not start %s of session %r (message %s), not retried: %s; it stays "
+                "scheduled until `celery triggers recover` re-sends it",
+                self.name,
+                self.uid,
+                self.shown_token,
+                _text(exc),
+            )
+            raise _ignore(exc) from None
         context = TaskContext(
             self.uid,
             self.name,
@@ -187,7 +249,7 @@ class _Execution:
         )
         return manager, context
 
-    def _retry_start(self, exc: StorageError) -> BaseException:
+    def _retry_start(self, exc: StorageUnavailable) -> BaseException:
         """Storage unreachable at the start: run nothing, try again later."""
         retries = int(self.task.request.retries or 0)
         limit = self.ext.start_retries if self.ext is not None else 0
@@ -198,7 +260,7 @@ class _Execution:
                 self.name,
                 self.uid,
                 retries,
-                exc,
+                _text(exc),
             )
             return _ignore(exc)
         countdown = min(2.0**retries, 30.0)
@@ -206,12 +268,13 @@ class _Execution:
             "celery-triggers: storage unreachable at the start of %s of session %r (%s); retry %d/%d in %.0f s",
             self.name,
             self.uid,
-            exc,
+            _text(exc),
             retries + 1,
             limit,
             countdown,
         )
-        retry: object = self.task.retry(exc=exc, countdown=countdown, max_retries=limit, throw=False)
+        # Celery's own retry, whatever the task class made of ``retry`` (TriggerTask's serves two forms).
+        retry: object = Task.retry(self.task, exc=exc, countdown=countdown, max_retries=limit, throw=False)
         return retry if isinstance(retry, BaseException) else _ignore(exc)
 
     # -- steps 2 and 3 -------------------------------------------------------
@@ -244,7 +307,7 @@ class _Execution:
             limit = self.ext.max_kwargs_bytes if self.ext is not None else MAX_KWARGS_BYTES
             stored = normalize_kwargs({"result": result}, what=f"result of {self.name}", max_bytes=limit)["result"]
         except InvalidKwargs as exc:
-            logger.error("celery-triggers: %s", exc)
+            logger.error("celery-triggers: %s", _text(exc))
             self._fail(manager, context, error_metadata(exc))
             return
         self._durably("finish", lambda: manager.finish_instance(self.name, self.token, stored, context.log_metadata()))
@@ -253,22 +316,21 @@ class _Execution:
         self._durably("fail", lambda: manager.fail_instance(self.name, self.token, {**error, **context.log_metadata()}))
 
     def _durably(self, what: str, step: Callable[[], Any]) -> None:
-        """Run a finish/fail step, retrying while storage is unreachable."""
+        """Run a finish/fail step, retrying while storage is unreachable (and
+        only then: a refused step would fail the same way)."""
         timeout = self.ext.finish_timeout if self.ext is not None else 0.0
         try:
-            call_with_backoff(
-                step, retry_on=StorageError, give_up_on=CorruptSession, timeout=timeout, on_retry=self._log_retry
-            )
+            call_with_backoff(step, retry_on=StorageUnavailable, timeout=timeout, on_retry=self._log_retry)
         except DispatchError as exc:  # committed; the cascade's messages were refused
             logger.error(
                 "celery-triggers: %s of session %r: %s (`celery triggers recover` re-sends them)",
                 self.name,
                 self.uid,
-                exc,
+                _text(exc),
             )
         except (IllegalTransition, StaleDispatch, UnknownInstance) as exc:
-            logger.warning("celery-triggers: %s of session %r not recorded: %s", self.name, self.uid, exc)
-        except StorageError as exc:
+            logger.warning("celery-triggers: %s of session %r not recorded: %s", self.name, self.uid, _text(exc))
+        except StorageUnavailable as exc:
             logger.error(
                 "celery-triggers: could not %s %s of session %r within %.0f s (%s); the instance stays running "
                 "until `celery triggers recover` resolves it (from Celery's result backend when one is configured)",
@@ -276,7 +338,16 @@ class _Execution:
                 self.name,
                 self.uid,
                 timeout,
-                exc,
+                _text(exc),
+            )
+        except StorageError as exc:  # refused, not unreachable: no retries
+            logger.error(
+                "celery-triggers: could not %s %s of session %r, not retried: %s; the instance stays running until "
+                "`celery triggers recover` resolves it (from Celery's result backend when one is configured)",
+                what,
+                self.name,
+                self.uid,
+                _text(exc),
             )
 
     def _log_retry(self, exc: BaseException, attempt: int, delay: float) -> None:
@@ -284,7 +355,7 @@ class _Execution:
             "celery-triggers: storage unreachable finishing %s of session %r (%s); attempt %d, next in %.1f s",
             self.name,
             self.uid,
-            exc,
+            _text(exc),
             attempt,
             delay,
         )

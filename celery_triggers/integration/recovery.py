@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._json import normalize_kwargs
+from .._json import escape_text, normalize_kwargs
 from ..errors import CorruptSession, IllegalTransition, InvalidKwargs, StaleDispatch, UnknownInstance
 from ..host import error_metadata
 from ..state import IN_FLIGHT, Changes, Instance, Snapshot, Status, TriggerRecord
@@ -60,7 +60,8 @@ class RecoveryAction:
 
     def __str__(self) -> str:
         verb = f"would be {self.action}" if self.dry_run and self.action != "skipped" else self.action
-        return f"{self.session} {self.instance} ({self.status}): {verb}, {self.reason}"
+        # One line, whatever a stored UID or an error message holds (CLI output, the sweep's log).
+        return escape_text(f"{self.session} {self.instance} ({self.status}): {verb}, {self.reason}")
 
 
 def _since(instance: Instance) -> float:

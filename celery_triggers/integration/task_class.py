@@ -18,19 +18,24 @@ from typing import Any
 
 from celery import Task
 
-from ..context import TaskContext, TaskResolved, current_context
+from ..context import TaskContext, TaskResolved, current_context, peek_context
 from .protocol import execute, mark_wrapped
 
 __all__ = ["TriggerTask"]
+
+#: Request attribute keeping Celery's retry count while ``_run`` sees the replays'.
+_CELERY_RETRIES = "triggers_celery_retries"
 
 
 class TriggerTask(Task):  # type: ignore[misc]  # celery is untyped
     """A Celery task base whose subclasses implement ``_run(self, context)``.
 
     Inside ``_run``: ``self.request.retries`` counts the replays made by
-    ``self.retry()`` so far; ``raise self.retry(...)`` replays the instance
-    (``MaxRetriesExceeded`` past ``max_retries``); ``raise self.skip(...)``
-    marks it ``skipped``. Celery's own retry is not used by these tasks.
+    ``self.retry()`` so far; ``raise self.retry(exc=..., cooldown=...)``
+    replays the instance (``MaxRetriesExceeded`` past ``max_retries``);
+    ``raise self.skip(...)`` marks it ``skipped``. ``retry`` keeps Celery's
+    signature: with Celery's own arguments (``countdown=``, ...) it is
+    Celery's retry (see :meth:`retry`).
     """
 
     abstract = True  # the original's spelling; Celery 5 registers only what you register
@@ -62,22 +67,62 @@ class TriggerTask(Task):  # type: ignore[misc]  # celery is untyped
 
     def _body(self, *_: Any, **__: Any) -> Any:
         context = current_context()
+        setattr(self.request, _CELERY_RETRIES, self.request.retries)  # for a Celery-form retry()
         self.request.retries = context.retries
         return self._run(context)
 
-    def retry(  # the original framework's signature, not Celery's
+    def retry(
         self,
+        args: Any = None,
+        kwargs: Any = None,
         exc: BaseException | None = None,
+        throw: bool = True,
+        eta: Any = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        *,
         metadata: Mapping[str, Any] | None = None,
         replacement_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
         cooldown: float | None = None,
-    ) -> TaskResolved:
-        """Replay this instance (it becomes ``replayed``; a clone runs after
-        ``cooldown`` seconds, with ``replacement_kwargs`` if given); use as
-        ``raise self.retry(...)``."""
-        return current_context().retry(
-            exc=exc, cooldown=cooldown, replacement_kwargs=replacement_kwargs, metadata=metadata
-        )
+        **options: Any,
+    ) -> Any:
+        """Celery's ``Task.retry`` signature, serving two forms:
+
+        - **The original framework's** (``raise self.retry(exc=e,
+          cooldown=10)``, and ``metadata=``, ``replacement_kwargs=``, the
+          exception as the first argument, or no argument): inside a
+          running instance, the instance becomes ``replayed`` and a clone
+          runs after ``cooldown`` seconds (``MaxRetriesExceeded`` past
+          ``max_retries``). It returns the exception to raise; it raises
+          nothing itself.
+        - **Celery's own** (any of ``args``, ``kwargs``, ``eta``,
+          ``countdown``, ``max_retries``, ``throw=False`` or other send
+          options, or no running instance): :meth:`celery.Task.retry`, which
+          re-sends the same message; the instance stays one instance.
+
+        Mixing the two forms raises ``TypeError``.
+        """
+        if isinstance(args, BaseException) and exc is None:  # self.retry(e): the original's positional exc
+            args, exc = None, args
+        original = metadata is not None or replacement_kwargs is not None or cooldown is not None
+        celery = any(v is not None for v in (args, kwargs, eta, countdown, max_retries)) or not throw or options
+        if original and celery:
+            raise TypeError(
+                f"{self.name}.retry(): cooldown/metadata/replacement_kwargs (replay the instance) "
+                "cannot be mixed with Celery's retry arguments (args, kwargs, eta, countdown, max_retries, throw)"
+            )
+        context = peek_context(self.request.id)
+        if original or (not celery and context is not None):
+            target = context if context is not None else current_context()  # outside an instance: NotInTriggerTask
+            return target.retry(exc=exc, cooldown=cooldown, replacement_kwargs=replacement_kwargs, metadata=metadata)
+        replays = self.request.retries
+        celery_retries = getattr(self.request, _CELERY_RETRIES, None)
+        if celery_retries is not None:  # ``_run`` sees the replays; Celery counts its own re-sends
+            self.request.retries = celery_retries
+        try:
+            return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+        finally:
+            self.request.retries = replays
 
     def skip(self, metadata: Mapping[str, Any] | None = None) -> TaskResolved:
         """Mark this instance ``skipped``, its trigger kwargs copied into its

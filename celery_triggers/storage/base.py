@@ -15,12 +15,12 @@ import random
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .. import engine
 from .._json import MAX_UID_LENGTH, check_text, dumps, loads
 from ..engine import Needs
-from ..errors import Conflict, CorruptSession, InvalidSession, StorageError, UnknownInstance
+from ..errors import Conflict, CorruptSession, InvalidSession, StorageError, StorageUnavailable, UnknownInstance
 from ..state import Changes, Instance, Snapshot, TaskRecord, TriggerRecord
 from .records import decode_instance
 
@@ -37,7 +37,10 @@ Raw = str | bytes | dict[str, Any]
 
 
 def check_uid(uid: Any) -> str:
-    problem = check_text(uid, what="a session UID", limit=MAX_UID_LENGTH)
+    """``uid`` if storage can hold it, else :class:`InvalidSession`. Control
+    characters pass here (a session stored before they were refused stays
+    readable); a fire refuses them (``TriggerManager``)."""
+    problem = check_text(uid, what="a session UID", limit=MAX_UID_LENGTH, stored=True)
     if problem is not None:
         raise InvalidSession(problem)
     return str(uid)
@@ -160,9 +163,28 @@ class StorageBackend(abc.ABC):
     #: Seconds a session lives after its last change once nothing in it is
     #: in flight (None: no expiry). Backends that expire apply :meth:`expiry`.
     session_ttl: float | None = None
+    #: What this backend's client raises when the storage cannot be reached
+    #: (connection refused or reset, a timeout): raised as
+    #: :class:`StorageUnavailable`, the one storage error a worker retries.
+    #: Anything else (a refused command, a malformed URL, a refused
+    #: transaction) is a plain :class:`StorageError`: retrying would not
+    #: help. Declared as kombu's transports declare ``connection_errors``.
+    connection_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
     def __init__(self, url: str = ""):
         self.url = url
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by this backend's client, says the storage
+        could not be reached: one of :attr:`connection_errors` (a backend
+        whose client raises one class for both kinds says more)."""
+        return isinstance(exc, self.connection_errors)
+
+    def storage_error(self, exc: BaseException, message: str) -> StorageError:
+        """``message`` as the error to raise for ``exc``:
+        :class:`StorageUnavailable` for a connection error, else
+        :class:`StorageError`."""
+        return (StorageUnavailable if self.is_connection_error(exc) else StorageError)(message)
 
     @abc.abstractmethod
     def transaction(self, uid: str, prefetch: Prefetch = (), cached: Any = None) -> AbstractContextManager[SessionTxn]:

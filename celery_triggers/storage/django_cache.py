@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from .._json import dumps, loads
-from ..errors import ConfigurationError, CorruptSession, InvalidStorageURL, StorageError
+from ..errors import ConfigurationError, CorruptSession, InvalidStorageURL, StorageError, StorageUnavailable
 from ..state import Instance, split_instance_name
 from .base import Conflict, Prefetch, SessionStorage, SessionTxn, StorageBackend, check_uid
 from .cache_parts import INSTEAD, REFUSED, Lease, float_or_none, redis_client
@@ -83,6 +83,27 @@ def _redis_first(method: F) -> F:
 
 class DjangoCacheStorage(StorageBackend):
     """Sessions in a Django cache (``CACHES[alias]``)."""
+
+    #: Sockets refused, reset or timed out (``ConnectionError`` and
+    #: ``TimeoutError`` are OSErrors), and a lock still held when the wait
+    #: for it timed out; on a Redis-backed cache, the Redis layout's.
+    connection_errors = (OSError,)
+    #: The cache clients' own connection errors, by name (optional libraries):
+    #: redis-py (``?lock=add`` on Django's RedisCache), django-redis, pymemcache.
+    _CLIENT_CONNECTION_ERRORS = frozenset(
+        {
+            "redis.exceptions.ConnectionError",
+            "redis.exceptions.TimeoutError",
+            "redis.exceptions.BusyLoadingError",
+            "redis.exceptions.MaxConnectionsError",
+            "django_redis.exceptions.ConnectionInterrupted",
+            "pymemcache.exceptions.MemcacheUnexpectedCloseError",
+        }
+    )
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        return kind in self._CLIENT_CONNECTION_ERRORS or super().is_connection_error(exc)
 
     def __init__(
         self,
@@ -169,8 +190,8 @@ class DjangoCacheStorage(StorageBackend):
         ttl = max(1, int(self.lock_timeout + 0.999))
         try:
             while not cache.add(name, token, timeout=ttl):
-                if time.monotonic() > deadline:
-                    raise StorageError(
+                if time.monotonic() > deadline:  # a timeout: the session could not be reached in time
+                    raise StorageUnavailable(
                         f"session {uid!r}: Django cache {self.alias!r} lock held by another process "
                         f"for more than {self.lock_timeout * 3:.0f}s"
                     )
@@ -187,7 +208,7 @@ class DjangoCacheStorage(StorageBackend):
             if type(exc).__module__.startswith(("redis", "django", "pymemcache", "pylibmc")) or isinstance(
                 exc, (OSError, ConnectionError)
             ):
-                raise StorageError(f"session {uid!r}: Django cache {self.alias!r} failed: {exc!r}") from exc
+                raise self.storage_error(exc, f"session {uid!r}: Django cache {self.alias!r} failed: {exc!r}") from exc
             raise
 
     # -- expiry ---------------------------------------------------------------

@@ -49,12 +49,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import (
-    CorruptSession,
-    InvalidStorageURL,
-    StorageError,
-    StorageUnavailable,
-)
+from ..errors import CorruptSession, InvalidStorageURL, StorageError
 from ..state import Instance
 from . import mask_url
 from . import redis_scripts as scripts
@@ -75,8 +70,31 @@ __all__ = ["RedisStorage"]
 logger = logging.getLogger("celery_triggers")
 
 
+#: Everything redis-py raises (its cluster client's own errors are not RedisErrors).
+CLIENT_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException)
+
+
 class RedisStorage(StorageBackend):
     _async_from: tuple[str, dict[str, Any]] | None
+
+    #: Unreachable: refused, reset or timed out; a cluster with no answering
+    #: node or slot owner, or failing over (CLUSTERDOWN, TRYAGAIN, READONLY
+    #: from a demoted primary); a server still loading its data.
+    connection_errors = (
+        redis.ConnectionError,
+        redis.TimeoutError,
+        redis.exceptions.ClusterDownError,
+        redis.exceptions.TryAgainError,
+        redis.exceptions.ReadOnlyError,
+        redis.exceptions.RedisClusterUnreachableError,
+        redis.exceptions.SlotNotCoveredError,
+    )
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        """A wrong password or a refused ACL is no connection error, though
+        redis-py derives it from ``ConnectionError``: it would fail again."""
+        refused = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
+        return super().is_connection_error(exc) and not isinstance(exc, refused)
 
     def __init__(self, url: str, *, session_ttl: float | None = None, **_: Any):
         super().__init__(url)
@@ -138,10 +156,7 @@ class RedisStorage(StorageBackend):
 
     def _error(self, uid: str | None, exc: Exception) -> StorageError:
         where = f"session {uid!r}: " if uid is not None else ""
-        unreachable = isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
-        return (StorageUnavailable if unreachable else StorageError)(
-            f"{where}Redis storage {mask_url(self.url)} failed: {exc}"
-        )
+        return self.storage_error(exc, f"{where}Redis storage {mask_url(self.url)} failed: {exc}")
 
     # -- transactions -------------------------------------------------------
     def read_transaction(self, uid: str, prefetch: Prefetch = ()) -> AbstractContextManager[SessionTxn]:
@@ -240,7 +255,7 @@ class RedisStorage(StorageBackend):
             txn.after_commit = self._committed(
                 txn, version, sha, new_state_text or base_text or "", known, waiting, complete
             )
-        except redis.RedisError as exc:
+        except CLIENT_ERRORS as exc:
             self._recent.remember(uid, None)
             raise self._error(uid, exc) from exc
 
@@ -370,7 +385,7 @@ class RedisStorage(StorageBackend):
         state_key, inst_key, *_ = self._keys(uid)
         try:
             state_text, flat = self._dump(keys=[state_key, inst_key])
-        except redis.RedisError as exc:
+        except CLIENT_ERRORS as exc:
             raise self._error(uid, exc) from exc
         return from_dump(uid, state_text, flat)
 
@@ -386,7 +401,7 @@ class RedisStorage(StorageBackend):
                     for uid in chunk:
                         self._dump(keys=list(self._keys(uid))[:2], client=pipe)
                     replies = pipe.execute()
-            except redis.RedisError as exc:
+            except CLIENT_ERRORS as exc:
                 raise self._error(None, exc) from exc
             for uid, (state_text, flat) in zip(chunk, replies, strict=True):
                 try:
@@ -418,7 +433,7 @@ class RedisStorage(StorageBackend):
                         uids.append(uid)
                     else:
                         logger.warning("celery-triggers: a stored session state is unreadable, UID included")
-        except redis.RedisError as exc:
+        except CLIENT_ERRORS as exc:
             raise self._error(None, exc) from exc
         return sorted(uids)
 
@@ -427,7 +442,7 @@ class RedisStorage(StorageBackend):
         self._recent.remember(uid, None)
         try:
             self.client.delete(*self._keys(uid))
-        except redis.RedisError as exc:
+        except CLIENT_ERRORS as exc:
             raise self._error(uid, exc) from exc
 
     def delete_if_idle(self, uid: str, cutoff: float, *, dry_run: bool = False) -> bool:
@@ -435,7 +450,7 @@ class RedisStorage(StorageBackend):
             self._recent.remember(uid, None)
         try:
             return bool(self._purge(keys=list(self._keys(uid)), args=[repr(float(cutoff)), "1" if dry_run else "0"]))
-        except redis.RedisError as exc:
+        except CLIENT_ERRORS as exc:
             raise self._error(uid, exc) from exc
 
     def close(self) -> None:

@@ -11,14 +11,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import redis
-
 from .. import engine
 from ..errors import UnknownInstance
 from ..state import Instance, Snapshot, Status
 from .base import StorageBackend, check_uid
 from .kv import parse_state
 from .records import decode_instance, encode_metadata_fragment, to_ms
+from .redis import CLIENT_ERRORS
 from .redis_known import Cached, state_sha
 from .redis_scripts import text
 
@@ -41,7 +40,7 @@ def start(
     args = [name, token, "1" if track else "0", to_ms(now), extra, -1 if storage.session_ttl else 0]
     try:
         code, raw_version, state_text, record, *old = storage._start(keys=list(storage._keys(uid)), args=args)
-    except redis.RedisError as exc:
+    except CLIENT_ERRORS as exc:
         raise storage._error(uid, exc) from exc
     state = parse_state(uid, state_text)
     if not record:

@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 from .._json import dumps
 from ..engine import Needs
-from ..errors import InvalidStorageURL, StorageError
+from ..errors import InvalidStorageURL
 from ..state import Instance, Status
 from .base import Prefetch, Raw, SessionTxn, StorageBackend, check_uid
 from .records import decode_instance, encode_instance
@@ -150,6 +150,18 @@ class _SQLiteTxn(SessionTxn):
 class SQLiteStorage(StorageBackend):
     """``sqlite:///path``: one connection per thread and process."""
 
+    #: The file cannot be opened or read (a gone mount, a full or failing disk).
+    connection_errors = (OSError,)
+    #: sqlite3 says "unreachable" with ``OperationalError``, as it says "no
+    #: such table": these texts are the unreachable ones (a lock held past
+    #: the busy timeout is a timeout too).
+    _UNREACHABLE = ("unable to open", "disk i/o error", "database is locked", "database is busy")
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        if isinstance(exc, sqlite3.OperationalError):
+            return any(text in str(exc).lower() for text in self._UNREACHABLE)
+        return super().is_connection_error(exc)
+
     def __init__(self, url: str, *, timeout: float = 30.0, **_: object):
         super().__init__(url)
         self.path = path_from_url(url)
@@ -170,7 +182,7 @@ class SQLiteStorage(StorageBackend):
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
             self._prepare(conn)
         except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"cannot open SQLite storage {self.path!r}: {exc}") from exc
+            raise self.storage_error(exc, f"cannot open SQLite storage {self.path!r}: {exc}") from exc
         self._local.conn = conn
         self._local.pid = os.getpid()
         return conn
@@ -213,12 +225,12 @@ class SQLiteStorage(StorageBackend):
         try:
             conn.execute(begin)
         except sqlite3.Error as exc:
-            raise StorageError(f"session {uid!r}: cannot lock SQLite storage {self.path!r}: {exc}") from exc
+            raise self.storage_error(exc, f"session {uid!r}: cannot lock SQLite storage {self.path!r}: {exc}") from exc
         try:
             yield _SQLiteTxn(uid, conn)
         except sqlite3.Error as exc:
             conn.execute("ROLLBACK")
-            raise StorageError(f"session {uid!r}: SQLite storage {self.path!r} failed: {exc}") from exc
+            raise self.storage_error(exc, f"session {uid!r}: SQLite storage {self.path!r} failed: {exc}") from exc
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -226,7 +238,7 @@ class SQLiteStorage(StorageBackend):
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             conn.execute("ROLLBACK")
-            raise StorageError(f"session {uid!r}: commit to {self.path!r} failed: {exc}") from exc
+            raise self.storage_error(exc, f"session {uid!r}: commit to {self.path!r} failed: {exc}") from exc
 
     def instances(self, uid: str) -> dict[str, Instance]:
         check_uid(uid)
@@ -260,7 +272,7 @@ class SQLiteStorage(StorageBackend):
         try:
             return self._connect().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot read SQLite storage {self.path!r}: {exc}") from exc
+            raise self.storage_error(exc, f"cannot read SQLite storage {self.path!r}: {exc}") from exc
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..._json import dumps, loads
 from ...engine import Needs
-from ...errors import ConfigurationError, InvalidStorageURL, StorageError, StorageUnavailable
+from ...errors import ConfigurationError, InvalidStorageURL, StorageError
 from ...state import Instance, Status
 from ...storage import mask_url
 from ...storage.base import Conflict, Prefetch, Raw, SessionTxn, StorageBackend, check_uid
@@ -171,6 +171,12 @@ _COLUMNS = ("name", "task", "number", "status", "kwargs", "result", "metadata", 
 class DjangoDBStorage(StorageBackend):
     """``django-db://`` (the ``default`` database) or ``django-db://<alias>``."""
 
+    #: The database could not be reached: connection refused, lost or timed out.
+    connection_errors = (OperationalError, InterfaceError)
+    #: ... except what these say (lower case): a missing table or database,
+    #: refused credentials.
+    _NOT_TRANSIENT = ("no such table", "does not exist", "authentication failed", "permission denied")
+
     def __init__(self, url: str, **_: Any):
         super().__init__(url)
         parts = urlsplit(url)
@@ -272,6 +278,14 @@ class DjangoDBStorage(StorageBackend):
             row = cursor.fetchone()
         return (None, None) if row is None else (row[0], row[1])
 
+    def is_connection_error(self, exc: BaseException) -> bool:
+        """The database driver says "unreachable" with ``OperationalError``,
+        as it says "no such table" or "password authentication failed":
+        those (a missing table or database, refused credentials) would fail
+        again, so they are not connection errors."""
+        text = str(exc).lower()
+        return super().is_connection_error(exc) and not any(marker in text for marker in self._NOT_TRANSIENT)
+
     def _error(self, uid: str | None, exc: DatabaseError, connection: Any = None) -> StorageError:
         where = f"session {uid!r}: " if uid is not None else ""
         if connection is not None and not connection.in_atomic_block:
@@ -279,10 +293,7 @@ class DjangoDBStorage(StorageBackend):
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "no such table" in text or "does not exist" in text:
             text += " (run manage.py migrate)"
-        unreachable = isinstance(exc, (OperationalError, InterfaceError)) and "no such table" not in text
-        return (StorageUnavailable if unreachable else StorageError)(
-            f"{where}django-db storage ({self.alias}) failed: {text}"
-        )
+        return self.storage_error(exc, f"{where}django-db storage ({self.alias}) failed: {text}")
 
     # -- inspection and lifecycle ---------------------------------------------
     def _guarded(self, uid: str | None, query: Any) -> Any:
