@@ -59,8 +59,9 @@ class Triggers:
     """The celery-triggers extension of one Celery app, as ``app.triggers``.
 
     ``Triggers(app)`` installs it (once: a second call returns the same
-    object), adds the worker bootstep and routes its tasks' trigger messages through
-    the worker protocol (``integration/protocol.py``).
+    object), adds the worker bootstep, routes its tasks' trigger messages through
+    the worker protocol (``integration/protocol.py``) and has Celery's own
+    ``report`` and ``inspect conf`` mask the storage URLs (``integration/censor.py``).
     """
 
     app: Celery
@@ -78,6 +79,7 @@ class Triggers:
 
     def _setup(self, app: Celery) -> None:
         from .bootstep import TriggersStep
+        from .censor import install_censor
         from .protocol import wrap_tasks
 
         self.app = app
@@ -96,6 +98,7 @@ class Triggers:
         self._lock = threading.RLock()
         app.triggers = self
         app.steps["worker"].add(TriggersStep)
+        install_censor()  # Celery's report and inspect conf mask the storage URLs (integration/censor.py)
         if app.finalized:
             wrap_tasks(app)
         else:
@@ -142,7 +145,10 @@ class Triggers:
         if not isinstance(value, Mapping) or not all(
             isinstance(k, str) and k and not k.startswith(LOCAL_ALIAS) and isinstance(v, str) for k, v in value.items()
         ):
-            raise ConfigurationError(f"triggers_storages must map alias names to storage URLs, got {value!r}")
+            shown = mask_url(value) if isinstance(value, str) else value
+            if isinstance(value, Mapping):
+                shown = {k: mask_url(v) if isinstance(v, str) else v for k, v in value.items()}
+            raise ConfigurationError(f"triggers_storages must map alias names to storage URLs, got {shown!r}")
         return dict(value)
 
     def storage_for(self, alias: str | None) -> StorageBackend:
