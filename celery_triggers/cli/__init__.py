@@ -341,7 +341,11 @@ def delete(ctx: click.Context, sessions: tuple[str, ...]) -> None:
 @_refusals
 def graph(ctx: click.Context, session: str | None, fmt: str) -> None:
     """The workflow as a graph; with SESSION, tasks filled with their status
-    colour, fired triggers filled and unfired ones dashed, and a legend."""
+    colour, fired triggers filled and unfired ones dashed, and a legend (a
+    task with stored instances that this app has no config for is drawn
+    as a task, with no edges of its own)."""
+    import dataclasses
+
     from ..analysis import workflow
     from .graph import to_dot, to_mermaid
     from .views import task_statuses
@@ -350,12 +354,18 @@ def graph(ctx: click.Context, session: str | None, fmt: str) -> None:
     fired: set[str] | None = None
     if session is None:
         configs, statuses = ext.configs, None
+        flow = workflow(configs)
     else:
         manager = _existing_session(ctx, session)
         configs, snapshot = manager.overview()
         fired = {name for name, record in snapshot.triggers.items() if record.count > 0}
-        statuses = task_statuses(configs, manager.instances.values())
-    flow = workflow(configs)
+        instances = list(manager.instances.values())
+        unknown = {i.task for i in instances} - set(configs)
+        statuses = task_statuses([*configs, *unknown], instances)
+        flow = workflow(configs)
+        flow = dataclasses.replace(
+            flow, tasks=sorted([*flow.tasks, *unknown]), external=[t for t in flow.external if t not in unknown]
+        )
     click.echo((to_dot if fmt == "dot" else to_mermaid)(flow, statuses, fired), nl=False)
 
 
