@@ -21,6 +21,7 @@ from ..storage import mask_url
 __all__ = ["triggers"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_LOADED = "celery_triggers.project_loaded"
 
 
 def _refusals(fn: F) -> F:
@@ -37,12 +38,20 @@ def _refusals(fn: F) -> F:
 
 
 def _extension(ctx: click.Context) -> Any:
+    """The extension of the app Celery loaded, its project loaded first
+    as a worker loads it (task modules, Django: see ``cli/project.py``)."""
     from ..integration.extension import Triggers
 
     app = getattr(ctx.obj, "app", None)
     if app is None:
         raise click.UsageError("no Celery app: run as `celery -A proj triggers ...`")
-    return Triggers(app)
+    ext = Triggers(app)
+    if not ctx.meta.get(_LOADED):
+        from .project import load_project
+
+        load_project(app, ext.storage_url)
+        ctx.meta[_LOADED] = True
+    return ext
 
 
 def _json_object(value: str | None, what: str) -> Any:
