@@ -361,9 +361,9 @@ def graph(ctx: click.Context, session: str | None, fmt: str) -> None:
 
     ext = _extension(ctx)
     fired: set[str] | None = None
+    unknown: set[str] = set()
     if session is None:
         configs, statuses = ext.configs, None
-        flow = workflow(configs)
     else:
         manager = _existing_session(ctx, session)
         configs, snapshot = manager.overview()
@@ -371,10 +371,10 @@ def graph(ctx: click.Context, session: str | None, fmt: str) -> None:
         instances = list(manager.instances.values())
         unknown = {i.task for i in instances} - set(configs)
         statuses = task_statuses([*configs, *unknown], instances)
-        flow = workflow(configs)
-        flow = dataclasses.replace(
-            flow, tasks=sorted([*flow.tasks, *unknown]), external=[t for t in flow.external if t not in unknown]
-        )
+    flow = workflow(configs)
+    flow = dataclasses.replace(
+        flow, tasks=sorted([*flow.tasks, *unknown]), external=[t for t in flow.external if t not in unknown]
+    )
     click.echo((to_dot if fmt == "dot" else to_mermaid)(flow, statuses, fired), nl=False)
 
 

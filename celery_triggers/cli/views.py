@@ -95,7 +95,8 @@ def session_view(manager: TriggerManager, now: float | None = None) -> dict[str,
     and every fired trigger (the layout of ``inspect --json``).
 
     Storage is the truth: an instance of a task this app has no config for
-    (a worker's app declares more tasks than this one) is listed too, under
+    (a task removed since, or declared in a module this process did not
+    import) is listed too, under
     a task marked ``"known": false`` with ``"run": null``."""
     now = time.time() if now is None else now
     configs, snapshot = manager.overview()
