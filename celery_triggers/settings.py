@@ -33,6 +33,7 @@ from kombu.utils.imports import symbol_by_name
 from ._json import MAX_KWARGS_BYTES
 from .dispatch import LOCAL_ALIAS
 from .errors import ConfigurationError
+from .storage import mask_url
 
 __all__ = ["SETTINGS", "TYPES", "Option", "check", "describe_unknown", "parse", "read", "unknown_settings"]
 
@@ -234,19 +235,28 @@ def _seconds(name: str, option: Option, value: Any) -> float | None:
     return number
 
 
+def _masked(value: Any) -> Any:
+    """A storage setting's value for an error message: passwords masked."""
+    if isinstance(value, str):
+        return mask_url(value)
+    if isinstance(value, Mapping):
+        return {k: mask_url(v) if isinstance(v, str) else v for k, v in value.items()}
+    return value
+
+
 def _aliases(name: str, value: Any) -> dict[str, str]:
     what = "a mapping of alias names to storage URLs, like {'legacy': 'django-cache://default'}"
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError:
-            raise ConfigurationError(f"expected {what} (as JSON text), got {value!r}", setting=name) from None
+            raise ConfigurationError(f"expected {what} (as JSON text), got {_masked(value)!r}", setting=name) from None
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and k and not k.startswith(LOCAL_ALIAS) and isinstance(v, str) and v
         for k, v in value.items()
     ):
         raise ConfigurationError(
-            f"expected {what} (an alias may not start with {LOCAL_ALIAS!r}), got {value!r}", setting=name
+            f"expected {what} (an alias may not start with {LOCAL_ALIAS!r}), got {_masked(value)!r}", setting=name
         )
     return dict(value)
 

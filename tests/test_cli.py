@@ -89,7 +89,7 @@ def test_inspect_json_schema_is_pinned(app: Celery) -> None:
     assert view["schema"] == "celery-triggers.inspect/1"
     assert sorted(view) == ["instances", "schema", "session", "tasks", "triggers", "unresolved"]
     task = view["tasks"][0]
-    assert sorted(task) == ["awaiting", "instances", "run", "status", "task", "unless"]
+    assert sorted(task) == ["awaiting", "instances", "known", "run", "status", "task", "unless"]
     assert sorted(task["unless"]) == ["fired", "held", "triggers"]
     assert sorted(view["triggers"][0]) == ["count", "kwargs", "trigger"]
     instance = task["instances"][0]
@@ -522,3 +522,80 @@ def test_stored_names_with_control_characters_are_escaped_in_graphs(app: Celery,
         rendered = subprocess.run(["dot", "-Tsvg"], input=result.output, capture_output=True, text=True, timeout=60)
         assert rendered.returncode == 0, rendered.stderr
         assert ">t_\\x1b[31mevil\\nFAKE&#45;TASK</text>" in rendered.stdout, "drawn as written, on one line"
+
+
+def shared_storage_apps(tmp_path: Path) -> tuple[Celery, Celery]:
+    """Two apps on one storage: the worker's, with four trigger tasks, and
+    an operator's that declares only two of them (its CLI's app)."""
+    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    worker_app, cli_app = make_app(url), make_app(url)
+    for app in (worker_app, cli_app):
+
+        @trigger_task(after=["go"], name="t_first")
+        @app.task(shared=False, name="shared.first")
+        def first() -> int:
+            return 1
+
+        @trigger_task(after=["t_first", "t_second"], name="t_last")
+        @app.task(shared=False, name="shared.last")
+        def last() -> int:
+            return 3
+
+    @trigger_task(after=["go"], name="t_second")
+    @worker_app.task(shared=False, name="shared.second")
+    def second() -> None:
+        raise RuntimeError("second failed")
+
+    @trigger_task(after=["go", "later"], name="t_waiting")
+    @worker_app.task(shared=False, name="shared.waiting")
+    def waiting() -> None: ...
+
+    worker_app.triggers.session("mixed").fire("go")
+    worker_app.triggers.session("mixed").skip_failed_instance("t_second#0", cascade=True)
+    stored = worker_app.triggers.session("mixed").instances
+    assert {n: i.status.value for n, i in stored.items()} == {
+        "t_first#0": "finished",
+        "t_second#0": "skipped",
+        "t_waiting#0": "unstarted",
+        "t_last#0": "finished",
+    }
+    return worker_app, cli_app
+
+
+def test_inspect_lists_every_stored_instance_and_marks_tasks_the_app_does_not_know(tmp_path: Path) -> None:
+    """Storage is the truth: a session of 4 instances lists 4, even where
+    the CLI's app has no config for two of their tasks."""
+    _, cli_app = shared_storage_apps(tmp_path)
+    view = json.loads(run(cli_app, "inspect", "mixed", "--json").output)
+    assert view["instances"] == 4 == sum(len(t["instances"]) for t in view["tasks"])
+    tasks = {t["task"]: t for t in view["tasks"]}
+    assert [t["task"] for t in view["tasks"]] == ["t_first", "t_last", "t_second", "t_waiting"]
+    assert tasks["t_first"]["known"] is True and tasks["t_first"]["run"] == "shared.first"
+    unknown = tasks["t_second"]
+    assert unknown["known"] is False and unknown["run"] is None and unknown["status"] == "skipped"
+    assert [i["instance"] for i in unknown["instances"]] == ["t_second#0"]
+    assert unknown["unless"] == {"triggers": [], "fired": [], "held": False} and unknown["awaiting"] == []
+    assert tasks["t_waiting"]["instances"][0]["consumed"] == ["go"]
+    assert tasks["t_waiting"]["status"] == "unstarted" and view["unresolved"] == 1
+
+    table = run(cli_app, "inspect", "mixed")
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert lines[0].startswith("session mixed (4 instances, 1 unresolved; 2 tasks unknown to this app: ")
+    rows = {line.split("\t")[0]: line.split("\t") for line in lines[2:6]}
+    assert set(rows) == {"t_first#0", "t_last#0", "t_second#0 (unknown task)", "t_waiting#0 (unknown task)"}
+    assert rows["t_second#0 (unknown task)"][1] == "skipped"
+
+
+def test_sessions_and_graph_count_and_draw_instances_of_unknown_tasks(tmp_path: Path) -> None:
+    _, cli_app = shared_storage_apps(tmp_path)
+    (row,) = json.loads(run(cli_app, "sessions", "--json").output)
+    assert row["instances"] == 4 and row["counts"] == {"finished": 2, "skipped": 1, "unstarted": 1}
+    drawn = run(cli_app, "graph", "mixed")
+    assert drawn.exit_code == 0, drawn.output
+    nodes = {line.strip() for line in drawn.output.splitlines() if line.strip().startswith("n")}
+    assert 'n0(["go"])' in nodes and any(line.endswith('["t_second"]') for line in nodes), drawn.output
+    assert any(line.endswith('["t_waiting"]') for line in nodes), "a task with instances is drawn as a task"
+    assert "class legend_skipped skipped" in drawn.output and "class legend_unstarted unstarted" in drawn.output
+    dot = run(cli_app, "graph", "mixed", "--format", "dot")
+    assert dot.exit_code == 0 and '"t_second" [shape=box, style=filled' in dot.output

@@ -211,7 +211,7 @@ def test_corrupt_sqlite_data_names_the_session(tmp_path) -> None:  # type: ignor
         ("sqlite:///", "SQLite storage URL must look like"),
         ("sqlite:////missing/dir/x.db", "directory '/missing/dir' does not exist"),
         ("redis://:s3cret@127.0.0.1:6379/notanint", "database 'notanint' is not a number"),
-        ("redis://u:s3cret@127.0.0.1:port/0", "Port could not be cast"),
+        ("redis://u:s3cret@127.0.0.1:port/0", "its port is not a number"),
         ("redis+cluster://127.0.0.1:7000/2", "database 0 only"),
         ("django-cache://default?lock=maybe", "option lock must be 'auto' or 'add'"),
         ("django-cache://default?lock_timeout=soon", "could not convert string to float"),

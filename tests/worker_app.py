@@ -2,7 +2,8 @@
 
 Broker: the tests' redis-server (``CT_BROKER``, set by the ``worker``
 fixture; kombu's filesystem transport has a read race, see #19). Storage:
-SQLite under the folder named by ``CT_TEST_DATA``.
+SQLite under the folder named by ``CT_TEST_DATA``, or ``CT_STORAGE`` when
+set (with ``CT_STORAGES``, JSON, as ``triggers_storages``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ app.conf.update(
     task_ignore_result=True,
     worker_prefetch_multiplier=1,
     worker_lost_wait=0.5,  # notice a killed pool process quickly (redelivery test)
-    triggers_storage=f"sqlite:///{DATA / 'triggers.sqlite3'}",
+    triggers_storage=os.environ.get("CT_STORAGE") or f"sqlite:///{DATA / 'triggers.sqlite3'}",
+    triggers_storages=json.loads(os.environ.get("CT_STORAGES") or "{}"),
     triggers_sesion_ttl=60,  # a typo on purpose: the worker warns about it
 )
 Triggers(app)

@@ -22,6 +22,7 @@ from ..storage import mask_url
 __all__ = ["triggers"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_LOADED = "celery_triggers.project_loaded"
 
 
 def _refusals(fn: F) -> F:
@@ -38,12 +39,20 @@ def _refusals(fn: F) -> F:
 
 
 def _extension(ctx: click.Context) -> Any:
+    """The extension of the app Celery loaded, its project loaded first
+    as a worker loads it (task modules, Django: see ``cli/project.py``)."""
     from ..integration.extension import Triggers
 
     app = getattr(ctx.obj, "app", None)
     if app is None:
         raise click.UsageError("no Celery app: run as `celery -A proj triggers ...`")
-    return Triggers(app)
+    ext = Triggers(app)
+    if not ctx.meta.get(_LOADED):
+        from .project import load_project
+
+        load_project(app, ext.storage_url)
+        ctx.meta[_LOADED] = True
+    return ext
 
 
 def _json_object(value: str | None, what: str) -> Any:
@@ -342,21 +351,31 @@ def delete(ctx: click.Context, sessions: tuple[str, ...]) -> None:
 @_refusals
 def graph(ctx: click.Context, session: str | None, fmt: str) -> None:
     """The workflow as a graph; with SESSION, tasks filled with their status
-    colour, fired triggers filled and unfired ones dashed, and a legend."""
+    colour, fired triggers filled and unfired ones dashed, and a legend (a
+    task with stored instances that this app has no config for is drawn
+    as a task, with no edges of its own)."""
+    import dataclasses
+
     from ..analysis import workflow
     from .graph import to_dot, to_mermaid
     from .views import task_statuses
 
     ext = _extension(ctx)
     fired: set[str] | None = None
+    unknown: set[str] = set()
     if session is None:
         configs, statuses = ext.configs, None
     else:
         manager = _existing_session(ctx, session)
         configs, snapshot = manager.overview()
         fired = {name for name, record in snapshot.triggers.items() if record.count > 0}
-        statuses = task_statuses(configs, manager.instances.values())
+        instances = list(manager.instances.values())
+        unknown = {i.task for i in instances} - set(configs)
+        statuses = task_statuses([*configs, *unknown], instances)
     flow = workflow(configs)
+    flow = dataclasses.replace(
+        flow, tasks=sorted([*flow.tasks, *unknown]), external=[t for t in flow.external if t not in unknown]
+    )
     click.echo((to_dot if fmt == "dot" else to_mermaid)(flow, statuses, fired), nl=False)
 
 

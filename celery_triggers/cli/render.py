@@ -91,10 +91,11 @@ def _session_rows(view: dict[str, Any]) -> list[list[str]]:
             unless_text = "held" if unless["held"] else f"{len(unless['fired'])}/{len(unless['triggers'])} fired"
         if not task["instances"]:
             rows.append([task["task"], task["status"], "", ", ".join(task["awaiting"]), unless_text, "", ""])
+        mark = "" if task["known"] else " (unknown task)"
         for row in task["instances"]:
             rows.append(
                 [
-                    row["instance"],
+                    row["instance"] + mark,
                     row["status"],
                     ", ".join(row["consumed"]),
                     ", ".join(row["awaiting"]),
@@ -108,8 +109,11 @@ def _session_rows(view: dict[str, Any]) -> list[list[str]]:
 
 def print_session(view: dict[str, Any], storage: str, *, tracebacks: bool = False) -> None:
     n = view["instances"]
+    unknown = [t["task"] for t in view["tasks"] if not t["known"]]
+    note = f"; {len(unknown)} task{'' if len(unknown) == 1 else 's'} unknown to this app: {', '.join(unknown)}"
     title = (
-        f"session {view['session']} ({n} instance{'' if n == 1 else 's'}, {view['unresolved']} unresolved) in {storage}"
+        f"session {view['session']} ({n} instance{'' if n == 1 else 's'}, {view['unresolved']} unresolved"
+        f"{note if unknown else ''}) in {storage}"
     )
     rows = _session_rows(view)
     failed = [i for t in view["tasks"] for i in t["instances"] if i["traceback"]] if tracebacks else []

@@ -11,7 +11,7 @@ from ..manager import TriggerManager
 from ..state import RESOLVED, Instance, Status
 from ..storage import StorageBackend
 
-__all__ = ["INSPECT_SCHEMA", "age", "instance_view", "session_view", "sessions_view", "task_status"]
+__all__ = ["INSPECT_SCHEMA", "age", "by_task", "instance_view", "session_view", "sessions_view", "task_status"]
 
 #: When a task has several instances, the most urgent status names it.
 _URGENCY = ["failed", "running", "scheduled", "unstarted", "finished", "skipped", "replayed", "abandoned"]
@@ -37,10 +37,8 @@ def task_status(instances: list[Instance]) -> str | None:
 def task_statuses(tasks: Iterable[str], instances: Iterable[Instance]) -> dict[str, str]:
     """Each task's most urgent status among its instances (the graph's
     colour), for the tasks that have an instance."""
-    by_task: dict[str, list[Instance]] = {}
-    for instance in instances:
-        by_task.setdefault(instance.task, []).append(instance)
-    found = {task: task_status(by_task.get(task, [])) for task in tasks}
+    stored = by_task(instances)
+    found = {task: task_status(stored.get(task, [])) for task in tasks}
     return {task: status for task, status in found.items() if status}
 
 
@@ -85,16 +83,29 @@ def instance_view(instance: Instance, awaiting: list[str], now: float) -> dict[s
     }
 
 
+def by_task(instances: Iterable[Instance]) -> dict[str, list[Instance]]:
+    found: dict[str, list[Instance]] = {}
+    for instance in instances:
+        found.setdefault(instance.task, []).append(instance)
+    return found
+
+
 def session_view(manager: TriggerManager, now: float | None = None) -> dict[str, Any]:
     """Every task and instance of a session, with what each still awaits
-    and every fired trigger (the layout of ``inspect --json``)."""
+    and every fired trigger (the layout of ``inspect --json``).
+
+    Storage is the truth: an instance of a task this app has no config for
+    (a task removed since, or declared in a module this process did not
+    import) is listed too, under
+    a task marked ``"known": false`` with ``"run": null``."""
     now = time.time() if now is None else now
     configs, snapshot = manager.overview()
     instances = manager.instances
     fired = {name for name, record in snapshot.triggers.items() if record.count > 0}
-    tasks = []
-    for name, config in sorted(configs.items()):
-        mine = [i for i in instances.values() if i.task == name]
+    stored = by_task(instances.values())
+    tasks = [_unknown_task(name, stored[name], now) for name in set(stored) - set(configs)]
+    for name, config in configs.items():
+        mine = stored.get(name, [])
         record = snapshot.tasks.get(name)
         unless = {
             "triggers": list(config.unless),
@@ -113,12 +124,14 @@ def session_view(manager: TriggerManager, now: float | None = None) -> dict[str,
             {
                 "task": name,
                 "run": config.run,
+                "known": True,
                 "status": task_status(mine) or "waiting",
                 "awaiting": [] if mine else sorted(config.required - fired),
                 "unless": unless,
                 "instances": rows,
             }
         )
+    tasks.sort(key=lambda task: str(task["task"]))
     triggers = [
         {"trigger": name, "count": record.count, "kwargs": record.kwargs}
         for name, record in sorted(snapshot.triggers.items())
@@ -132,6 +145,20 @@ def session_view(manager: TriggerManager, now: float | None = None) -> dict[str,
         "triggers": triggers,
         "instances": len(instances),
         "unresolved": unresolved,
+    }
+
+
+def _unknown_task(name: str, mine: list[Instance], now: float) -> dict[str, Any]:
+    """A task with stored instances that this app has no config for: what
+    it runs, awaits and is held by is unknown here."""
+    return {
+        "task": name,
+        "run": None,
+        "known": False,
+        "status": task_status(mine) or "waiting",
+        "awaiting": [],
+        "unless": {"triggers": [], "fired": [], "held": False},
+        "instances": [instance_view(i, [], now) for i in mine],
     }
 
 

@@ -42,8 +42,9 @@ class Triggers:
     """The celery-triggers extension of one Celery app, as ``app.triggers``.
 
     ``Triggers(app)`` installs it (once: a second call returns the same
-    object), adds the worker bootstep and routes its tasks' trigger messages through
-    the worker protocol (``integration/protocol.py``).
+    object), adds the worker bootstep, routes its tasks' trigger messages through
+    the worker protocol (``integration/protocol.py``) and has Celery's own
+    ``report`` and ``inspect conf`` mask the storage URLs (``integration/censor.py``).
     """
 
     app: Celery
@@ -61,6 +62,7 @@ class Triggers:
 
     def _setup(self, app: Celery) -> None:
         from .bootstep import TriggersStep
+        from .censor import install_censor
         from .protocol import wrap_tasks
 
         self.app = app
@@ -79,6 +81,7 @@ class Triggers:
         self._lock = threading.RLock()
         app.triggers = self
         app.steps["worker"].add(TriggersStep)
+        install_censor()  # Celery's report and inspect conf mask the storage URLs (integration/censor.py)
         if app.finalized:
             wrap_tasks(app)
         else:

@@ -47,6 +47,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .._json import dumps, loads
 from ..errors import ConfigurationError, CorruptSession, InvalidStorageURL, StorageError, StorageUnavailable
 from ..state import Instance, split_instance_name
+from . import django_alias, mask_url
 from .base import Conflict, Prefetch, SessionStorage, SessionTxn, StorageBackend, check_uid
 from .cache_parts import INSTEAD, REFUSED, Lease, float_or_none, redis_client
 from .kv import KVTxn, instance_names, parse_state, session_digest, session_instances
@@ -117,7 +118,7 @@ class DjangoCacheStorage(StorageBackend):
         super().__init__(url)
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
-        self.alias = parts.netloc or "default"
+        self.alias = django_alias(url, "django-cache")
         self.prefix = query.get("prefix", "ct")
         try:
             if "timeout" in query:
@@ -126,12 +127,12 @@ class DjangoCacheStorage(StorageBackend):
                 timeout = float(session_ttl)
             self.lock_timeout = float(query.get("lock_timeout", lock_timeout))
         except ValueError as exc:
-            raise InvalidStorageURL(f"django-cache storage {url!r}: {exc}") from None
+            raise InvalidStorageURL(f"django-cache storage {mask_url(url)!r}: {exc}") from None
         self.timeout = self.session_ttl = timeout
         self.lock_kind = query.get("lock", "auto")
         if self.lock_kind not in ("auto", "add"):
             raise InvalidStorageURL(
-                f"django-cache storage {url!r}: option lock must be 'auto' or 'add', got {self.lock_kind!r}"
+                f"django-cache storage {mask_url(url)!r}: option lock must be 'auto' or 'add', got {self.lock_kind!r}"
             )
         self._redis: StorageBackend | None = None
         self._checked = False

@@ -98,7 +98,14 @@ class RedisStorage(StorageBackend):
 
     def __init__(self, url: str, *, session_ttl: float | None = None, **_: Any):
         super().__init__(url)
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError as exc:  # not quoted: the part at fault may be a misplaced password
+            part = "its port is not a number from 0 to 65535" if "Port" in str(exc) else "its host is malformed"
+            raise InvalidStorageURL(
+                f"Redis storage {mask_url(url)!r}: {part} (redis://[[user]:password@]host:port/db)"
+            ) from None
         self.cluster = parts.scheme.endswith("+cluster")
         db = parts.path.strip("/")
         if db and not db.isdigit():
@@ -107,20 +114,19 @@ class RedisStorage(StorageBackend):
             )
         if self.cluster and db not in ("", "0"):
             raise InvalidStorageURL(f"Redis storage {mask_url(url)!r}: a Redis Cluster has database 0 only")
-        try:
-            parts.port  # noqa: B018 - raises on a malformed port
-        except ValueError as exc:
-            raise InvalidStorageURL(f"Redis storage {mask_url(url)!r}: {exc}") from None
         query = dict(parse_qsl(parts.query))
         prefix = query.pop("prefix", "ct")
         scheme = parts.scheme.removesuffix("+cluster")
         client_url = urlunsplit(parts._replace(scheme=scheme, query=urlencode(query)))
         options: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5}
-        client = (
-            redis.cluster.RedisCluster.from_url(client_url, **options)
-            if self.cluster
-            else redis.Redis.from_url(client_url, **options)
-        )
+        try:
+            client = (
+                redis.cluster.RedisCluster.from_url(client_url, **options)
+                if self.cluster
+                else redis.Redis.from_url(client_url, **options)
+            )
+        except (ValueError, TypeError) as exc:  # redis-py names the option at fault, never its value
+            raise InvalidStorageURL(f"Redis storage {mask_url(url)!r}: {exc}") from None
         self._setup(client, prefix, session_ttl)
         if not self.cluster:  # the same server for redis.asyncio (see arun_many)
             self._async_from = (client_url, dict(options))

@@ -27,6 +27,7 @@ from .._json import dumps
 from ..engine import Needs
 from ..errors import InvalidStorageURL
 from ..state import Instance, Status
+from . import mask_url
 from .base import Prefetch, Raw, SessionTxn, StorageBackend, check_uid
 from .records import decode_instance, encode_instance
 
@@ -62,8 +63,8 @@ def path_from_url(url: str) -> str:
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
         raise InvalidStorageURL(
-            f"SQLite storage URL must look like 'sqlite:///relative.db' or 'sqlite:////abs/path.db', got {url!r} "
-            "(for in-process storage use 'memory://')"
+            "SQLite storage URL must look like 'sqlite:///relative.db' or 'sqlite:////abs/path.db', "
+            f"got {mask_url(url)!r} (for in-process storage use 'memory://')"
         )
     return unquote(url[len(prefix) :])
 
@@ -168,7 +169,7 @@ class SQLiteStorage(StorageBackend):
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise InvalidStorageURL(
-                f"SQLite storage {url!r}: directory {directory!r} does not exist (create it, or fix the path)"
+                f"SQLite storage {mask_url(url)!r}: directory {directory!r} does not exist (create it, or fix the path)"
             )
         self.timeout = timeout
         self._local = threading.local()

@@ -9,6 +9,7 @@ from typing import Any
 from ...errors import ConfigurationError, TriggersError
 from ...host import installed
 from ...manager import TriggerManager
+from ...storage import mask_url
 from .integration import install
 from .models import Session
 
@@ -53,7 +54,7 @@ def manager_for(session: Session) -> TriggerManager:
         if isinstance(storage, DjangoDBStorage) and storage.alias == alias:
             return ext.session(session.uid, storage=name)
     raise ConfigurationError(
-        f"the Celery app stores sessions in {ext.storage_url!r}, not in django-db://{alias}: "
+        f"the Celery app stores sessions in {mask_url(ext.storage_url)!r}, not in django-db://{alias}: "
         "set CELERY_TRIGGERS_STORAGE (or an entry of CELERY_TRIGGERS_STORAGES) to it"
     )
 

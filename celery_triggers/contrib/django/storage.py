@@ -43,7 +43,7 @@ from ..._json import dumps, loads
 from ...engine import Needs
 from ...errors import ConfigurationError, InvalidStorageURL, StorageError
 from ...state import Instance, Status
-from ...storage import mask_url
+from ...storage import django_alias, mask_url
 from ...storage.base import Conflict, Prefetch, Raw, SessionTxn, StorageBackend, check_uid
 from ...storage.records import decode_instance
 
@@ -180,7 +180,7 @@ class DjangoDBStorage(StorageBackend):
     def __init__(self, url: str, **_: Any):
         super().__init__(url)
         parts = urlsplit(url)
-        self.alias = parts.netloc or "default"
+        self.alias = django_alias(url, "django-db")
         options = dict(parse_qsl(parts.query))
         self.join_outer = options.pop("outer_atomic", "refuse") == "allow"
         self._pid = os.getpid()
