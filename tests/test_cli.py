@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from click.testing import CliRunner, Result
 from celery_triggers import Status, trigger_task
 from celery_triggers.cli import triggers
 
-from .conftest import ROOT, make_app
+from .conftest import ROOT, make_app, wait_for
 from .servers import IN_CI
 
 
@@ -122,6 +123,8 @@ def test_inspect_watch_returns_once_everything_is_resolved(app: Celery) -> None:
 
 def test_sessions_lists_counts_and_filters_unresolved(app: Celery) -> None:
     app.triggers.session("s-2").fire("nothing-listens")
+    began = time.time()  # stored times have millisecond steps: s-3's change comes after s-1's
+    wait_for(lambda: time.time() - began > 0.002, what="the clock to move")
     app.triggers.session("s-3").fire("start")
     table = run(app, "sessions")
     assert table.exit_code == 0 and "s-1" in table.output and "failed 1" in table.output
