@@ -9,8 +9,8 @@ import pytest
 
 from celery_triggers import DispatchError, InvalidKwargs, InvalidName, Status, TriggerManager
 from celery_triggers.runners import Dispatch, TaskRunner
-from celery_triggers.storage import redis_batch
 from celery_triggers.storage.redis import RedisStorage
+from celery_triggers.storage.redis import batch as redis_batch
 
 from .conftest import make_app, unique_prefix
 from .servers import RedisCluster, RedisServer
@@ -112,20 +112,21 @@ def _hold_app(storage: str) -> Any:
 
 def _count_transactions(backend: Any, monkeypatch: pytest.MonkeyPatch, uids: Any = ()) -> Any:
     """From now on, count the transactions ``backend`` runs: alone
-    (``transaction``) or, on Redis, as a commit in a pipeline of several
+    (``run``) or, on Redis, as a commit in a pipeline of several
     sessions' transactions (the pipelines are counted in ``pipelines``).
     Returns a function giving the session UID of each so far (``uids``:
     the sessions to name a Redis commit after, by its keys)."""
     alone: list[str] = []
-    real = backend.transaction
+    real = backend.run
 
     def counted(uid: str, *args: Any, **kwargs: Any) -> Any:
         alone.append(uid)
         return real(uid, *args, **kwargs)
 
-    monkeypatch.setattr(backend, "transaction", counted)
-    commits = _count_commits(backend, monkeypatch) if isinstance(backend, RedisStorage) else []
-    names = {backend._keys(uid)[0]: uid for uid in uids} if isinstance(backend, RedisStorage) else {}
+    monkeypatch.setattr(backend, "run", counted)
+    layout = backend if isinstance(backend, RedisStorage) else getattr(backend, "redis", None)  # a Redis-backed cache
+    commits = _count_commits(layout, monkeypatch) if layout is not None else []
+    names = {layout.keys(uid)[0]: uid for uid in uids} if layout is not None else {}
 
     def transactions() -> list[str]:
         return [*alone, *(names.get(keys[0], keys[0]) for keys, _ in commits)]
@@ -142,20 +143,20 @@ def _count_commits(backend: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[
     async; ``pipelines`` gets one entry per pipeline."""
     commits: list[tuple[list[str], Any]] = []
     pipelines.clear()
-    real, areal = redis_batch._pipelined, redis_batch._apipelined
+    real, areal = redis_batch.pipelined, redis_batch.apipelined
 
     def note(calls: list[Any], replies: list[Any]) -> list[Any]:
         pipelines.append(len(calls))
         commits.extend(
-            (keys, r) for (sha, keys, _), r in zip(calls, replies, strict=True) if sha == backend._commit.sha
+            (keys, r) for (sha, keys, _), r in zip(calls, replies, strict=True) if sha == backend.scripts.commit.sha
         )
         return replies
 
     async def acounted(client: Any, calls: list[Any]) -> list[Any]:
         return note(calls, await areal(client, calls))
 
-    monkeypatch.setattr(redis_batch, "_pipelined", lambda client, calls: note(calls, real(client, calls)))
-    monkeypatch.setattr(redis_batch, "_apipelined", acounted)
+    monkeypatch.setattr(redis_batch, "pipelined", lambda client, calls: note(calls, real(client, calls)))
+    monkeypatch.setattr(redis_batch, "apipelined", acounted)
     return commits
 
 
@@ -372,18 +373,18 @@ def _bulk_fire(url: str, proc: int, barrier: Any, out: Any) -> None:
         app = _hold_app(url)
         backend = app.triggers.storage
         refused = [0]
-        real, areal = redis_batch._pipelined, redis_batch._apipelined
+        real, areal = redis_batch.pipelined, redis_batch.apipelined
 
         def note(calls: list[Any], replies: list[Any]) -> list[Any]:
-            commits = [r for (sha, _, _), r in zip(calls, replies, strict=True) if sha == backend._commit.sha]
+            commits = [r for (sha, _, _), r in zip(calls, replies, strict=True) if sha == backend.scripts.commit.sha]
             refused[0] += sum(1 for r in commits if not isinstance(r, Exception) and not int(r[0]))
             return replies
 
         async def acounted(client: Any, calls: list[Any]) -> list[Any]:
             return note(calls, await areal(client, calls))
 
-        redis_batch._pipelined = lambda client, calls: note(calls, real(client, calls))
-        redis_batch._apipelined = acounted
+        redis_batch.pipelined = lambda client, calls: note(calls, real(client, calls))
+        redis_batch.apipelined = acounted
         barrier.wait(timeout=120)
         for call in range(BULK_CALLS):
             events: list[Any] = [
@@ -446,7 +447,7 @@ def test_bulk_fire_over_a_corrupt_session_fails_its_events_only(redis_server: Re
     url = f"{redis_server.url}?prefix={unique_prefix()}"
     writer = _hold_app(url)
     writer.triggers.fire_many([("good", "start"), ("bad", "start")])
-    state_key = writer.triggers.storage._keys("bad")[0]
+    state_key = writer.triggers.storage.keys("bad")[0]
     redis.Redis.from_url(redis_server.url).set(state_key, b"{not json")
     app = _hold_app(url)  # knows neither session: guesses, is refused, reads the corrupt state
     events = [("good", "page"), ("bad", "page"), ("new", "start")]
@@ -494,13 +495,13 @@ def test_fire_many_on_a_redis_cluster_sends_one_pipeline_per_node(
     app = _hold_app(f"{redis_cluster.url}?prefix={unique_prefix()}")
     uids = [f"spread-{n}" for n in range(30)]
     node_pipelines: list[int] = []
-    real = redis_batch._send
+    real = redis_batch.send
 
     def counted(client: Any, calls: list[Any]) -> list[Any]:
         node_pipelines.append(client.connection_pool.connection_kwargs["port"])
         return real(client, calls)
 
-    monkeypatch.setattr(redis_batch, "_send", counted)
+    monkeypatch.setattr(redis_batch, "send", counted)
     results = app.triggers.fire_many([(uid, "left", {"n": n}) for n, uid in enumerate(uids)])
     assert all(r.ok for r in results) and all([i.name for i in r.scheduled] == ["t_any#0"] for r in results)
     assert sorted(node_pipelines) == sorted(node.port for node in redis_cluster.nodes), "one pipeline per master"
@@ -531,7 +532,7 @@ def test_fire_many_on_a_cluster_with_a_stale_slot_map_runs_the_moved_calls_alone
     results = app.triggers.fire_many([(uid, "left", {"n": n}) for n, uid in enumerate(uids)])
     assert all(r.ok for r in results), results
     monkeypatch.undo()
-    owners = {client.get_node_from_key(app.triggers.storage._keys(uid)[0]).port for uid in uids}
+    owners = {client.get_node_from_key(app.triggers.storage.keys(uid)[0]).port for uid in uids}
     assert len(owners) > 1, "the sessions live on several nodes, so some calls met MOVED"
     for n, uid in enumerate(uids):
         assert app.triggers.session(uid).instances["t_any#0"].kwargs == {"left": {"n": n}}

@@ -72,14 +72,14 @@ def test_redis_start_appends_to_a_compact_record_and_takes_the_generic_path_for_
     stored = backend.instance("new", "t_a#0")
     assert stored.metadata["hostname"] == "w1" and stored.metadata["attempts"] == 1
     assert stored.metadata["started_at"] == 1795854190.0 and stored.metadata["created_at"] == 1795854188.0
-    raw = backend.client.hget(backend._keys("new")[1], "t_a#0")  # type: ignore[attr-defined]
+    raw = backend.client.hget(backend.keys("new")[1], "t_a#0")  # type: ignore[attr-defined]
     assert raw.endswith(b'"b":2000,"n":1,"h":"w1","s":"running"}')  # appended by the script, not re-encoded
 
     old = backend.bind("old")
     old.atomic(lambda txn: txn.write_raw({}, {"t_a": {"name": "t_a", "next_number": 1}}, {}))
     legacy = {"task": "t_a", "number": 0, "status": "scheduled", "kwargs": {}, "result": None}
     legacy["metadata"] = {"task_id": "tok"}
-    inst_key = backend._keys("old")[1]  # type: ignore[attr-defined]
+    inst_key = backend.keys("old")[1]  # type: ignore[attr-defined]
     backend.client.hset(inst_key, "t_a#0", json.dumps(legacy))  # type: ignore[attr-defined]
     _, after, _ = old.start("t_a#0", "tok", 1795854190.0, track=True, metadata={"hostname": "w1"})
     assert after.status is Status.RUNNING and backend.instance("old", "t_a#0").metadata["hostname"] == "w1"

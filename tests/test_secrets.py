@@ -107,7 +107,7 @@ def test_an_unreachable_storage_with_a_password_is_reported_without_it() -> None
 
 def test_a_bad_triggers_storages_setting_is_refused_without_its_passwords() -> None:
     app = make_app(triggers_storages={"ok": f"redis://:{SECRET}@h/0", "": f"redis://:{SECRET}@other/0"})
-    with pytest.raises(ConfigurationError, match="triggers_storages must map") as refused:
+    with pytest.raises(ConfigurationError, match="setting triggers_storages: expected a mapping") as refused:
         app.triggers.storage_for("ok")
     assert hidden(str(refused.value)) and "redis://:***@h/0" in str(refused.value), str(refused.value)
 

@@ -154,8 +154,9 @@ def test_a_bad_uid_is_refused_and_changes_nothing(backend: StorageBackend, uid: 
 def corrupt_instance(backend: StorageBackend, uid: str, name: str, text: str) -> None:
     """Overwrite one stored instance record with ``text``, on any backend."""
 
-    if hasattr(backend, "_on_redis") and backend._on_redis() is not None:  # a Redis-backed Django cache
-        backend = backend._on_redis()
+    layout = getattr(backend, "redis", None)
+    if layout is not None:  # a Redis-backed Django cache
+        backend = layout
     kind = type(backend).__name__
     if kind == "MemoryStorage":
         backend._sessions[uid].instances[name] = text  # type: ignore[attr-defined]
@@ -165,7 +166,7 @@ def corrupt_instance(backend: StorageBackend, uid: str, name: str, text: str) ->
         conn.commit()
         conn.close()
     elif kind == "RedisStorage":
-        backend.client.hset(backend._keys(uid)[1], name, text)  # type: ignore[attr-defined]
+        backend.client.hset(backend.keys(uid)[1], name, text)  # type: ignore[attr-defined]
     elif kind == "DjangoDBStorage":  # the columns hold valid JSON: spoil what they mean
         from celery_triggers.contrib.django.models import TaskInstance
 

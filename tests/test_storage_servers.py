@@ -149,7 +149,7 @@ def test_corrupt_state_names_the_session(kind: str, request: pytest.FixtureReque
     session.fire("start")
     backend = app.triggers.storage
     if kind == "django-redis":  # a Redis-backed cache holds sessions in the Redis layout
-        backend = backend._on_redis()
+        backend = backend.redis
         assert backend is not None
     on_redis = kind != "django-locmem"
     key = (
@@ -231,7 +231,8 @@ def test_django_cache_timeout_and_the_seed_form(django_caches: dict[str, Any]) -
 
 def test_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "redis", None)
-    monkeypatch.delitem(sys.modules, "celery_triggers.storage.redis", raising=False)
+    for module in [m for m in sys.modules if m.startswith("celery_triggers.storage.redis")]:
+        monkeypatch.delitem(sys.modules, module)
     with pytest.raises(ImportError, match=r"pip install 'celery-triggers\[redis\]'"):
         resolve_storage("redis://127.0.0.1:1/0")
 
@@ -412,14 +413,14 @@ def test_redis_fires_in_one_round_trip_when_the_process_knows_the_session(redis_
         a.triggers.configure({"t_x": {"after": ["go", "later"], "run": "x"}})
     backend = app.triggers.storage
     calls: list[str] = []
-    for name in ("_read", "_commit"):
-        script = getattr(backend, name)
+    names = {backend.scripts.read.sha: "_read", backend.scripts.commit.sha: "_commit"}
+    real = backend.call
 
-        def counted(*args: Any, _script: Any = script, _name: str = name, **kwargs: Any) -> Any:
-            calls.append(_name)
-            return _script(*args, **kwargs)
+    def counted(call: Any) -> Any:
+        calls.append(names[call[0]])
+        return real(call)
 
-        setattr(backend, name, counted)
+    backend.call = counted
 
     app.triggers.fire("s", "nobody-listens")
     assert calls == ["_commit"], "a new session: one round trip"
@@ -435,7 +436,7 @@ def test_redis_fires_in_one_round_trip_when_the_process_knows_the_session(redis_
     assert app.triggers.session("s").instances["t_x#0"].kwargs == {"go": {}, "later": {}}
     calls.clear()
 
-    state_key = backend._keys("s")[0]
+    state_key = backend.keys("s")[0]
     text = backend.client.get(state_key)
     backend.client.set(state_key, text.replace(b'"count":', b'"count": '))  # same JSON, another text
     app.triggers.fire("s", "nobody-listens")

@@ -186,9 +186,12 @@ class StorageBackend(abc.ABC):
         :class:`StorageError`."""
         return (StorageUnavailable if self.is_connection_error(exc) else StorageError)(message)
 
-    @abc.abstractmethod
     def transaction(self, uid: str, prefetch: Prefetch = (), cached: Any = None) -> AbstractContextManager[SessionTxn]:
-        """A transaction on session ``uid``: commits on normal exit.
+        """A transaction on session ``uid``: commits on normal exit (raises
+        :class:`Conflict` when a concurrent writer won: :meth:`run` re-runs
+        the operation). The primitive of backends that lock or check at
+        commit; an optimistic backend that runs its operations another way
+        overrides :meth:`run` and :meth:`read` instead (Redis).
 
         ``prefetch`` names instances, and (task, trigger) pairs of waiting
         instances, the operation will read; a backend may fetch them with
@@ -198,6 +201,7 @@ class StorageBackend(abc.ABC):
         instead of reading (a stale one just fails the commit, and the
         operation re-runs on fresh data).
         """
+        raise NotImplementedError(f"{type(self).__name__} implements neither transaction() nor run()")
 
     @abc.abstractmethod
     def instances(self, uid: str) -> dict[str, Instance]:

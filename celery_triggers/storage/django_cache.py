@@ -39,7 +39,7 @@ import random
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -48,7 +48,7 @@ from .._json import dumps, loads
 from ..errors import ConfigurationError, CorruptSession, InvalidStorageURL, StorageError, StorageUnavailable
 from ..state import Instance, split_instance_name
 from . import django_alias, mask_url
-from .base import Conflict, Prefetch, SessionStorage, SessionTxn, StorageBackend, check_uid
+from .base import Conflict, Job, Prefetch, SessionStorage, SessionTxn, StorageBackend, check_uid
 from .cache_parts import INSTEAD, REFUSED, Lease, float_or_none, redis_client
 from .kv import KVTxn, instance_names, parse_state, session_digest, session_instances
 
@@ -66,15 +66,16 @@ BUCKETS = 32
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 
 def _redis_first(method: F) -> F:
     """On a Redis-backed cache, the same method of the Redis layout on the
-    cache's connection (see :meth:`DjangoCacheStorage._on_redis`) answers."""
+    cache's connection (see :attr:`DjangoCacheStorage.redis`) answers."""
 
     @functools.wraps(method)
     def wrapper(self: DjangoCacheStorage, *args: Any, **kwargs: Any) -> Any:
-        redis_backend = self._on_redis()
+        redis_backend = self.redis
         if redis_backend is not None:
             return getattr(redis_backend, method.__name__)(*args, **kwargs)
         return method(self, *args, **kwargs)
@@ -156,7 +157,8 @@ class DjangoCacheStorage(StorageBackend):
             return f"Django cache {self.alias!r} is a LocMemCache, which lives in one process; {INSTEAD}"
         return None
 
-    def _on_redis(self) -> StorageBackend | None:
+    @property
+    def redis(self) -> StorageBackend | None:
         """The Redis layout on the cache's own connection, when the cache is
         Redis-backed (and ``lock=add`` is not asked for)."""
         if self._redis is None and self.lock_kind == "auto":
@@ -243,12 +245,24 @@ class DjangoCacheStorage(StorageBackend):
 
     # -- transactions -------------------------------------------------------
     @_redis_first
+    def run(
+        self, uid: str, operation: Callable[[SessionTxn], R], prefetch: Prefetch = (), cached: Any = None
+    ) -> tuple[R, Any]:
+        return super().run(uid, operation, prefetch, cached)
+
+    @_redis_first
+    def read(self, uid: str, operation: Callable[[SessionTxn], R], prefetch: Prefetch = ()) -> R:
+        return super().read(uid, operation, prefetch)
+
+    @_redis_first
+    def run_many(self, jobs: Sequence[Job]) -> list[Any]:
+        return super().run_many(jobs)
+
     def read_transaction(self, uid: str, prefetch: Prefetch = ()) -> AbstractContextManager[SessionTxn]:
         """Reads take no lock (on the cache-API path, a read that races a
         commit may see part of it: for inspection only)."""
         return self._transaction(uid, prefetch, lock=False)
 
-    @_redis_first
     def transaction(
         self, uid: str, prefetch: Prefetch = (), cached: object = None
     ) -> AbstractContextManager[SessionTxn]:

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kv import parse_state
+from ..kv import parse_state
 
 __all__ = ["RECENT_SESSIONS", "Cached", "Recent", "begin", "state_sha"]
 

@@ -7,41 +7,51 @@ can commit without reading (one more round trip)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .. import engine
-from ..errors import UnknownInstance
-from ..state import Instance, Snapshot, Status
-from .base import StorageBackend, check_uid
-from .kv import parse_state
-from .records import decode_instance, encode_metadata_fragment, to_ms
-from .redis import CLIENT_ERRORS
-from .redis_known import Cached, state_sha
-from .redis_scripts import text
+from ... import engine
+from ...errors import UnknownInstance
+from ...state import Instance, Snapshot, Status
+from ..base import check_uid
+from ..kv import parse_state
+from ..records import decode_instance, encode_metadata_fragment, to_ms
+from .known import Cached, state_sha
+from .scripts import CLIENT_ERRORS, text
+from .transaction import Store
 
-if TYPE_CHECKING:
-    from .redis import RedisStorage
+__all__ = ["Started", "start"]
 
-__all__ = ["start"]
+#: What a start returns: the instance before and after, the session's own
+#: configs, and what this process knows of the session after it.
+Started = tuple[Instance, Instance, dict[str, Any], Any]
 
 
 def start(
-    storage: RedisStorage, uid: str, name: str, token: str, now: float, *, track: bool, metadata: Mapping[str, Any]
-) -> tuple[Instance, Instance, dict[str, Any], Any]:
-    """:meth:`StorageBackend.start` in one script; the generic transaction
-    when the start carries fields the script does not write, or the record
-    has another layout."""
+    store: Store,
+    generic: Callable[[], Started],
+    uid: str,
+    name: str,
+    token: str,
+    now: float,
+    *,
+    track: bool,
+    metadata: Mapping[str, Any],
+    session_ttl: float | None,
+) -> Started:
+    """``StorageBackend.start`` in one script; ``generic()`` (the generic
+    transaction) when the start carries fields the script does not write,
+    or the record has another layout."""
     check_uid(uid)
     extra = encode_metadata_fragment(dict(metadata))
     if extra is None or "attempts" in metadata:
-        return StorageBackend.start(storage, uid, name, token, now, track=track, metadata=metadata)
-    args = [name, token, "1" if track else "0", to_ms(now), extra, -1 if storage.session_ttl else 0]
+        return generic()
+    args = [name, token, "1" if track else "0", to_ms(now), extra, -1 if session_ttl else 0]
     try:
-        code, raw_version, state_text, record, *old = storage._start(keys=list(storage._keys(uid)), args=args)
+        code, raw_version, state_text, record, *old = store.scripts.start(keys=store.keys(uid), args=args)
     except CLIENT_ERRORS as exc:
-        raise storage._error(uid, exc) from exc
+        raise store.error(uid, exc) from exc
     state = parse_state(uid, state_text)
     if not record:
         raise UnknownInstance(f"no instance {name!r} in session {uid!r}")
@@ -54,14 +64,14 @@ def start(
         if changes.instances:  # the script and the engine disagree: take the generic path
             code = 2
     if code == 2:
-        return StorageBackend.start(storage, uid, name, token, now, track=track, metadata=metadata)
-    cached = _after_start(storage, uid, int(raw_version), state, state_text, name, record, wrote=code == 1)
-    storage._recent.remember(uid, cached)
+        return generic()
+    cached = _after_start(store, uid, int(raw_version), state, state_text, name, record, wrote=code == 1)
+    store.known.remember(uid, cached)
     return before, after, dict(state["configs"]) if state is not None else {}, cached
 
 
 def _after_start(
-    storage: RedisStorage,
+    store: Store,
     uid: str,
     version: int,
     state: dict[str, Any] | None,
@@ -78,7 +88,7 @@ def _after_start(
     if state is None:
         return None
     sha = state_sha(state_text)
-    known = storage._recent.known(uid)
+    known = store.known.known(uid)
     if known is not None and known.version == version - wrote and known.state_sha == sha:
         return replace(known, version=version, records={**known.records, name: record})
     return Cached(uid, version, state_text, {name: record}, state_sha=sha)
