@@ -12,7 +12,7 @@ from typing import Any
 from celery import Celery
 
 from celery_triggers import Triggers
-from celery_triggers.runners import Dispatch, TaskRunner, register_runner
+from celery_triggers.producer.runners import Dispatch, TaskRunner, register_runner
 
 
 class NullRunner(TaskRunner):

@@ -5,9 +5,11 @@ Public API; everything else is an implementation detail.
 
 from __future__ import annotations
 
-from .config import TaskConfig
-from .context import TaskContext, TaskResolved, current_context
-from .errors import (
+from .app.decorator import trigger_task
+from .app.extension import Triggers, default_storage_url
+from .app.task_class import TriggerTask
+from .core.config import TaskConfig
+from .core.errors import (
     ConfigurationError,
     Conflict,
     CorruptSession,
@@ -31,14 +33,12 @@ from .errors import (
     UnknownTask,
     WaitTimeout,
 )
-from .integration.decorator import trigger_task
-from .integration.extension import Triggers, default_storage_url
-from .integration.task_class import TriggerTask
-from .logs import with_context
-from .manager import TriggerManager
-from .runners import TaskRunner
-from .signals import instance_status_changed, trigger_fired
-from .state import Instance, Status
+from .core.state import Instance, Status
+from .producer.runners import TaskRunner
+from .session.context import TaskContext, TaskResolved, current_context
+from .session.logs import with_context
+from .session.manager import TriggerManager
+from .session.signals import instance_status_changed, trigger_fired
 from .storage import SessionStorage, StorageBackend, resolve_storage
 
 __version__ = "0.1.0"

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import TaskContext
-from .errors import MaxRetriesExceeded
-from .integration.task_class import TriggerTask
-from .manager import TriggerManager
-from .runners.threaded import ThreadingTaskRunner
-from .state import Instance as TaskInstance
+from .app.task_class import TriggerTask
+from .core.errors import MaxRetriesExceeded
+from .core.state import Instance as TaskInstance
+from .producer.runners.threaded import ThreadingTaskRunner
+from .session.context import TaskContext
+from .session.manager import TriggerManager
 from .testing.assertions import TriggerManagerTestCaseMixin
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "CacheStorageBackend":
-        from .storage.django_cache import CacheStorageBackend
+        from .contrib.django.cache import CacheStorageBackend
 
         return CacheStorageBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

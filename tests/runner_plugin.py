@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery_triggers.runners import Dispatch, TaskRunner
+from celery_triggers.producer.runners import Dispatch, TaskRunner
 
 SENT: list[tuple[str, str, dict]] = []  # type: ignore[type-arg]
 

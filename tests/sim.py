@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery_triggers import engine
-from celery_triggers.config import TaskConfig, parse_configs
-from celery_triggers.state import Changes, Instance, Snapshot, Status
+from celery_triggers.core import engine
+from celery_triggers.core.config import TaskConfig, parse_configs
+from celery_triggers.core.state import Changes, Instance, Snapshot, Status
 
 
 class Sim:

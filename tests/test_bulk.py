@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import pytest
 
 from celery_triggers import DispatchError, InvalidKwargs, InvalidName, Status, TriggerManager
-from celery_triggers.runners import Dispatch, TaskRunner
+from celery_triggers.producer.runners import Dispatch, TaskRunner
 from celery_triggers.storage.redis import RedisStorage
 from celery_triggers.storage.redis import batch as redis_batch
 
@@ -463,7 +463,7 @@ def test_a_bug_in_one_sessions_transaction_is_raised_after_the_others_are_dispat
 ) -> None:
     """Not a TriggersError (a bug): fire_many raises it, but only after the
     other sessions, whose transactions committed, sent their messages."""
-    from celery_triggers import engine
+    from celery_triggers.core import engine
 
     url = (
         "memory://" if where == "memory" else f"{request.getfixturevalue('redis_server').url}?prefix={unique_prefix()}"

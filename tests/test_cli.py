@@ -467,8 +467,8 @@ def _store_old_session(app: Celery) -> None:
     written through the storage layer as an older version would have."""
     import time
 
-    from celery_triggers import engine
-    from celery_triggers.config import parse_configs
+    from celery_triggers.core import engine
+    from celery_triggers.core.config import parse_configs
 
     raw = {OLD_TASK: {"after": [OLD_TRIGGER], "run": "cli.import"}}
     configs = parse_configs(raw, stored=True)

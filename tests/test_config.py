@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from celery_triggers import ConfigurationError
-from celery_triggers.config import TaskConfig, parse_config, parse_configs
+from celery_triggers.core.config import TaskConfig, parse_config, parse_configs
 
 
 def test_seed_format_parses_to_an_immutable_config() -> None:

@@ -96,7 +96,7 @@ def test_validate_kwargs_reports_every_problem_at_once() -> None:
 
 
 def test_validation_error_lists_structured_errors() -> None:
-    from celery_triggers.validation import validate_kwargs
+    from celery_triggers.session.validation import validate_kwargs
 
     with pytest.raises(KwargsValidationError) as info:
         validate_kwargs("t_x#0", {"a": {"page": "z"}}, {"a": Page})
@@ -286,7 +286,7 @@ def test_the_recorded_log_level_does_not_depend_on_the_process_logging_settings(
     instance's log level."""
     import logging
 
-    from celery_triggers.logs import TriggerLoggerAdapter
+    from celery_triggers.session.logs import TriggerLoggerAdapter
 
     logger = logging.getLogger("celery_triggers.test.silenced")
     logger.setLevel(logging.ERROR)

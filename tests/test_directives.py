@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from celery_triggers import engine
+from celery_triggers.core import engine
 
 from .sim import Sim
 

@@ -6,8 +6,9 @@ import itertools
 
 import pytest
 
-from celery_triggers import IllegalTransition, UnknownInstance, engine
-from celery_triggers.state import Snapshot, Status
+from celery_triggers import IllegalTransition, UnknownInstance
+from celery_triggers.core import engine
+from celery_triggers.core.state import Snapshot, Status
 
 from .sim import Sim
 

@@ -1,6 +1,6 @@
 """JSON with and without orjson: the same verdicts and the same values.
 
-``celery_triggers._json`` encodes with orjson when it is installed (the
+``celery_triggers.core.data`` encodes with orjson when it is installed (the
 ``fast`` extra) and with the json module otherwise; what a user can store,
 what is refused and what is read back must not depend on which."""
 
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from celery_triggers import _json
-from celery_triggers.errors import InvalidKwargs
+from celery_triggers.core import data as _json
+from celery_triggers.core.errors import InvalidKwargs
 
 pytestmark = pytest.mark.skipif(_json.orjson is None, reason="compares orjson with the json module")
 

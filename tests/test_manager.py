@@ -264,7 +264,7 @@ def test_every_error_is_a_triggers_error_named_for_what_went_wrong() -> None:
     """#15: a conflict that exhausted its retries and a bad status name are
     typed, catchable as TriggersError (the CLI prints one line for them)."""
     from celery_triggers import Conflict, InvalidStatus, StorageBackend, TriggersError
-    from celery_triggers.errors import IllegalTransition
+    from celery_triggers.core.errors import IllegalTransition
 
     assert issubclass(Conflict, TriggersError) and issubclass(InvalidStatus, TriggersError)
     assert not issubclass(InvalidStatus, IllegalTransition)
@@ -288,7 +288,7 @@ def test_a_refused_dispatch_still_signals_the_fire_and_reaches_every_runner() ->
     error names every instance not sent, and the committed fire is still
     signalled (trigger_fired, _post_fire)."""
     from celery_triggers import DispatchError, trigger_fired
-    from celery_triggers.runners import Dispatch, TaskRunner, register_runner
+    from celery_triggers.producer.runners import Dispatch, TaskRunner, register_runner
 
     sent: list[str] = []
 
@@ -376,7 +376,9 @@ def test_the_suite_fails_on_the_package_s_own_use_of_a_deprecated_api() -> None:
     package called a deprecated API) is an error; one attributed to a caller
     outside it (a test calling the API on purpose) is only a warning."""
     with pytest.raises(DeprecationWarning, match="inside"):
-        warnings.warn_explicit("inside", DeprecationWarning, "inspection.py", 1, module="celery_triggers.inspection")
+        warnings.warn_explicit(
+            "inside", DeprecationWarning, "inspection.py", 1, module="celery_triggers.session.inspection"
+        )
     with pytest.raises(DeprecationWarning, match="top"):
         warnings.warn_explicit("top", DeprecationWarning, "__init__.py", 1, module="celery_triggers")
     with warnings.catch_warnings(record=True) as caught:  # the suite's filters stay in force

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from celery_triggers import Instance, Status, TriggerManager
-from celery_triggers.runners.threaded import ThreadingTaskRunner
+from celery_triggers.producer.runners.threaded import ThreadingTaskRunner
 from celery_triggers.testing import wait_until_idle
 
 from .conftest import make_app

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from celery_triggers.config import TaskConfig
-from celery_triggers.runners import Dispatch, TaskRunner
-from celery_triggers.state import Status
+from celery_triggers.core.config import TaskConfig
+from celery_triggers.core.state import Status
+from celery_triggers.producer.runners import Dispatch, TaskRunner
 
 from .conftest import make_app
 from .sim import Sim

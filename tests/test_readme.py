@@ -103,9 +103,9 @@ def test_every_python_block_of_the_readme_runs(
 
 def test_the_settings_table_is_the_package_s_table() -> None:
     """README's "Settings (`app.conf`)" lists every setting of
-    ``celery_triggers.settings.SETTINGS`` and no other, each with the same
+    ``celery_triggers.app.settings.SETTINGS`` and no other, each with the same
     default: as shown, and as the parser reads the value shown."""
-    from celery_triggers.settings import SETTINGS, parse
+    from celery_triggers.app.settings import SETTINGS, parse
 
     section = README.split("### Settings (`app.conf`)", 1)[1].split("\n### ", 1)[0]
     rows = re.findall(r"^\| `(triggers_\w+)` \| (.*?) \| .* \|$", section, re.M)

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from celery_triggers import resolve_storage
-from celery_triggers.errors import CorruptSession
-from celery_triggers.state import Instance, Status
+from celery_triggers.core.errors import CorruptSession
+from celery_triggers.core.state import Instance, Status
 from celery_triggers.storage.records import decode_instance, encode_instance
 
 from .servers import RedisServer

@@ -253,6 +253,6 @@ def test_a_worker_refusing_its_storage_at_start_up_does_not_log_the_password(
     with pytest.raises(AssertionError, match="worker died at start-up"):
         worker.start()
     log = worker.log.read_text()
-    assert "celery_triggers.errors" in log, log  # it was our check that stopped it
+    assert "celery_triggers.core.errors" in log, log  # it was our check that stopped it
     assert hidden(log), log
     assert mask_url(url) in log

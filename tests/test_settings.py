@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from celery_triggers import ConfigurationError, Status, TriggerManager, trigger_task
-from celery_triggers.settings import SETTINGS, TYPES, parse
+from celery_triggers.app.settings import SETTINGS, TYPES, parse
 from celery_triggers.testing import wait_until_idle
 
 from .conftest import ROOT, Worker, make_app
@@ -182,7 +182,7 @@ def test_no_setting_is_read_around_the_table() -> None:
 
 
 def test_an_unknown_setting_is_named_with_the_known_ones_and_a_near_miss() -> None:
-    from celery_triggers.settings import describe_unknown, unknown_settings
+    from celery_triggers.app.settings import describe_unknown, unknown_settings
 
     app = make_app(triggers_sesion_ttl=60, triggers_track_started=True, TRIGGERS_RUNER="x")
     assert unknown_settings(app.conf) == ["TRIGGERS_RUNER", "triggers_sesion_ttl"]

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from celery_triggers import CorruptSession, InvalidSession, StorageBackend, StorageError
-from celery_triggers.engine import Needs
-from celery_triggers.state import Changes, Instance, Status, TaskRecord, TriggerRecord
+from celery_triggers.core.engine import Needs
+from celery_triggers.core.state import Changes, Instance, Status, TaskRecord, TriggerRecord
 from celery_triggers.storage import resolve_storage
 
 
@@ -220,7 +220,7 @@ def test_corrupt_sqlite_data_names_the_session(tmp_path) -> None:  # type: ignor
     ],
 )
 def test_bad_storage_urls_name_the_part_at_fault(url: str, part: str) -> None:
-    from celery_triggers.errors import ConfigurationError, InvalidStorageURL
+    from celery_triggers.core.errors import ConfigurationError, InvalidStorageURL
 
     with pytest.raises(InvalidStorageURL, match=re.escape(part)) as caught:
         resolve_storage(url)

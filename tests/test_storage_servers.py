@@ -211,7 +211,7 @@ def test_django_cache_timeout_and_the_seed_form(django_caches: dict[str, Any]) -
     from django.core.cache import caches
 
     from celery_triggers import TriggerManager
-    from celery_triggers.storage.django_cache import CacheStorageBackend
+    from celery_triggers.contrib.django.cache import CacheStorageBackend
 
     app = pages_app("memory://")
     storage = CacheStorageBackend("seed-session", cache="redis", timeout=45)
@@ -285,7 +285,7 @@ def test_redis_cluster_lists_sessions_from_every_node(redis_cluster: RedisCluste
 
 
 def test_redis_cluster_url_is_checked() -> None:
-    from celery_triggers.errors import ConfigurationError
+    from celery_triggers.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="database 0 only"):
         resolve_storage("redis+cluster://127.0.0.1:7000/3")
@@ -304,7 +304,7 @@ def test_django_caches_that_cannot_hold_sessions_are_refused(
     from django.conf import settings
     from django.core.cache import caches
 
-    from celery_triggers.errors import ConfigurationError
+    from celery_triggers.core.errors import ConfigurationError
 
     alias = f"refused-{backend_path.rsplit('.', 1)[1]}"
     settings.CACHES[alias] = {"BACKEND": backend_path, "LOCATION": str(tmp_path / "cache")}
@@ -330,8 +330,8 @@ def test_a_lock_holder_that_stalled_past_its_lease_cannot_commit(
     fresh data, so neither increment is lost."""
     import threading
 
-    from celery_triggers.engine import Needs
-    from celery_triggers.state import Changes, TriggerRecord
+    from celery_triggers.core.engine import Needs
+    from celery_triggers.core.state import Changes, TriggerRecord
 
     storage = storage_url_for(kind.replace("-add-lock", ""), request, tmp_path).replace(
         "lock_timeout=2", "lock_timeout=1"
@@ -512,7 +512,7 @@ def test_sqlite_says_unavailable_only_for_a_lock_it_could_not_get_or_a_file_it_c
 
 def test_django_cache_says_unavailable_for_a_lock_it_waited_for_too_long(django_caches: dict[str, Any]) -> None:
     from celery_triggers import StorageUnavailable
-    from celery_triggers.storage.django_cache import DjangoCacheStorage
+    from celery_triggers.contrib.django.cache import DjangoCacheStorage
 
     storage = DjangoCacheStorage(f"django-cache://default?prefix={unique_prefix()}&lock_timeout=0.05&lock=add")
     storage.cache.add(storage._key("s", "lock"), "another process", timeout=30)

@@ -62,7 +62,7 @@ def test_retrying_past_max_retries_fails_with_max_retries_exceeded(app: Celery) 
     assert [i.status.value for i in session.instances.values()] == ["replayed", "replayed", "failed"]
     assert session.instances["t_giveUp#0"].metadata["exc_type"] == "ConnectionError"
     assert_instance_failed(session, "t_giveUp#2", MaxRetriesExceeded)
-    failed = assert_instance_failed(session, "t_giveUp#2", "celery_triggers.errors.MaxRetriesExceeded")
+    failed = assert_instance_failed(session, "t_giveUp#2", "celery_triggers.core.errors.MaxRetriesExceeded")
     assert (
         failed.metadata["exc_message"] == "t_giveUp#2: gave up after 2 retries (max_retries=2): ConnectionError: down"
     )
@@ -80,7 +80,7 @@ def test_self_skip_marks_it_skipped_with_its_kwargs_in_the_metadata(app: Celery)
 def test_without_the_filters_extra_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from celery_triggers.validation import filter_kwargs
+    from celery_triggers.session.validation import filter_kwargs
 
     monkeypatch.setitem(sys.modules, "filters", None)
     with pytest.raises(ImportError, match=r"pip install 'celery-triggers\[filters\]'"):

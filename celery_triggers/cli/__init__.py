@@ -3,6 +3,8 @@
 Registered through Celery's ``celery.commands`` entry point, so the app is
 the one Celery loaded (``-A``, ``--broker``, config). Exit codes: 0 success,
 1 refused or not found (one line on stderr), 2 usage.
+
+An edge: may import every layer; nothing in the package imports it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Any, TypeVar
 
 import click
 
-from .._json import escape_text
-from ..errors import TriggersError
+from ..core.data import escape_text
+from ..core.errors import TriggersError
 from ..storage import mask_url
 
 __all__ = ["triggers"]
@@ -41,7 +43,7 @@ def _refusals(fn: F) -> F:
 def _extension(ctx: click.Context) -> Any:
     """The extension of the app Celery loaded, its project loaded first
     as a worker loads it (task modules, Django: see ``cli/project.py``)."""
-    from ..integration.extension import Triggers
+    from ..app.extension import Triggers
 
     app = getattr(ctx.obj, "app", None)
     if app is None:
@@ -139,7 +141,7 @@ def sessions(
     ctx: click.Context, unresolved: bool, statuses: tuple[str, ...], sort: str, limit: int | None, as_json: bool
 ) -> None:
     """The sessions in storage, with counts by status and last activity."""
-    from ..state import Status
+    from ..core.state import Status
     from .render import print_sessions
     from .views import sessions_view
 
@@ -190,7 +192,7 @@ def replay(
     ctx: click.Context, session: str, instance: str, kwargs_json: str | None, replace_json: str | None, dry_run: bool
 ) -> None:
     """Replay a failed INSTANCE of SESSION (a clone runs)."""
-    from ..engine import replay_kwargs
+    from ..core.engine import replay_kwargs
 
     if kwargs_json is not None and replace_json is not None:
         raise click.UsageError("pass --kwargs (per-trigger) or --replace-kwargs (all), not both")
@@ -356,7 +358,7 @@ def graph(ctx: click.Context, session: str | None, fmt: str) -> None:
     as a task, with no edges of its own)."""
     import dataclasses
 
-    from ..analysis import workflow
+    from ..core.analysis import workflow
     from .graph import to_dot, to_mermaid
     from .views import task_statuses
 
@@ -384,7 +386,7 @@ def graph(ctx: click.Context, session: str | None, fmt: str) -> None:
 @_refusals
 def validate(ctx: click.Context) -> None:
     """Check the app's trigger tasks; exit 1 when something is wrong."""
-    from ..analysis import find_problems, workflow
+    from ..core.analysis import find_problems, workflow
 
     ext = _extension(ctx)
     configs = ext.configs

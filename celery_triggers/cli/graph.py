@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from .._json import escape_text
-from ..analysis import Workflow
+from ..core.analysis import Workflow
+from ..core.data import escape_text
 
 __all__ = ["STATUS_COLOURS", "to_dot", "to_mermaid"]
 

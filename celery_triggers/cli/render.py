@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .._json import escape_text
+from ..core.data import escape_text
 from .views import age
 
 __all__ = ["STATUS_STYLES", "console", "print_session", "print_sessions"]

@@ -6,9 +6,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ..errors import CorruptSession
-from ..manager import TriggerManager
-from ..state import RESOLVED, Instance, Status
+from ..core.errors import CorruptSession
+from ..core.state import RESOLVED, Instance, Status
+from ..session.manager import TriggerManager
 from ..storage import StorageBackend
 
 __all__ = ["INSPECT_SCHEMA", "age", "by_task", "instance_view", "session_view", "sessions_view", "task_status"]

@@ -17,11 +17,11 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, TypeVar
 
-from .. import engine
-from .._json import MAX_UID_LENGTH, check_text, dumps, loads
-from ..engine import Needs
-from ..errors import Conflict, CorruptSession, InvalidSession, StorageError, StorageUnavailable, UnknownInstance
-from ..state import Changes, Instance, Snapshot, TaskRecord, TriggerRecord
+from ..core import engine
+from ..core.data import MAX_UID_LENGTH, check_text, dumps, loads
+from ..core.engine import Needs
+from ..core.errors import Conflict, CorruptSession, InvalidSession, StorageError, StorageUnavailable, UnknownInstance
+from ..core.state import Changes, Instance, Snapshot, TaskRecord, TriggerRecord
 from .records import decode_instance
 
 __all__ = ["Conflict", "Job", "SessionStorage", "SessionTxn", "StorageBackend", "check_uid"]
@@ -368,7 +368,7 @@ class StorageBackend(abc.ABC):
         return SessionStorage(self, uid)
 
     def __repr__(self) -> str:
-        from . import mask_url
+        from .urls import mask_url
 
         return f"<{type(self).__name__} {mask_url(self.url)}>"
 

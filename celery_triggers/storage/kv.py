@@ -26,10 +26,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._json import dumps, loads
-from ..engine import Needs
-from ..errors import CorruptSession
-from ..state import IN_FLIGHT, Instance, Snapshot, Status, split_instance_name
+from ..core.data import dumps, loads
+from ..core.engine import Needs
+from ..core.errors import CorruptSession
+from ..core.state import IN_FLIGHT, Instance, Snapshot, Status, split_instance_name
 from .base import Raw, SessionTxn
 from .records import decode_instance, encode_instance
 

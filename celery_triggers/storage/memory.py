@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._json import dumps
-from ..engine import Needs
-from ..state import IN_FLIGHT, Instance, Status
+from ..core.data import dumps
+from ..core.engine import Needs
+from ..core.state import IN_FLIGHT, Instance, Status
 from .base import Prefetch, Raw, SessionTxn, StorageBackend, check_uid
 from .records import decode_instance, encode_instance
 

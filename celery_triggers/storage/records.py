@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._json import dumps, loads
-from ..errors import CorruptSession
-from ..state import Instance, Status, split_instance_name
+from ..core.data import dumps, loads
+from ..core.errors import CorruptSession
+from ..core.state import Instance, Status, split_instance_name
 
 __all__ = ["decode_instance", "encode_instance", "encode_metadata_fragment", "to_ms"]
 

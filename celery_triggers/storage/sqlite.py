@@ -23,13 +23,13 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import unquote
 
-from .._json import dumps
-from ..engine import Needs
-from ..errors import InvalidStorageURL
-from ..state import Instance, Status
-from . import mask_url
+from ..core.data import dumps
+from ..core.engine import Needs
+from ..core.errors import InvalidStorageURL
+from ..core.state import Instance, Status
 from .base import Prefetch, Raw, SessionTxn, StorageBackend, check_uid
 from .records import decode_instance, encode_instance
+from .urls import mask_url
 
 __all__ = ["SQLiteStorage", "path_from_url"]
 

@@ -2,6 +2,8 @@
 an isolated eager app, a threading runner and ``wait_until_idle`` for real
 workers. The pytest plugin (``celery_triggers.testing.pytest_plugin``) is
 registered through the ``pytest11`` entry point.
+
+An edge: may import every layer; nothing in the package imports it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import Celery
 
-from ..integration.extension import Triggers
+from ..app.extension import Triggers
 
 __all__ = ["eager_triggers", "make_test_app"]
 

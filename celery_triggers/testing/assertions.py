@@ -7,8 +7,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from ..manager import TriggerManager
-from ..state import Instance, Status
+from ..core.state import Instance, Status
+from ..session.manager import TriggerManager
 
 __all__ = [
     "TriggerManagerTestCaseMixin",

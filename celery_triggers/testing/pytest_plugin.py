@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from celery import Celery
 
-from ..manager import TriggerManager
+from ..session.manager import TriggerManager
 from .apps import make_test_app
 
 

@@ -1,9 +1,9 @@
 """Moved: the threading runner is a built-in runner,
-:mod:`celery_triggers.runners.threaded` (this name is kept for imports
+:mod:`celery_triggers.producer.runners.threaded` (this name is kept for imports
 written against 0.1.0)."""
 
 from __future__ import annotations
 
-from ..runners.threaded import ThreadingTaskRunner
+from ..producer.runners.threaded import ThreadingTaskRunner
 
 __all__ = ["ThreadingTaskRunner"]

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from ..errors import WaitTimeout
-from ..manager import TriggerManager
-from ..state import Instance
+from ..core.errors import WaitTimeout
+from ..core.state import Instance
+from ..session.manager import TriggerManager
 
 __all__ = ["wait_until_idle"]
 

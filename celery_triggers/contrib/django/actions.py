@@ -6,9 +6,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ...errors import ConfigurationError, TriggersError
-from ...host import installed
-from ...manager import TriggerManager
+from ...core.errors import ConfigurationError, TriggersError
+from ...session.host import installed
+from ...session.manager import TriggerManager
 from ...storage import mask_url
 from .integration import install
 from .models import Session

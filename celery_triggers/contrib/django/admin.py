@@ -31,8 +31,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from ...errors import TriggersError
-from ...state import RESOLVED, Status
+from ...core.errors import TriggersError
+from ...core.state import RESOLVED, Status
 from .actions import ACTIONS, database_alias, manager_for, run_action
 from .models import Session
 

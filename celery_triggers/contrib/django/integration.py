@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from kombu.utils.imports import symbol_by_name
 
-from ...host import installed
+from ...session.host import installed
 
 __all__ = ["celery_app", "install"]
 
@@ -33,7 +33,7 @@ def celery_app() -> Any:
 def install() -> Any:
     """Install the extension on the project's Celery app (idempotent);
     return the app, or None if the project has none yet."""
-    from ...integration.extension import Triggers
+    from ...app.extension import Triggers
 
     app = celery_app()
     if app is None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import models
 
-from ...state import Instance, Status
+from ...core.state import Instance, Status
 
 __all__ = ["Session", "TaskInstance", "TaskRecord", "TriggerRecord", "Waiting"]
 

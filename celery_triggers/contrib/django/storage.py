@@ -39,10 +39,10 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from ..._json import dumps, loads
-from ...engine import Needs
-from ...errors import ConfigurationError, InvalidStorageURL, StorageError
-from ...state import Instance, Status
+from ...core.data import dumps, loads
+from ...core.engine import Needs
+from ...core.errors import ConfigurationError, InvalidStorageURL, StorageError
+from ...core.state import Instance, Status
 from ...storage import django_alias, mask_url
 from ...storage.base import Conflict, Prefetch, Raw, SessionTxn, StorageBackend, check_uid
 from ...storage.records import decode_instance

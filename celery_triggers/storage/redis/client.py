@@ -15,11 +15,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 import redis.cluster
 
-from ...errors import CorruptSession, InvalidStorageURL, StorageError
-from ...state import Instance
-from .. import mask_url
+from ...core.errors import CorruptSession, InvalidStorageURL, StorageError
+from ...core.state import Instance
 from ..base import Job, Prefetch, SessionTxn, StorageBackend, check_uid
 from ..kv import parse_state, session_digest, uid_of
+from ..urls import mask_url
 from .known import Cached, Recent
 from .scripts import CLIENT_ERRORS, Call, Scripts, from_dump
 from .transaction import read_only, run_one

@@ -11,8 +11,8 @@ from typing import Any
 
 import redis
 
-from ..._json import dumps
-from ...state import Instance
+from ...core.data import dumps
+from ...core.state import Instance
 from ..kv import parse_state, session_instances
 
 __all__ = [

@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from ... import engine
-from ...errors import UnknownInstance
-from ...state import Instance, Snapshot, Status
+from ...core import engine
+from ...core.errors import UnknownInstance
+from ...core.state import Instance, Snapshot, Status
 from ..base import check_uid
 from ..kv import parse_state
 from ..records import decode_instance, encode_metadata_fragment, to_ms

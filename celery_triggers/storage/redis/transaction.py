@@ -27,7 +27,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ...errors import Conflict, StorageError, TriggersError
+from ...core.errors import Conflict, StorageError, TriggersError
 from ..base import Job, SessionTxn, check_uid
 from ..kv import KVTxn, parse_state
 from .known import Cached, Recent, begin, state_sha

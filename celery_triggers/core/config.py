@@ -19,7 +19,7 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-from ._json import MAX_NAME_LENGTH, MAX_UID_LENGTH, check_json, check_text, dumps, frozen, plain
+from .data import MAX_NAME_LENGTH, MAX_UID_LENGTH, check_json, check_text, dumps, frozen, plain
 from .errors import ConfigurationError
 
 __all__ = ["DIRECTIVES", "TaskConfig", "merge_recursive", "parse_config", "parse_configs"]

@@ -15,7 +15,7 @@ from collections import deque
 from celery import Celery
 from celery.exceptions import NotRegistered
 
-from ..dispatch import Dispatch
+from ...core.dispatch import Dispatch
 from .base import TaskRunner, message_kwargs
 
 __all__ = ["EagerTaskRunner"]

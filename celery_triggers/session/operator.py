@@ -10,14 +10,14 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from . import engine
-from ._json import normalize_kwargs
-from .errors import InvalidStatus
+from ..core import engine
+from ..core.data import normalize_kwargs
+from ..core.errors import InvalidStatus
+from ..core.state import Changes, Instance, Snapshot, Status
 from .inspection import instance_ref
-from .state import Changes, Instance, Snapshot, Status
 
 if TYPE_CHECKING:
-    from .config import Configuration, TaskConfig
+    from ..core.config import Configuration, TaskConfig
 
 __all__ = ["InstanceRef", "OperatorActions"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import KwargsValidationError
+from ..core.errors import KwargsValidationError
 
 __all__ = ["filter_kwargs", "validate_kwargs"]
 

@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
-from .. import settings
-from .._json import dumps
-from ..config import Configuration, TaskConfig, parse_configs
-from ..dispatch import LOCAL_ALIAS
-from ..errors import ConfigurationError, TriggersError, UnknownStorage
-from ..host import installed
-from ..runners import TaskRunner, resolve_runner_class
+from ..core.config import Configuration, TaskConfig, parse_configs
+from ..core.data import dumps
+from ..core.dispatch import LOCAL_ALIAS
+from ..core.errors import ConfigurationError, TriggersError, UnknownStorage
+from ..producer.runners import TaskRunner, resolve_runner_class
+from ..session.host import installed
 from ..storage import StorageBackend, mask_url, resolve_storage
+from . import settings
 
 if TYPE_CHECKING:
-    from ..manager import Fired, TriggerManager
-    from .bulk import FireResult
-    from .recovery import RecoveryAction
+    from ..producer.bulk import FireResult
+    from ..session.manager import Fired, TriggerManager
+    from ..worker.recovery import RecoveryAction
 
 __all__ = ["Triggers", "default_storage_url"]
 
@@ -61,9 +61,9 @@ class Triggers:
         pass
 
     def _setup(self, app: Celery) -> None:
-        from .bootstep import TriggersStep
+        from ..worker.bootstep import TriggersStep
+        from ..worker.protocol import wrap_tasks
         from .censor import install_censor
-        from .protocol import wrap_tasks
 
         self.app = app
         self._configs: dict[str, TaskConfig] = {}
@@ -90,7 +90,7 @@ class Triggers:
     @classmethod
     def of(cls, app: Celery | None = None) -> Triggers:
         """The extension installed on ``app`` (default: Celery's current app)."""
-        from ..manager import host_of
+        from ..session.manager import host_of
 
         host = host_of(app)
         if not isinstance(host, Triggers):
@@ -100,10 +100,18 @@ class Triggers:
     # -- settings -----------------------------------------------------------
     def setting(self, name: str) -> Any:
         """``app.conf[name]`` parsed by the settings table
-        (:mod:`celery_triggers.settings`): its default when unset, a
+        (:mod:`celery_triggers.app.settings`): its default when unset, a
         :class:`ConfigurationError` naming the setting when it cannot mean
         anything."""
         return settings.read(self.app.conf, name)
+
+    def check_settings(self) -> list[str]:
+        """Every ``triggers_*`` setting parsed (a :class:`ConfigurationError`
+        for the first that means nothing); returns a warning per setting
+        the table does not know (a typo, with the likely setting named)."""
+        warnings = [settings.describe_unknown(key) for key in settings.unknown_settings(self.app.conf)]
+        settings.check(self.app.conf)
+        return warnings
 
     @property
     def storage_url(self) -> str:
@@ -179,7 +187,7 @@ class Triggers:
         """Route ``task``'s trigger messages through the worker protocol
         (in-process runners call this: a task registered after the app was
         finalized, and not decorated, is wrapped here)."""
-        from .protocol import wrap_task
+        from ..worker.protocol import wrap_task
 
         wrap_task(task)
 
@@ -325,9 +333,9 @@ class Triggers:
 
     def fire_many(self, events: Iterable[Any]) -> list[FireResult]:
         """Fire each ``(session, trigger[, kwargs])`` event in turn; one
-        :class:`~celery_triggers.integration.bulk.FireResult` per event (a
+        :class:`~celery_triggers.producer.bulk.FireResult` per event (a
         failing event carries its typed error and does not stop the others)."""
-        from .bulk import fire_many
+        from ..producer.bulk import fire_many
 
         return fire_many(self, events)
 
@@ -335,13 +343,13 @@ class Triggers:
         self, session_uid: str, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None
     ) -> list[Any]:
         """:meth:`fire` for asyncio code: runs in a worker thread."""
-        from .bulk import afire
+        from ..producer.bulk import afire
 
         return await afire(self, session_uid, trigger_name, trigger_kwargs)
 
     async def afire_many(self, events: Iterable[Any]) -> list[FireResult]:
         """:meth:`fire_many` for asyncio code: runs in a worker thread."""
-        from .bulk import afire_many
+        from ..producer.bulk import afire_many
 
         return await afire_many(self, events)
 
@@ -350,8 +358,8 @@ class Triggers:
     ) -> list[RecoveryAction]:
         """Resolve instances left ``scheduled`` or ``running`` for more than
         ``older_than`` seconds by a crash or an outage, in ``sessions``
-        (default: every session). See :mod:`celery_triggers.integration.recovery`."""
-        from .recovery import recover
+        (default: every session). See :mod:`celery_triggers.worker.recovery`."""
+        from ..worker.recovery import recover
 
         return recover(self, sessions, older_than=older_than, dry_run=dry_run)
 
@@ -360,8 +368,8 @@ class Triggers:
     ) -> list[RecoveryAction]:
         """Re-send instances left ``scheduled`` for more than ``older_than``
         seconds, in ``sessions`` (default: every session), each with a new
-        task id. See :mod:`celery_triggers.integration.recovery`."""
-        from .recovery import redispatch
+        task id. See :mod:`celery_triggers.worker.recovery`."""
+        from ..worker.recovery import redispatch
 
         return redispatch(self, sessions, older_than=older_than, dry_run=dry_run)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from ..config import parse_config
-from ..errors import ConfigurationError
+from ..core.config import parse_config
+from ..core.errors import ConfigurationError
+from ..worker.protocol import wrap_task
 from .extension import Triggers
-from .protocol import wrap_task
 
 __all__ = ["trigger_task"]
 
@@ -52,7 +52,7 @@ def trigger_task(
         task_name: str = task.name  # type: ignore[attr-defined]  # checked by _is_task
         config_name = name or "t_" + task_name.rsplit(".", 1)[-1]
         if unknown:
-            from ..config import _near_directive
+            from ..core.config import _near_directive
 
             hints = []
             for key in sorted(unknown):

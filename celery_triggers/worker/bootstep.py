@@ -7,18 +7,14 @@ storage at shutdown."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from celery import bootsteps
 
-from .. import settings
-from ..errors import ConfigurationError
-from ..host import installed
+from ..core.errors import ConfigurationError
+from ..session.host import installed
 from ..storage import mask_url
 from .protocol import wrap_tasks
-
-if TYPE_CHECKING:
-    from .extension import Triggers
 
 __all__ = ["TriggersStep"]
 
@@ -35,12 +31,11 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
             wrap_tasks(parent.app)  # in the parent, before prefork builds the children's tracers
 
     def start(self, parent: Any) -> None:
-        ext = cast("Triggers | None", installed(parent.app))
+        ext = installed(parent.app)
         if ext is None:
             return
-        for key in settings.unknown_settings(parent.app.conf):
-            logger.warning("celery-triggers: %s", settings.describe_unknown(key))
-        settings.check(parent.app.conf)  # a value that means nothing stops the worker here
+        for warning in ext.check_settings():  # a value that means nothing stops the worker here
+            logger.warning("celery-triggers: %s", warning)
         storage = ext.storage
         in_test_process = type(parent).__module__.startswith("celery.contrib.testing")  # celery_worker fixture
         reason = None if in_test_process else storage.process_local_reason()
@@ -64,6 +59,6 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
         if self._sweeper is not None:
             self._sweeper.stop()
             self._sweeper = None
-        ext = cast("Triggers | None", installed(parent.app))
+        ext = installed(parent.app)
         if ext is not None:
             ext.reset_storage()

@@ -16,17 +16,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from . import engine
-from ._json import MAX_NAME_LENGTH, MAX_UID_LENGTH, check_text, normalize_kwargs
-from .config import Configuration, TaskConfig, parse_configs
-from .dispatch import Dispatch
-from .errors import DispatchError, InvalidName, InvalidSession, TriggersError, UnknownTask
+from ..core import engine
+from ..core.config import Configuration, TaskConfig, parse_configs
+from ..core.data import MAX_NAME_LENGTH, MAX_UID_LENGTH, check_text, normalize_kwargs
+from ..core.dispatch import Dispatch
+from ..core.errors import DispatchError, InvalidName, InvalidSession, TriggersError, UnknownTask
+from ..core.state import Changes, Instance, Snapshot
+from ..storage import SessionStorage, SessionTxn
 from .host import error_metadata, host_of
 from .inspection import SessionInspection, SessionStorageView, instance_ref
-from .overrides import InstanceRef, OperatorActions
+from .operator import InstanceRef, OperatorActions
 from .signals import instance_status_changed, trigger_fired
-from .state import Changes, Instance, Snapshot
-from .storage import SessionStorage, SessionTxn
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -336,7 +336,7 @@ class TriggerManager(OperatorActions, SessionInspection):
         )
         self._post_fire(trigger, scheduled)
 
-    # -- the worker protocol (celery_triggers.integration.protocol) ---------
+    # -- the worker protocol (celery_triggers.worker.protocol) ---------
     def _instance_op(
         self, ref: InstanceRef, operation: Operation, *, cascade: bool = True, resume: bool = False
     ) -> tuple[Changes, Configuration]:

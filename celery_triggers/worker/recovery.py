@@ -25,14 +25,13 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._json import escape_text, normalize_kwargs
-from ..errors import CorruptSession, IllegalTransition, InvalidKwargs, StaleDispatch, UnknownInstance
-from ..host import error_metadata
-from ..state import IN_FLIGHT, Changes, Instance, Snapshot, Status, TriggerRecord
+from ..core.data import escape_text, normalize_kwargs
+from ..core.errors import CorruptSession, IllegalTransition, InvalidKwargs, StaleDispatch, UnknownInstance
+from ..core.state import IN_FLIGHT, Changes, Instance, Snapshot, Status, TriggerRecord
+from ..session.host import Host, error_metadata
 
 if TYPE_CHECKING:
-    from ..manager import TriggerManager
-    from .extension import Triggers
+    from ..session.manager import TriggerManager
 
 __all__ = ["RecoveryAction", "Sweeper", "recover"]
 
@@ -73,7 +72,7 @@ def _since(instance: Instance) -> float:
     return 0.0
 
 
-def _outcome(ext: Triggers, token: str) -> tuple[str, Any, str | None] | None:
+def _outcome(ext: Host, token: str) -> tuple[str, Any, str | None] | None:
     """(state, result, traceback) from Celery's result backend, if any."""
     from celery.backends.base import DisabledBackend
 
@@ -93,7 +92,7 @@ def _error(exc_type: str, message: str, tb: str | None = None, **extra: Any) -> 
     return {"exc_type": exc_type, "exc_module": "", "exc_message": message, "traceback": tb or "", **extra}
 
 
-def _resolve(ext: Triggers, manager: TriggerManager, instance: Instance, dry_run: bool) -> tuple[str, str]:
+def _resolve(ext: Host, manager: TriggerManager, instance: Instance, dry_run: bool) -> tuple[str, str]:
     """Resolve one stuck instance; returns (action, reason)."""
     name, token = instance.name, str(instance.metadata.get("task_id") or "")
     outcome = _outcome(ext, token) if token else None
@@ -139,7 +138,7 @@ def _resolve(ext: Triggers, manager: TriggerManager, instance: Instance, dry_run
 
 
 def recover(
-    ext: Triggers,
+    ext: Host,
     sessions: Iterable[str] | None = None,
     *,
     older_than: float = 60.0,
@@ -153,7 +152,7 @@ def recover(
 
 
 def redispatch(
-    ext: Triggers,
+    ext: Host,
     sessions: Iterable[str] | None = None,
     *,
     older_than: float = 60.0,
@@ -175,7 +174,7 @@ def redispatch(
 
 
 def _walk(
-    ext: Triggers,
+    ext: Host,
     sessions: Iterable[str] | None,
     statuses: Collection[Status],
     older_than: float,
@@ -212,7 +211,7 @@ def _walk(
     return actions
 
 
-def _take_lease(ext: Triggers, holder: str, seconds: float) -> bool:
+def _take_lease(ext: Host, holder: str, seconds: float) -> bool:
     """One process at a time sweeps: a lease record in storage, taken or
     renewed atomically (on every backend)."""
     now = time.time()
@@ -229,7 +228,7 @@ def _take_lease(ext: Triggers, holder: str, seconds: float) -> bool:
 
 
 def _lease_needs() -> Any:
-    from ..engine import Needs
+    from ..core.engine import Needs
 
     return Needs(triggers=frozenset({"lease"}))
 
@@ -238,7 +237,7 @@ class Sweeper:
     """``triggers_recover_interval``: a worker thread that runs ``recover``
     every interval, on one worker at a time (a lease in storage)."""
 
-    def __init__(self, ext: Triggers, interval: float, holder: str):
+    def __init__(self, ext: Host, interval: float, holder: str):
         self.ext = ext
         self.interval = interval
         self.holder = holder

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..dispatch import Dispatch
+from ...core.dispatch import Dispatch
 from .base import TaskRunner, message_kwargs
 
 __all__ = ["ThreadingTaskRunner"]

@@ -18,8 +18,8 @@ from typing import Any
 
 from celery import Task
 
-from ..context import TaskContext, TaskResolved, current_context, peek_context
-from .protocol import execute, mark_wrapped
+from ..session.context import TaskContext, TaskResolved, current_context, peek_context
+from ..worker.protocol import execute, mark_wrapped
 
 __all__ = ["TriggerTask"]
 

@@ -30,10 +30,10 @@ from typing import Any
 from celery.utils.serialization import strtobool
 from kombu.utils.imports import symbol_by_name
 
-from ._json import MAX_KWARGS_BYTES
-from .dispatch import LOCAL_ALIAS
-from .errors import ConfigurationError
-from .storage import mask_url
+from ..core.data import MAX_KWARGS_BYTES
+from ..core.dispatch import LOCAL_ALIAS
+from ..core.errors import ConfigurationError
+from ..storage import mask_url
 
 __all__ = ["SETTINGS", "TYPES", "Option", "check", "describe_unknown", "parse", "read", "unknown_settings"]
 

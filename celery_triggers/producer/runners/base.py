@@ -7,9 +7,9 @@ import inspect
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..dispatch import Dispatch
-from ..errors import DispatchError
-from ..host import installed
+from ...core.dispatch import Dispatch
+from ...core.errors import DispatchError
+from ...session.host import installed
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -50,7 +50,7 @@ def message_kwargs(task: Any) -> dict[str, Any]:
 
 class TaskRunner(abc.ABC):
     """Executes ready instances. Subclass and register under a name through
-    the ``celery_triggers.runners`` entry point.
+    the ``celery_triggers.producer.runners`` entry point.
 
     ``dispatch`` is called right after the storage commit that made the
     instances ``scheduled``; ``drain`` after the manager's ``_post_fire``

@@ -7,15 +7,15 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from . import engine
-from .config import Configuration, TaskConfig
-from .state import IN_FLIGHT, Instance, Snapshot, split_instance_name
-from .storage import SessionStorage
+from ..core import engine
+from ..core.config import Configuration, TaskConfig
+from ..core.state import IN_FLIGHT, Instance, Snapshot, split_instance_name
+from ..storage import SessionStorage
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from .storage import SessionTxn
+    from ..storage import SessionTxn
 
 __all__ = ["SessionInspection", "SessionStorageView", "instance_ref"]
 
@@ -23,7 +23,7 @@ __all__ = ["SessionInspection", "SessionStorageView", "instance_ref"]
 def instance_ref(ref: str | Instance) -> str:
     """An instance name from a name or an :class:`Instance`; a malformed
     name is an :class:`UnknownInstance`."""
-    from .errors import UnknownInstance
+    from ..core.errors import UnknownInstance
 
     name = ref.name if isinstance(ref, Instance) else ref
     if not isinstance(name, str):
@@ -102,7 +102,7 @@ class SessionInspection:
     def instances_of_task(self, task: str | TaskConfig) -> list[Instance]:
         """The task's instances; :class:`UnknownTask` if no such task is
         configured (app-wide or for this session)."""
-        from .errors import UnknownTask
+        from ..core.errors import UnknownTask
 
         name = task.name if isinstance(task, TaskConfig) else task
         if name not in self.get_configuration():
@@ -119,7 +119,7 @@ class SessionInspection:
         ``interval`` seconds (at least 0.1). Raises :class:`WaitTimeout`,
         listing what is not resolved yet, after ``timeout`` seconds.
         """
-        from .errors import WaitTimeout
+        from ..core.errors import WaitTimeout
 
         interval = max(float(interval), 0.1)
         deadline = time.monotonic() + timeout

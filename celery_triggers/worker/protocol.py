@@ -37,17 +37,23 @@ import functools
 import logging
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, Retry
 
-from .._json import MAX_KWARGS_BYTES, MAX_NAME_LENGTH, MAX_UID_LENGTH, check_text, escape_text, normalize_kwargs, shown
-from .._retry import call_with_backoff
-from ..context import TaskContext, TaskResolved, pop_context, push_context
-from ..dispatch import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE
-from ..engine import task_kwargs
-from ..errors import (
+from ..core.data import (
+    MAX_KWARGS_BYTES,
+    MAX_NAME_LENGTH,
+    MAX_UID_LENGTH,
+    check_text,
+    escape_text,
+    normalize_kwargs,
+    shown,
+)
+from ..core.dispatch import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE
+from ..core.engine import task_kwargs
+from ..core.errors import (
     CorruptSession,
     DispatchError,
     IllegalTransition,
@@ -59,13 +65,12 @@ from ..errors import (
     UnknownStorage,
     UnknownTask,
 )
-from ..host import installed
-from ..manager import TriggerManager, error_metadata
-from ..runners.base import accepted_keywords
-from ..state import split_instance_name
-
-if TYPE_CHECKING:
-    from .extension import Triggers
+from ..core.retry import call_with_backoff
+from ..core.state import split_instance_name
+from ..producer.runners.base import accepted_keywords
+from ..session.context import TaskContext, TaskResolved, pop_context, push_context
+from ..session.host import installed
+from ..session.manager import TriggerManager, error_metadata
 
 __all__ = ["execute", "trigger_headers", "wrap_task", "wrap_tasks"]
 
@@ -195,7 +200,7 @@ class _Execution:
         self.token = str(task.request.id)
         #: The token as log lines show it (a message's task id is anyone's text).
         self.shown_token = shown(self.token)
-        self.ext = cast("Triggers | None", installed(task.app))
+        self.ext = installed(task.app)
 
     def _skip(self, reason: object) -> BaseException:
         logger.warning(

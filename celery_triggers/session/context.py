@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import Ignore
 
-from .errors import MaxRetriesExceeded, NotInTriggerTask
+from ..core.errors import MaxRetriesExceeded, NotInTriggerTask
 from .logs import TriggerLoggerAdapter
 
 if TYPE_CHECKING:

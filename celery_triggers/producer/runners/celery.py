@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from ..dispatch import LOCAL_ALIAS, Dispatch
-from ..errors import ConfigurationError, DispatchError
+from ...core.dispatch import LOCAL_ALIAS, Dispatch
+from ...core.errors import ConfigurationError, DispatchError
 from .base import TaskRunner, message_kwargs
 
 __all__ = ["CeleryTaskRunner"]

@@ -16,17 +16,15 @@ import asyncio
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from ..errors import InvalidKwargs, InvalidName, TriggersError
-from ..manager import EachPlan, TriggerManager
-from ..runners import resolve_runner_class
-from ..signals import instance_status_changed, trigger_fired
-from ..state import Instance
+from ..core.errors import InvalidKwargs, InvalidName, TriggersError
+from ..core.state import Instance
+from ..session.host import Host
+from ..session.manager import EachPlan, TriggerManager
+from ..session.signals import instance_status_changed, trigger_fired
 from ..storage.base import Job
-
-if TYPE_CHECKING:
-    from .extension import Triggers
+from .runners import resolve_runner_class
 
 __all__ = ["FireResult", "afire", "afire_many", "fire_many"]
 
@@ -93,7 +91,7 @@ class _Bulk:
     (:meth:`StorageBackend.run_many`: pipelined on Redis), then each
     session's commit settled (signals, dispatch, hooks) in event order."""
 
-    def __init__(self, ext: Triggers, events: Iterable[Event]):
+    def __init__(self, ext: Host, events: Iterable[Event]):
         self.ext = ext
         self.results, self.sessions = _grouped(events)
         self.plans: dict[str, tuple[TriggerManager, EachPlan]] = {}
@@ -144,7 +142,7 @@ class _Bulk:
         return not any(not isinstance(outcome, BaseException) and outcome[0].ready for outcome in outcomes)
 
 
-def fire_many(ext: Triggers, events: Iterable[Event]) -> list[FireResult]:
+def fire_many(ext: Host, events: Iterable[Event]) -> list[FireResult]:
     """Fire every event; one :class:`FireResult` per event, in order.
 
     The events of one session are fired in one transaction, in their order
@@ -160,7 +158,7 @@ def fire_many(ext: Triggers, events: Iterable[Event]) -> list[FireResult]:
     return bulk.settle(ext.storage.run_many(bulk.jobs))
 
 
-def _one_by_one(ext: Triggers, events: Iterable[Event]) -> list[FireResult]:
+def _one_by_one(ext: Host, events: Iterable[Event]) -> list[FireResult]:
     results, sessions = _grouped(events)
     for uid, items in sessions.items():
         try:
@@ -179,7 +177,7 @@ def _one(manager: Any, trigger: Any, kwargs: Mapping[str, Any] | None) -> Any:
         return exc
 
 
-def _runs_in_caller(ext: Triggers) -> bool:
+def _runs_in_caller(ext: Host) -> bool:
     names = {ext.default_runner, *(c.using for c in ext.configs.values() if c.using)}
     try:
         return any(resolve_runner_class(name).runs_in_caller for name in names)
@@ -187,7 +185,7 @@ def _runs_in_caller(ext: Triggers) -> bool:
         return True
 
 
-async def afire(ext: Triggers, session: str, trigger: str, kwargs: Mapping[str, Any] | None = None) -> list[Instance]:
+async def afire(ext: Host, session: str, trigger: str, kwargs: Mapping[str, Any] | None = None) -> list[Instance]:
     """:meth:`Triggers.fire` without blocking the event loop.
 
     Calls made while a batch is in flight (e.g. from concurrent request
@@ -204,10 +202,10 @@ class _Batcher:
     time: while a batch runs in its thread, new calls gather into the next."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[Triggers, Event, asyncio.Future[list[Instance]]]] = []
+        self.pending: list[tuple[Host, Event, asyncio.Future[list[Instance]]]] = []
         self.running = False
 
-    def submit(self, ext: Triggers, event: Event) -> asyncio.Future[list[Instance]]:
+    def submit(self, ext: Host, event: Event) -> asyncio.Future[list[Instance]]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Instance]] = loop.create_future()
         self.pending.append((ext, event, future))
@@ -220,7 +218,7 @@ class _Batcher:
         try:
             while self.pending:
                 batch, self.pending = self.pending, []
-                by_app: dict[int, list[tuple[Triggers, Event, asyncio.Future[list[Instance]]]]] = {}
+                by_app: dict[int, list[tuple[Host, Event, asyncio.Future[list[Instance]]]]] = {}
                 for item in batch:
                     by_app.setdefault(id(item[0]), []).append(item)
                 for items in by_app.values():
@@ -229,7 +227,7 @@ class _Batcher:
             self.running = False
 
     @staticmethod
-    async def _fire(items: list[tuple[Triggers, Event, asyncio.Future[list[Instance]]]]) -> None:
+    async def _fire(items: list[tuple[Host, Event, asyncio.Future[list[Instance]]]]) -> None:
         try:
             results = await afire_many(items[0][0], [event for _, event, _ in items])
         except BaseException as exc:  # handed to every waiting caller
@@ -251,7 +249,7 @@ class _Batcher:
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batcher] = weakref.WeakKeyDictionary()
 
 
-async def afire_many(ext: Triggers, events: Iterable[Event]) -> list[FireResult]:
+async def afire_many(ext: Host, events: Iterable[Event]) -> list[FireResult]:
     """:func:`fire_many` without blocking the event loop: on Redis natively
     (``redis.asyncio``, the sessions' commits pipelined), elsewhere in a
     worker thread. What follows the commits (dispatch, signals, hooks) runs

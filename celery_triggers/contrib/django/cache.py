@@ -44,13 +44,13 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from .._json import dumps, loads
-from ..errors import ConfigurationError, CorruptSession, InvalidStorageURL, StorageError, StorageUnavailable
-from ..state import Instance, split_instance_name
-from . import django_alias, mask_url
-from .base import Conflict, Job, Prefetch, SessionStorage, SessionTxn, StorageBackend, check_uid
+from ...core.data import dumps, loads
+from ...core.errors import ConfigurationError, CorruptSession, InvalidStorageURL, StorageError, StorageUnavailable
+from ...core.state import Instance, split_instance_name
+from ...storage import django_alias, mask_url
+from ...storage.base import Conflict, Job, Prefetch, SessionStorage, SessionTxn, StorageBackend, check_uid
+from ...storage.kv import KVTxn, instance_names, parse_state, session_digest, session_instances
 from .cache_parts import INSTEAD, REFUSED, Lease, float_or_none, redis_client
-from .kv import KVTxn, instance_names, parse_state, session_digest, session_instances
 
 try:
     from django.core.cache import caches
@@ -164,7 +164,7 @@ class DjangoCacheStorage(StorageBackend):
         if self._redis is None and self.lock_kind == "auto":
             client = redis_client(self.cache)
             if client is not None:
-                from .redis import RedisStorage
+                from ...storage.redis import RedisStorage
 
                 prefix = self.cache.make_key(self.prefix)  # the cache's KEY_PREFIX, VERSION and KEY_FUNCTION
                 self._redis = RedisStorage.on_client(client, self.url, prefix, self.timeout)

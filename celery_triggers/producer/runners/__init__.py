@@ -1,11 +1,11 @@
-"""Runner registry: built-in runners plus the ``celery_triggers.runners``
+"""Runner registry: built-in runners plus the ``celery_triggers.producer.runners``
 entry point group (``name = "package.module:RunnerClass"``)."""
 
 from __future__ import annotations
 
-from .._plugins import plugin_names, resolve_plugin
-from ..dispatch import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE, Dispatch
-from ..errors import UnknownRunner
+from ...core.dispatch import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE, Dispatch
+from ...core.errors import UnknownRunner
+from ...core.plugins import plugin_names, resolve_plugin
 from .base import TaskRunner
 
 __all__ = [
@@ -19,11 +19,11 @@ __all__ = [
     "runner_names",
 ]
 
-_GROUP = "celery_triggers.runners"
+_GROUP = "celery_triggers.producer.runners"
 _BUILTIN = {
-    "celery": "celery_triggers.runners.celery:CeleryTaskRunner",
-    "eager": "celery_triggers.runners.eager:EagerTaskRunner",
-    "threading": "celery_triggers.runners.threaded:ThreadingTaskRunner",
+    "celery": "celery_triggers.producer.runners.celery:CeleryTaskRunner",
+    "eager": "celery_triggers.producer.runners.eager:EagerTaskRunner",
+    "threading": "celery_triggers.producer.runners.threaded:ThreadingTaskRunner",
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from .base import Conflict
+from ...storage.base import Conflict
 
 __all__ = ["INSTEAD", "LEASE_SHARE", "REFUSED", "Lease", "float_or_none", "redis_client"]
 

@@ -5,16 +5,18 @@ it; and how an instance records the exception that ended it."""
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from .config import Configuration, TaskConfig
-from .dispatch import Dispatch
-from .errors import TriggersError
-from .storage import StorageBackend
+from ..core.config import Configuration, TaskConfig
+from ..core.dispatch import Dispatch
+from ..core.errors import TriggersError
+from ..storage import StorageBackend
 
 if TYPE_CHECKING:
     from celery import Celery
+
+    from .manager import TriggerManager
 
 __all__ = ["Host", "TaskRunnerLike", "error_metadata", "host_of"]
 
@@ -26,9 +28,10 @@ class TaskRunnerLike(Protocol):
 
 
 class Host(Protocol):
-    """What a manager needs from the extension installed on its app
-    (``app.triggers``); declared here so the manager does not import the
-    Celery integration layer above it."""
+    """What the layers below the Celery integration need from the extension
+    installed on an app (``app.triggers``): the manager, the producer's bulk
+    fire and the worker side take it through this, so none of them imports
+    the extension above them."""
 
     app: Celery
 
@@ -47,7 +50,7 @@ class Host(Protocol):
 
     def runner(self, name: str) -> TaskRunnerLike: ...
 
-    def active_runners(self) -> list[TaskRunnerLike]: ...
+    def active_runners(self) -> Sequence[TaskRunnerLike]: ...
 
     def alias_of(self, backend: StorageBackend) -> str | None: ...
 
@@ -55,6 +58,23 @@ class Host(Protocol):
 
     @property
     def max_kwargs_bytes(self) -> int: ...
+
+    @property
+    def track_started(self) -> bool: ...
+
+    @property
+    def finish_timeout(self) -> float: ...
+
+    @property
+    def start_retries(self) -> int: ...
+
+    def setting(self, name: str) -> Any: ...
+
+    def check_settings(self) -> list[str]: ...
+
+    def session(self, uid: str, storage: str | None = None) -> TriggerManager: ...
+
+    def reset_storage(self) -> None: ...
 
 
 def installed(app: Any) -> Host | None:

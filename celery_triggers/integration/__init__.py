@@ -1,1 +1,0 @@
-"""Celery integration: extension, decorator, worker bootstep, worker protocol."""
