@@ -109,8 +109,8 @@ def test_layers_are_one_way(path: Path) -> None:
     ("module", "line", "expected"),
     [
         ("core/config.py", "from ..session import signals", "core (layer 1) imports session (layer 3)"),
-        ("core/engine.py", "    from ..app import extension", "core (layer 1) imports app (layer 6)"),
-        ("core/engine.py", "import celery", "core imports celery"),
+        ("core/engine/work.py", "    from ...app import extension", "core (layer 1) imports app (layer 6)"),
+        ("core/engine/lifecycle.py", "import celery", "core imports celery"),
         ("core/state.py", "from ..storage import base", "core imports storage"),
         ("storage/base.py", "from ..session import manager", "storage (layer 2) imports session (layer 3)"),
         ("storage/base.py", "from ..producer.runners import eager", "storage (layer 2) imports producer (layer 4)"),

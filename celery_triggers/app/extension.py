@@ -16,6 +16,7 @@ from ..core.data import dumps
 from ..core.dispatch import LOCAL_ALIAS
 from ..core.errors import ConfigurationError, TriggersError, UnknownStorage
 from ..producer.runners import TaskRunner, resolve_runner_class
+from ..session.hooks import Hooks
 from ..session.host import installed
 from ..storage import StorageBackend, mask_url, resolve_storage
 from . import settings
@@ -78,6 +79,7 @@ class Triggers:
         #: (by URL: the seed's form builds a new backend object per call).
         self._local_aliases: dict[str, tuple[str, StorageBackend]] = {}
         self._runners: dict[str, TaskRunner] = {}
+        self._hooks: tuple[Hooks, ...] = ()
         self._lock = threading.RLock()
         app.triggers = self
         app.steps["worker"].add(TriggersStep)
@@ -223,6 +225,21 @@ class Triggers:
             if runner is None:
                 runner = self._runners[name] = resolve_runner_class(name)(self.app)
             return runner
+
+    @property
+    def hooks(self) -> tuple[Hooks, ...]:
+        """The registered :class:`~celery_triggers.session.hooks.Hooks`, in order."""
+        return self._hooks
+
+    def add_hooks(self, hooks: Hooks) -> None:
+        """Call ``hooks`` after every committed operation of this app's
+        sessions, in this process (register it where workers import it
+        too). Adding the same object twice is harmless."""
+        if not isinstance(hooks, Hooks):
+            raise TypeError(f"add_hooks takes a celery_triggers.Hooks instance, got {hooks!r}")
+        with self._lock:
+            if hooks not in self._hooks:
+                self._hooks = (*self._hooks, hooks)
 
     def active_runners(self) -> list[TaskRunner]:
         with self._lock:

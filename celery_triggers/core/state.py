@@ -275,6 +275,8 @@ class Changes:
     transitions: list[Transition] = field(default_factory=list)
     #: Triggers fired by this operation (the external one and any cascade).
     fired: list[str] = field(default_factory=list)
+    #: For an operation firing several events: per event, the instances it scheduled.
+    per_event: list[list[str]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:

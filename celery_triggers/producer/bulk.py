@@ -22,7 +22,6 @@ from ..core.errors import InvalidKwargs, InvalidName, TriggersError
 from ..core.state import Instance
 from ..session.host import Host
 from ..session.manager import EachPlan, TriggerManager
-from ..session.signals import instance_status_changed, trigger_fired
 from ..storage.base import Job
 from .runners import resolve_runner_class
 
@@ -133,11 +132,9 @@ class _Bulk:
 
     def settles_in_caller(self, outcomes: Sequence[Any]) -> bool:
         """Settling does no I/O and runs no user code: nothing to dispatch,
-        no signal receiver, no hook overridden (asyncio settles such a
-        batch on the event loop instead of in a thread)."""
-        if trigger_fired.receivers or instance_status_changed.receivers:
-            return False
-        if any(type(manager)._post_fire is not TriggerManager._post_fire for manager, _ in self.plans.values()):
+        no signal receiver, hook or ``_post_*`` override (asyncio settles
+        such a batch on the event loop instead of in a thread)."""
+        if any(manager.runs_user_code for manager, _ in self.plans.values()):
             return False
         return not any(not isinstance(outcome, BaseException) and outcome[0].ready for outcome in outcomes)
 

@@ -16,6 +16,7 @@ from ..storage import StorageBackend
 if TYPE_CHECKING:
     from celery import Celery
 
+    from .hooks import Hooks
     from .manager import TriggerManager
 
 __all__ = ["Host", "TaskRunnerLike", "error_metadata", "host_of"]
@@ -67,6 +68,9 @@ class Host(Protocol):
 
     @property
     def start_retries(self) -> int: ...
+
+    @property
+    def hooks(self) -> Sequence[Hooks]: ...
 
     def setting(self, name: str) -> Any: ...
 

@@ -7,8 +7,8 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from ..core import engine
 from ..core.config import Configuration, TaskConfig
+from ..core.needs import Needs
 from ..core.state import IN_FLIGHT, Instance, Snapshot, split_instance_name
 from ..storage import SessionStorage
 
@@ -66,12 +66,13 @@ class SessionInspection:
     def uid(self) -> str:
         return self.storage.uid
 
-    def _configs(self, txn: SessionTxn) -> Configuration:
+    def configs_in(self, txn: SessionTxn) -> Configuration:
+        """The configuration in force for this session (the manager's)."""
         raise NotImplementedError
 
     def get_configuration(self) -> Configuration:
         """App-wide configs overlaid with this session's own."""
-        return self.storage.read(self._configs)
+        return self.storage.read(self.configs_in)
 
     # -- inspection ---------------------------------------------------------
     @property
@@ -152,8 +153,8 @@ class SessionInspection:
         the task records of the configured tasks (for inspection; one read)."""
 
         def read(txn: SessionTxn) -> tuple[Configuration, Snapshot]:
-            configs = self._configs(txn)
-            return configs, txn.load(engine.Needs(tasks=frozenset(configs), all_triggers=True))
+            configs = self.configs_in(txn)
+            return configs, txn.load(Needs(tasks=frozenset(configs), all_triggers=True))
 
         return self.storage.read(read)
 
@@ -174,12 +175,12 @@ class SessionInspection:
 
     def all_latest_kwargs(self) -> dict[str, dict[str, Any]]:
         """Every trigger fired in the session -> the kwargs it last fired with."""
-        snapshot = self.storage.read(lambda txn: txn.load(engine.Needs(all_triggers=True)))
+        snapshot = self.storage.read(lambda txn: txn.load(Needs(all_triggers=True)))
         return {name: record.kwargs for name, record in sorted(snapshot.triggers.items())}
 
     def latest_kwargs(self, trigger_name: str) -> dict[str, Any] | None:
         """The kwargs ``trigger_name`` last fired with, or None if it never fired."""
-        snapshot = self.storage.read(lambda txn: txn.load(engine.Needs(triggers=frozenset({trigger_name}))))
+        snapshot = self.storage.read(lambda txn: txn.load(Needs(triggers=frozenset({trigger_name}))))
         record = snapshot.triggers.get(trigger_name)
         return record.kwargs if record is not None else None
 

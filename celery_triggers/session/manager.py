@@ -1,31 +1,34 @@
 """The trigger manager: storage transaction + engine + dispatch after commit
 + hooks and signals.
 
-Each public operation is one atomic storage transaction. Dispatch happens
-only after the commit, so a worker never sees an instance that storage does
-not know yet; a dispatch failure is reported to the caller
-(:class:`DispatchError`) and the instance stays ``scheduled``.
+Each public operation is one atomic storage transaction of an operation of
+:mod:`celery_triggers.core.operations` (see :mod:`.commit`). Dispatch
+happens only after the commit, so a worker never sees an instance that
+storage does not know yet; a dispatch failure is reported to the caller
+(:class:`DispatchError`) and the instance stays ``scheduled``. What an
+operation committed is then announced: signals (:mod:`.signals`), the
+original framework's ``_post_*`` overrides, and the registered
+:class:`~.hooks.Hooks`.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..core import engine
 from ..core.config import Configuration, TaskConfig, parse_configs
 from ..core.data import MAX_NAME_LENGTH, MAX_UID_LENGTH, check_text, normalize_kwargs
-from ..core.dispatch import Dispatch
 from ..core.errors import DispatchError, InvalidName, InvalidSession, TriggersError, UnknownTask
-from ..core.state import Changes, Instance, Snapshot
+from ..core.operations import Fail, Finish, FireEach, Operation, Retry, Skip
+from ..core.operations import Fire as FireOperation
+from ..core.state import Changes, Instance
 from ..storage import SessionStorage, SessionTxn
+from .commit import Body, batched, dispatch, transaction
 from .host import error_metadata, host_of
 from .inspection import SessionInspection, SessionStorageView, instance_ref
-from .operator import InstanceRef, OperatorActions
+from .operator import OperatorActions
 from .signals import instance_status_changed, trigger_fired
 
 if TYPE_CHECKING:
@@ -34,10 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EachPlan", "Fired", "TriggerManager", "error_metadata", "host_of"]
 
-#: Nesting depth of manager operations in this thread (a hook may fire).
-_depth = threading.local()
-
-Operation = Callable[[Snapshot, Mapping[str, TaskConfig]], Changes]
+#: The original framework's hooks a subclass may override.
+_POST_HOOKS = ("_post_fire", "_post_replay", "_post_skip")
 
 
 class Fired(list[Instance]):
@@ -63,7 +64,7 @@ class EachPlan:
         self.checked: list[tuple[int, str, dict[str, Any]]] = []
         #: Per checked event, the instances it scheduled (set by the body).
         self.scheduled: list[list[str]] = []
-        self.body: Callable[[SessionTxn], tuple[Changes, Configuration]] | None = None
+        self.body: Body | None = None
         self.prefetch: tuple[Any, ...] = ()
 
     def failed(self, exc: TriggersError) -> list[Fired | TriggersError]:
@@ -84,13 +85,22 @@ class TriggerManager(OperatorActions, SessionInspection):
     ``app`` defaults to Celery's current app, which must have the extension
     installed (``Triggers(app)``).
 
-    Subclasses may override the hooks ``_post_fire``, ``_post_replay`` and
-    ``_post_skip``; set ``triggers_manager_class`` so that workers use the
-    subclass for cascades too.
+    Extension points: :class:`~celery_triggers.session.hooks.Hooks`
+    registered with ``app.triggers.add_hooks(...)``; or, as in the original
+    framework, a subclass overriding ``_post_fire``, ``_post_replay`` and
+    ``_post_skip`` (set ``triggers_manager_class`` so that workers use the
+    subclass for cascades too).
     """
 
     #: The session's storage, with the original framework's inspection surface.
     storage: SessionStorageView
+    #: Whether this class overrides one of the original framework's hooks
+    #: (set for each subclass when it is defined).
+    overrides_post_hooks: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.overrides_post_hooks = cls.overrides_post_hooks or any(name in cls.__dict__ for name in _POST_HOOKS)
 
     def __init__(self, storage: SessionStorage, app: Celery | None = None):
         if not isinstance(storage, SessionStorage):
@@ -101,7 +111,7 @@ class TriggerManager(OperatorActions, SessionInspection):
         self.extension = host_of(app)
         self.app = self.extension.app
 
-    # -- hooks --------------------------------------------------------------
+    # -- the original framework's hooks ---------------------------------------
     def _post_fire(self, trigger_name: str, tasks_scheduled: list[Instance]) -> None:
         """Called after ``trigger_name`` was committed and its instances sent."""
 
@@ -114,8 +124,20 @@ class TriggerManager(OperatorActions, SessionInspection):
         """Called after ``instance`` was skipped (after the cascade's
         ``_post_fire`` when ``cascade`` is true)."""
 
+    @property
+    def runs_user_code(self) -> bool:
+        """Whether announcing a commit calls code of the application (a
+        signal receiver, a registered hook, an overridden ``_post_*``)."""
+        return bool(
+            self.overrides_post_hooks
+            or self.extension.hooks
+            or trigger_fired.receivers
+            or instance_status_changed.receivers
+        )
+
     # -- configuration ------------------------------------------------------
-    def _configs(self, txn: SessionTxn) -> Configuration:
+    def configs_in(self, txn: SessionTxn) -> Configuration:
+        """The app-wide configs overlaid with the session's own, as ``txn`` reads them."""
         return self.extension.configs_with(txn.read_configs())
 
     def update_configuration(self, configs: Mapping[str, Any]) -> None:
@@ -125,120 +147,75 @@ class TriggerManager(OperatorActions, SessionInspection):
         self.extension.check_runners(parsed.values())
         raw = {name: config.to_dict() for name, config in parsed.items()}
 
-        def op(txn: SessionTxn) -> None:
+        def write(txn: SessionTxn) -> None:
             txn.write_configs({**txn.read_configs(), **raw})
 
-        self.storage.atomic(op)
+        self.storage.atomic(write)
 
-    # -- operations ---------------------------------------------------------
-    def _apply(
-        self,
-        needs: Callable[[Mapping[str, TaskConfig]], engine.Needs],
-        operation: Operation,
-        prefetch: tuple[str, ...] = (),
-        resume: bool = False,
-    ) -> tuple[Changes, Configuration]:
-        """Load what ``operation`` needs, run it, assign task ids, commit,
-        then signal and dispatch. Returns the changes and the configs used."""
-        body, first_reads = self._transaction(needs, operation, prefetch)
-        changes, configs = self.storage.atomic(body, first_reads, resume=resume)
-        self._committed(changes, configs)
-        return changes, configs
+    # -- running operations ---------------------------------------------------
+    def batch(self) -> AbstractContextManager[None]:
+        """Hold in-process runners' work until the outermost operation ends."""
+        return batched(self.extension)
 
-    def _transaction(
-        self,
-        needs: Callable[[Mapping[str, TaskConfig]], engine.Needs],
-        operation: Operation,
-        prefetch: tuple[str, ...] = (),
-    ) -> tuple[Callable[[SessionTxn], tuple[Changes, Configuration]], tuple[Any, ...]]:
-        """The transaction body of an operation (pure but for storage: it may
-        run several times) and what to read with its first read."""
+    def apply(self, operation: Operation, *, resume: bool = False) -> Changes:
+        """Run ``operation`` in one storage transaction, then dispatch what
+        became ready and announce what it fired (even when a message was
+        refused: then :class:`DispatchError` is raised after, carrying the
+        committed changes). ``resume``: start from what this manager's
+        previous transaction left (the worker's finish after its start)."""
+        body, prefetch = transaction(self.extension, operation, time.time)
+        with self.batch():
+            changes, configs = self.storage.atomic(body, prefetch, resume=resume)
+            scheduled = [changes.instances[name] for name in changes.ready]
+            try:
+                self._committed(changes, configs)
+            except DispatchError as exc:
+                exc.changes = changes
+                self._announce_fired(changes, operation.fired_kwargs, scheduled)
+                raise
+            self._announce_fired(changes, operation.fired_kwargs, scheduled)
+        return changes
 
-        app_configs = self.extension.configs
-        # Read up front what the app-wide configuration says the operation will
-        # need (a session's own configs may need more: read lazily then).
-        guess = needs(app_configs)
-
-        def body(txn: SessionTxn) -> tuple[Changes, Configuration]:
-            configs = self._configs(txn)
-            changes = operation(txn.load(guess if configs is app_configs else needs(configs)), configs)
-            for name in changes.ready:
-                changes.instances[name].metadata.setdefault("task_id", str(uuid.uuid4()))
-            txn.write(changes)
-            return changes, configs
-
-        return body, (*prefetch, *guess.waiting)
-
-    def _committed(self, changes: Changes, configs: Configuration) -> None:
-        """After the commit: signal and dispatch (a refused message raises
-        :class:`DispatchError` carrying the committed changes)."""
-        try:
-            self._after_commit(changes, configs)
-        except DispatchError as exc:
-            exc.changes = changes  # committed: the caller still signals what it fired
-            raise
-
-    @contextmanager
-    def _signalled_on_dispatch_error(self, kwargs: dict[str, Any]) -> Iterator[None]:
-        """The operation committed but a message was refused: still send
-        ``trigger_fired`` and call ``_post_fire`` for what it fired, then
-        raise the :class:`DispatchError`."""
-        try:
-            yield
-        except DispatchError as exc:
-            if exc.changes is not None:
-                self._fired(exc.changes, kwargs)
-            raise
-
-    def _after_commit(self, changes: Changes, configs: Mapping[str, TaskConfig]) -> None:
+    def _committed(self, changes: Changes, configs: Mapping[str, TaskConfig]) -> None:
+        """After the commit: status signals and hooks, then dispatch."""
+        hooks = self.extension.hooks
         for t in changes.transitions:
             instance_status_changed.send(sender=self, session_uid=self.uid, instance=t.instance, old=t.old, new=t.new)
-        self._dispatch([changes.instances[name] for name in changes.ready], configs)
+            for hook in hooks:
+                hook.status_changed(self, t.instance, t.old, t.new)
+        ready = [changes.instances[name] for name in changes.ready]
+        dispatch(self.extension, self.uid, self.storage.backend, ready, configs)
 
-    def _dispatch(self, instances: list[Instance], configs: Mapping[str, TaskConfig]) -> None:
-        by_runner: dict[str, list[Dispatch]] = {}
-        alias = self.extension.alias_of(self.storage.backend) if instances else None
-        for instance in instances:
-            config = configs[instance.task]
-            runner = config.using or self.extension.default_runner
-            by_runner.setdefault(runner, []).append(Dispatch(self.uid, instance, config, alias))
-        failures: list[DispatchError] = []
-        for runner_name, items in by_runner.items():  # every runner gets its instances, whatever another did
-            try:
-                self.extension.runner(runner_name).dispatch(items)
-            except DispatchError as exc:
-                failures.append(exc)
-        if len(failures) == 1:
-            raise failures[0]
-        if failures:
-            names = [name for exc in failures for name in exc.instances]
-            raise DispatchError("; ".join(str(exc) for exc in failures), names)
+    def _announce_fired(self, changes: Changes, kwargs: dict[str, Any], scheduled: list[Instance]) -> None:
+        for trigger in changes.fired:  # at most one: the external fire, or the cascade
+            self._announce(trigger, kwargs, scheduled)
 
-    @contextmanager
-    def _batch(self) -> Iterator[None]:
-        """Run in-process runners' queued work only when the outermost
-        operation (hooks included) is done, as a worker would see it."""
-        depth = getattr(_depth, "value", 0)
-        _depth.value = depth + 1
-        try:
-            yield
-        finally:
-            _depth.value = depth
-        if depth == 0:
-            for runner in self.extension.active_runners():
-                runner.drain()
+    def _announce(self, trigger: str, kwargs: dict[str, Any], scheduled: list[Instance]) -> None:
+        """``trigger_fired``, the ``_post_fire`` override, then the hooks, for one committed fire."""
+        trigger_fired.send(
+            sender=self, session_uid=self.uid, trigger=trigger, kwargs=kwargs, scheduled=[i.name for i in scheduled]
+        )
+        self._post_fire(trigger, scheduled)
+        for hook in self.extension.hooks:
+            hook.fired(self, trigger, kwargs, scheduled)
 
+    def announce_replay(self, instance: Instance) -> None:
+        self._post_replay(instance)
+        for hook in self.extension.hooks:
+            hook.replayed(self, instance)
+
+    def announce_skip(self, instance: Instance, cascade: bool) -> None:
+        self._post_skip(instance, cascade)
+        for hook in self.extension.hooks:
+            hook.skipped(self, instance, cascade)
+
+    # -- firing -------------------------------------------------------------
     def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None) -> Fired:
         """Fire a trigger; return the instances it scheduled (a list with a
         ``wait`` method: ``app.triggers.fire(...).wait(timeout=30)``)."""
         trigger_name, kwargs = self._checked_fire(trigger_name, trigger_kwargs)
-        with self._batch():
-            with self._signalled_on_dispatch_error(kwargs):
-                changes, _ = self._apply(
-                    lambda configs: engine.needs_for_fire(configs, trigger_name),
-                    lambda snap, configs: engine.fire(snap, configs, trigger_name, kwargs, time.time()),
-                )
-            return Fired(self._fired(changes, kwargs), self)
+        changes = self.apply(FireOperation(trigger_name, kwargs))
+        return Fired([changes.instances[name] for name in changes.ready], self)
 
     def fire_each(self, events: Sequence[tuple[str, Mapping[str, Any] | None]]) -> list[Fired | TriggersError]:
         """Fire several ``(trigger, kwargs)`` events into this session in one
@@ -249,7 +226,7 @@ class TriggerManager(OperatorActions, SessionInspection):
         :class:`DispatchError` naming its instances the broker refused."""
         plan = self.plan_each(events)
         if plan.body is not None:
-            with self._batch():
+            with self.batch():
                 try:
                     changes, configs = self.storage.atomic(plan.body, plan.prefetch)
                 except TriggersError as exc:
@@ -270,32 +247,20 @@ class TriggerManager(OperatorActions, SessionInspection):
             except TriggersError as exc:
                 plan.results[number] = exc
         if plan.checked:
-            checked = plan.checked
-
-            def needs(configs: Mapping[str, TaskConfig]) -> engine.Needs:
-                found = engine.Needs()
-                for trigger in {name for _, name, _ in checked}:
-                    found |= engine.needs_for_fire(configs, trigger)
-                return found
-
-            def operation(snap: Snapshot, configs: Mapping[str, TaskConfig]) -> Changes:
-                changes, plan.scheduled[:] = engine.fire_each(
-                    snap, configs, [(n, k) for _, n, k in checked], time.time()
-                )
-                return changes
-
-            plan.body, plan.prefetch = self._transaction(needs, operation)
+            operation = FireEach(tuple((name, kwargs) for _, name, kwargs in plan.checked))
+            plan.body, plan.prefetch = transaction(self.extension, operation, time.time)
         return plan
 
     def each_committed(self, plan: EachPlan, changes: Changes, configs: Configuration) -> list[Fired | TriggersError]:
         """:meth:`fire_each` after its commit: signal, dispatch, announce each event."""
         refused: DispatchError | None = None
-        with self._batch():
+        with self.batch():
             try:
                 self._committed(changes, configs)
             except DispatchError as exc:
+                exc.changes = changes
                 refused = exc
-            for (number, trigger, kwargs), ready in zip(plan.checked, plan.scheduled, strict=True):
+            for (number, trigger, kwargs), ready in zip(plan.checked, changes.per_event, strict=True):
                 instances = [changes.instances[name] for name in ready]
                 self._announce(trigger, kwargs, instances)
                 lost = refused is not None and set(ready) & set(refused.instances)
@@ -322,29 +287,7 @@ class TriggerManager(OperatorActions, SessionInspection):
         if problem is not None:
             raise InvalidSession(problem)
 
-    def _fired(self, changes: Changes, kwargs: dict[str, Any]) -> list[Instance]:
-        """Signal and hook each trigger the operation fired (at most one)."""
-        scheduled = [changes.instances[name] for name in changes.ready]
-        for trigger in changes.fired:
-            self._announce(trigger, kwargs, scheduled)
-        return scheduled
-
-    def _announce(self, trigger: str, kwargs: dict[str, Any], scheduled: list[Instance]) -> None:
-        """``trigger_fired``, then the ``_post_fire`` hook, for one committed fire."""
-        trigger_fired.send(
-            sender=self, session_uid=self.uid, trigger=trigger, kwargs=kwargs, scheduled=[i.name for i in scheduled]
-        )
-        self._post_fire(trigger, scheduled)
-
-    # -- the worker protocol (celery_triggers.worker.protocol) ---------
-    def _instance_op(
-        self, ref: InstanceRef, operation: Operation, *, cascade: bool = True, resume: bool = False
-    ) -> tuple[Changes, Configuration]:
-        """An operation on one instance (read together with its first read)."""
-        name = instance_ref(ref)
-        needs = lambda configs: engine.needs_for_instance(configs, name, cascade=cascade)  # noqa: E731
-        return self._apply(needs, operation, prefetch=(name,), resume=resume)
-
+    # -- the worker protocol (celery_triggers.worker.protocol) ---------------
     def start_instance(
         self, name: str, token: str, *, track: bool = True, **metadata: Any
     ) -> tuple[Instance, TaskConfig]:
@@ -363,6 +306,8 @@ class TriggerManager(OperatorActions, SessionInspection):
             instance_status_changed.send(
                 sender=self, session_uid=self.uid, instance=name, old=before.status, new=instance.status
             )
+            for hook in self.extension.hooks:
+                hook.status_changed(self, name, before.status, instance.status)
         config = self.extension.configs_with(session_configs).get(instance.task)
         if config is None:
             raise UnknownTask(f"{name}: no trigger task {instance.task!r} is configured here")
@@ -376,22 +321,14 @@ class TriggerManager(OperatorActions, SessionInspection):
         else changed since this manager's start). Idempotent: finishing a
         finished instance changes nothing. Returns the instances the cascade
         scheduled."""
-        meta = dict(metadata or {})
-        with self._batch():
-            with self._signalled_on_dispatch_error(engine.cascade_kwargs(result)):
-                changes, _ = self._instance_op(
-                    name,
-                    lambda snap, configs: engine.finish(snap, configs, name, result, time.time(), token, **meta),
-                    resume=True,  # start from what this worker's start left, when nothing changed since
-                )
-            return self._fired(changes, engine.cascade_kwargs(result))
+        operation = Finish(instance_ref(name), result, token, dict(metadata or {}))
+        changes = self.apply(operation, resume=True)  # from what this worker's start left, when nothing changed
+        return [changes.instances[n] for n in changes.ready]
 
     def fail_instance(self, name: str, token: str | None, error: Mapping[str, Any]) -> Instance:
         """Step 2 when the task raised: mark the instance ``failed`` with
         ``error`` (see :func:`error_metadata`); nothing cascades."""
-        changes, _ = self._instance_op(
-            name, lambda snap, _: engine.fail(snap, name, error, time.time(), token), cascade=False, resume=True
-        )
+        changes = self.apply(Fail(instance_ref(name), dict(error), token), resume=True)
         return changes.instances.get(name) or self.instance(name)
 
     def retry_instance(
@@ -406,16 +343,9 @@ class TriggerManager(OperatorActions, SessionInspection):
         the running instance becomes ``replayed`` (with ``exc`` recorded)
         and a clone is scheduled after ``countdown`` seconds; returns the
         clone."""
-        kwargs = self._replacement(name, replacement_kwargs)
-        error = error_metadata(exc) if exc is not None else {}
-        with self._batch():
-            changes, _ = self._instance_op(
-                name,
-                lambda snap, configs: engine.retry(
-                    snap, configs, name, {**error, **(metadata or {})}, kwargs, countdown, time.time()
-                ),
-                cascade=False,
-            )
+        kwargs = self.replacement(name, replacement_kwargs)
+        error = {**(error_metadata(exc) if exc is not None else {}), **(metadata or {})}
+        changes = self.apply(Retry(instance_ref(name), error, kwargs, countdown))
         return changes.instances[changes.instances[name].metadata["replayed_by"]]
 
     def skip_running_instance(
@@ -424,11 +354,12 @@ class TriggerManager(OperatorActions, SessionInspection):
         """Step 2 when the task skipped itself (``context.skip()``): the
         running instance becomes ``skipped``, cascading ``result`` if
         ``cascade``."""
-        return self._skip(name, cascade, result, own=True, **(metadata or {}))
+        return self._skip(Skip(instance_ref(name), cascade, result, own=True, metadata=dict(metadata or {})))
 
-    def _replacement(
+    def replacement(
         self, name: str, replacement_kwargs: Mapping[str, Mapping[str, Any]] | None
     ) -> dict[str, dict[str, Any]] | None:
+        """Replacement kwargs (trigger -> kwargs) checked as a fire's are."""
         if replacement_kwargs is None:
             return None
         return {

@@ -1,51 +1,52 @@
 """The operator's actions on a session's instances: replay, skip, status
-and metadata overrides, re-dispatch. Mixed into :class:`TriggerManager`,
-whose transaction, batching and signalling they use."""
+and metadata overrides, re-dispatch. Mixed into :class:`TriggerManager`:
+each builds an operation (:mod:`celery_triggers.core.operations`) and runs
+it with the manager's public :meth:`~OperatorActions.apply`."""
 
 from __future__ import annotations
 
-import time
+import abc
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..core import engine
 from ..core.data import normalize_kwargs
 from ..core.errors import InvalidStatus
-from ..core.state import Changes, Instance, Snapshot, Status
+from ..core.operations import Operation, Redispatch, Replay, SetStatus, Skip
+from ..core.state import Changes, Instance, Status
 from .inspection import instance_ref
-
-if TYPE_CHECKING:
-    from ..core.config import Configuration, TaskConfig
 
 __all__ = ["InstanceRef", "OperatorActions"]
 
 InstanceRef = str | Instance
 
 
-class OperatorActions:
+class OperatorActions(abc.ABC):
     """Replay, skip, force a status, merge metadata, re-dispatch (each one
     atomic storage operation)."""
 
-    if TYPE_CHECKING:  # provided by TriggerManager
+    @abc.abstractmethod
+    def apply(self, operation: Operation, *, resume: bool = False) -> Changes:
+        """Run ``operation`` atomically, dispatch and announce (the manager's)."""
 
-        def _instance_op(
-            self,
-            ref: InstanceRef,
-            operation: Callable[[Snapshot, Mapping[str, TaskConfig]], Changes],
-            *,
-            cascade: bool = True,
-            resume: bool = False,
-        ) -> tuple[Changes, Configuration]: ...
-        def _batch(self) -> AbstractContextManager[None]: ...
-        def _signalled_on_dispatch_error(self, kwargs: dict[str, Any]) -> AbstractContextManager[None]: ...
-        def _fired(self, changes: Changes, kwargs: dict[str, Any]) -> list[Instance]: ...
-        def _replacement(
-            self, name: str, replacement_kwargs: Mapping[str, Mapping[str, Any]] | None
-        ) -> dict[str, dict[str, Any]] | None: ...
-        def _post_replay(self, task_instance: Instance) -> None: ...
-        def _post_skip(self, instance: Instance, cascade: bool) -> None: ...
+    @abc.abstractmethod
+    def batch(self) -> AbstractContextManager[None]:
+        """Hold in-process runners' work until the outermost operation ends."""
+
+    @abc.abstractmethod
+    def replacement(
+        self, name: str, replacement_kwargs: Mapping[str, Mapping[str, Any]] | None
+    ) -> dict[str, dict[str, Any]] | None:
+        """Replacement kwargs checked as a fire's are."""
+
+    @abc.abstractmethod
+    def announce_replay(self, instance: Instance) -> None:
+        """The original's ``_post_replay``, then the hooks."""
+
+    @abc.abstractmethod
+    def announce_skip(self, instance: Instance, cascade: bool) -> None:
+        """The original's ``_post_skip``, then the hooks."""
 
     def replay_failed_instance(
         self,
@@ -62,39 +63,25 @@ class OperatorActions:
         the triggers it names.
         """
         name = instance_ref(failed_instance)
-        kwargs = self._replacement(name, replacement_kwargs)
-        update = self._replacement(name, kwargs_update)
-        with self._batch():
-            changes, _ = self._instance_op(
-                name,
-                lambda snap, configs: engine.replay(snap, configs, name, kwargs, time.time(), update),
-                cascade=False,
-            )
+        operation = Replay(name, self.replacement(name, replacement_kwargs), self.replacement(name, kwargs_update))
+        with self.batch():
+            changes = self.apply(operation)
             replayed = changes.instances[name]
             clone = changes.instances[replayed.metadata["replayed_by"]]
-            self._post_replay(replayed)
+            self.announce_replay(replayed)
         return clone
 
     def skip_failed_instance(self, failed_instance: InstanceRef, cascade: bool = False, result: Any = None) -> Instance:
         """Mark a failed instance ``skipped``; with ``cascade``, fire its task
         name as if it had returned ``result``."""
-        return self._skip(instance_ref(failed_instance), cascade, result)
+        return self._skip(Skip(instance_ref(failed_instance), cascade, result))
 
-    def _skip(self, name: str, cascade: bool, result: Any, *, own: bool = False, **metadata: Any) -> Instance:
-        if result is not None:
-            normalize_kwargs({"result": result}, what=f"simulated result of {name}")
-        with self._batch():
-            with self._signalled_on_dispatch_error(engine.cascade_kwargs(result)):
-                changes, _ = self._instance_op(
-                    name,
-                    lambda snap, configs: engine.skip(
-                        snap, configs, name, cascade, result, time.time(), own=own, **metadata
-                    ),
-                    cascade=cascade,
-                )
-            self._fired(changes, engine.cascade_kwargs(result))
-            skipped = changes.instances[name]
-            self._post_skip(skipped, cascade)
+    def _skip(self, operation: Skip) -> Instance:
+        if operation.result is not None:
+            normalize_kwargs({"result": operation.result}, what=f"simulated result of {operation.name}")
+        with self.batch():
+            skipped = self.apply(operation).instances[operation.name]
+            self.announce_skip(skipped, operation.cascade)
         return skipped
 
     def update_instance_status(
@@ -124,17 +111,7 @@ class OperatorActions:
     ) -> Instance:
         meta = normalize_kwargs(metadata, what=f"metadata of {name}")
         kwargs = normalize_kwargs(cascade_kwargs, what=f"cascade kwargs of {name}")
-        with self._batch():
-            with self._signalled_on_dispatch_error(kwargs):
-                changes, _ = self._instance_op(
-                    name,
-                    lambda snap, configs: engine.set_status(
-                        snap, configs, name, status, meta, cascade, kwargs, time.time()
-                    ),
-                    cascade=cascade,
-                )
-            self._fired(changes, kwargs)
-        return changes.instances[name]
+        return self.apply(SetStatus(name, status, meta, cascade, kwargs)).instances[name]
 
     def update_instance_metadata(self, task_instance: InstanceRef, metadata: Mapping[str, Any]) -> Instance:
         """Merge ``metadata`` into the instance's metadata."""
@@ -150,11 +127,4 @@ class OperatorActions:
         the body runs once. ``expected_token`` re-sends only if the instance
         still has that token (:class:`StaleDispatch` otherwise)."""
         name = instance_ref(task_instance)
-        token = str(uuid.uuid4())
-        with self._batch():
-            changes, _ = self._instance_op(
-                name,
-                lambda snap, _: engine.redispatch(snap, name, token, time.time(), expected_token),
-                cascade=False,
-            )
-        return changes.instances[name]
+        return self.apply(Redispatch(name, str(uuid.uuid4()), expected_token)).instances[name]
