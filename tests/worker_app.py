@@ -16,7 +16,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import task_success
 
-from celery_triggers import NotInTriggerTask, TaskContext, Triggers, current_context, trigger_task
+from celery_triggers import Hooks, NotInTriggerTask, TaskContext, Triggers, current_context, trigger_task
 
 from . import params_cases
 from .classy_tasks import CONFIGS, TASKS
@@ -103,6 +103,18 @@ def echo(self: Any, trigger_kwargs: Any = None, context: Any = None) -> None:
     seen = context if not isinstance(context, TaskContext) else {"session": context.session_uid}
     line = {"id": self.request.id, "trigger_kwargs": trigger_kwargs, "context": seen, "current_session": session}
     _append("echo-runs", json.dumps(line))
+
+
+class RecordedFires(Hooks):
+    """Hooks registered on the worker's app: what this worker process fired
+    (cascades), one JSON line per fire in ``hook-fires``."""
+
+    def fired(self, session: Any, trigger: str, kwargs: dict[str, Any], scheduled: list[Any]) -> None:
+        line = {"session": session.uid, "trigger": trigger, "scheduled": [i.name for i in scheduled]}
+        _append("hook-fires", json.dumps(line))
+
+
+app.triggers.add_hooks(RecordedFires())
 
 
 # -- redelivery (acks_late): the pool process dies after the task succeeded and
