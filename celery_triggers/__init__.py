@@ -36,8 +36,8 @@ from .core.errors import (
 from .core.state import Instance, Status
 from .producer.runners import TaskRunner
 from .session.context import TaskContext, TaskResolved, current_context
-from .session.logs import with_context
 from .session.hooks import Hooks
+from .session.logs import with_context
 from .session.manager import TriggerManager
 from .session.signals import instance_status_changed, trigger_fired
 from .storage import SessionStorage, StorageBackend, resolve_storage

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
-from ..core.config import Configuration, TaskConfig, parse_configs
-from ..core.data import dumps
+from ..core.config import Configuration, TaskConfig
 from ..core.dispatch import LOCAL_ALIAS
-from ..core.errors import ConfigurationError, TriggersError, UnknownStorage
+from ..core.errors import TriggersError, UnknownStorage
 from ..producer.runners import TaskRunner, resolve_runner_class
 from ..session.hooks import Hooks
 from ..session.host import installed
 from ..storage import StorageBackend, mask_url, resolve_storage
 from . import settings
+from .configs import ConfigRegistry
 
 if TYPE_CHECKING:
     from ..producer.bulk import FireResult
@@ -44,8 +44,8 @@ class Triggers:
 
     ``Triggers(app)`` installs it (once: a second call returns the same
     object), adds the worker bootstep, routes its tasks' trigger messages through
-    the worker protocol (``integration/protocol.py``) and has Celery's own
-    ``report`` and ``inspect conf`` mask the storage URLs (``integration/censor.py``).
+    the worker protocol (:mod:`celery_triggers.worker.protocol`) and has Celery's own
+    ``report`` and ``inspect conf`` mask the storage URLs (:mod:`.censor`).
     """
 
     app: Celery
@@ -67,12 +67,7 @@ class Triggers:
         from .censor import install_censor
 
         self.app = app
-        self._configs: dict[str, TaskConfig] = {}
-        #: Celery task name -> (the trigger name a task object was taken to
-        #: stand for before it was a trigger task, the config that used it).
-        self._guessed: dict[str, tuple[str, str]] = {}
-        self._configuration = Configuration()
-        self._session_cache: dict[str, Configuration] = {}
+        self._registry = ConfigRegistry()
         self._storage: StorageBackend | None = None
         self._other_storages: dict[str, StorageBackend] = {}
         #: URL -> (alias, backend) of storages bound by hand in this process
@@ -83,7 +78,7 @@ class Triggers:
         self._lock = threading.RLock()
         app.triggers = self
         app.steps["worker"].add(TriggersStep)
-        install_censor()  # Celery's report and inspect conf mask the storage URLs (integration/censor.py)
+        install_censor()  # Celery's report and inspect conf mask the storage URLs (see .censor)
         if app.finalized:
             wrap_tasks(app)
         else:
@@ -245,88 +240,32 @@ class Triggers:
         with self._lock:
             return list(self._runners.values())
 
-    # -- configuration ------------------------------------------------------
+    # -- configuration (see .configs) -----------------------------------------
     def check_runners(self, configs: Iterable[TaskConfig]) -> None:
-        for config in configs:
-            if config.using is not None:
-                try:
-                    resolve_runner_class(config.using)
-                except TriggersError as exc:
-                    raise ConfigurationError(str(exc), task=config.name, directive="using") from None
+        """Refuse a config whose ``using`` names no runner."""
+        self._registry.check_runners(configs)
 
     def register(self, config: TaskConfig) -> None:
         """Add one app-wide task config (the decorator calls this)."""
-        self.check_runners([config])
-        with self._lock:
-            guessed = self._guessed.get(config.run)
-            if guessed is not None and guessed[0] != config.name:
-                raise ConfigurationError(
-                    f"{guessed[1]!r} was declared with the task object {config.run!r} before it became a trigger "
-                    f"task, so it waits for {guessed[0]!r}; this one is named {config.name!r}. Decorate "
-                    f"{config.run!r} first, or name the trigger as a string in {guessed[1]!r}",
-                    task=config.name,
-                )
-            existing = self._configs.get(config.name)
-            if existing is not None and existing != config:
-                raise ConfigurationError(
-                    f"already configured to run {existing.run!r}; give the second one another name= ",
-                    task=config.name,
-                )
-            self._configs[config.name] = config
-            self._rebuild()
+        self._registry.register(config)
 
     def configure(self, configs: Mapping[str, Any]) -> None:
         """Add or replace app-wide task configs given in the seed's format."""
-        parsed = parse_configs(configs)
-        self.check_runners(parsed.values())
-        with self._lock:
-            self._configs.update(parsed)
-            self._rebuild()
-
-    def _rebuild(self) -> None:
-        self._configuration = Configuration(self._configs)
-        self._session_cache = {}
+        self._registry.configure(configs)
 
     @property
     def configs(self) -> Configuration:
         """The app-wide task configs (immutable; indexed by trigger)."""
-        return self._configuration
+        return self._registry.configs
 
     def configs_with(self, session_configs: Mapping[str, Any]) -> Configuration:
         """App-wide configs overlaid with a session's own (parsed once, cached)."""
-        base = self._configuration
-        if not session_configs:
-            return base
-        key = dumps(session_configs)
-        with self._lock:
-            combined = self._session_cache.get(key)
-        if combined is None:
-            combined = Configuration({**base, **parse_configs(session_configs, stored=True)})
-            with self._lock:
-                if base is self._configuration:  # not rebuilt meanwhile
-                    if len(self._session_cache) > 256:
-                        self._session_cache.clear()
-                    self._session_cache[key] = combined
-        return combined
+        return self._registry.configs_with(session_configs)
 
     def trigger_name_for(self, task: Any, used_by: str = "?") -> str:
         """The trigger a Celery task object stands for in ``after``/``unless``
-        of ``used_by``: its trigger task's name; for a task not yet
-        decorated, ``t_`` + its short name, remembered so that decorating it
-        later under another name is refused instead of waiting forever."""
-        run: str = task.name
-        with self._lock:
-            names = [c.name for c in self._configs.values() if c.run == run]
-            if len(names) > 1:
-                raise ConfigurationError(
-                    f"Celery task {run!r} runs in several trigger tasks ({', '.join(sorted(names))}); "
-                    "name one as a string"
-                )
-            if names:
-                return names[0]
-            guess = "t_" + run.rsplit(".", 1)[-1]
-            self._guessed.setdefault(run, (guess, used_by))
-            return guess
+        of ``used_by`` (see :meth:`ConfigRegistry.trigger_name_for`)."""
+        return self._registry.trigger_name_for(task, used_by)
 
     # -- sessions -----------------------------------------------------------
     def session(self, uid: str, storage: str | None = None) -> TriggerManager:
