@@ -1,5 +1,5 @@
 """Runner selection: ``triggers_runner``, the ``using`` directive, and the
-``celery_triggers.producer.runners`` entry point for third-party runners."""
+``celery_triggers.runners`` entry point for third-party runners."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def plugin_installed(tmp_path: Path) -> Iterator[None]:
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ct-recording-runner\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
-        "[celery_triggers.producer.runners]\nrecording = tests.runner_plugin:RecordingRunner\n"
+        "[celery_triggers.runners]\nrecording = tests.runner_plugin:RecordingRunner\n"
     )
     sys.path.insert(0, str(tmp_path))
     importlib.invalidate_caches()

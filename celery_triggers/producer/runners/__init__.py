@@ -1,4 +1,4 @@
-"""Runner registry: built-in runners plus the ``celery_triggers.producer.runners``
+"""Runner registry: built-in runners plus the ``celery_triggers.runners``
 entry point group (``name = "package.module:RunnerClass"``)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ __all__ = [
     "runner_names",
 ]
 
-_GROUP = "celery_triggers.producer.runners"
+_GROUP = "celery_triggers.runners"
 _BUILTIN = {
     "celery": "celery_triggers.producer.runners.celery:CeleryTaskRunner",
     "eager": "celery_triggers.producer.runners.eager:EagerTaskRunner",
