@@ -493,8 +493,8 @@ def _ratio_row(name: str, plain: list[float], triggers: list[float], target: str
 
 
 #: The original Triggers framework on its Django cache storage over django-redis,
-#: as measured on this machine in issue #13 (it cannot be installed here).
-ORIGINAL = "original framework (django-redis; issue #13's figures, same machine)"
+#: as measured on this machine earlier (it could not be installed here then).
+ORIGINAL = "original framework (django-redis; figures measured earlier on this machine)"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""fire_many, afire and afire_many (part of #18)."""
+"""fire_many, afire and afire_many."""
 
 from __future__ import annotations
 

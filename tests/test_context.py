@@ -282,7 +282,7 @@ def test_our_errors_survive_celery_exception_reconstruction() -> None:
 
 
 def test_the_recorded_log_level_does_not_depend_on_the_process_logging_settings() -> None:
-    """#15: a WARNING logged while the logger is set to ERROR is still the
+    """A WARNING logged while the logger is set to ERROR is still the
     instance's log level."""
     import logging
 

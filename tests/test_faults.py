@@ -263,7 +263,7 @@ def test_the_worker_sweep_recovers_a_dead_run_by_itself(
 
 
 def test_a_storage_password_is_never_shown(tmp_path: Path, broker_url: str) -> None:
-    """#13: the worker's log, reprs, CLI output, errors and message headers
+    """The worker's log, reprs, CLI output, errors and message headers
     show the storage URL with its password masked."""
     from celery.bin.base import CLIContext
     from celery.signals import before_task_publish
@@ -307,7 +307,7 @@ def test_a_storage_password_is_never_shown(tmp_path: Path, broker_url: str) -> N
 def test_a_corrupt_session_record_does_not_stop_a_worker_or_other_sessions(
     tmp_path: Path, broker_url: str, storage_server: RedisServer
 ) -> None:
-    """#13: a worker started on a storage holding a corrupt session runs the
+    """A worker started on a storage holding a corrupt session runs the
     other sessions (start-up never reads sessions)."""
     import redis
 
@@ -328,7 +328,7 @@ def test_a_corrupt_session_record_does_not_stop_a_worker_or_other_sessions(
 def test_a_task_running_longer_than_the_session_ttl_keeps_its_session_and_cascade(
     tmp_path: Path, broker_url: str, storage_server: RedisServer
 ) -> None:
-    """#13: triggers_session_ttl=1 with tasks running 2.5 s: no session
+    """Triggers_session_ttl=1 with tasks running 2.5 s: no session
     expires under a running task; each cascade completes, and the TTL counts
     once nothing is in flight."""
     env = {"CT_SESSION_TTL": "1", "CT_SLOW": "2.5"}

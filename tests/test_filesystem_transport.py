@@ -1,5 +1,5 @@
 """The serverless broker of the examples: kombu's filesystem transport with
-messages written atomically (#19: the stock one lets a consumer read a
+messages written atomically (the stock one lets a consumer read a
 message file before it is written)."""
 
 from __future__ import annotations

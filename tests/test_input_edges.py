@@ -1,4 +1,4 @@
-"""Bad input at the edge (issue #13's validation part): a typed error that
+"""Bad input at the edge: a typed error that
 names what was wrong, and no state change, on every backend."""
 
 from __future__ import annotations

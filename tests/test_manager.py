@@ -261,7 +261,7 @@ def test_the_default_storage_is_a_sqlite_file_shared_by_the_apps_processes() -> 
 
 
 def test_every_error_is_a_triggers_error_named_for_what_went_wrong() -> None:
-    """#15: a conflict that exhausted its retries and a bad status name are
+    """A conflict that exhausted its retries and a bad status name are
     typed, catchable as TriggersError (the CLI prints one line for them)."""
     from celery_triggers import Conflict, InvalidStatus, StorageBackend, TriggersError
     from celery_triggers.core.errors import IllegalTransition
@@ -284,7 +284,7 @@ def test_every_error_is_a_triggers_error_named_for_what_went_wrong() -> None:
 
 
 def test_a_refused_dispatch_still_signals_the_fire_and_reaches_every_runner() -> None:
-    """#15: every runner gets its instances even when another refuses, the
+    """Every runner gets its instances even when another refuses, the
     error names every instance not sent, and the committed fire is still
     signalled (trigger_fired, _post_fire)."""
     from celery_triggers import DispatchError, trigger_fired
@@ -330,7 +330,7 @@ def test_a_refused_dispatch_still_signals_the_fire_and_reaches_every_runner() ->
 
 
 def test_a_task_object_used_before_it_is_a_trigger_task_must_keep_its_default_name() -> None:
-    """#15: ``after=[task]`` on a task decorated later under another name
+    """``after=[task]`` on a task decorated later under another name
     used to wait forever for ``t_<short name>``; now the later decoration is
     refused, and the default name still works."""
     app = make_app()

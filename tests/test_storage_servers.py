@@ -238,7 +238,7 @@ def test_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_redis_session_ttl_never_expires_a_session_with_work_in_flight(redis_server: RedisServer) -> None:
-    """Part of #13: a session whose instance is scheduled or running does not
+    """A session whose instance is scheduled or running does not
     expire (a task running longer than the TTL would lose its cascade); its
     TTL counts again from the change that resolves the last one."""
     prefix = unique_prefix()
@@ -402,7 +402,7 @@ def test_django_cache_api_path_expires_a_session_as_a_whole(django_caches: dict[
 
 
 def test_redis_fires_in_one_round_trip_when_the_process_knows_the_session(redis_server: RedisServer) -> None:
-    """#18: a fire into a new session, or into one this process committed to
+    """A fire into a new session, or into one this process committed to
     last, is one script call (the commit); a conflict costs one more (the
     failed commit returns the fresh read); a state changed behind the
     version's back is noticed; reads always read."""

@@ -312,7 +312,7 @@ def test_a_class_based_task_retries_the_celery_way_on_a_real_worker(worker_app: 
 
 
 def test_a_fire_returns_a_handle_that_waits_on_a_real_worker(worker_app: Celery) -> None:
-    """#14: production code waits for a session without the testing package."""
+    """Production code waits for a session without the testing package."""
     from celery_triggers import Status, WaitTimeout
 
     fired = worker_app.triggers.fire(uid(), "ping", {"a": 1})
@@ -332,7 +332,7 @@ def test_a_fire_returns_a_handle_that_waits_on_a_real_worker(worker_app: Celery)
 
 
 def test_an_operator_works_a_real_worker_session_from_the_command_line(worker: Worker, worker_app: Celery) -> None:
-    """#14: `celery -A ... triggers` subprocesses (stdout a pipe, not a
+    """`celery -A ... triggers` subprocesses (stdout a pipe, not a
     terminal) on a session a real worker ran: inspect, replay, redispatch,
     recover and purge."""
 

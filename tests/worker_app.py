@@ -1,7 +1,7 @@
 """A Celery app for tests that run a real ``celery worker`` subprocess.
 
 Broker: the tests' redis-server (``CT_BROKER``, set by the ``worker``
-fixture; kombu's filesystem transport has a read race, see #19). Storage:
+fixture; kombu's filesystem transport has a read race: see celery_triggers/testing/filesystem.py). Storage:
 SQLite under the folder named by ``CT_TEST_DATA``, or ``CT_STORAGE`` when
 set (with ``CT_STORAGES``, JSON, as ``triggers_storages``).
 """
