@@ -261,7 +261,7 @@ def test_the_worker_start_checks_status_and_token_on_every_backend(backend: Stor
     backend.atomic("s", lambda txn: txn.write(changes(queued, waiting, tasks=('t_"x"',))))
     meta = {"hostname": "w1", "celery_retries": 0}
 
-    with pytest.raises(StaleDispatch, match="message T0 is not its current dispatch"):
+    with pytest.raises(StaleDispatch, match="message T0 is not one of its current dispatches"):
         backend.start("s", queued.name, "T0", 5.0, track=True, metadata=meta)
     with pytest.raises(IllegalTransition, match="is unstarted"):
         backend.start("s", waiting.name, "T1", 5.0, track=True, metadata=meta)

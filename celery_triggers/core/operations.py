@@ -23,10 +23,12 @@ __all__ = [
     "Fire",
     "FireEach",
     "InstanceOperation",
+    "Lost",
     "Operation",
     "Redispatch",
     "Replay",
     "Retry",
+    "Revoke",
     "SetStatus",
     "Skip",
     "Start",
@@ -236,3 +238,30 @@ class Redispatch(InstanceOperation):
 
     def apply(self, snapshot: Snapshot, configs: Configs, now: float) -> Changes:
         return engine.redispatch(snapshot, self.name, self.token, now, self.expected)
+
+
+@dataclass(frozen=True)
+class Lost(InstanceOperation):
+    """The worker running ``token`` is gone: re-send with ``resend_token``
+    (the message will come back), or fail with ``error``."""
+
+    token: str = ""
+    error: Kwargs = field(default_factory=dict)
+    resend_token: str | None = None
+    cascades = False
+
+    def apply(self, snapshot: Snapshot, configs: Configs, now: float) -> Changes:
+        return engine.lost(snapshot, self.name, self.token, now, self.error, self.resend_token)
+
+
+@dataclass(frozen=True)
+class Revoke(InstanceOperation):
+    """Celery revoked the message ``token`` (``terminated``: while it ran)."""
+
+    token: str = ""
+    terminated: bool = False
+    error: Kwargs = field(default_factory=dict)
+    cascades = False
+
+    def apply(self, snapshot: Snapshot, configs: Configs, now: float) -> Changes:
+        return engine.revoke(snapshot, self.name, self.token, now, terminated=self.terminated, error=self.error)

@@ -36,6 +36,8 @@ _FIELDS: dict[str, tuple[str, bool]] = {
     "hostname": ("h", False),
     "celery_retries": ("y", False),
     "parent": ("p", False),
+    "tokens": ("o", False),
+    "lease": ("l", False),
 }
 _LONG = {short: (key, stamp) for key, (short, stamp) in _FIELDS.items()}
 # The other fields: a (awaiting), f (unless fired), k (kwargs), m (other

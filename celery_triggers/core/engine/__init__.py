@@ -19,13 +19,16 @@ from .lifecycle import (
     cascade_kwargs,
     fail,
     finish,
+    lost,
     redispatch,
     replay,
     replay_kwargs,
     retry,
+    revoke,
     set_status,
     skip,
     start,
+    tokens_of,
 )
 from .work import Configs, Work, awaiting
 
@@ -37,6 +40,7 @@ __all__ = [
     "finish",
     "fire",
     "fire_each",
+    "lost",
     "merge_recursive",
     "needs_for_fire",
     "needs_for_instance",
@@ -44,10 +48,12 @@ __all__ = [
     "replay",
     "replay_kwargs",
     "retry",
+    "revoke",
     "set_status",
     "skip",
     "start",
     "task_kwargs",
+    "tokens_of",
     "watchers",
 ]
 

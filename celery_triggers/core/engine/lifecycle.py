@@ -13,16 +13,20 @@ from ..state import Changes, Instance, Snapshot, Status
 from .work import Configs, Work, awaiting, config_of
 
 __all__ = [
+    "MAX_TOKENS",
     "cascade_kwargs",
     "fail",
     "finish",
+    "lost",
     "redispatch",
     "replay",
     "replay_kwargs",
     "retry",
+    "revoke",
     "set_status",
     "skip",
     "start",
+    "tokens_of",
 ]
 
 
@@ -31,15 +35,34 @@ def cascade_kwargs(result: Any) -> dict[str, Any]:
     return dict(result) if isinstance(result, Mapping) else {}
 
 
+#: Most tokens a scheduled instance keeps (re-sends add one each; the oldest go first).
+MAX_TOKENS = 16
+
+
+def tokens_of(instance: Instance) -> list[str]:
+    """The dispatch tokens that may start the instance: while it is
+    scheduled, its newest one (``task_id``) and those of earlier sends
+    still in a queue (``tokens``); once started, the one that started it."""
+    current = instance.metadata.get("task_id")
+    older = (instance.metadata.get("tokens") or []) if instance.status is Status.SCHEDULED else []
+    return [str(t) for t in [current, *older] if t]
+
+
 def _check_token(instance: Instance, token: str | None) -> None:
-    """Refuse a message that is not the instance's current dispatch."""
+    """Refuse a message that is not one of the instance's dispatches."""
     if token is None:
         return
-    current = instance.metadata.get("task_id")
-    if current != token:
+    valid = tokens_of(instance)
+    if token not in valid:
         raise StaleDispatch(
-            f"{instance.name}: message {token} is not its current dispatch ({current or 'none recorded'})"
+            f"{instance.name}: message {token} is not one of its current dispatches ({', '.join(valid) or 'none recorded'})"
         )
+
+
+def _taken_by(instance: Instance, token: str | None) -> dict[str, Any]:
+    """The instance is now ``token``'s: its other messages run nothing."""
+    instance.metadata.pop("tokens", None)
+    return {} if token is None else {"task_id": token}
 
 
 def start(
@@ -48,12 +71,13 @@ def start(
     """A worker starts the instance's message ``token`` (``scheduled`` ->
     ``running``).
 
-    Only the current dispatch may start: another token raises
-    :class:`StaleDispatch`. A redelivery of the current message (the worker
-    died, or Celery retried it) finds the instance ``running`` and starts it
-    again. With ``track`` false the start is only checked, nothing is written
-    (the instance goes ``scheduled`` -> ``finished``, like Celery's
-    ``task_track_started=False``).
+    Any of a scheduled instance's dispatch tokens may start it (the first
+    message to start wins; its other messages then run nothing); another
+    token raises :class:`StaleDispatch`. A redelivery of the message that
+    started it (the worker died, or Celery retried it) finds the instance
+    ``running`` and starts it again. With ``track`` false the start is only
+    checked, nothing is written (the instance goes ``scheduled`` ->
+    ``finished``, like Celery's ``task_track_started=False``).
     """
     work = Work(snapshot, now)
     instance = work.instance(name)
@@ -63,21 +87,82 @@ def start(
     if not track:
         return work.changes
     attempts = int(instance.metadata.get("attempts", 0)) + 1
-    work.set_status(instance, Status.RUNNING, started_at=now, attempts=attempts, **metadata)
+    owner = _taken_by(instance, token)
+    work.set_status(instance, Status.RUNNING, started_at=now, attempts=attempts, **owner, **metadata)
     return work.changes
 
 
 def redispatch(snapshot: Snapshot, name: str, token: str, now: float, expected: str | None = None) -> Changes:
-    """Give a ``scheduled`` instance a new dispatch token (its next message);
-    the previous message becomes stale. ``expected``: the token the caller
-    saw, so that two recoveries racing re-send it once."""
+    """Give a ``scheduled`` instance one more dispatch token (its next
+    message). Its earlier messages keep theirs: whichever starts first runs,
+    so a queue backlog longer than a re-send's delay is never starved.
+    ``expected``: the newest token the caller saw, so that two recoveries
+    racing re-send it once."""
     work = Work(snapshot, now)
     instance = work.instance(name)
     if instance.status is not Status.SCHEDULED:
         raise IllegalTransition(f"{name} is {instance.status.value}; only a scheduled instance can be re-sent")
-    _check_token(instance, expected)
+    if expected is not None and instance.metadata.get("task_id") != expected:
+        raise StaleDispatch(f"{name}: re-sent meanwhile (its newest message is {instance.metadata.get('task_id')})")
+    _resend(work, instance, token)
+    return work.changes
+
+
+def _resend(work: Work, instance: Instance, token: str, **metadata: Any) -> None:
+    """``instance`` scheduled again with ``token`` added to its dispatches."""
+    kept = tokens_of(instance) if instance.status is Status.SCHEDULED else []
+    running = instance.metadata.get("task_id") if instance.status is Status.RUNNING else None
+    older = [t for t in [*kept, running] if t][: MAX_TOKENS - 1]
     dispatches = int(instance.metadata.get("dispatches", 1)) + 1
-    work.set_status(instance, Status.SCHEDULED, task_id=token, redispatched_at=now, dispatches=dispatches)
+    instance.metadata["tokens"] = older
+    work.set_status(
+        instance, Status.SCHEDULED, task_id=token, redispatched_at=work.now, dispatches=dispatches, **metadata
+    )
+
+
+def lost(
+    snapshot: Snapshot, name: str, token: str, now: float, error: Mapping[str, Any], resend_token: str | None = None
+) -> Changes:
+    """The worker running the instance's message ``token`` is gone (its
+    lease expired): with ``resend_token`` (the message will be delivered
+    again, ``acks_late``), the instance is scheduled again with that token
+    added (the broker's copy of ``token`` is then inert, or runs first:
+    whichever starts first); else it is ``failed`` with ``error``."""
+    work = Work(snapshot, now)
+    instance = work.instance(name)
+    if instance.status is not Status.RUNNING:
+        raise IllegalTransition(f"{name} is {instance.status.value}; only a running instance can be lost")
+    _check_token(instance, token)
+    if resend_token is None:
+        work.set_status(instance, Status.FAILED, failed_at=now, **error)
+    else:
+        _resend(work, instance, resend_token, lost_at=now)
+    return work.changes
+
+
+def revoke(
+    snapshot: Snapshot, name: str, token: str, now: float, *, terminated: bool, error: Mapping[str, Any]
+) -> Changes:
+    """Celery revoked the message ``token``. Running under it (terminated):
+    ``failed`` with ``error`` (replayable). Not started: that message will
+    never run; when it was the instance's last, the instance is
+    ``abandoned`` (reason: revoked) and never re-sent."""
+    work = Work(snapshot, now)
+    instance = work.instance(name)
+    _check_token(instance, token)
+    if instance.status is Status.RUNNING and terminated:
+        work.set_status(instance, Status.FAILED, failed_at=now, **error)
+    elif instance.status is Status.SCHEDULED and not terminated:
+        left = [t for t in tokens_of(instance) if t != token]
+        if left:
+            instance.metadata["tokens"] = left[1:]
+            work.set_status(instance, Status.SCHEDULED, task_id=left[0], revoked_tokens=[token])
+            work.changes.ready.clear()  # its remaining messages are out already
+        else:
+            instance.metadata.pop("tokens", None)
+            work.set_status(instance, Status.ABANDONED, abandoned_at=now, abandoned_reason="revoked", **error)
+    else:
+        raise IllegalTransition(f"{name} is {instance.status.value}; this revoke changes nothing")
     return work.changes
 
 
@@ -104,7 +189,7 @@ def finish(
         raise IllegalTransition(f"{name} is {instance.status.value}; only a scheduled or running instance can finish")
     _check_token(instance, token)
     instance.result = result
-    work.set_status(instance, Status.FINISHED, finished_at=now, **metadata)
+    work.set_status(instance, Status.FINISHED, finished_at=now, **_taken_by(instance, token), **metadata)
     work.fire(configs, instance.task, cascade_kwargs(result))
     return work.changes
 
@@ -121,7 +206,7 @@ def fail(snapshot: Snapshot, name: str, error: Mapping[str, Any], now: float, to
     if instance.status not in (Status.SCHEDULED, Status.RUNNING):
         raise IllegalTransition(f"{name} is {instance.status.value}; only a scheduled or running instance can fail")
     _check_token(instance, token)
-    work.set_status(instance, Status.FAILED, failed_at=now, **error)
+    work.set_status(instance, Status.FAILED, failed_at=now, **_taken_by(instance, token), **error)
     return work.changes
 
 

@@ -176,7 +176,9 @@ return {1}
 )
 
 
-#: The worker's start in one round trip (see ``RedisStorage.start``).
+#: The worker's start in one round trip (see ``RedisStorage.start``): any
+#: of a scheduled instance's tokens (``i``, and the earlier ones in ``o``)
+#: may start it, and the one that did becomes its only token.
 #: KEYS: state, instance hash, version. ARGV: instance name, token, track
 #: ("1"/"0"), start time (integer ms), the start's other fields as a JSON
 #: fragment (",\"h\":..."), ttl (0: none). Returns {code, version, state,
@@ -192,12 +194,17 @@ local version = redis.call('GET', KEYS[3]) or '0'
 if not rec then return {0, version, state, false} end
 local d = cjson.decode(rec)
 if d.s ~= 'scheduled' and d.s ~= 'running' then return {d.task and 2 or 0, version, state, rec} end
-if d.i ~= ARGV[2] or ARGV[3] ~= '1' then return {0, version, state, rec} end
+local token, others = ARGV[2], (d.s == 'scheduled' and type(d.o) == 'table') and d.o or {}
+local ok = d.i == token
+for _, t in ipairs(others) do if t == token then ok = true end end
+if not ok or ARGV[3] ~= '1' then return {0, version, state, rec} end
 local suffix = '"s":"' .. d.s .. '"}'
 if d.task or string.sub(rec, -#suffix) ~= suffix then return {2, version, state, rec} end
+local owner = ''
+if d.i ~= token or #others > 0 then owner = ',"i":' .. cjson.encode(token) .. ',"o":[]' end
 local started = tonumber(ARGV[4]) - (tonumber(d.c) or 0)
 local new = string.sub(rec, 1, #rec - #suffix) .. '"b":' .. string.format('%d', started)
-  .. ',"n":' .. string.format('%d', (tonumber(d.n) or 0) + 1) .. ARGV[5] .. ',"s":"running"}'
+  .. ',"n":' .. string.format('%d', (tonumber(d.n) or 0) + 1) .. owner .. ARGV[5] .. ',"s":"running"}'
 redis.call('HSET', KEYS[2], ARGV[1], new)
 local v = redis.call('INCR', KEYS[3])
 if tonumber(ARGV[6]) ~= 0 then for _, key in ipairs(KEYS) do redis.call('PERSIST', key) end end
