@@ -486,8 +486,8 @@ def test_sqlite_says_unavailable_only_for_a_lock_it_could_not_get_or_a_file_it_c
     import sqlite3
 
     from celery_triggers import StorageUnavailable
-    from celery_triggers.storage.base import SessionTxn
     from celery_triggers.storage.sqlite import SQLiteStorage
+    from celery_triggers.storage.txn import SessionTxn
 
     path = tmp_path / "s.sqlite3"
     storage = SQLiteStorage(f"sqlite:///{path}", timeout=0.1)

@@ -45,11 +45,20 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from ...core.data import dumps, loads
-from ...core.errors import ConfigurationError, CorruptSession, InvalidStorageURL, StorageError, StorageUnavailable
+from ...core.errors import (
+    ConfigurationError,
+    Conflict,
+    CorruptSession,
+    InvalidStorageURL,
+    StorageError,
+    StorageUnavailable,
+)
 from ...core.state import Instance, split_instance_name
 from ...storage import django_alias, mask_url
-from ...storage.base import Conflict, Job, Prefetch, SessionStorage, SessionTxn, StorageBackend, check_uid
+from ...storage.base import Job, StorageBackend
+from ...storage.bound import SessionStorage
 from ...storage.kv import KVTxn, instance_names, parse_state, session_digest, session_instances
+from ...storage.txn import Prefetch, SessionTxn, check_uid
 from .cache_parts import INSTEAD, REFUSED, Lease, float_or_none, redis_client
 
 try:

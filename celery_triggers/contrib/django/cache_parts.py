@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from ...storage.base import Conflict
+from ...core.errors import Conflict
 
 __all__ = ["INSTEAD", "LEASE_SHARE", "REFUSED", "Lease", "float_or_none", "redis_client"]
 
