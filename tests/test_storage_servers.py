@@ -515,6 +515,6 @@ def test_django_cache_says_unavailable_for_a_lock_it_waited_for_too_long(django_
     from celery_triggers.contrib.django.cache import DjangoCacheStorage
 
     storage = DjangoCacheStorage(f"django-cache://default?prefix={unique_prefix()}&lock_timeout=0.05&lock=add")
-    storage.cache.add(storage._key("s", "lock"), "another process", timeout=30)
+    storage.cache.add(storage.layout.key("s", "lock"), "another process", timeout=30)
     held = _raised(lambda: storage.atomic("s", lambda txn: None))
     assert isinstance(held, StorageUnavailable) and "lock held by another process" in str(held)
