@@ -359,8 +359,8 @@ def graph(ctx: click.Context, session: str | None, fmt: str) -> None:
     import dataclasses
 
     from ..core.analysis import workflow
+    from ..session.summary import task_statuses
     from .graph import to_dot, to_mermaid
-    from .views import task_statuses
 
     ext = _extension(ctx)
     fired: set[str] | None = None
