@@ -6,6 +6,10 @@ import change::
 
 ``CacheStorageBackend`` needs Django (``pip install 'celery-triggers[django]'``)
 and is imported on first use.
+
+An edge that defines nothing: it may import every layer, and the two edges
+where some of these names live (:mod:`.testing`, :mod:`.contrib`); nothing
+in the package imports it.
 """
 
 from __future__ import annotations

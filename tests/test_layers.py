@@ -41,6 +41,19 @@ ALIASES = {
     "runners/threaded.py",
     "storage/django_cache.py",
 }
+#: The edges: each may import the layers below it, never another edge, so
+#: that one can be left out or replaced without the others noticing (what
+#: two edges share lives below them, e.g. ``session/summary.py``).
+EDGES = ("cli", "testing", "contrib", "compat")
+#: The edges an edge may import nonetheless, each with its reason.
+EDGE_IMPORTS: dict[str, set[str]] = {
+    # compat is the original framework's names under one roof: it defines
+    # nothing, it re-exports, and two of those names live in edges
+    # (TriggerManagerTestCaseMixin in testing, CacheStorageBackend, imported
+    # on first use, in the Django app). Nothing imports compat, so this
+    # makes no edge depend on another through it.
+    "compat": {"testing", "contrib"},
+}
 #: What the pure core may not import.
 IMPURE = ("celery", "kombu", "redis", "django", "sqlite3", "storage", "socket", "asyncio")
 #: Modules past this many lines are asking to be split.
@@ -137,6 +150,57 @@ def test_a_wrong_import_fails_the_layer_test(module: str, line: str, expected: s
     source = path.read_text()
     for variant in (line, f"def _late() -> None:\n    {line.strip()}\n", f"if TYPE_CHECKING:\n    {line.strip()}\n"):
         assert any(expected in v for v in _violations(path, source + "\n" + variant + "\n")), variant
+
+
+def _edge_violations(path: Path, source: str | None = None) -> list[str]:
+    """An edge (or the package's root, which imports no edge either)
+    importing an edge other than itself and those it is allowed."""
+    unit = _unit(path)
+    if unit not in EDGES and unit != "__init__":
+        return []
+    allowed = {unit, *EDGE_IMPORTS.get(unit, set())}
+    found = []
+    for module, line in _imports(path, source):
+        target = _unit_of(module)
+        if target in EDGES and target not in allowed:
+            found.append(f"{unit} imports the edge {target} at line {line}")
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _modules() if _unit(p) in (*EDGES, "__init__")],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_no_edge_imports_another_edge(path: Path) -> None:
+    assert _edge_violations(path) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "expected"),
+    [
+        ("contrib/django/graph.py", "from ...cli.graph import to_dot", "contrib imports the edge cli"),
+        ("cli/views.py", "from ..contrib.django import views", "cli imports the edge contrib"),
+        ("cli/render.py", "from ..testing import wait_until_idle", "cli imports the edge testing"),
+        ("testing/wait.py", "from ..compat import TaskContext", "testing imports the edge compat"),
+        ("compat.py", "from .cli import triggers", "compat imports the edge cli"),
+        ("__init__.py", "from .testing import wait_until_idle", "__init__ imports the edge testing"),
+    ],
+)
+def test_an_edge_importing_another_fails_the_edge_test(module: str, line: str, expected: str) -> None:
+    """Mutations: at the top, inside a function or only for type checking."""
+    path = PACKAGE / module
+    source = path.read_text()
+    for variant in (line, f"def _late() -> None:\n    {line.strip()}\n", f"if TYPE_CHECKING:\n    {line.strip()}\n"):
+        assert any(expected in v for v in _edge_violations(path, source + "\n" + variant + "\n")), variant
+
+
+def test_each_edge_import_allowed_is_still_made() -> None:
+    """An allowance nothing uses any more is removed, not left open."""
+    for unit, targets in EDGE_IMPORTS.items():
+        paths = [p for p in _modules() if _unit(p) == unit]
+        made = {_unit_of(module) for path in paths for module, _ in _imports(path)}
+        assert targets <= made, f"{unit} no longer imports {sorted(targets - made)}"
 
 
 def test_every_folder_says_what_lives_there_and_what_it_may_import() -> None:

@@ -173,7 +173,7 @@ def corrupt_instance(backend: StorageBackend, uid: str, name: str, text: str) ->
         rows = TaskInstance.objects.using(backend.alias).filter(session__uid=uid, name=name)  # type: ignore[attr-defined]
         assert rows.update(status=text[:16], kwargs=text) == 1
     else:
-        backend.cache.set(backend._instance_key(uid, name), text, timeout=None)  # type: ignore[attr-defined]
+        backend.cache.set(backend.layout.instance(uid, name), text, timeout=None)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"s":"no-such-status"}'])

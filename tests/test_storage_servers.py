@@ -486,8 +486,8 @@ def test_sqlite_says_unavailable_only_for_a_lock_it_could_not_get_or_a_file_it_c
     import sqlite3
 
     from celery_triggers import StorageUnavailable
-    from celery_triggers.storage.base import SessionTxn
     from celery_triggers.storage.sqlite import SQLiteStorage
+    from celery_triggers.storage.txn import SessionTxn
 
     path = tmp_path / "s.sqlite3"
     storage = SQLiteStorage(f"sqlite:///{path}", timeout=0.1)
@@ -515,6 +515,6 @@ def test_django_cache_says_unavailable_for_a_lock_it_waited_for_too_long(django_
     from celery_triggers.contrib.django.cache import DjangoCacheStorage
 
     storage = DjangoCacheStorage(f"django-cache://default?prefix={unique_prefix()}&lock_timeout=0.05&lock=add")
-    storage.cache.add(storage._key("s", "lock"), "another process", timeout=30)
+    storage.cache.add(storage.layout.key("s", "lock"), "another process", timeout=30)
     held = _raised(lambda: storage.atomic("s", lambda txn: None))
     assert isinstance(held, StorageUnavailable) and "lock held by another process" in str(held)

@@ -6,20 +6,9 @@ from collections.abc import Collection, Mapping
 
 from ..core.analysis import Workflow
 from ..core.data import escape_text
+from ..session.summary import FIRED_COLOUR, STATUS_COLOURS
 
-__all__ = ["STATUS_COLOURS", "to_dot", "to_mermaid"]
-
-#: Fill colour per status (also used for the aggregate status of a task).
-STATUS_COLOURS = {
-    "finished": "#b7e4c7",
-    "failed": "#f4a6a6",
-    "running": "#ffe08a",
-    "scheduled": "#a8d8f0",
-    "unstarted": "#e9ecef",
-    "abandoned": "#d3c4e3",
-    "replayed": "#d3c4e3",
-    "skipped": "#d3c4e3",
-}
+__all__ = ["to_dot", "to_mermaid"]
 
 
 def _dot_id(name: str) -> str:
@@ -27,10 +16,6 @@ def _dot_id(name: str) -> str:
     newline or a terminal escape), then its backslashes and quotes as DOT
     wants them (so ``\\n`` shows as written, not as a line break)."""
     return '"' + escape_text(name).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-#: External triggers: fired ones filled, the others dashed.
-FIRED_COLOUR = "#495057"
 
 
 def to_dot(flow: Workflow, statuses: Mapping[str, str] | None = None, fired: Collection[str] | None = None) -> str:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from ..core.errors import CorruptSession
 from ..core.state import RESOLVED, Instance, Status
 from ..session.manager import TriggerManager
+from ..session.summary import by_task, task_status
 from ..storage import StorageBackend
 
-__all__ = ["INSPECT_SCHEMA", "age", "by_task", "instance_view", "session_view", "sessions_view", "task_status"]
-
-#: When a task has several instances, the most urgent status names it.
-_URGENCY = ["failed", "running", "scheduled", "unstarted", "finished", "skipped", "replayed", "abandoned"]
+__all__ = ["INSPECT_SCHEMA", "age", "instance_view", "session_view", "sessions_view"]
 
 
 def age(seconds: float | None) -> str:
@@ -24,22 +21,6 @@ def age(seconds: float | None) -> str:
         if seconds >= size:
             return f"{seconds / size:.0f}{unit}"
     return f"{seconds:.0f}s"
-
-
-def task_status(instances: list[Instance]) -> str | None:
-    statuses = {i.status.value for i in instances}
-    for status in _URGENCY:
-        if status in statuses:
-            return status
-    return None
-
-
-def task_statuses(tasks: Iterable[str], instances: Iterable[Instance]) -> dict[str, str]:
-    """Each task's most urgent status among its instances (the graph's
-    colour), for the tasks that have an instance."""
-    stored = by_task(instances)
-    found = {task: task_status(stored.get(task, [])) for task in tasks}
-    return {task: status for task, status in found.items() if status}
 
 
 def _summary(instance: Instance) -> str:
@@ -81,13 +62,6 @@ def instance_view(instance: Instance, awaiting: list[str], now: float) -> dict[s
         "summary": _summary(instance),
         "age_seconds": None if created is None else round(now - float(created), 3),
     }
-
-
-def by_task(instances: Iterable[Instance]) -> dict[str, list[Instance]]:
-    found: dict[str, list[Instance]] = {}
-    for instance in instances:
-        found.setdefault(instance.task, []).append(instance)
-    return found
 
 
 def session_view(manager: TriggerManager, now: float | None = None) -> dict[str, Any]:

@@ -24,7 +24,9 @@ from typing import Any
 
 from ..core.errors import InvalidStorageURL
 from ..core.plugins import plugin_names, resolve_plugin
-from .base import SessionStorage, SessionTxn, StorageBackend, check_uid
+from .base import StorageBackend
+from .bound import SessionStorage
+from .txn import SessionTxn, check_uid
 from .urls import django_alias, mask_url
 
 __all__ = [

@@ -1,10 +1,11 @@
 """The storage contract: load and atomically commit one session's records.
 
 A backend implements a handful of primitives on :class:`SessionTxn` (load
-the records an operation needs, write the records it changed) and a few
-session-lifecycle methods. The base classes own everything else: JSON
-encoding, error wrapping, session binding, and the optimistic retry loop for
-backends that detect conflicts at commit time.
+the records an operation needs, write the records it changed: :mod:`.txn`)
+and a few session-lifecycle methods on :class:`StorageBackend` (here). The
+base classes own everything else: JSON encoding, error wrapping, session
+binding (:mod:`.bound`), retention (:mod:`.retention`), and the optimistic
+retry loop for backends that detect conflicts at commit time.
 """
 
 from __future__ import annotations
@@ -13,146 +14,26 @@ import abc
 import asyncio
 import random
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, TypeVar
 
 from ..core import engine
-from ..core.data import MAX_UID_LENGTH, check_text, dumps, loads
 from ..core.engine import Needs
-from ..core.errors import Conflict, CorruptSession, InvalidSession, StorageError, StorageUnavailable, UnknownInstance
-from ..core.state import Changes, Instance, Snapshot, TaskRecord, TriggerRecord
-from .records import decode_instance
+from ..core.errors import Conflict, CorruptSession, StorageError, StorageUnavailable, UnknownInstance
+from ..core.state import Instance
+from . import retention
+from .bound import SessionStorage
+from .txn import Prefetch, SessionTxn, check_uid
 
+#: ``Job`` and ``StorageBackend`` are this module's; the others are the
+#: contract's names as celery-triggers 0.1.0 spelled them, still imported
+#: from here by backends written against it.
 __all__ = ["Conflict", "Job", "SessionStorage", "SessionTxn", "StorageBackend", "check_uid"]
 
 R = TypeVar("R")
-#: What a transaction may read up front: instance names, and (task, trigger)
-#: pairs of the waiting instances a fire reads (see ``Needs.waiting``).
-Prefetch = Collection[str | tuple[str, str]]
 #: One transaction of :meth:`StorageBackend.run_many`: (session UID, operation, prefetch).
-Job = tuple[str, Callable[["SessionTxn"], Any], Prefetch]
-#: A stored record: JSON text, or a dict a backend already decoded.
-Raw = str | bytes | dict[str, Any]
-
-
-def check_uid(uid: Any) -> str:
-    """``uid`` if storage can hold it, else :class:`InvalidSession`. Control
-    characters pass here (a session stored before they were refused stays
-    readable); a fire refuses them (``TriggerManager``)."""
-    problem = check_text(uid, what="a session UID", limit=MAX_UID_LENGTH, stored=True)
-    if problem is not None:
-        raise InvalidSession(problem)
-    return str(uid)
-
-
-def purge_cutoff(older_than: Any, now: float | None) -> float:
-    """The time before which an idle session's last change makes it purgeable."""
-    if not isinstance(older_than, (int, float)) or isinstance(older_than, bool) or older_than < 0:
-        raise ValueError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
-    return (time.time() if now is None else now) - older_than
-
-
-def _all_resolved(found: dict[str, Instance] | CorruptSession) -> bool:
-    """Every instance resolved (a corrupt session: not known to be)."""
-    return isinstance(found, dict) and all(i.is_resolved for i in found.values())
-
-
-class SessionTxn(abc.ABC):
-    """One transaction on one session. Reads see a consistent state; writes
-    become visible together at commit, or not at all."""
-
-    def __init__(self, uid: str):
-        self.uid = uid
-        #: Set by a backend after a successful commit: what it needs to run the
-        #: next transaction of this session without reading first (opaque).
-        self.after_commit: Any = None
-        #: A read-only transaction (:meth:`StorageBackend.read`) refuses writes.
-        self.read_only = False
-
-    # -- primitives ---------------------------------------------------------
-    @abc.abstractmethod
-    def load_raw(self, needs: Needs) -> tuple[Mapping[str, Raw], Mapping[str, Raw], Mapping[str, Raw]]:
-        """The needed trigger, task and instance records, each as JSON text
-        or as an already decoded dict.
-
-        Instances: those named in ``needs.instances`` plus, for every
-        ``(task, trigger)`` in ``needs.waiting``, the task's unstarted
-        instances that await that trigger.
-        """
-
-    @abc.abstractmethod
-    def write_raw(
-        self, triggers: dict[str, dict[str, Any]], tasks: dict[str, dict[str, Any]], instances: dict[str, Instance]
-    ) -> None:
-        """Write records (plain dicts; instances as objects, for indexes).
-
-        An unstarted instance is indexed under each trigger it ``awaits``
-        (what ``Needs.waiting`` reads); any other instance under none. An
-        instance being rewritten was loaded in the same transaction (the
-        engine only changes what it read), so a backend may rely on what it
-        loaded to update its index.
-
-        Must refuse (``TypeError``) a value that is not JSON before anything
-        is committed."""
-
-    @abc.abstractmethod
-    def read_configs_raw(self) -> str | None:
-        """The session's own task configs (JSON text), if any."""
-
-    @abc.abstractmethod
-    def write_configs_raw(self, text: str) -> None: ...
-
-    # -- shared logic -------------------------------------------------------
-    def _decode(self, kind: str, key: str, text: Raw) -> Any:
-        if isinstance(text, dict):
-            return text
-        try:
-            return loads(text)
-        except ValueError as exc:
-            raise CorruptSession(
-                f"session {self.uid!r}: stored {kind} record {key!r} is not valid JSON ({exc})"
-            ) from None
-
-    def load(self, needs: Needs) -> Snapshot:
-        triggers, tasks, instances = self.load_raw(needs)
-        try:
-            return Snapshot(
-                triggers={k: TriggerRecord.from_dict(self._decode("trigger", k, v)) for k, v in triggers.items()},
-                tasks={k: TaskRecord.from_dict(self._decode("task", k, v)) for k, v in tasks.items()},
-                instances={k: decode_instance(self.uid, k, v) for k, v in instances.items()},
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, CorruptSession):
-                raise
-            raise CorruptSession(f"session {self.uid!r}: a stored record is malformed ({exc!r})") from None
-
-    def _check_writable(self) -> None:
-        if self.read_only:
-            raise RuntimeError(f"session {self.uid!r}: a read-only transaction cannot write")
-
-    def write(self, changes: Changes) -> None:
-        if changes.empty:
-            return
-        self._check_writable()
-        self.write_raw(
-            {k: v.to_dict() for k, v in changes.triggers.items()},
-            {k: v.to_dict() for k, v in changes.tasks.items()},
-            changes.instances,
-        )
-
-    def read_configs(self) -> dict[str, Any]:
-        text = self.read_configs_raw()
-        if not text:
-            return {}
-        data = self._decode("configuration", "configs", text)
-        if not isinstance(data, dict):
-            raise CorruptSession(f"session {self.uid!r}: stored configuration is not a JSON object")
-        return data
-
-    def write_configs(self, configs: dict[str, Any]) -> None:
-        self._check_writable()
-        self.write_configs_raw(dumps(configs))
+Job = tuple[str, Callable[[SessionTxn], Any], Prefetch]
 
 
 class StorageBackend(abc.ABC):
@@ -232,12 +113,7 @@ class StorageBackend(abc.ABC):
         session that changed meanwhile is kept. The retention policy of
         backends without expiry (SQLite, memory), and a sweep for those with
         one."""
-        cutoff = purge_cutoff(older_than, now)
-        uids = self.sessions()
-        if resolved_only:  # read in batches; a change after this read is newer than cutoff: the session is kept
-            found = self.instances_many(uids)
-            uids = [u for u in uids if _all_resolved(found[u])]
-        return [uid for uid in uids if self.delete_if_idle(uid, cutoff, dry_run=dry_run)]
+        return retention.purge(self, older_than, now=now, resolved_only=resolved_only, dry_run=dry_run)
 
     def delete_if_idle(self, uid: str, cutoff: float, *, dry_run: bool = False) -> bool:
         """Delete session ``uid`` if nothing in it is scheduled or running
@@ -371,50 +247,3 @@ class StorageBackend(abc.ABC):
         from .urls import mask_url
 
         return f"<{type(self).__name__} {mask_url(self.url)}>"
-
-
-class SessionStorage:
-    """A backend bound to one session UID: what a :class:`TriggerManager` takes."""
-
-    def __init__(self, backend: StorageBackend, uid: str):
-        self.backend = backend
-        self.uid = check_uid(uid)
-        self._after_commit: Any = None
-
-    def atomic(self, operation: Callable[[SessionTxn], R], prefetch: Prefetch = (), *, resume: bool = False) -> R:
-        """Run ``operation`` atomically. With ``resume``, the backend may start
-        from what this object's previous transaction left (see
-        :meth:`StorageBackend.transaction`): the worker's finish after its
-        start, in one round trip on Redis when nothing else changed."""
-        result, self._after_commit = self.backend.run(
-            self.uid, operation, prefetch, self._after_commit if resume else None
-        )
-        return result
-
-    def read(self, operation: Callable[[SessionTxn], R], prefetch: Prefetch = ()) -> R:
-        """Run a read-only ``operation`` (see :meth:`StorageBackend.read`)."""
-        return self.backend.read(self.uid, operation, prefetch)
-
-    def start(
-        self, name: str, token: str, now: float, *, track: bool, metadata: Mapping[str, Any]
-    ) -> tuple[Instance, Instance, dict[str, Any]]:
-        """:meth:`StorageBackend.start` on this session; the finish that
-        follows may resume from it."""
-        before, after, configs, self._after_commit = self.backend.start(
-            self.uid, name, token, now, track=track, metadata=metadata
-        )
-        return before, after, configs
-
-    @property
-    def instances(self) -> dict[str, Instance]:
-        """Every instance of the session, by name (a fresh read)."""
-        return self.backend.instances(self.uid)
-
-    def instance(self, name: str) -> Instance:
-        return self.backend.instance(self.uid, name)
-
-    def delete(self) -> None:
-        self.backend.delete_session(self.uid)
-
-    def __repr__(self) -> str:
-        return f"<SessionStorage {self.uid!r} on {self.backend!r}>"

@@ -30,8 +30,8 @@ from ..core.data import dumps, loads
 from ..core.engine import Needs
 from ..core.errors import CorruptSession
 from ..core.state import IN_FLIGHT, Instance, Snapshot, Status, split_instance_name
-from .base import Raw, SessionTxn
 from .records import decode_instance, encode_instance
+from .txn import Raw, SessionTxn
 
 __all__ = [
     "IndexEntry",

@@ -14,8 +14,9 @@ from typing import Any
 from ..core.data import dumps
 from ..core.engine import Needs
 from ..core.state import IN_FLIGHT, Instance, Status
-from .base import Prefetch, Raw, SessionTxn, StorageBackend, check_uid
+from .base import StorageBackend
 from .records import decode_instance, encode_instance
+from .txn import Prefetch, Raw, SessionTxn, check_uid
 
 __all__ = ["MemoryStorage"]
 

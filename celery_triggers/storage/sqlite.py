@@ -27,8 +27,9 @@ from ..core.data import dumps
 from ..core.engine import Needs
 from ..core.errors import InvalidStorageURL
 from ..core.state import Instance, Status
-from .base import Prefetch, Raw, SessionTxn, StorageBackend, check_uid
+from .base import StorageBackend
 from .records import decode_instance, encode_instance
+from .txn import Prefetch, Raw, SessionTxn, check_uid
 from .urls import mask_url
 
 __all__ = ["SQLiteStorage", "path_from_url"]

@@ -3,7 +3,9 @@ an isolated eager app, a threading runner and ``wait_until_idle`` for real
 workers. The pytest plugin (``celery_triggers.testing.pytest_plugin``) is
 registered through the ``pytest11`` entry point.
 
-An edge: may import every layer; nothing in the package imports it.
+An edge: may import every layer below the edges, no other edge; nothing in
+the package imports it but :mod:`celery_triggers.compat`, which re-exports
+the original framework's ``TriggerManagerTestCaseMixin``.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from html import escape
 
-from ...cli.graph import FIRED_COLOUR, STATUS_COLOURS
 from ...core.analysis import Workflow
+from ...session.summary import FIRED_COLOUR, STATUS_COLOURS
 
 __all__ = ["to_svg"]
 

@@ -41,11 +41,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ...core.data import dumps, loads
 from ...core.engine import Needs
-from ...core.errors import ConfigurationError, InvalidStorageURL, StorageError
+from ...core.errors import ConfigurationError, Conflict, InvalidStorageURL, StorageError
 from ...core.state import Instance, Status
 from ...storage import django_alias, mask_url
-from ...storage.base import Conflict, Prefetch, Raw, SessionTxn, StorageBackend, check_uid
+from ...storage.base import StorageBackend
 from ...storage.records import decode_instance
+from ...storage.txn import Prefetch, Raw, SessionTxn, check_uid
 
 R = TypeVar("R")
 

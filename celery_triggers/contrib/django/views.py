@@ -6,10 +6,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ...cli.views import task_statuses
 from ...core.analysis import workflow
 from ...core.errors import TriggersError
 from ...core.state import Instance, Status
+from ...session.summary import task_statuses
 from .actions import manager_for
 from .graph import to_svg
 from .models import Session

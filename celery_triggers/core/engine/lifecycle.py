@@ -55,7 +55,8 @@ def _check_token(instance: Instance, token: str | None) -> None:
     valid = tokens_of(instance)
     if token not in valid:
         raise StaleDispatch(
-            f"{instance.name}: message {token} is not one of its current dispatches ({', '.join(valid) or 'none recorded'})"
+            f"{instance.name}: message {token} is not one of its current dispatches "
+            f"({', '.join(valid) or 'none recorded'})"
         )
 
 

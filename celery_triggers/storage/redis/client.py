@@ -17,8 +17,9 @@ import redis.cluster
 
 from ...core.errors import CorruptSession, InvalidStorageURL, StorageError
 from ...core.state import Instance
-from ..base import Job, Prefetch, SessionTxn, StorageBackend, check_uid
+from ..base import Job, StorageBackend
 from ..kv import parse_state, session_digest, uid_of
+from ..txn import Prefetch, SessionTxn, check_uid
 from ..urls import mask_url
 from .known import Cached, Recent
 from .scripts import CLIENT_ERRORS, Call, Scripts, from_dump

@@ -14,9 +14,9 @@ from typing import Any
 from ...core import engine
 from ...core.errors import UnknownInstance
 from ...core.state import Instance, Snapshot, Status
-from ..base import check_uid
 from ..kv import parse_state
 from ..records import decode_instance, encode_metadata_fragment, to_ms
+from ..txn import check_uid
 from .known import Cached, state_sha
 from .scripts import CLIENT_ERRORS, text
 from .transaction import Store

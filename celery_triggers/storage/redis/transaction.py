@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ...core.errors import Conflict, StorageError, TriggersError
-from ..base import Job, SessionTxn, check_uid
+from ..base import Job
 from ..kv import KVTxn, parse_state
+from ..txn import SessionTxn, check_uid
 from .known import Cached, Recent, begin, state_sha
 from .scripts import CLIENT_ERRORS, Call, Read, Scripts, key_prefix, parse_read
 
