@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from ..core.errors import InvalidKwargs, InvalidName, TriggersError
 from ..core.state import Instance
-from ..session.host import Host
+from ..session.extension import Extension
 from ..session.manager import EachPlan, TriggerManager
 from ..storage.base import Job
 from .runners import resolve_runner_class
@@ -90,7 +90,7 @@ class _Bulk:
     (:meth:`StorageBackend.run_many`: pipelined on Redis), then each
     session's commit settled (signals, dispatch, hooks) in event order."""
 
-    def __init__(self, ext: Host, events: Iterable[Event]):
+    def __init__(self, ext: Extension, events: Iterable[Event]):
         self.ext = ext
         self.results, self.sessions = _grouped(events)
         self.plans: dict[str, tuple[TriggerManager, EachPlan]] = {}
@@ -139,7 +139,7 @@ class _Bulk:
         return not any(not isinstance(outcome, BaseException) and outcome[0].ready for outcome in outcomes)
 
 
-def fire_many(ext: Host, events: Iterable[Event]) -> list[FireResult]:
+def fire_many(ext: Extension, events: Iterable[Event]) -> list[FireResult]:
     """Fire every event; one :class:`FireResult` per event, in order.
 
     The events of one session are fired in one transaction, in their order
@@ -155,7 +155,7 @@ def fire_many(ext: Host, events: Iterable[Event]) -> list[FireResult]:
     return bulk.settle(ext.storage.run_many(bulk.jobs))
 
 
-def _one_by_one(ext: Host, events: Iterable[Event]) -> list[FireResult]:
+def _one_by_one(ext: Extension, events: Iterable[Event]) -> list[FireResult]:
     results, sessions = _grouped(events)
     for uid, items in sessions.items():
         try:
@@ -174,7 +174,7 @@ def _one(manager: Any, trigger: Any, kwargs: Mapping[str, Any] | None) -> Any:
         return exc
 
 
-def _runs_in_caller(ext: Host) -> bool:
+def _runs_in_caller(ext: Extension) -> bool:
     names = {ext.default_runner, *(c.using for c in ext.configs.values() if c.using)}
     try:
         return any(resolve_runner_class(name).runs_in_caller for name in names)
@@ -182,7 +182,7 @@ def _runs_in_caller(ext: Host) -> bool:
         return True
 
 
-async def afire(ext: Host, session: str, trigger: str, kwargs: Mapping[str, Any] | None = None) -> list[Instance]:
+async def afire(ext: Extension, session: str, trigger: str, kwargs: Mapping[str, Any] | None = None) -> list[Instance]:
     """:meth:`Triggers.fire` without blocking the event loop.
 
     Calls made while a batch is in flight (e.g. from concurrent request
@@ -199,10 +199,10 @@ class _Batcher:
     time: while a batch runs in its thread, new calls gather into the next."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[Host, Event, asyncio.Future[list[Instance]]]] = []
+        self.pending: list[tuple[Extension, Event, asyncio.Future[list[Instance]]]] = []
         self.running = False
 
-    def submit(self, ext: Host, event: Event) -> asyncio.Future[list[Instance]]:
+    def submit(self, ext: Extension, event: Event) -> asyncio.Future[list[Instance]]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Instance]] = loop.create_future()
         self.pending.append((ext, event, future))
@@ -215,7 +215,7 @@ class _Batcher:
         try:
             while self.pending:
                 batch, self.pending = self.pending, []
-                by_app: dict[int, list[tuple[Host, Event, asyncio.Future[list[Instance]]]]] = {}
+                by_app: dict[int, list[tuple[Extension, Event, asyncio.Future[list[Instance]]]]] = {}
                 for item in batch:
                     by_app.setdefault(id(item[0]), []).append(item)
                 for items in by_app.values():
@@ -224,7 +224,7 @@ class _Batcher:
             self.running = False
 
     @staticmethod
-    async def _fire(items: list[tuple[Host, Event, asyncio.Future[list[Instance]]]]) -> None:
+    async def _fire(items: list[tuple[Extension, Event, asyncio.Future[list[Instance]]]]) -> None:
         try:
             results = await afire_many(items[0][0], [event for _, event, _ in items])
         except BaseException as exc:  # handed to every waiting caller
@@ -246,7 +246,7 @@ class _Batcher:
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batcher] = weakref.WeakKeyDictionary()
 
 
-async def afire_many(ext: Host, events: Iterable[Event]) -> list[FireResult]:
+async def afire_many(ext: Extension, events: Iterable[Event]) -> list[FireResult]:
     """:func:`fire_many` without blocking the event loop: on Redis natively
     (``redis.asyncio``, the sessions' commits pipelined), elsewhere in a
     worker thread. What follows the commits (dispatch, signals, hooks) runs

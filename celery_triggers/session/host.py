@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from ..core.config import Configuration, TaskConfig
 from ..core.dispatch import Dispatch
 from ..core.errors import TriggersError
+from ..core.state import Instance, Status
 from ..storage import StorageBackend
 
 if TYPE_CHECKING:
     from celery import Celery
 
-    from .hooks import Hooks
-    from .manager import TriggerManager
-
-__all__ = ["Host", "TaskRunnerLike", "error_metadata", "host_of"]
+__all__ = ["HookSet", "Host", "TaskRunnerLike", "error_metadata", "host_of", "installed"]
 
 
 class TaskRunnerLike(Protocol):
@@ -28,11 +26,24 @@ class TaskRunnerLike(Protocol):
     def drain(self) -> None: ...
 
 
+class HookSet(Protocol):
+    """What the manager calls on each registered hooks object (the public
+    class is :class:`celery_triggers.session.hooks.Hooks`)."""
+
+    def fired(self, session: Any, trigger: str, kwargs: dict[str, Any], scheduled: list[Instance]) -> None: ...
+
+    def status_changed(self, session: Any, instance: str, old: Status | None, new: Status) -> None: ...
+
+    def replayed(self, session: Any, instance: Instance) -> None: ...
+
+    def skipped(self, session: Any, instance: Instance, cascade: bool) -> None: ...
+
+
 class Host(Protocol):
-    """What the layers below the Celery integration need from the extension
-    installed on an app (``app.triggers``): the manager, the producer's bulk
-    fire and the worker side take it through this, so none of them imports
-    the extension above them."""
+    """What the session API needs from the extension installed on an app
+    (``app.triggers``), declared here so that the manager does not import
+    the Celery integration above it (the producer and the worker take the
+    wider :class:`~.extension.Extension`)."""
 
     app: Celery
 
@@ -70,13 +81,11 @@ class Host(Protocol):
     def start_retries(self) -> int: ...
 
     @property
-    def hooks(self) -> Sequence[Hooks]: ...
+    def hooks(self) -> Sequence[HookSet]: ...
 
     def setting(self, name: str) -> Any: ...
 
     def check_settings(self) -> list[str]: ...
-
-    def session(self, uid: str, storage: str | None = None) -> TriggerManager: ...
 
     def reset_storage(self) -> None: ...
 

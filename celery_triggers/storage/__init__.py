@@ -24,8 +24,7 @@ from typing import Any
 
 from ..core.errors import InvalidStorageURL
 from ..core.plugins import plugin_names, resolve_plugin
-from .base import StorageBackend
-from .bound import SessionStorage
+from .base import SessionStorage, StorageBackend
 from .txn import SessionTxn, check_uid
 from .urls import django_alias, mask_url
 

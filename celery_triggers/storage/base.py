@@ -4,8 +4,8 @@ A backend implements a handful of primitives on :class:`SessionTxn` (load
 the records an operation needs, write the records it changed: :mod:`.txn`)
 and a few session-lifecycle methods on :class:`StorageBackend` (here). The
 base classes own everything else: JSON encoding, error wrapping, session
-binding (:mod:`.bound`), retention (:mod:`.retention`), and the optimistic
-retry loop for backends that detect conflicts at commit time.
+binding (:class:`SessionStorage`), retention (rules in :mod:`.retention`),
+and the optimistic retry loop for backends that detect conflicts at commit time.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from ..core import engine
 from ..core.engine import Needs
 from ..core.errors import Conflict, CorruptSession, StorageError, StorageUnavailable, UnknownInstance
 from ..core.state import Instance
-from . import retention
-from .bound import SessionStorage
+from .retention import all_resolved, purge_cutoff
 from .txn import Prefetch, SessionTxn, check_uid
 
 #: ``Job`` and ``StorageBackend`` are this module's; the others are the
@@ -113,7 +112,12 @@ class StorageBackend(abc.ABC):
         session that changed meanwhile is kept. The retention policy of
         backends without expiry (SQLite, memory), and a sweep for those with
         one."""
-        return retention.purge(self, older_than, now=now, resolved_only=resolved_only, dry_run=dry_run)
+        cutoff = purge_cutoff(older_than, now)
+        uids = self.sessions()
+        if resolved_only:  # read in batches; a change after this read is newer than cutoff: the session is kept
+            found = self.instances_many(uids)
+            uids = [u for u in uids if all_resolved(found[u])]
+        return [uid for uid in uids if self.delete_if_idle(uid, cutoff, dry_run=dry_run)]
 
     def delete_if_idle(self, uid: str, cutoff: float, *, dry_run: bool = False) -> bool:
         """Delete session ``uid`` if nothing in it is scheduled or running
@@ -247,3 +251,50 @@ class StorageBackend(abc.ABC):
         from .urls import mask_url
 
         return f"<{type(self).__name__} {mask_url(self.url)}>"
+
+
+class SessionStorage:
+    """A backend bound to one session UID: what a :class:`TriggerManager` takes."""
+
+    def __init__(self, backend: StorageBackend, uid: str):
+        self.backend = backend
+        self.uid = check_uid(uid)
+        self._after_commit: Any = None
+
+    def atomic(self, operation: Callable[[SessionTxn], R], prefetch: Prefetch = (), *, resume: bool = False) -> R:
+        """Run ``operation`` atomically. With ``resume``, the backend may start
+        from what this object's previous transaction left (see
+        :meth:`StorageBackend.transaction`): the worker's finish after its
+        start, in one round trip on Redis when nothing else changed."""
+        result, self._after_commit = self.backend.run(
+            self.uid, operation, prefetch, self._after_commit if resume else None
+        )
+        return result
+
+    def read(self, operation: Callable[[SessionTxn], R], prefetch: Prefetch = ()) -> R:
+        """Run a read-only ``operation`` (see :meth:`StorageBackend.read`)."""
+        return self.backend.read(self.uid, operation, prefetch)
+
+    def start(
+        self, name: str, token: str, now: float, *, track: bool, metadata: Mapping[str, Any]
+    ) -> tuple[Instance, Instance, dict[str, Any]]:
+        """:meth:`StorageBackend.start` on this session; the finish that
+        follows may resume from it."""
+        before, after, configs, self._after_commit = self.backend.start(
+            self.uid, name, token, now, track=track, metadata=metadata
+        )
+        return before, after, configs
+
+    @property
+    def instances(self) -> dict[str, Instance]:
+        """Every instance of the session, by name (a fresh read)."""
+        return self.backend.instances(self.uid)
+
+    def instance(self, name: str) -> Instance:
+        return self.backend.instance(self.uid, name)
+
+    def delete(self) -> None:
+        self.backend.delete_session(self.uid)
+
+    def __repr__(self) -> str:
+        return f"<SessionStorage {self.uid!r} on {self.backend!r}>"

@@ -4,5 +4,5 @@ the worker's main process, the bootstep (:mod:`.bootstep`) and recovery of
 what a crash or an outage left behind (:mod:`.recovery`).
 
 May import: core, storage, session, producer, and Celery. The extension is
-reached through :class:`celery_triggers.session.host.Host`, never imported.
+reached through :class:`celery_triggers.session.extension.Extension`, never imported.
 """

@@ -12,7 +12,7 @@ from typing import Any
 from celery import bootsteps
 
 from ..core.errors import ConfigurationError
-from ..session.host import installed
+from ..session.extension import extension_of
 from ..storage import mask_url
 from .protocol import wrap_tasks
 
@@ -27,11 +27,11 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
     def __init__(self, parent: Any, **kwargs: Any):
         super().__init__(parent, **kwargs)
         self._sweeper: Any = None
-        if installed(parent.app) is not None:
+        if extension_of(parent.app) is not None:
             wrap_tasks(parent.app)  # in the parent, before prefork builds the children's tracers
 
     def start(self, parent: Any) -> None:
-        ext = installed(parent.app)
+        ext = extension_of(parent.app)
         if ext is None:
             return
         for warning in ext.check_settings():  # a value that means nothing stops the worker here
@@ -59,6 +59,6 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
         if self._sweeper is not None:
             self._sweeper.stop()
             self._sweeper = None
-        ext = installed(parent.app)
+        ext = extension_of(parent.app)
         if ext is not None:
             ext.reset_storage()

@@ -69,7 +69,7 @@ from ..core.retry import call_with_backoff
 from ..core.state import split_instance_name
 from ..producer.runners.base import accepted_keywords
 from ..session.context import TaskContext, TaskResolved, pop_context, push_context
-from ..session.host import installed
+from ..session.extension import extension_of
 from ..session.manager import TriggerManager, error_metadata
 
 __all__ = ["execute", "trigger_headers", "wrap_task", "wrap_tasks"]
@@ -200,7 +200,7 @@ class _Execution:
         self.token = str(task.request.id)
         #: The token as log lines show it (a message's task id is anyone's text).
         self.shown_token = shown(self.token)
-        self.ext = installed(task.app)
+        self.ext = extension_of(task.app)
 
     def _skip(self, reason: object) -> BaseException:
         logger.warning(

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from ..core.data import escape_text, normalize_kwargs
 from ..core.errors import CorruptSession, IllegalTransition, InvalidKwargs, StaleDispatch, UnknownInstance
 from ..core.state import IN_FLIGHT, Changes, Instance, Snapshot, Status, TriggerRecord
-from ..session.host import Host, error_metadata
+from ..session.extension import Extension
+from ..session.host import error_metadata
 
 if TYPE_CHECKING:
     from ..session.manager import TriggerManager
@@ -72,7 +73,7 @@ def _since(instance: Instance) -> float:
     return 0.0
 
 
-def _outcome(ext: Host, token: str) -> tuple[str, Any, str | None] | None:
+def _outcome(ext: Extension, token: str) -> tuple[str, Any, str | None] | None:
     """(state, result, traceback) from Celery's result backend, if any."""
     from celery.backends.base import DisabledBackend
 
@@ -92,7 +93,7 @@ def _error(exc_type: str, message: str, tb: str | None = None, **extra: Any) -> 
     return {"exc_type": exc_type, "exc_module": "", "exc_message": message, "traceback": tb or "", **extra}
 
 
-def _resolve(ext: Host, manager: TriggerManager, instance: Instance, dry_run: bool) -> tuple[str, str]:
+def _resolve(ext: Extension, manager: TriggerManager, instance: Instance, dry_run: bool) -> tuple[str, str]:
     """Resolve one stuck instance; returns (action, reason)."""
     name, token = instance.name, str(instance.metadata.get("task_id") or "")
     outcome = _outcome(ext, token) if token else None
@@ -138,7 +139,7 @@ def _resolve(ext: Host, manager: TriggerManager, instance: Instance, dry_run: bo
 
 
 def recover(
-    ext: Host,
+    ext: Extension,
     sessions: Iterable[str] | None = None,
     *,
     older_than: float = 60.0,
@@ -152,7 +153,7 @@ def recover(
 
 
 def redispatch(
-    ext: Host,
+    ext: Extension,
     sessions: Iterable[str] | None = None,
     *,
     older_than: float = 60.0,
@@ -174,7 +175,7 @@ def redispatch(
 
 
 def _walk(
-    ext: Host,
+    ext: Extension,
     sessions: Iterable[str] | None,
     statuses: Collection[Status],
     older_than: float,
@@ -211,7 +212,7 @@ def _walk(
     return actions
 
 
-def _take_lease(ext: Host, holder: str, seconds: float) -> bool:
+def _take_lease(ext: Extension, holder: str, seconds: float) -> bool:
     """One process at a time sweeps: a lease record in storage, taken or
     renewed atomically (on every backend)."""
     now = time.time()
@@ -237,7 +238,7 @@ class Sweeper:
     """``triggers_recover_interval``: a worker thread that runs ``recover``
     every interval, on one worker at a time (a lease in storage)."""
 
-    def __init__(self, ext: Host, interval: float, holder: str):
+    def __init__(self, ext: Extension, interval: float, holder: str):
         self.ext = ext
         self.interval = interval
         self.holder = holder

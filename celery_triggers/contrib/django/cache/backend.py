@@ -18,8 +18,7 @@ from ....core.data import loads
 from ....core.errors import ConfigurationError, Conflict, CorruptSession, InvalidStorageURL, StorageError
 from ....core.state import Instance, split_instance_name
 from ....storage import django_alias, mask_url
-from ....storage.base import Job, StorageBackend
-from ....storage.bound import SessionStorage
+from ....storage.base import Job, SessionStorage, StorageBackend
 from ....storage.kv import KVTxn, instance_names, parse_state, session_instances
 from ....storage.txn import Prefetch, SessionTxn, check_uid
 from .index import Layout, index_changes, list_sessions, update_session_list
