@@ -127,7 +127,7 @@ def test_recover_finishes_from_the_result_backend_and_cascades(tmp_path: Path, r
 
 
 def test_recover_without_a_result_backend_and_the_sweep_lease(tmp_path: Path) -> None:
-    from celery_triggers.worker.recovery import _take_lease
+    from celery_triggers.worker.sweeper import take_lock as _take_lease
 
     app = _recovery_app(tmp_path)
     session, _ = _stuck(app, "nb")

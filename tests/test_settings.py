@@ -45,7 +45,9 @@ READS: list[tuple[str, Any, Any]] = [
     ("triggers_recover_older_than", "1e2", 100.0),
     ("triggers_recover_interval", "1.5", 1.5),
     ("triggers_recover_interval", "0", None),  # 0: off
-    ("triggers_recover_interval", "", None),
+    ("triggers_recover_interval", "", 60.0),  # empty: the default
+    ("triggers_heartbeat_interval", "2.5", 2.5),
+    ("triggers_heartbeat_interval", "0", None),  # 0: no leases
     ("triggers_session_ttl", "3600", 3600.0),
     ("triggers_session_ttl", "0", None),
     ("triggers_storages", '{"legacy": "memory://"}', {"legacy": "memory://"}),
@@ -76,6 +78,7 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("triggers_finish_timeout", "nan", "expected a number of seconds >= 0, got str 'nan'"),
     ("triggers_finish_timeout", "inf", "expected a number of seconds >= 0, got str 'inf'"),
     ("triggers_recover_older_than", -5, "expected a number of seconds >= 0, got -5"),
+    ("triggers_heartbeat_interval", "often", "expected a number of seconds >= 0 (0: off), got str 'often'"),
     ("triggers_recover_interval", "-1", "expected a number of seconds >= 0 (0: off), got '-1'"),
     ("triggers_session_ttl", "an hour", "expected a number of seconds >= 0 (0: off), got str 'an hour'"),
     ("triggers_storages", "legacy=memory://", "expected a mapping of alias names to storage URLs"),

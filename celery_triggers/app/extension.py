@@ -18,6 +18,7 @@ from ..producer.runners import TaskRunner, resolve_runner_class
 from ..session.hooks import Hooks
 from ..session.host import installed
 from ..storage import StorageBackend, mask_url, resolve_storage
+from ..storage.epoch import current_epoch
 from . import settings
 from .configs import ConfigRegistry
 
@@ -63,7 +64,9 @@ class Triggers:
 
     def _setup(self, app: Celery) -> None:
         from ..worker.bootstep import TriggersStep
+        from ..worker.lifecycle import LeaseStep
         from ..worker.protocol import wrap_tasks
+        from ..worker.sweeper import SweeperStep
         from .censor import install_censor
 
         self.app = app
@@ -75,9 +78,12 @@ class Triggers:
         self._local_aliases: dict[str, tuple[str, StorageBackend]] = {}
         self._runners: dict[str, TaskRunner] = {}
         self._hooks: tuple[Hooks, ...] = ()
+        #: id(backend) -> its epoch, read once per process (see storage/epoch.py).
+        self._epochs: dict[int, str | None] = {}
         self._lock = threading.RLock()
         app.triggers = self
-        app.steps["worker"].add(TriggersStep)
+        for step in (TriggersStep, LeaseStep, SweeperStep):
+            app.steps["worker"].add(step)
         install_censor()  # Celery's report and inspect conf mask the storage URLs (see .censor)
         if app.finalized:
             wrap_tasks(app)
@@ -131,6 +137,7 @@ class Triggers:
             self._storage = None
             self._other_storages.clear()
             self._local_aliases.clear()
+            self._epochs.clear()
 
     @property
     def storage_aliases(self) -> dict[str, str]:
@@ -179,6 +186,21 @@ class Triggers:
             alias = entry[0] if entry is not None else f"{LOCAL_ALIAS}{len(self._local_aliases)}"
             self._local_aliases[backend.url] = (alias, backend)
             return alias
+
+    def epoch_of(self, backend: StorageBackend) -> str | None:
+        """The epoch ``backend`` had when this process first sent a message
+        from it (created then if it had none); messages carry it, so that a
+        worker tells a storage that lost data from a stale message. None
+        when it could not be read (the message goes without)."""
+        key = id(backend)
+        if key not in self._epochs:
+            try:
+                found = current_epoch(backend)
+            except TriggersError:
+                return None
+            with self._lock:
+                self._epochs[key] = found.id if found is not None else None
+        return self._epochs[key]
 
     def prepare_task(self, task: Any) -> None:
         """Route ``task``'s trigger messages through the worker protocol

@@ -108,14 +108,22 @@ SETTINGS: Mapping[str, Option] = MappingProxyType(
             minimum=1,
         ),
         "triggers_recover_interval": Option(
-            None,
+            60.0,
             "seconds",
-            "seconds between recovery sweeps in the worker; unset or 0: no sweep",
-            shown="off",
+            "seconds between recovery sweeps (one worker at a time sweeps); 0: no sweep",
             zero_is_off=True,
         ),
         "triggers_recover_older_than": Option(
-            300.0, "seconds", "age in seconds past which the worker's sweep recovers an instance"
+            300.0,
+            "seconds",
+            "seconds after which the sweep re-sends a scheduled instance (doubling at each re-send), "
+            "and judges a running one started by a worker without leases lost",
+        ),
+        "triggers_heartbeat_interval": Option(
+            10.0,
+            "seconds",
+            "seconds between a worker's lease renewals; a running instance is presumed lost after three; 0: no leases",
+            zero_is_off=True,
         ),
     }
 )

@@ -7,6 +7,7 @@ import time
 
 import click
 
+from ..core.state import is_internal
 from ..storage import mask_url
 from .common import echo_json, existing_session, extension, refusals
 
@@ -73,7 +74,7 @@ def sessions(
         if status not in known:
             raise click.BadParameter(f"{status!r} is not a status ({', '.join(sorted(known))})", param_hint="--status")
     ext = extension(ctx)
-    rows = sessions_view(ext.storage, [u for u in ext.storage.sessions() if not u.startswith("celery-triggers:")])
+    rows = sessions_view(ext.storage, [u for u in ext.storage.sessions() if not is_internal(u)])
     if unresolved:
         rows = [r for r in rows if r["unresolved"]]
     if statuses:

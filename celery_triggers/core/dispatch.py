@@ -12,7 +12,7 @@ from .config import TaskConfig
 from .engine import task_kwargs
 from .state import Instance
 
-__all__ = ["HEADER_INSTANCE", "HEADER_SESSION", "HEADER_STORAGE", "LOCAL_ALIAS", "Dispatch"]
+__all__ = ["HEADER_EPOCH", "HEADER_INSTANCE", "HEADER_SESSION", "HEADER_STORAGE", "LOCAL_ALIAS", "Dispatch"]
 
 #: Message headers that tie a Celery message to its session and instance.
 HEADER_SESSION = "triggers_session"
@@ -20,6 +20,9 @@ HEADER_INSTANCE = "triggers_instance"
 #: Sent only when the session lives elsewhere than the app's storage: the
 #: *alias* of that storage (a key of ``triggers_storages``), never a URL.
 HEADER_STORAGE = "triggers_storage"
+#: The epoch of the storage the message was sent from (see
+#: ``storage/epoch.py``): a worker tells a lost storage from a stale message.
+HEADER_EPOCH = "triggers_epoch"
 #: Prefix of an alias that only this process knows (a session storage built
 #: by hand, e.g. the seed's ``CacheStorageBackend(uid)``): fine for the
 #: in-process runners, refused by the Celery runner.
@@ -35,6 +38,8 @@ class Dispatch:
     config: TaskConfig
     #: Alias of the session's storage when it is not the app's own.
     storage_alias: str | None = None
+    #: The epoch of that storage, when known.
+    epoch: str | None = None
 
     @property
     def task_id(self) -> str | None:
@@ -46,6 +51,8 @@ class Dispatch:
         headers = {HEADER_SESSION: self.session_uid, HEADER_INSTANCE: self.instance.name}
         if self.storage_alias is not None:
             headers[HEADER_STORAGE] = self.storage_alias
+        if self.epoch is not None:
+            headers[HEADER_EPOCH] = self.epoch
         return headers
 
     @property

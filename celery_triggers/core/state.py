@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .config import TaskConfig
 
 __all__ = [
+    "INTERNAL_PREFIX",
     "IN_FLIGHT",
     "RESOLVED",
     "START_OVERLAY",
@@ -33,6 +34,7 @@ __all__ = [
     "Transition",
     "TriggerRecord",
     "instance_name",
+    "is_internal",
     "split_instance_name",
 ]
 
@@ -62,6 +64,16 @@ START_OVERLAY = "~start"
 RESOLVED = frozenset({Status.FINISHED, Status.ABANDONED, Status.REPLAYED, Status.SKIPPED})
 #: A message is out for these: a session with one must not expire or be purged.
 IN_FLIGHT = frozenset({Status.SCHEDULED, Status.RUNNING})
+
+
+#: Sessions whose UID starts with this are celery-triggers' own bookkeeping
+#: (the storage's epoch, the workers' heartbeats, the sweeper's lock): never
+#: listed to users, purged or recovered.
+INTERNAL_PREFIX = "celery-triggers:"
+
+
+def is_internal(uid: str) -> bool:
+    return uid.startswith(INTERNAL_PREFIX)
 
 
 def instance_name(task: str, number: int) -> str:

@@ -56,15 +56,20 @@ def dispatch(
     instances, whatever another did); one :class:`DispatchError` naming
     every instance a broker refused."""
     by_runner: dict[str, list[Dispatch]] = {}
-    alias = host.alias_of(backend) if instances else None
+    if not instances:
+        return
+    alias = host.alias_of(backend)
+    runners = {name: host.runner(name) for name in {configs[i.task].using or host.default_runner for i in instances}}
+    # Messages carry the storage's epoch (read once per process), in-process work needs none.
+    epoch = host.epoch_of(backend) if any(r.sends_messages for r in runners.values()) else None
     for instance in instances:
         config = configs[instance.task]
         runner = config.using or host.default_runner
-        by_runner.setdefault(runner, []).append(Dispatch(uid, instance, config, alias))
+        by_runner.setdefault(runner, []).append(Dispatch(uid, instance, config, alias, epoch))
     failures: list[DispatchError] = []
     for runner_name, items in by_runner.items():
         try:
-            host.runner(runner_name).dispatch(items)
+            runners[runner_name].dispatch(items)
         except DispatchError as exc:
             failures.append(exc)
     if len(failures) == 1:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, cast
 
+from ..storage import StorageBackend
 from .host import Host, installed
 from .manager import TriggerManager
 
@@ -16,6 +17,8 @@ class Extension(Host, Protocol):
     """``app.triggers`` as the producer and the worker see it."""
 
     def session(self, uid: str, storage: str | None = None) -> TriggerManager: ...
+
+    def storage_for(self, alias: str | None) -> StorageBackend: ...
 
 
 def extension_of(app: Any) -> Extension | None:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, TypeVar
 from ..core import engine
 from ..core.engine import Needs
 from ..core.errors import Conflict, CorruptSession, StorageError, StorageUnavailable, UnknownInstance
-from ..core.state import Instance
+from ..core.state import Instance, is_internal
 from .retention import all_resolved, purge_cutoff
 from .txn import Prefetch, SessionTxn, check_uid
 
@@ -94,12 +94,13 @@ class StorageBackend(abc.ABC):
     @abc.abstractmethod
     def delete_session(self, uid: str) -> None: ...
 
-    def expiry(self, in_flight: bool) -> float | None:
+    def expiry(self, in_flight: bool, uid: str = "") -> float | None:
         """The TTL a commit gives a session, the same rule on every backend
         that expires: none while an instance is scheduled or running (a
-        session must not vanish under a running task); else
-        :attr:`session_ttl` seconds from this change."""
-        return None if in_flight or not self.session_ttl else self.session_ttl
+        session must not vanish under a running task), none for
+        celery-triggers' own bookkeeping (the storage's epoch, the workers'
+        heartbeats); else :attr:`session_ttl` seconds from this change."""
+        return None if in_flight or not self.session_ttl or is_internal(uid) else self.session_ttl
 
     def purge(
         self, older_than: float, *, now: float | None = None, resolved_only: bool = False, dry_run: bool = False
@@ -113,7 +114,7 @@ class StorageBackend(abc.ABC):
         backends without expiry (SQLite, memory), and a sweep for those with
         one."""
         cutoff = purge_cutoff(older_than, now)
-        uids = self.sessions()
+        uids = [uid for uid in self.sessions() if not is_internal(uid)]
         if resolved_only:  # read in batches; a change after this read is newer than cutoff: the session is kept
             found = self.instances_many(uids)
             uids = [u for u in uids if all_resolved(found[u])]

@@ -1,8 +1,9 @@
 """Worker bootstep: wraps the app's tasks before any pool process forks,
 checks the settings and the storage at start (so a bad value or URL fails
 loudly and early), warns about unknown ``triggers_*`` settings, names it
-in the start-up log, runs the optional recovery sweep, and closes the
-storage at shutdown."""
+in the start-up log, and closes the storage at shutdown (the last step to
+stop: the leases (:mod:`.leases`) and the sweeper (:mod:`.sweeper`) are
+steps of their own, started after it)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
 
     def __init__(self, parent: Any, **kwargs: Any):
         super().__init__(parent, **kwargs)
-        self._sweeper: Any = None
         if extension_of(parent.app) is not None:
             wrap_tasks(parent.app)  # in the parent, before prefork builds the children's tracers
 
@@ -48,17 +48,8 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
             ext.default_runner,
             len(ext.configs),
         )
-        interval = ext.setting("triggers_recover_interval")
-        if interval:
-            from .recovery import Sweeper
-
-            self._sweeper = Sweeper(ext, interval, parent.hostname)
-            self._sweeper.start()
 
     def stop(self, parent: Any) -> None:
-        if self._sweeper is not None:
-            self._sweeper.stop()
-            self._sweeper = None
         ext = extension_of(parent.app)
         if ext is not None:
             ext.reset_storage()

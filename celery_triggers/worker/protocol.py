@@ -44,14 +44,10 @@ from celery.exceptions import Ignore, Reject, Retry
 
 from ..core.data import (
     MAX_KWARGS_BYTES,
-    MAX_NAME_LENGTH,
-    MAX_UID_LENGTH,
-    check_text,
     escape_text,
     normalize_kwargs,
     shown,
 )
-from ..core.dispatch import HEADER_INSTANCE, HEADER_SESSION, HEADER_STORAGE
 from ..core.engine import task_kwargs
 from ..core.errors import (
     CorruptSession,
@@ -66,13 +62,15 @@ from ..core.errors import (
     UnknownTask,
 )
 from ..core.retry import call_with_backoff
-from ..core.state import split_instance_name
 from ..producer.runners.base import accepted_keywords
 from ..session.context import TaskContext, TaskResolved, pop_context, push_context
 from ..session.extension import extension_of
 from ..session.manager import TriggerManager, error_metadata
+from .epochs import check_epoch
+from .headers import MessageIds, trigger_headers
+from .leases import keeper_of
 
-__all__ = ["execute", "trigger_headers", "wrap_task", "wrap_tasks"]
+__all__ = ["execute", "trigger_headers", "wrap_task", "wrap_tasks"]  # trigger_headers: see .headers
 
 logger = logging.getLogger("celery_triggers")
 
@@ -80,49 +78,6 @@ logger = logging.getLogger("celery_triggers")
 _WRAPPED = "__celery_triggers__"
 #: Celery's own control flow: the instance keeps its status.
 _CELERY_CONTROL = (Retry, Ignore, Reject)
-#: Longest instance name: a task name, "#" and a number.
-_MAX_INSTANCE_LENGTH = MAX_NAME_LENGTH + 21
-
-
-def trigger_headers(request: Any) -> tuple[str, str, str | None] | None:
-    """(session UID, instance name, storage alias or None) of a task
-    request; None when it carries none of celery-triggers' headers (a plain
-    call of the task).
-
-    Raises ``ValueError`` naming the problem (values escaped and truncated)
-    when the headers are malformed: one without the others, not a string,
-    too long, with control characters, or an instance name that does not
-    parse. Such a message was not dispatched by celery-triggers, and is
-    neither a plain call: the worker runs nothing for it.
-
-    On a worker, custom message headers become request attributes (and
-    ``request.headers``); in ``Task.apply`` they stay in ``request.headers``.
-    """
-    headers = getattr(request, "headers", None)
-    headers = headers if isinstance(headers, dict) else {}
-    found = {}
-    for header in (HEADER_SESSION, HEADER_INSTANCE, HEADER_STORAGE):
-        value = getattr(request, header, None)
-        found[header] = headers.get(header) if value is None else value
-    uid, name, alias = found[HEADER_SESSION], found[HEADER_INSTANCE], found[HEADER_STORAGE]
-    if uid is None and name is None and alias is None:
-        return None
-    if uid is None or name is None:
-        present = HEADER_SESSION if uid is not None else HEADER_INSTANCE if name is not None else HEADER_STORAGE
-        missing = HEADER_INSTANCE if uid is not None else HEADER_SESSION
-        raise ValueError(f"header {present} without {missing}")
-    problem = (
-        check_text(uid, what=f"header {HEADER_SESSION}", limit=MAX_UID_LENGTH)
-        or check_text(name, what=f"header {HEADER_INSTANCE}", limit=_MAX_INSTANCE_LENGTH)
-        or (None if alias is None else check_text(alias, what=f"header {HEADER_STORAGE}", limit=MAX_NAME_LENGTH))
-    )
-    if problem is not None:
-        raise ValueError(problem)
-    try:
-        split_instance_name(name)
-    except ValueError as exc:
-        raise ValueError(f"header {HEADER_INSTANCE}: {exc}") from None
-    return uid, name, alias
 
 
 def wrap_task(task: Task) -> None:
@@ -155,7 +110,7 @@ def execute(task: Task, body: Callable[..., Any], args: tuple[Any, ...], kwargs:
         raise _ignore(exc) from None
     if ids is None:
         return body(*args, **kwargs)
-    return _Execution(task, *ids).run(body, args, kwargs)
+    return _Execution(task, ids).run(body, args, kwargs)
 
 
 def mark_wrapped(run: Callable[..., Any]) -> Callable[..., Any]:
@@ -192,11 +147,10 @@ def _hostname(task: Task) -> str:
 class _Execution:
     """One message of one instance, from start to finish."""
 
-    def __init__(self, task: Task, uid: str, name: str, alias: str | None):
+    def __init__(self, task: Task, ids: MessageIds):
         self.task = task
-        self.uid = uid
-        self.name = name
-        self.alias = alias
+        self.ids = ids
+        self.uid, self.name, self.alias = ids.uid, ids.name, ids.alias
         self.token = str(task.request.id)
         #: The token as log lines show it (a message's task id is anyone's text).
         self.shown_token = shown(self.token)
@@ -213,20 +167,34 @@ class _Execution:
         )
         return _ignore(reason)
 
+    def _unknown(self, exc: UnknownInstance) -> BaseException:
+        """An instance its storage does not hold: a stale or forged message
+        (a warning), unless the message was sent when the storage held
+        another epoch: then the storage lost data (an error, recorded for
+        ``recover --dry-run``)."""
+        assert self.ext is not None
+        lost = check_epoch(self.ext.storage_for(self.alias), self.ids, self.shown_token) if self.ids.epoch else False
+        return _ignore(exc) if lost else self._skip(exc)
+
     # -- step 1 --------------------------------------------------------------
     def _start(self) -> tuple[TriggerManager, TaskContext]:
         if self.ext is None:
             raise self._skip(f"celery-triggers is not installed on app {self.task.app.main!r}")
         try:
             manager = self.ext.session(self.uid, self.alias)
+            keeper = keeper_of(self.task.app)  # leases kept by this worker: the start records the lease
+            lease = {"lease": keeper.interval} if keeper is not None else {}
             instance, config = manager.start_instance(
                 self.name,
                 self.token,
                 track=self.ext.track_started,
                 hostname=_hostname(self.task),
                 celery_retries=self.task.request.retries or 0,
+                **lease,
             )
-        except (UnknownStorage, UnknownInstance, UnknownTask, IllegalTransition, StaleDispatch) as exc:
+        except UnknownInstance as exc:
+            raise self._unknown(exc) from None
+        except (UnknownStorage, UnknownTask, IllegalTransition, StaleDispatch) as exc:
             raise self._skip(exc) from None
         except CorruptSession as exc:
             logger.error("celery-triggers: %s (message %s not run)", _text(exc), self.shown_token)

@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from ...core.errors import TriggersError
-from ...core.state import RESOLVED, Status
+from ...core.state import INTERNAL_PREFIX, RESOLVED, Status
 from .actions import ACTIONS, database_alias, manager_for, run_action
 from .models import Session
 
@@ -94,6 +94,7 @@ class SessionAdmin(admin.ModelAdmin):
             super()
             .get_queryset(request)
             .using(database_alias())
+            .exclude(uid__startswith=INTERNAL_PREFIX)  # celery-triggers' own bookkeeping
             .annotate(
                 n_instances=Count("instances"),
                 n_failed=Count("instances", filter=Q(instances__status=Status.FAILED.value)),

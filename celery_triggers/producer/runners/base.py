@@ -62,6 +62,9 @@ class TaskRunner(abc.ABC):
     #: Runs each instance before the caller's next operation (the eager
     #: runner): ``fire_many`` then fires event by event, as a loop would.
     runs_in_caller: bool = False
+    #: Sends a message per instance to workers (which then check the
+    #: storage's epoch it carries); in-process runners do not.
+    sends_messages: bool = False
 
     def __init__(self, app: Celery):
         self.app = app

@@ -18,6 +18,7 @@ class CeleryTaskRunner(TaskRunner):
     not know) with the session and instance in the message headers."""
 
     name = "celery"
+    sends_messages = True
 
     def dispatch(self, items: list[Dispatch]) -> None:
         local = sorted({i.session_uid for i in items if (i.storage_alias or "").startswith(LOCAL_ALIAS)})

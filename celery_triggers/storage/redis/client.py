@@ -135,7 +135,7 @@ class RedisStorage(StorageBackend):
         persist (work in flight), else seconds."""
         if not self.session_ttl:
             return 0
-        ttl = self.expiry(bool(state.get("in_flight")))
+        ttl = self.expiry(bool(state.get("in_flight")), str(state.get("uid") or ""))
         return -1 if ttl is None else math.ceil(ttl)
 
     def call(self, call: Call) -> Any:

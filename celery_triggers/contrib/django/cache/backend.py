@@ -186,7 +186,7 @@ class DjangoCacheStorage(StorageBackend):
         """(state, other keys) timeouts: none while an instance is in flight;
         else the other keys live twice as long as the state, refreshed by
         :meth:`_refresh` so that they never expire before it."""
-        ttl = self.expiry(bool(state.get("in_flight")))
+        ttl = self.expiry(bool(state.get("in_flight")), str(state.get("uid") or ""))
         return (None, None) if ttl is None else (ttl, ttl * 2)
 
     def _refresh(self, uid: str, txn: KVTxn, was_in_flight: bool) -> list[str]:

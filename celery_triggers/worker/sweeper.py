@@ -1,0 +1,100 @@
+"""The recovery sweeper: a bootstep, on by default, that runs
+:func:`~.recovery.recover` every ``triggers_recover_interval`` seconds (60;
+0 turns it off) on one worker at a time, as Celery Beat runs as its own
+bootstep. One worker at a time: a lock record in storage with an expiry of
+two intervals, taken or renewed atomically (on every backend), so a worker
+that died hands the sweep over within two intervals."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from celery import bootsteps
+
+from ..core.needs import Needs
+from ..core.state import INTERNAL_PREFIX, Changes, TriggerRecord
+from ..session.extension import Extension, extension_of
+from .recovery import recover
+
+__all__ = ["Sweeper", "SweeperStep", "take_lock"]
+
+logger = logging.getLogger("celery_triggers")
+
+#: The internal session holding the sweeper's lock.
+LOCK_SESSION = INTERNAL_PREFIX + "recovery"
+
+
+def take_lock(ext: Extension, holder: str, seconds: float) -> bool:
+    """Take (or renew) the sweeper's lock for ``seconds``; False when
+    another holder's is still valid."""
+    now = time.time()
+
+    def op(txn: Any) -> bool:
+        record = txn.load(Needs(triggers=frozenset({"lease"}))).triggers.get("lease")
+        if record is not None and record.kwargs.get("holder") != holder and record.kwargs.get("until", 0) > now:
+            return False
+        txn.write(Changes(triggers={"lease": TriggerRecord("lease", {"holder": holder, "until": now + seconds})}))
+        return True
+
+    return bool(ext.storage.atomic(LOCK_SESSION, op))
+
+
+class Sweeper:
+    """A thread that sweeps every ``interval`` seconds while it holds the lock."""
+
+    def __init__(self, ext: Extension, interval: float, holder: str):
+        self.ext = ext
+        self.interval = interval
+        self.holder = holder
+        self.older_than: float = ext.setting("triggers_recover_older_than")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="celery-triggers-recovery", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def sweep(self) -> None:
+        if not take_lock(self.ext, self.holder, self.interval * 2):
+            return
+        for action in recover(self.ext, older_than=self.older_than):
+            if action.action == "lost data":
+                logger.error("celery-triggers: %s", action)
+            elif action.action != "skipped":
+                logger.warning("celery-triggers: recovered %s", action)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sweep()
+            except Exception:  # an extension never breaks its host: logged, next sweep in an interval
+                logger.exception("celery-triggers: recovery sweep failed; next in %s s", self.interval)
+
+
+class SweeperStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is untyped
+    """Runs the recovery sweep in this worker (when it holds the lock)."""
+
+    label = "celery-triggers sweeper"
+    requires = ("celery_triggers.worker.lifecycle:LeaseStep",)
+
+    def __init__(self, parent: Any, **kwargs: Any):
+        super().__init__(parent, **kwargs)
+        self.sweeper: Sweeper | None = None
+
+    def start(self, parent: Any) -> None:
+        ext = extension_of(parent.app)
+        interval = ext.setting("triggers_recover_interval") if ext is not None else None
+        if ext is not None and interval:
+            self.sweeper = Sweeper(ext, float(interval), parent.hostname)
+            self.sweeper.start()
+
+    def stop(self, parent: Any) -> None:
+        if self.sweeper is not None:
+            self.sweeper.stop()
+            self.sweeper = None
