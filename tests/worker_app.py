@@ -18,7 +18,7 @@ from celery.signals import task_success
 
 from celery_triggers import Hooks, NotInTriggerTask, TaskContext, Triggers, current_context, trigger_task
 
-from . import params_cases
+from . import params_cases, upgrade_tasks
 from .classy_tasks import CONFIGS, TASKS
 
 DATA = Path(os.environ.get("CT_TEST_DATA", "/nonexistent-set-CT_TEST_DATA"))
@@ -40,6 +40,7 @@ for task_class in TASKS:  # class-based trigger tasks, the original framework's 
 app.triggers.configure(CONFIGS)
 app.task(name=params_cases.ECHO, shared=False)(params_cases.echo)
 params_cases.declare_all(app)  # withParams made every app-wide way (tests/test_params.py)
+upgrade_tasks.declare(app)  # the tasks of the sessions the previous release stored (tests/test_upgrade.py)
 
 
 @trigger_task(after=["go"], name="t_boom")
