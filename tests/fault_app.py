@@ -48,6 +48,7 @@ app.conf.update(
     triggers_finish_timeout=30,
     triggers_recover_interval=float(os.environ.get("CT_RECOVER_INTERVAL", "0")) or None,
     triggers_recover_older_than=1,
+    triggers_heartbeat_interval=os.environ.get("CT_HEARTBEAT", "10"),
     triggers_session_ttl=float(os.environ.get("CT_SESSION_TTL", "0")) or None,
 )
 Triggers(app)
