@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import json
 import sqlite3
+import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -621,3 +622,30 @@ def test_scheduled_instances_of_the_previous_release_run_on_a_real_worker(worker
     assert instances[S2]["t_archive#0"].result == {"archived": [1, 2, 3]}
     assert sorted(n for n in instances[S3] if n.startswith("t_bindBook")) == ["t_bindBook#0"]
     assert instances[S3]["t_payAdvance#0"].status.value == "unstarted"
+
+
+# -- recovery of what a worker of the previous release left running -------------------------
+
+
+def test_an_instance_running_under_a_worker_without_leases_is_judged_by_its_age(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The 0.1 worker left t_typesetChapter#1 running with no lease: the
+    sweep judges it by the old rule (its age), never by a lease it never
+    had, even while workers with leases heartbeat."""
+    from celery_triggers.core.leases import Heartbeat
+    from celery_triggers.worker.leases import write_heartbeat
+
+    app, _ = upgraded_app(storage_with_fixture("sqlite", request, tmp_path))
+    write_heartbeat(app.triggers.storage, Heartbeat("celery@new-worker", time.time(), 10, frozenset()))
+    session = app.triggers.session(S1)
+    assert "lease" not in session.instance("t_typesetChapter#1").metadata
+
+    young = [a for a in app.triggers.recover([S1], older_than=10**9) if a.instance == "t_typesetChapter#1"]
+    assert [(a.action, "no lease" in a.reason) for a in young] == [("skipped", True)]
+    assert session.instance("t_typesetChapter#1").status.value == "running"
+
+    old = [a for a in app.triggers.recover([S1], older_than=0) if a.instance == "t_typesetChapter#1"]
+    assert [a.action for a in old] == ["failed"]
+    lost = session.instance("t_typesetChapter#1")
+    assert lost.status.value == "failed" and lost.metadata["exc_type"] == "WorkerLost"
