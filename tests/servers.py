@@ -175,7 +175,8 @@ class RabbitMQServer:
 
     BINARY = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, config: str = ""):
+        self.config = config
         if not os.path.exists(self.BINARY):
             message = "rabbitmq-server is not installed (apt-get install rabbitmq-server)"
             if IN_CI:
@@ -215,7 +216,7 @@ class RabbitMQServer:
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        (self.directory / "rabbitmq.conf").write_text("loopback_users = none\n")
+        (self.directory / "rabbitmq.conf").write_text("loopback_users = none\n" + self.config)
         env = self._env()
         epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
         self.epmd = subprocess.Popen(

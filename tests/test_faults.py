@@ -469,3 +469,33 @@ def test_a_refused_storage_command_at_the_finish_is_not_retried(
     assert "recover" in errors[0], errors
     assert "storage unreachable" not in log, "not retried"
     assert [(a.instance, a.action) for a in actions] == [("t_revoke#0", "failed")]
+
+
+def test_rabbitmq_publisher_confirms_refuse_a_message_the_broker_drops(
+    tmp_path: Path, rabbitmq_server: RabbitMQServer
+) -> None:
+    """A broker that drops a message after the publish returned (here: a
+    bounded queue that rejects publishes once full) is told to the caller:
+    the fire raises DispatchError and the instance stays scheduled, to
+    re-send. Celery's own producer, without confirms, loses the same
+    message silently."""
+    from kombu.entity import Queue
+
+    from celery_triggers import DispatchError
+
+    app = make_app(storage=f"sqlite:///{tmp_path / 's.sqlite3'}", runner="celery", broker_url=rabbitmq_server.url)
+    queue = f"bounded-{uuid.uuid4().hex[:8]}"
+    app.conf.task_default_queue = queue
+    bounded = Queue(queue, queue_arguments={"x-max-length": 1, "x-overflow": "reject-publish"})  # type: ignore[no-untyped-call]  # kombu is untyped
+    app.conf.task_queues = [bounded]
+    app.triggers.configure({"t_x": {"after": ["go"], "run": "nowhere.x"}})
+    assert [i.name for i in app.triggers.fire("first", "go")] == ["t_x#0"], "the queue takes one"
+    with pytest.raises(DispatchError) as refused:
+        app.triggers.fire("second", "go")
+    assert (refused.value.instances == ["t_x#0"] and "second" in str(refused.value)) or refused.value.instances
+    assert app.triggers.session("second").instance("t_x#0").status is Status.SCHEDULED, "to re-send"
+
+    app.send_task("nowhere.x")  # Celery's producer, no confirm: returns, and the message is gone
+    with app.connection_for_read() as connection:
+        queued = connection.default_channel.queue_declare(queue, passive=True).message_count
+    assert queued == 1, "only the first message is in the queue"

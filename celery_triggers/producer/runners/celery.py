@@ -1,8 +1,23 @@
-"""The default runner: one Celery message per ready instance."""
+"""The default runner: one Celery message per ready instance.
+
+On an AMQP broker (RabbitMQ) the messages are published with publisher
+confirms (kombu's ``confirm_publish``): each publish waits for the broker's
+acknowledgement, so a message the broker refuses or loses before taking it
+(a full queue, a size limit, a broker failing over) raises here, and the
+instance stays ``scheduled`` with a :class:`DispatchError`, instead of being
+lost silently after ``fire`` returned. The confirming connection is this
+runner's own (one per thread and process), apart from Celery's producer
+pool, whose settings stay the application's.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from typing import Any
+
+from celery import Celery
 
 from ...core.dispatch import LOCAL_ALIAS, Dispatch
 from ...core.errors import ConfigurationError, DispatchError
@@ -20,6 +35,39 @@ class CeleryTaskRunner(TaskRunner):
     name = "celery"
     sends_messages = True
 
+    def __init__(self, app: Celery):
+        super().__init__(app)
+        self._local = threading.local()
+        self._amqp: bool | None = None
+
+    @property
+    def confirms(self) -> bool:
+        """Whether messages go out with publisher confirms (an AMQP broker)."""
+        if self._amqp is None:
+            self._amqp = self.app.connection_for_write().transport.driver_type == "amqp"
+        return self._amqp
+
+    def _producer(self) -> Any:
+        """This thread's confirming producer, or None (not an AMQP broker)."""
+        if not self.confirms:
+            return None
+        held = getattr(self._local, "producer", None)
+        if held is None or self._local.pid != os.getpid():  # a forked process opens its own
+            options = {**(self.app.conf.broker_transport_options or {}), "confirm_publish": True}
+            connection = self.app.connection_for_write(transport_options=options)
+            held = self._local.producer = self.app.amqp.Producer(connection)
+            self._local.pid = os.getpid()
+        return held
+
+    def _drop_producer(self) -> None:
+        held = getattr(self._local, "producer", None)
+        self._local.producer = None
+        if held is not None:
+            try:
+                held.connection.close()
+            except Exception:  # noqa: S110 - it failed already; a new one is opened next time
+                pass
+
     def dispatch(self, items: list[Dispatch]) -> None:
         local = sorted({i.session_uid for i in items if (i.storage_alias or "").startswith(LOCAL_ALIAS)})
         if local:
@@ -34,12 +82,14 @@ class CeleryTaskRunner(TaskRunner):
             countdown = item.instance.metadata.get("countdown")
             options = {"headers": item.headers, "task_id": item.task_id, "countdown": countdown}
             try:
+                options["producer"] = self._producer()
                 task = self.app.tasks.get(item.config.run)
                 if task is not None:
                     task.apply_async(kwargs=message_kwargs(task), **options)
                 else:  # unknown here: the worker passes trigger_kwargs if accepted
                     self.app.send_task(item.config.run, kwargs={}, **options)
             except Exception as exc:  # the broker refused: tell the caller
+                self._drop_producer()
                 logger.error(
                     "celery-triggers: could not send %s of session %r: %r", item.instance.name, item.session_uid, exc
                 )
