@@ -5,6 +5,7 @@ a real worker."""
 from __future__ import annotations
 
 import ast
+import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -47,6 +48,7 @@ READS: list[tuple[str, Any, Any]] = [
     ("triggers_recover_interval", "0", None),  # 0: off
     ("triggers_recover_interval", "", 60.0),  # empty: the default
     ("triggers_heartbeat_interval", "2.5", 2.5),
+    ("triggers_publish_confirms", "off", False),
     ("triggers_heartbeat_interval", "0", None),  # 0: no leases
     ("triggers_session_ttl", "3600", 3600.0),
     ("triggers_session_ttl", "0", None),
@@ -78,6 +80,7 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("triggers_finish_timeout", "nan", "expected a number of seconds >= 0, got str 'nan'"),
     ("triggers_finish_timeout", "inf", "expected a number of seconds >= 0, got str 'inf'"),
     ("triggers_recover_older_than", -5, "expected a number of seconds >= 0, got -5"),
+    ("triggers_publish_confirms", "sometimes", "expected a boolean"),
     ("triggers_heartbeat_interval", "often", "expected a number of seconds >= 0 (0: off), got str 'often'"),
     ("triggers_recover_interval", "-1", "expected a number of seconds >= 0 (0: off), got '-1'"),
     ("triggers_session_ttl", "an hour", "expected a number of seconds >= 0 (0: off), got str 'an hour'"),
@@ -176,7 +179,7 @@ def test_no_setting_is_read_around_the_table() -> None:
             if not isinstance(node, (ast.Call, ast.Subscript)):
                 continue
             text = ast.unparse(node)
-            if "conf" in text and "'triggers_" in text and path.name != "settings.py":
+            if re.search(r"\bconf\b", text) and "'triggers_" in text and path.name != "settings.py":
                 around.append(f"{path.relative_to(ROOT)}: {text}")
             if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(("setting", "settings.read")):
                 read |= {a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)}

@@ -119,6 +119,11 @@ SETTINGS: Mapping[str, Option] = MappingProxyType(
             "seconds after which the sweep re-sends a scheduled instance (doubling at each re-send), "
             "and judges a running one started by a worker without leases lost",
         ),
+        "triggers_publish_confirms": Option(
+            True,
+            "bool",
+            "on an AMQP broker (RabbitMQ), wait for the broker to confirm each message fire sends",
+        ),
         "triggers_heartbeat_interval": Option(
             10.0,
             "seconds",

@@ -5,7 +5,9 @@ confirms (kombu's ``confirm_publish``): each publish waits for the broker's
 acknowledgement, so a message the broker refuses or loses before taking it
 (a full queue, a size limit, a broker failing over) raises here, and the
 instance stays ``scheduled`` with a :class:`DispatchError`, instead of being
-lost silently after ``fire`` returned. The confirming connection is this
+lost silently after ``fire`` returned (about 1 ms more per message on
+loopback: ``triggers_publish_confirms = False`` trades that safety for the
+time). The confirming connection is this
 runner's own (one per thread and process), apart from Celery's producer
 pool, whose settings stay the application's.
 """
@@ -21,6 +23,7 @@ from celery import Celery
 
 from ...core.dispatch import LOCAL_ALIAS, Dispatch
 from ...core.errors import ConfigurationError, DispatchError
+from ...session.host import installed
 from .base import TaskRunner, message_kwargs
 
 __all__ = ["CeleryTaskRunner"]
@@ -42,9 +45,12 @@ class CeleryTaskRunner(TaskRunner):
 
     @property
     def confirms(self) -> bool:
-        """Whether messages go out with publisher confirms (an AMQP broker)."""
+        """Whether messages go out with publisher confirms (an AMQP broker,
+        and ``triggers_publish_confirms``, on by default)."""
         if self._amqp is None:
-            self._amqp = self.app.connection_for_write().transport.driver_type == "amqp"
+            host = installed(self.app)
+            wanted = host is None or bool(host.setting("triggers_publish_confirms"))
+            self._amqp = wanted and self.app.connection_for_write().transport.driver_type == "amqp"
         return self._amqp
 
     def _producer(self) -> Any:
