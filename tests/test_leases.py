@@ -4,6 +4,8 @@ when a lease is live or a scheduled instance due for a re-send."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from celery_triggers import IllegalTransition, StaleDispatch
@@ -125,3 +127,20 @@ def test_a_scheduled_instance_is_resent_after_the_age_doubled_per_resend() -> No
     twice = scheduled(dispatches=3, redispatched_at=NOW).instances["t_x#0"]
     assert not resend_due(twice, NOW + 1199, 300) and resend_due(twice, NOW + 1200, 300)
     assert not resend_due(running(), NOW + 10**6, 300)
+
+
+def test_celerys_test_worker_starts_and_stops_the_lease_keeper_and_the_sweeper(tmp_path: Path) -> None:
+    """Celery's in-process test worker (``start_worker``) runs the bootsteps
+    and terminates them: no keeper or sweeper thread outlives it."""
+    import threading
+
+    from celery.contrib.testing.worker import start_worker
+
+    from .conftest import make_app
+
+    app = make_app(f"sqlite:///{tmp_path / 's.sqlite3'}", runner="celery", triggers_heartbeat_interval=0.2)
+    names = ("celery-triggers-leases", "celery-triggers-recovery")
+    with start_worker(app, pool="solo", perform_ping_check=False):
+        running = {t.name for t in threading.enumerate()}
+        assert set(names) <= running, running
+    assert not [t for t in threading.enumerate() if t.name in names and t.is_alive()]

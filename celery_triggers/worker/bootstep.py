@@ -53,3 +53,7 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
         ext = extension_of(parent.app)
         if ext is not None:
             ext.reset_storage()
+
+    def terminate(self, parent: Any) -> None:
+        """A cold shutdown (or Celery's test worker) stops it too."""
+        self.stop(parent)

@@ -116,9 +116,10 @@ class Keeper:
                 pass
             pending = [item for item in pending if not self._apply(*item)]
             if time.time() - self._last_beat >= self.interval:
+                self._last_beat = time.time()  # the next in an interval, whatever this one does
                 try:
                     self._watch_epoch()
-                    self._beat(time.time())
+                    self._beat(self._last_beat)
                 except Exception:  # an extension never breaks its host: logged, tried again next interval
                     logger.exception(
                         "celery-triggers: heartbeat of %s failed; next in %.0f s", self.hostname, self.interval
@@ -185,4 +186,3 @@ class Keeper:
                 continue
             write_heartbeat(backend, Heartbeat(self.hostname, now, self.interval, rows))
             self._written[alias] = rows
-        self._last_beat = now

@@ -206,3 +206,7 @@ class LeaseStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is unt
             self.keeper.stop()
             KEEPERS.pop(id(parent.app), None)
             self.keeper = None
+
+    def terminate(self, parent: Any) -> None:
+        """A cold shutdown (or Celery's test worker) stops it too."""
+        self.stop(parent)

@@ -98,3 +98,7 @@ class SweeperStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is u
         if self.sweeper is not None:
             self.sweeper.stop()
             self.sweeper = None
+
+    def terminate(self, parent: Any) -> None:
+        """A cold shutdown (or Celery's test worker) stops it too."""
+        self.stop(parent)
