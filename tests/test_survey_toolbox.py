@@ -60,7 +60,10 @@ def celery_app() -> Iterator[Celery]:
     """Celery's ``celery_worker`` fixture runs the survey app itself, on an
     in-memory broker, with memory storage shared by the test and the worker."""
     saved = {k: proj.app.conf.get(k) for k in ("broker_url", "broker_transport", "broker_transport_options")}
-    proj.app.conf.update(broker_url="memory://", broker_transport=None, broker_transport_options={})
+    # The worker polls the in-memory queue every 10 ms (kombu's default: every second).
+    proj.app.conf.update(
+        broker_url="memory://", broker_transport=None, broker_transport_options={"polling_interval": 0.01}
+    )
     with eager_triggers(proj.app, runner="celery") as app:
         yield app
     proj.app.conf.update(saved)
