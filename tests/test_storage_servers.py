@@ -23,7 +23,8 @@ from .servers import RedisCluster, RedisServer
 
 PROCESSES = 8
 #: Fires per process: a short run that contention already breaks when a
-#: backend loses updates, and the long one (slow) the issue measured.
+#: backend loses updates (quick to run alone: ``-k 40-fires``), and the long
+#: one the issue measured.
 SHORT, LONG = 40, 250
 
 
@@ -50,7 +51,8 @@ def _fire_pages(storage: str, redis_url: str | None, proc: int, fires: int, barr
         errors.put(f"process {proc}: {exc!r}")
 
 
-@pytest.mark.parametrize("fires", [SHORT, pytest.param(LONG, marks=pytest.mark.slow)], ids=lambda n: f"{n}-fires-each")
+@pytest.mark.slow
+@pytest.mark.parametrize("fires", [SHORT, LONG], ids=lambda n: f"{n}-fires-each")
 @pytest.mark.parametrize("kind", SHARED_BACKENDS)
 def test_eight_processes_firing_an_and_every_trigger_lose_nothing(
     kind: str, fires: int, request: pytest.FixtureRequest, tmp_path: Path
@@ -91,6 +93,7 @@ def _hold_transaction(storage: str, redis_url: str | None, marker: str) -> None:
     backend.atomic("victim", op)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", [*SHARED_BACKENDS, "django-redis-add-lock"])
 def test_a_process_killed_mid_transaction_does_not_wedge_the_session(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -120,6 +123,7 @@ def test_a_process_killed_mid_transaction_does_not_wedge_the_session(
     assert app.triggers.session("victim").instances["t_page#0"].status is Status.FINISHED
 
 
+@pytest.mark.slow
 def test_redis_outage_is_a_clear_error_and_the_session_survives(tmp_path: Path) -> None:
     server = RedisServer(tmp_path)
     server.start()
@@ -452,6 +456,7 @@ def _raised(call: Any) -> StorageError:
     return info.value
 
 
+@pytest.mark.slow
 def test_redis_says_unavailable_only_when_it_cannot_be_reached(tmp_path: Path) -> None:
     """Given a Redis storage down, then up but refusing the user's scripts
     (an ACL), then reached with a wrong password: only the first is

@@ -136,6 +136,7 @@ def test_celery_self_retry_on_a_real_worker_keeps_one_instance(worker_app: Celer
     assert instance.metadata["celery_retries"] == 2 and instance.metadata["attempts"] == 3
 
 
+@pytest.mark.slow
 def test_a_redelivery_after_finish_runs_nothing_and_cascades_once(worker: Worker, worker_app: Celery) -> None:
     """acks_late + the pool process killed after success, before the ack: the
     broker redelivers the message, but the instance is finished, so the
