@@ -343,24 +343,28 @@ def test_a_lock_holder_that_stalled_past_its_lease_cannot_commit(
     if kind.endswith("add-lock"):
         storage += "&lock=add"
     backend = resolve_storage(storage)
-    stalled = threading.Event()
+    stalled, overtaken = threading.Event(), threading.Event()
     attempts: list[str] = []
 
-    def increment(who: str, stall: float) -> None:
+    def increment(who: str, stall: bool) -> None:
         def op(txn: Any) -> None:
             attempts.append(who)
             record = txn.load(Needs(triggers=frozenset({"x"}))).triggers.get("x") or TriggerRecord("x")
             if stall and attempts.count(who) == 1:
                 stalled.set()
-                time.sleep(stall)  # past the lease: the lock expires and the other writer gets it
+                # Past the lease: the lock expires, and the other writer gets it and commits.
+                assert overtaken.wait(20), "the other writer never committed"
             txn.write(Changes(triggers={"x": TriggerRecord("x", {}, record.count + 1)}))
 
         backend.atomic("stall", op)
 
-    slow = threading.Thread(target=increment, args=("slow", 1.6))
+    slow = threading.Thread(target=increment, args=("slow", True))
     slow.start()
     assert stalled.wait(10)
-    increment("fast", 0)
+    try:
+        increment("fast", False)
+    finally:
+        overtaken.set()
     slow.join(20)
     assert not slow.is_alive()
     stored = backend.run("stall", lambda txn: txn.load(Needs(triggers=frozenset({"x"}))).triggers["x"])[0]
