@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from celery.worker import WorkController
 
 from celery_triggers.testing import (
     assert_instance_finished,
@@ -74,7 +75,16 @@ def celery_worker_parameters() -> dict[str, Any]:
     return {"perform_ping_check": False, "shutdown_timeout": 10.0}
 
 
-def test_survey_on_a_real_worker(celery_app: Celery, celery_worker: Any) -> None:
+@pytest.fixture
+def celery_worker(celery_app: Celery, celery_worker: WorkController) -> Iterator[WorkController]:
+    """Celery's own fixture, then Celery's ``shutdown`` command to that
+    worker: on the in-memory broker, its loop notices the fixture's stop
+    only after two two-second polls of the queue."""
+    yield celery_worker
+    celery_app.control.shutdown(destination=[celery_worker.hostname])
+
+
+def test_survey_on_a_real_worker(celery_app: Celery, celery_worker: WorkController) -> None:
     session = celery_app.triggers.session("worker")
     for name in ("sessionFinalized", "observationsReceived", "startSession"):
         session.fire(name, TRIGGERS[name])
