@@ -264,6 +264,17 @@ class Worker:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def discard(self) -> None:
+        """SIGKILL its process group (the main process and its pool), for a
+        worker whose tests are over: a warm shutdown would only wait for
+        Celery's pool to stop (a second or two)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
     def stop(self) -> None:
         if self.proc is None:
             return
@@ -288,7 +299,7 @@ def _worker(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer)
     w = Worker(data)
     w.start()
     yield w
-    w.stop()
+    w.discard()
 
 
 @pytest.fixture
