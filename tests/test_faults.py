@@ -224,7 +224,8 @@ def test_sigkill_without_acks_late_then_recover_marks_worker_lost_and_replay_fin
         wait_for(pid_file.exists, 30, "the task to start")
         wait_for(lambda: session.instances["t_hang#0"].status is Status.RUNNING, 10, "running")
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        time.sleep(0.5)
+        lost = "Task handler raised error: WorkerLostError"
+        wait_for(lambda: lost in worker.log.read_text(errors="replace"), 30, "the worker to handle its lost process")
         assert session.instances["t_hang#0"].status is Status.RUNNING, "nothing resolves it by itself"
 
         result = subprocess.run(
