@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -230,6 +231,13 @@ class Worker:
             "worker start",
         )
         assert self.alive, "worker died at start-up:\n" + self.log.read_text(errors="replace")
+
+    @property
+    def node(self) -> str:
+        """Its node name (``celery@<host>``), from its ready line."""
+        found = re.findall(r"\] (\S+@\S+) ready\.$", self.log.read_text(errors="replace"), re.MULTILINE)
+        assert found, "the worker has not said it is ready"
+        return str(found[-1])
 
     def _dead(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None
