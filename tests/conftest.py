@@ -332,9 +332,9 @@ def worker_app(worker: Worker) -> Celery:
     return tests.worker_app.app
 
 
-#: The examples as their readers run them: ``python -m <module> <args> --json``
-#: with its data folder named by a variable, by the name of the fixture that
-#: hands the run to tests.
+#: The examples the tests run, by the name of the fixture that hands a run to
+#: tests: ``python -m <module> <args> --json``, and the variable that names
+#: the run's data folder.
 EXAMPLES: dict[str, tuple[str, tuple[str, ...], str]] = {
     "survey_example": ("examples.survey", ("--seed", "7"), "SURVEY_DATA"),
     "shop_example": ("examples.django_shop", ("--seed", "1"), "SHOP_DATA"),
@@ -368,9 +368,14 @@ class ExampleRun:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.stop()
+            raise AssertionError(f"the example ran for more than {timeout} s: {self.output()}") from None
+        assert self.proc.returncode == 0, f"the example exited {self.proc.returncode}: {self.output()}"
         stdout = self.stdout.read_text()
-        assert self.proc.returncode == 0, stdout + self.stderr.read_text()
         return stdout, json.loads(stdout.strip().splitlines()[-1])
+
+    def output(self) -> str:
+        """What it printed so far, stdout then stderr."""
+        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
 
     @property
     def session(self) -> str:
