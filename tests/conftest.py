@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,13 @@ class Worker:
         )
         assert self.alive, "worker died at start-up:\n" + self.log.read_text(errors="replace")
 
+    @property
+    def node(self) -> str:
+        """Its node name (``celery@<host>``), from its ready line."""
+        found = re.findall(r"\] (\S+@\S+) ready\.$", self.log.read_text(errors="replace"), re.MULTILINE)
+        assert found, "the worker has not said it is ready"
+        return str(found[-1])
+
     def _dead(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None
 
@@ -264,6 +272,17 @@ class Worker:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def discard(self) -> None:
+        """SIGKILL its process group (the main process and its pool), for a
+        worker whose tests are over: a warm shutdown would only wait for
+        Celery's pool to stop (a second or two)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
     def stop(self) -> None:
         if self.proc is None:
             return
@@ -288,7 +307,7 @@ def _worker(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer)
     w = Worker(data)
     w.start()
     yield w
-    w.stop()
+    w.discard()
 
 
 @pytest.fixture
@@ -311,3 +330,99 @@ def worker_app(worker: Worker) -> Celery:
 
     assert Path(tests.worker_app.DATA) == worker.data, "tests.worker_app was imported before the worker fixture"
     return tests.worker_app.app
+
+
+#: The examples the tests run, by the name of the fixture that hands a run to
+#: tests: ``python -m <module> <args> --json``, and the variable that names
+#: the run's data folder.
+EXAMPLES: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "survey_example": ("examples.survey", ("--seed", "7"), "SURVEY_DATA"),
+    "shop_example": ("examples.django_shop", ("--seed", "1"), "SHOP_DATA"),
+}
+
+
+class ExampleRun:
+    """An example run as a user runs it (it starts its own worker, fires,
+    waits until idle and stops its worker), started at once, in a process
+    group of its own; :meth:`result` waits for it to exit."""
+
+    def __init__(self, module: str, args: Sequence[str], data_variable: str, data: Path):
+        self.data = data
+        environ = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+        self.env = {**environ, data_variable: str(data)}
+        self.stdout, self.stderr = data / "example.stdout", data / "example.stderr"
+        with open(self.stdout, "wb") as out, open(self.stderr, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", module, *args, "--json"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+
+    def result(self, timeout: float = 180) -> tuple[str, dict[str, Any]]:
+        """Its output and the instances it printed last (one JSON line),
+        once it exited 0."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"the example ran for more than {timeout} s: {self.output()}") from None
+        assert self.proc.returncode == 0, f"the example exited {self.proc.returncode}: {self.output()}"
+        stdout = self.stdout.read_text()
+        return stdout, json.loads(stdout.strip().splitlines()[-1])
+
+    def output(self) -> str:
+        """What it printed so far, stdout then stderr."""
+        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
+
+    @property
+    def session(self) -> str:
+        """The UID of the session it ran (its ``session <uid>:`` line)."""
+        stdout, _ = self.result()
+        return next(line.split()[1].rstrip(":") for line in stdout.splitlines() if line.startswith("session "))
+
+    def stop(self) -> None:
+        """Kill it and its worker if it is still running."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _example_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ExampleRun]]:
+    """The example runs the selected tests read, each started once, at the
+    session's first test: a run mostly waits (its worker polls a folder, and
+    its warm shutdown takes seconds), so the tests before its readers run
+    meanwhile. Nothing starts when no selected test reads a run."""
+    selected = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    runs: dict[str, ExampleRun] = {}
+    for name in EXAMPLES:
+        if name in selected:
+            _example(name, runs, tmp_path_factory)
+    yield runs
+    for run in runs.values():
+        run.stop()
+
+
+def _example(name: str, runs: dict[str, ExampleRun], tmp_path_factory: pytest.TempPathFactory) -> ExampleRun:
+    """The session's run of example ``name``, started now if not yet."""
+    if name not in runs:
+        module, args, data_variable = EXAMPLES[name]
+        runs[name] = ExampleRun(module, args, data_variable, tmp_path_factory.mktemp(name))
+    return runs[name]
+
+
+@pytest.fixture
+def survey_example(_example_runs: dict[str, ExampleRun], tmp_path_factory: pytest.TempPathFactory) -> ExampleRun:
+    """``python -m examples.survey --seed 7 --json``, run once per session."""
+    return _example("survey_example", _example_runs, tmp_path_factory)
+
+
+@pytest.fixture
+def shop_example(_example_runs: dict[str, ExampleRun], tmp_path_factory: pytest.TempPathFactory) -> ExampleRun:
+    """``python -m examples.django_shop --seed 1 --json``, run once per session."""
+    return _example("shop_example", _example_runs, tmp_path_factory)

@@ -402,6 +402,7 @@ def _bulk_fire(url: str, proc: int, barrier: Any, out: Any) -> None:
         out.put(("error", f"process {proc}: {exc!r}"))
 
 
+@pytest.mark.slow
 def test_processes_bulk_firing_into_shared_sessions_lose_nothing(redis_server: RedisServer) -> None:
     """The pipelined rounds under contention: four processes (two sync, two
     asyncio) fire_many into three shared sessions at once. Every event is

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from click.testing import CliRunner, Result
 from celery_triggers import Status, trigger_task
 from celery_triggers.cli import triggers
 
-from .conftest import ROOT, make_app, wait_for
+from .conftest import ROOT, ExampleRun, make_app, wait_for
 from .servers import IN_CI
 
 
@@ -290,19 +289,11 @@ def test_validate_ok_and_problems() -> None:
     assert "  b\n" in out and "  t_okk\n" in out
 
 
-def test_a_real_celery_subprocess_inspects_the_survey_session(tmp_path: Path) -> None:
-    """`celery -A proj triggers inspect SESSION --json` as an operator runs it."""
-    env = {**os.environ, "SURVEY_DATA": str(tmp_path), "PYTHONPATH": str(ROOT / "examples" / "survey")}
-    example = subprocess.run(
-        [sys.executable, "-m", "examples.survey", "--seed", "3", "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert example.returncode == 0, example.stderr
-    uid = next(line.split()[1].rstrip(":") for line in example.stdout.splitlines() if line.startswith("session "))
+def test_a_real_celery_subprocess_inspects_the_survey_session(survey_example: ExampleRun) -> None:
+    """`celery -A proj triggers inspect SESSION --json` as an operator runs
+    it, on the session the survey example ran."""
+    uid = survey_example.session
+    env = {**survey_example.env, "PYTHONPATH": str(ROOT / "examples" / "survey")}
     result = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "proj", "triggers", "inspect", uid, "--json"],
         cwd=ROOT / "examples" / "survey",

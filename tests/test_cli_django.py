@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, ExampleRun
 
 CELERY = [sys.executable, "-m", "celery"]
 SHOP = ROOT / "examples" / "django_shop"
@@ -33,28 +33,18 @@ def celery(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProc
 
 @pytest.mark.worker
 @pytest.mark.slow
-def test_the_django_shop_sessions_are_listed_and_inspected_from_the_command_line(tmp_path: Path) -> None:
+def test_the_django_shop_sessions_are_listed_and_inspected_from_the_command_line(shop_example: ExampleRun) -> None:
     """``python -m examples.django_shop`` runs an order on its worker; then,
     in the project's folder, ``celery -A shop triggers sessions`` and
     ``inspect`` read it from the project's database (``django-db://``)."""
-    environ = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    example = subprocess.run(
-        [sys.executable, "-m", "examples.django_shop", "--seed", "1", "--json"],
-        cwd=ROOT,
-        env={**environ, "SHOP_DATA": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert example.returncode == 0, example.stdout + example.stderr
-    uid = next(line.split()[1].rstrip(":") for line in example.stdout.splitlines() if line.startswith("session "))
+    uid = shop_example.session
 
-    listed = celery("-A", "shop", "triggers", "sessions", "--json", cwd=SHOP, SHOP_DATA=str(tmp_path))
+    listed = celery("-A", "shop", "triggers", "sessions", "--json", cwd=SHOP, SHOP_DATA=str(shop_example.data))
     assert listed.returncode == 0, listed.stderr
     (row,) = json.loads(listed.stdout)
     assert row["session"] == uid and row["counts"] == {"finished": 3}
 
-    inspected = celery("-A", "shop", "triggers", "inspect", uid, "--json", cwd=SHOP, SHOP_DATA=str(tmp_path))
+    inspected = celery("-A", "shop", "triggers", "inspect", uid, "--json", cwd=SHOP, SHOP_DATA=str(shop_example.data))
     assert inspected.returncode == 0, inspected.stderr
     view = json.loads(inspected.stdout)
     tasks = {t["task"]: t for t in view["tasks"]}
@@ -62,7 +52,7 @@ def test_the_django_shop_sessions_are_listed_and_inspected_from_the_command_line
     assert all(t["known"] for t in tasks.values()), "the tasks declared in the project's apps are known"
     assert tasks["t_ship"]["instances"][0]["result"] == "order O-1001 shipped: 3 items, 31.50 EUR charged"
 
-    table = celery("-A", "shop", "triggers", "inspect", uid, cwd=SHOP, SHOP_DATA=str(tmp_path))
+    table = celery("-A", "shop", "triggers", "inspect", uid, cwd=SHOP, SHOP_DATA=str(shop_example.data))
     assert table.returncode == 0 and table.stdout.startswith(
         f"session {uid} (3 instances, 0 unresolved) in django-db://"
     )

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from celery_triggers import Status, trigger_task
 
 from .conftest import make_app
@@ -43,6 +45,7 @@ def _fire_all(storage: str, runs_file: str, trigger: str, barrier: Any, errors: 
         errors.put(repr(exc))
 
 
+@pytest.mark.slow
 def test_two_processes_completing_one_task_at_the_same_instant(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'race.sqlite3'}"
     runs_file = tmp_path / "runs.txt"

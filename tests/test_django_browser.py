@@ -83,7 +83,7 @@ def django_worker(site: str, tmp_path: Path) -> Iterator[Worker]:
     worker = Worker(tmp_path, app="tests.django_app")
     worker.start()
     yield worker
-    worker.stop()
+    worker.discard()
 
 
 def _login(page: Any, site: str, user: str, next_url: str) -> None:

@@ -212,8 +212,9 @@ def test_celery_report_and_inspect_conf_show_no_storage_password(tmp_path: Path,
             text=True,
             timeout=120,
         )
+        node = worker.node  # asked by name, the command returns on its answer, not after its timeout
         conf = subprocess.run(
-            [*CELERY, "-A", "tests.worker_app", "inspect", "conf", "--json", "--timeout", "10"],
+            [*CELERY, "-A", "tests.worker_app", "inspect", "conf", "--json", "--timeout", "10", "-d", node],
             cwd=ROOT,
             env=worker.env,
             capture_output=True,

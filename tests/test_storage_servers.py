@@ -23,7 +23,8 @@ from .servers import RedisCluster, RedisServer
 
 PROCESSES = 8
 #: Fires per process: a short run that contention already breaks when a
-#: backend loses updates, and the long one (slow) the issue measured.
+#: backend loses updates (quick to run alone: ``-k 40-fires``), and the long
+#: one the issue measured.
 SHORT, LONG = 40, 250
 
 
@@ -50,7 +51,8 @@ def _fire_pages(storage: str, redis_url: str | None, proc: int, fires: int, barr
         errors.put(f"process {proc}: {exc!r}")
 
 
-@pytest.mark.parametrize("fires", [SHORT, pytest.param(LONG, marks=pytest.mark.slow)], ids=lambda n: f"{n}-fires-each")
+@pytest.mark.slow
+@pytest.mark.parametrize("fires", [SHORT, LONG], ids=lambda n: f"{n}-fires-each")
 @pytest.mark.parametrize("kind", SHARED_BACKENDS)
 def test_eight_processes_firing_an_and_every_trigger_lose_nothing(
     kind: str, fires: int, request: pytest.FixtureRequest, tmp_path: Path
@@ -91,6 +93,7 @@ def _hold_transaction(storage: str, redis_url: str | None, marker: str) -> None:
     backend.atomic("victim", op)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", [*SHARED_BACKENDS, "django-redis-add-lock"])
 def test_a_process_killed_mid_transaction_does_not_wedge_the_session(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -120,6 +123,7 @@ def test_a_process_killed_mid_transaction_does_not_wedge_the_session(
     assert app.triggers.session("victim").instances["t_page#0"].status is Status.FINISHED
 
 
+@pytest.mark.slow
 def test_redis_outage_is_a_clear_error_and_the_session_survives(tmp_path: Path) -> None:
     server = RedisServer(tmp_path)
     server.start()
@@ -339,24 +343,28 @@ def test_a_lock_holder_that_stalled_past_its_lease_cannot_commit(
     if kind.endswith("add-lock"):
         storage += "&lock=add"
     backend = resolve_storage(storage)
-    stalled = threading.Event()
+    stalled, overtaken = threading.Event(), threading.Event()
     attempts: list[str] = []
 
-    def increment(who: str, stall: float) -> None:
+    def increment(who: str, stall: bool) -> None:
         def op(txn: Any) -> None:
             attempts.append(who)
             record = txn.load(Needs(triggers=frozenset({"x"}))).triggers.get("x") or TriggerRecord("x")
             if stall and attempts.count(who) == 1:
                 stalled.set()
-                time.sleep(stall)  # past the lease: the lock expires and the other writer gets it
+                # Past the lease: the lock expires, and the other writer gets it and commits.
+                assert overtaken.wait(20), "the other writer never committed"
             txn.write(Changes(triggers={"x": TriggerRecord("x", {}, record.count + 1)}))
 
         backend.atomic("stall", op)
 
-    slow = threading.Thread(target=increment, args=("slow", 1.6))
+    slow = threading.Thread(target=increment, args=("slow", True))
     slow.start()
     assert stalled.wait(10)
-    increment("fast", 0)
+    try:
+        increment("fast", False)
+    finally:
+        overtaken.set()
     slow.join(20)
     assert not slow.is_alive()
     stored = backend.run("stall", lambda txn: txn.load(Needs(triggers=frozenset({"x"}))).triggers["x"])[0]
@@ -453,6 +461,7 @@ def _raised(call: Any) -> StorageError:
     return info.value
 
 
+@pytest.mark.slow
 def test_redis_says_unavailable_only_when_it_cannot_be_reached(tmp_path: Path) -> None:
     """Given a Redis storage down, then up but refusing the user's scripts
     (an ACL), then reached with a wrong password: only the first is

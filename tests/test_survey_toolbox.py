@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from celery.worker import WorkController
 
 from celery_triggers.testing import (
     assert_instance_finished,
@@ -60,7 +61,10 @@ def celery_app() -> Iterator[Celery]:
     """Celery's ``celery_worker`` fixture runs the survey app itself, on an
     in-memory broker, with memory storage shared by the test and the worker."""
     saved = {k: proj.app.conf.get(k) for k in ("broker_url", "broker_transport", "broker_transport_options")}
-    proj.app.conf.update(broker_url="memory://", broker_transport=None, broker_transport_options={})
+    # The worker polls the in-memory queue every 10 ms (kombu's default: every second).
+    proj.app.conf.update(
+        broker_url="memory://", broker_transport=None, broker_transport_options={"polling_interval": 0.01}
+    )
     with eager_triggers(proj.app, runner="celery") as app:
         yield app
     proj.app.conf.update(saved)
@@ -71,7 +75,16 @@ def celery_worker_parameters() -> dict[str, Any]:
     return {"perform_ping_check": False, "shutdown_timeout": 10.0}
 
 
-def test_survey_on_a_real_worker(celery_app: Celery, celery_worker: Any) -> None:
+@pytest.fixture
+def celery_worker(celery_app: Celery, celery_worker: WorkController) -> Iterator[WorkController]:
+    """Celery's own fixture, then Celery's ``shutdown`` command to that
+    worker: on the in-memory broker, its loop notices the fixture's stop
+    only after two two-second polls of the queue."""
+    yield celery_worker
+    celery_app.control.shutdown(destination=[celery_worker.hostname])
+
+
+def test_survey_on_a_real_worker(celery_app: Celery, celery_worker: WorkController) -> None:
     session = celery_app.triggers.session("worker")
     for name in ("sessionFinalized", "observationsReceived", "startSession"):
         session.fire(name, TRIGGERS[name])

@@ -16,57 +16,13 @@ from celery import Celery
 from celery_triggers import DispatchError, Triggers
 from celery_triggers.testing import wait_until_idle
 
-from .conftest import ROOT, Worker, make_app, wait_for
+from .conftest import ROOT, ExampleRun, Worker, make_app, wait_for
 
 pytestmark = pytest.mark.worker
 
 
 def uid() -> str:
     return f"w-{uuid.uuid4().hex[:10]}"
-
-
-def run_example(module: str, *args: str, **env: str) -> tuple[str, dict[str, Any]]:
-    """``python -m <module> [args] --json`` as a user runs it (it starts its
-    own worker), with ``env`` added (and no DJANGO_SETTINGS_MODULE of ours):
-    its output and the instances it printed last, as JSON."""
-    environ = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    cmd = [sys.executable, "-m", module, *(args or ("--seed", "7")), "--json"]
-    proc = subprocess.run(cmd, cwd=ROOT, env={**environ, **env}, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout, json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def test_survey_example_runs_on_a_real_worker(tmp_path: Path) -> None:
-    """The README's example, exactly as a user runs it (with its own worker)."""
-    _, instances = run_example("examples.survey", SURVEY_DATA=str(tmp_path))
-    assert {n: i["status"] for n, i in instances.items()} == {
-        "t_computeScore#0": "finished",
-        "t_createApplicant#0": "finished",
-    }
-    created = instances["t_createApplicant#0"]["result"]
-    assert created == {"applicant_id": "A-S-42", "observations": 5}
-    score = instances["t_computeScore#0"]
-    assert score["kwargs"]["t_createApplicant"] == created
-    assert score["result"] == {"applicant_id": "A-S-42", "score": 50}
-    assert score["metadata"]["hostname"], "the worker recorded where it ran"
-
-
-def test_django_shop_example_runs_on_a_real_worker_with_its_sessions_in_the_database(tmp_path: Path) -> None:
-    """``python -m examples.django_shop``: a Django project with no servers
-    (SQLite, the filesystem broker), its own worker, django-db://."""
-    stdout, instances = run_example("examples.django_shop", "--seed", "1", SHOP_DATA=str(tmp_path))
-    assert {n: i["status"] for n, i in instances.items()} == {
-        "t_chargePayment#0": "finished",
-        "t_reserveStock#0": "finished",
-        "t_ship#0": "finished",
-    }
-    assert instances["t_ship#0"]["result"] == "order O-1001 shipped: 3 items, 31.50 EUR charged"
-    assert "/admin/celery_triggers/session/1/change/" in stdout
-    import sqlite3
-
-    with sqlite3.connect(tmp_path / "shop.sqlite3") as db:  # the sessions are rows of the project's database
-        rows = db.execute("SELECT name, status FROM celery_triggers_taskinstance ORDER BY name").fetchall()
-    assert rows == [("t_chargePayment#0", "finished"), ("t_reserveStock#0", "finished"), ("t_ship#0", "finished")]
 
 
 def test_the_worker_names_its_storage_at_start_up(worker: Worker, worker_app: Celery) -> None:
@@ -180,6 +136,7 @@ def test_celery_self_retry_on_a_real_worker_keeps_one_instance(worker_app: Celer
     assert instance.metadata["celery_retries"] == 2 and instance.metadata["attempts"] == 3
 
 
+@pytest.mark.slow
 def test_a_redelivery_after_finish_runs_nothing_and_cascades_once(worker: Worker, worker_app: Celery) -> None:
     """acks_late + the pool process killed after success, before the ack: the
     broker redelivers the message, but the instance is finished, so the
@@ -468,3 +425,39 @@ def test_malformed_trigger_headers_are_refused_with_one_error_line_and_run_nothi
     assert not set(ids.values()) & set(_echo_runs(worker)), "no body ran"
     assert not any(line.startswith("FAKE-LINE") for line in lines), "a header cannot forge a log line"
     assert not any(c in "".join(lines) for c in "\x1b\u202e"), "control characters are escaped"
+
+
+# -- the examples, run once per session in the background (conftest.ExampleRun) --
+
+
+def test_survey_example_runs_on_a_real_worker(survey_example: ExampleRun) -> None:
+    """The README's example, exactly as a user runs it (with its own worker)."""
+    _, instances = survey_example.result()
+    assert {n: i["status"] for n, i in instances.items()} == {
+        "t_computeScore#0": "finished",
+        "t_createApplicant#0": "finished",
+    }
+    created = instances["t_createApplicant#0"]["result"]
+    assert created == {"applicant_id": "A-S-42", "observations": 5}
+    score = instances["t_computeScore#0"]
+    assert score["kwargs"]["t_createApplicant"] == created
+    assert score["result"] == {"applicant_id": "A-S-42", "score": 50}
+    assert score["metadata"]["hostname"], "the worker recorded where it ran"
+
+
+def test_django_shop_example_runs_on_a_real_worker_with_its_sessions_in_the_database(shop_example: ExampleRun) -> None:
+    """``python -m examples.django_shop``: a Django project with no servers
+    (SQLite, the filesystem broker), its own worker, django-db://."""
+    stdout, instances = shop_example.result()
+    assert {n: i["status"] for n, i in instances.items()} == {
+        "t_chargePayment#0": "finished",
+        "t_reserveStock#0": "finished",
+        "t_ship#0": "finished",
+    }
+    assert instances["t_ship#0"]["result"] == "order O-1001 shipped: 3 items, 31.50 EUR charged"
+    assert "/admin/celery_triggers/session/1/change/" in stdout
+    import sqlite3
+
+    with sqlite3.connect(shop_example.data / "shop.sqlite3") as db:  # the sessions are rows of the project's database
+        rows = db.execute("SELECT name, status FROM celery_triggers_taskinstance ORDER BY name").fetchall()
+    assert rows == [("t_chargePayment#0", "finished"), ("t_reserveStock#0", "finished"), ("t_ship#0", "finished")]
