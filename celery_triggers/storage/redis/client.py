@@ -38,20 +38,29 @@ class RedisStorage(StorageBackend):
     #: Unreachable: refused, reset or timed out; a cluster with no answering
     #: node or slot owner, or failing over (CLUSTERDOWN, TRYAGAIN, READONLY
     #: from a demoted primary); a server still loading its data.
-    connection_errors = (
-        redis.ConnectionError,
-        redis.TimeoutError,
-        redis.exceptions.ClusterDownError,
-        redis.exceptions.TryAgainError,
-        redis.exceptions.ReadOnlyError,
-        redis.exceptions.RedisClusterUnreachableError,
-        redis.exceptions.SlotNotCoveredError,
+    #: (Those a redis-py release does not have are left out: 4.5 lacks some.)
+    connection_errors = tuple(
+        getattr(redis.exceptions, name)
+        for name in (
+            "ConnectionError",
+            "TimeoutError",
+            "ClusterDownError",
+            "TryAgainError",
+            "ReadOnlyError",
+            "RedisClusterUnreachableError",
+            "SlotNotCoveredError",
+        )
+        if hasattr(redis.exceptions, name)
     )
 
     def is_connection_error(self, exc: BaseException) -> bool:
         """A wrong password or a refused ACL is no connection error, though
         redis-py derives it from ``ConnectionError``: it would fail again."""
-        refused = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
+        refused = tuple(
+            getattr(redis.exceptions, name)
+            for name in ("AuthenticationError", "AuthorizationError")
+            if hasattr(redis.exceptions, name)
+        )
         return super().is_connection_error(exc) and not isinstance(exc, refused)
 
     def __init__(self, url: str, *, session_ttl: float | None = None, **_: Any):
