@@ -29,6 +29,7 @@ from ..session.extension import Extension
 from ..storage import StorageBackend
 from ..storage.epoch import current_epoch
 from .epochs import lost_storage
+from .forks import storage_io
 from .headers import MessageIds
 
 __all__ = ["KEEPERS", "Keeper", "keeper_of", "read_heartbeats", "write_heartbeat"]
@@ -102,7 +103,8 @@ class Keeper:
         self._stop.set()
         self._work.put(None)
         self._thread.join(timeout=10)
-        self._beat(time.time(), final=True)
+        with storage_io():
+            self._beat(time.time(), final=True)
 
     def _loop(self) -> None:
         pending: list[tuple[MessageIds, Operation, str]] = []
@@ -114,16 +116,21 @@ class Keeper:
                     pending.append(item)
             except queue.Empty:
                 pass
-            pending = [item for item in pending if not self._apply(*item)]
+            pending = [item for item in pending if not self._gated_apply(*item)]
             if time.time() - self._last_beat >= self.interval:
                 self._last_beat = time.time()  # the next in an interval, whatever this one does
                 try:
-                    self._watch_epoch()
-                    self._beat(self._last_beat)
+                    with storage_io():
+                        self._watch_epoch()
+                        self._beat(self._last_beat)
                 except Exception:  # an extension never breaks its host: logged, tried again next interval
                     logger.exception(
                         "celery-triggers: heartbeat of %s failed; next in %.0f s", self.hostname, self.interval
                     )
+
+    def _gated_apply(self, ids: MessageIds, operation: Operation, why: str) -> bool:
+        with storage_io():
+            return self._apply(ids, operation, why)
 
     def _apply(self, ids: MessageIds, operation: Operation, why: str) -> bool:
         """Whether ``operation`` is done with (applied, or moot); False to

@@ -37,6 +37,7 @@ from celery.exceptions import TimeLimitExceeded, WorkerLostError
 from ..core.operations import Fail, Revoke
 from ..session.extension import extension_of
 from ..session.host import error_metadata
+from .forks import install as install_fork_gate
 from .headers import MessageIds, trigger_headers
 from .leases import KEEPERS, Keeper, keeper_of
 
@@ -184,7 +185,8 @@ class LeaseStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is unt
     (``triggers_heartbeat_interval``; 0 turns leases off)."""
 
     label = "celery-triggers leases"
-    requires = ("celery_triggers.worker.bootstep:TriggersStep",)
+    #: After the pool: its first processes fork before the keeper's thread exists.
+    requires = ("celery.worker.components:Pool", "celery_triggers.worker.bootstep:TriggersStep")
 
     def __init__(self, parent: Any, **kwargs: Any):
         super().__init__(parent, **kwargs)
@@ -194,6 +196,7 @@ class LeaseStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is unt
             return
         interval = float(ext.setting("triggers_heartbeat_interval") or 0)
         if interval > 0:  # before the pool forks: its processes then record leases at each start
+            install_fork_gate()
             self.keeper = KEEPERS[id(parent.app)] = Keeper(ext, parent.hostname, interval)
 
     def start(self, parent: Any) -> None:

@@ -32,7 +32,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -196,24 +197,27 @@ def recover(
     *,
     older_than: float = 60.0,
     dry_run: bool = False,
+    gate: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> list[RecoveryAction]:
     """Resolve what a crash or an outage left ``scheduled`` or ``running``
     in ``sessions`` (default: all), by the rules above. Returns one
     :class:`RecoveryAction` per such instance, those left alone included
     (``skipped``, with the reason), and first one for a storage that lost
-    data."""
+    data. ``gate``: held around each session's storage work (the worker's
+    sweep holds its fork gate, see :mod:`.forks`)."""
     actions: list[RecoveryAction] = []
-    lost = losses(ext.storage)
+    with gate():
+        lost = losses(ext.storage)
+        beats = read_heartbeats(ext.storage)
     if lost:
         actions.append(RecoveryAction("-", "-", "storage", "lost data", _describe_loss(lost), dry_run))
-    beats = read_heartbeats(ext.storage)
 
     def act(manager: TriggerManager, instance: Instance) -> tuple[str, str]:
         if instance.status is Status.RUNNING:
             return _running(ext, manager, instance, beats, older_than, dry_run)
         return _scheduled(ext, manager, instance, older_than, dry_run)
 
-    return actions + _walk(ext, sessions, IN_FLIGHT, dry_run, act)
+    return actions + _walk(ext, sessions, IN_FLIGHT, dry_run, act, gate)
 
 
 def redispatch(
@@ -248,29 +252,36 @@ def _walk(
     statuses: Iterable[Status],
     dry_run: bool,
     act: Any,
+    gate: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> list[RecoveryAction]:
     """``act`` on every instance in one of ``statuses``; one action per
-    such instance, and per corrupt session."""
-    uids = list(sessions) if sessions is not None else ext.storage.sessions()
+    such instance, and per corrupt session (``gate`` held per session)."""
+    with gate():
+        uids = list(sessions) if sessions is not None else ext.storage.sessions()
     wanted = set(statuses)
     actions: list[RecoveryAction] = []
     for uid in uids:
-        if is_internal(uid):
+        if not is_internal(uid):
+            with gate():
+                actions += _walk_one(ext, uid, wanted, dry_run, act)
+    return actions
+
+
+def _walk_one(ext: Extension, uid: str, wanted: set[Status], dry_run: bool, act: Any) -> list[RecoveryAction]:
+    manager = ext.session(uid)
+    try:
+        instances = manager.instances
+    except CorruptSession as exc:  # only that session: the others are handled
+        return [RecoveryAction(uid, "-", "corrupt", "skipped", str(exc), dry_run)]
+    actions: list[RecoveryAction] = []
+    for instance in instances.values():
+        if instance.status not in wanted:
             continue
-        manager = ext.session(uid)
         try:
-            instances = manager.instances
-        except CorruptSession as exc:  # only that session: the others are handled
-            actions.append(RecoveryAction(uid, "-", "corrupt", "skipped", str(exc), dry_run))
-            continue
-        for instance in instances.values():
-            if instance.status not in wanted:
-                continue
-            try:
-                action, reason = act(manager, instance)
-            except (IllegalTransition, StaleDispatch, UnknownInstance) as exc:
-                action, reason = "skipped", f"changed meanwhile ({exc})"
-            actions.append(RecoveryAction(uid, instance.name, instance.status.value, action, reason, dry_run))
+            action, reason = act(manager, instance)
+        except (IllegalTransition, StaleDispatch, UnknownInstance) as exc:
+            action, reason = "skipped", f"changed meanwhile ({exc})"
+        actions.append(RecoveryAction(uid, instance.name, instance.status.value, action, reason, dry_run))
     return actions
 
 

@@ -17,6 +17,8 @@ from celery import bootsteps
 from ..core.needs import Needs
 from ..core.state import INTERNAL_PREFIX, Changes, TriggerRecord
 from ..session.extension import Extension, extension_of
+from .forks import install as install_fork_gate
+from .forks import storage_io
 from .recovery import recover
 
 __all__ = ["Sweeper", "SweeperStep", "take_lock"]
@@ -61,9 +63,10 @@ class Sweeper:
         self._thread.join(timeout=5)
 
     def sweep(self) -> None:
-        if not take_lock(self.ext, self.holder, self.interval * 2):
-            return
-        for action in recover(self.ext, older_than=self.older_than):
+        with storage_io():
+            if not take_lock(self.ext, self.holder, self.interval * 2):
+                return
+        for action in recover(self.ext, older_than=self.older_than, gate=storage_io):
             if action.action == "lost data":
                 logger.error("celery-triggers: %s", action)
             elif action.action != "skipped":
@@ -86,6 +89,7 @@ class SweeperStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is u
     def __init__(self, parent: Any, **kwargs: Any):
         super().__init__(parent, **kwargs)
         self.sweeper: Sweeper | None = None
+        install_fork_gate()  # before the pool forks (see .forks)
 
     def start(self, parent: Any) -> None:
         ext = extension_of(parent.app)
