@@ -144,3 +144,42 @@ def test_celerys_test_worker_starts_and_stops_the_lease_keeper_and_the_sweeper(t
         running = {t.name for t in threading.enumerate()}
         assert set(names) <= running, running
     assert not [t for t in threading.enumerate() if t.name in names and t.is_alive()]
+
+
+def test_a_fork_waits_for_the_storage_call_a_worker_thread_is_in() -> None:
+    """The lease keeper's and the sweeper's storage calls hold the fork
+    gate: a pool process is not forked in the middle of one (it would
+    inherit the call's locks, held by a thread it does not have)."""
+    import os
+    import threading
+
+    from celery_triggers.worker import forks
+
+    forks.install()
+    order: list[str] = []
+    held, release = threading.Event(), threading.Event()
+
+    def storage_call() -> None:
+        with forks.storage_io():
+            held.set()
+            release.wait(10)
+            order.append("call done")
+
+    def fork() -> None:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        order.append("forked")
+        os.waitpid(pid, 0)
+
+    caller = threading.Thread(target=storage_call)
+    caller.start()
+    assert held.wait(10)
+    forker = threading.Thread(target=fork)
+    forker.start()
+    forker.join(timeout=0.3)
+    assert forker.is_alive() and order == [], "the fork waits at the gate"
+    release.set()
+    caller.join(10)
+    forker.join(10)
+    assert order == ["call done", "forked"]
