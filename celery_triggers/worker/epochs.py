@@ -34,7 +34,7 @@ def check_epoch(backend: StorageBackend, ids: MessageIds, token: str) -> bool:
     """Whether a message for an instance ``backend`` does not hold was sent
     when it held another epoch (then said at ERROR, and recorded)."""
     try:
-        current = current_epoch(backend)
+        current = current_epoch(backend)  # none left: a new one begins here (the old one is gone)
     except TriggersError:
         return False  # storage unreachable: the stale-message warning says enough
     if current is None or current.id == ids.epoch:
