@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -196,12 +197,14 @@ def recover(
     *,
     older_than: float = 60.0,
     dry_run: bool = False,
+    census: Counter[str] | None = None,
 ) -> list[RecoveryAction]:
     """Resolve what a crash or an outage left ``scheduled`` or ``running``
     in ``sessions`` (default: all), by the rules above. Returns one
     :class:`RecoveryAction` per such instance, those left alone included
     (``skipped``, with the reason), and first one for a storage that lost
-    data."""
+    data. ``census``, when given, counts every instance the walk read by
+    its status (as read, before any action)."""
     actions: list[RecoveryAction] = []
     lost = losses(ext.storage)
     if lost:
@@ -213,7 +216,7 @@ def recover(
             return _running(ext, manager, instance, beats, older_than, dry_run)
         return _scheduled(ext, manager, instance, older_than, dry_run)
 
-    return actions + _walk(ext, sessions, IN_FLIGHT, dry_run, act)
+    return actions + _walk(ext, sessions, IN_FLIGHT, dry_run, act, census)
 
 
 def redispatch(
@@ -248,6 +251,7 @@ def _walk(
     statuses: Iterable[Status],
     dry_run: bool,
     act: Any,
+    census: Counter[str] | None = None,
 ) -> list[RecoveryAction]:
     """``act`` on every instance in one of ``statuses``; one action per
     such instance, and per corrupt session."""
@@ -263,6 +267,8 @@ def _walk(
         except CorruptSession as exc:  # only that session: the others are handled
             actions.append(RecoveryAction(uid, "-", "corrupt", "skipped", str(exc), dry_run))
             continue
+        if census is not None:
+            census.update(instance.status.value for instance in instances.values())
         for instance in instances.values():
             if instance.status not in wanted:
                 continue
