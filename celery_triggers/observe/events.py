@@ -12,29 +12,32 @@ started with ``-E`` (or ``worker_send_task_events``), as the worker had it
 at start-up; anywhere with ``task_send_sent_event = True``. Otherwise
 nothing is built or sent.
 
-How they travel, as Celery sends its own ``task-sent``: built by the
-event dispatcher's rules (``celery.events.Event``: type, timestamp,
-hostname, pid, Lamport clock) and published on the events exchange with a
-producer from the app's producer pool, the connection its task messages
-use (no new connection, the exchange declared once per connection). What
-one operation announces (a fire's ``trigger-fired`` and the status changes
-it made) goes out as one message, a list of events, which Celery's
-receivers unpack (``<group>.multi``, as a worker's buffered task events).
-A failure to send is logged and never reaches the operation that
-committed.
+How they travel: built by the event dispatcher's rules
+(``celery.events.Event``: type, timestamp, hostname, pid, Lamport clock)
+where they happen, then handed to this process's outbox, a thread that
+publishes what gathered, at most every :data:`FLUSH_INTERVAL` seconds (or
+at :data:`FLUSH_SIZE` events), as one message (a list of events, which
+Celery's receivers unpack, as a worker's buffered task events), with a
+producer from the app's producer pool, Celery's own connections (the
+exchange declared once per connection). So a fire never waits for the
+broker on account of its events: no round trip of its own, whatever the
+transport. The outbox is flushed when the process exits (a pool process
+too). Like Celery's events, they are for monitoring: a failure to send is
+logged, never reaches the operation that committed, and what a killed
+process had not flushed is lost.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, bootsteps
 from celery.events import Event
+from celery.signals import worker_process_shutdown
 from celery.utils.time import utcoffset
 
 from ..session.extension import extension_of
@@ -44,13 +47,62 @@ if TYPE_CHECKING:
     from ..core.state import Instance, Status
     from ..session.manager import TriggerManager
 
-__all__ = ["FIRED", "INSTANCE", "EventHooks", "EventsStep"]
+__all__ = ["FIRED", "FLUSH_INTERVAL", "FLUSH_SIZE", "INSTANCE", "EventHooks", "EventsStep", "Outbox"]
 
 logger = logging.getLogger("celery_triggers")
 
 #: The event types, in Celery's ``<group>-<name>`` form (group ``trigger``).
 FIRED = "trigger-fired"
 INSTANCE = "trigger-instance"
+#: Seconds the outbox gathers events before it sends them.
+FLUSH_INTERVAL = 0.1
+#: Events that make the outbox send at once (and the most in one message).
+FLUSH_SIZE = 200
+
+
+class Outbox:
+    """This process's events not sent yet, and the thread that sends them
+    (one per process: a forked process makes its own, and never sends what
+    it inherited)."""
+
+    def __init__(self, send: Any):
+        self.send = send
+        self.pid = os.getpid()
+        self.pending: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="celery-triggers-events", daemon=True)
+        self.thread.start()
+        atexit.register(self.flush)
+        worker_process_shutdown.connect(self._at_shutdown, weak=False)
+
+    def put(self, events: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.pending.extend(events)
+            full = len(self.pending) >= FLUSH_SIZE
+        if full:
+            self.wake.set()
+
+    def flush(self) -> None:
+        """Send what is pending (in this process only)."""
+        while os.getpid() == self.pid:
+            with self.lock:
+                batch, self.pending = self.pending[:FLUSH_SIZE], self.pending[FLUSH_SIZE:]
+            if not batch:
+                return
+            self.send(batch)
+
+    def _loop(self) -> None:
+        while True:
+            self.wake.wait(FLUSH_INTERVAL)
+            self.wake.clear()
+            try:
+                self.flush()
+            except Exception:  # never the thread's end: the next batch goes out
+                logger.exception("celery-triggers: trigger events not sent")
+
+    def _at_shutdown(self, **_: Any) -> None:
+        self.flush()
 
 
 class EventHooks(Hooks):
@@ -65,9 +117,10 @@ class EventHooks(Hooks):
         #: worker sends task events (``-E``), and its node name.
         self.worker_events: bool | None = None
         self.hostname: str | None = None
-        self._local = threading.local()
         self._dispatcher: Any = None
         self._pid = 0
+        self._outbox: Outbox | None = None
+        self._outbox_lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -92,28 +145,6 @@ class EventHooks(Hooks):
         if self.enabled:
             self._add(FIRED, {"uid": session.uid, "trigger": trigger, "scheduled": [i.name for i in scheduled]})
 
-    def firing(self, session: TriggerManager, triggers: list[str], started: float) -> Any:
-        """Collect what the fire announces, and send it as one message."""
-        return self._batch() if self.enabled else None
-
-    # -- sending --------------------------------------------------------------
-    @contextmanager
-    def _batch(self) -> Iterator[None]:
-        stack = self._stack()
-        stack.append([])
-        try:
-            yield
-        finally:
-            events = stack.pop()
-            if events:
-                self._send(events)
-
-    def _stack(self) -> list[list[dict[str, Any]]]:
-        stack: list[list[dict[str, Any]]] | None = getattr(self._local, "stack", None)
-        if stack is None:
-            stack = self._local.stack = []
-        return stack
-
     def _add(self, type_: str, fields: dict[str, Any]) -> None:
         dispatcher = self.dispatcher()
         event = Event(
@@ -124,11 +155,17 @@ class EventHooks(Hooks):
             clock=dispatcher.clock.forward(),
             **fields,
         )
-        stack = self._stack()
-        if stack:
-            stack[-1].append(event)
-        else:
-            self._send([event])
+        self.outbox().put([event])
+
+    def outbox(self) -> Outbox:
+        """This process's outbox (made on first use, after a fork)."""
+        outbox = self._outbox
+        if outbox is None or outbox.pid != os.getpid():
+            with self._outbox_lock:
+                outbox = self._outbox
+                if outbox is None or outbox.pid != os.getpid():
+                    outbox = self._outbox = Outbox(self.send)
+        return outbox
 
     def dispatcher(self) -> Any:
         """This process's event dispatcher (Celery's, disabled: it only
@@ -138,7 +175,8 @@ class EventHooks(Hooks):
             self._pid = os.getpid()
         return self._dispatcher
 
-    def _send(self, events: list[dict[str, Any]]) -> None:
+    def send(self, events: list[dict[str, Any]]) -> None:
+        """Publish ``events`` as one message now (the outbox's thread does)."""
         dispatcher = self.dispatcher()
         body: Any = events[0] if len(events) == 1 else events
         routing_key = events[0]["type"].replace("-", ".") if len(events) == 1 else "trigger.multi"
