@@ -80,3 +80,11 @@ def test_operations_quick_prints_a_row_per_backend() -> None:
     for backend in ("memory", "sqlite", "redis", "django-cache (redis)"):
         listed, inspected = row(out, f"{backend} |")[1:3]
         assert float(listed) > 0 and float(inspected) > 0
+
+
+def test_observe_quick_prints_a_row_per_configuration() -> None:
+    require("redis-server")
+    out = run("benchmarks.observe", "--quick")
+    for config in ("off", "installed, nothing on", "events on", "OpenTelemetry SDK on", "metrics on"):
+        fire, _, hop, _ = row(out, f"{config} |")[1:5]
+        assert float(fire) > 0 and float(hop) > 0

@@ -5,6 +5,7 @@ overrides, on every runner and on a real worker."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from celery import Celery
 
 from celery_triggers import Hooks, Status, TriggerManager, trigger_task
 from celery_triggers.core.state import Instance
+from celery_triggers.producer.runners import TaskRunner, register_runner
 
 from .conftest import Worker, make_app, wait_for
 
@@ -138,3 +140,101 @@ def test_a_worker_calls_the_hooks_its_app_registers_for_cascades(worker: Worker,
 
     records = wait_for(seen, 30, "the worker's hook lines")
     assert {"session": "hooked-on-the-worker", "trigger": "t_probe", "scheduled": ["t_contextOnly#0"]} in records
+
+
+class Observer(Hooks):
+    """The observers' hooks: what is open when, and the records seen."""
+
+    def __init__(self, calls: list[tuple[Any, ...]]):
+        self.calls = calls
+        self.open: list[str] = []
+
+    def instance_changed(self, session: TriggerManager, instance: Instance, old: Status | None, new: Status) -> None:
+        self.calls.append(("changed", instance.name, instance.task, new.value, instance.metadata.get("task_id")))
+
+    def firing(self, session: TriggerManager, triggers: list[str], started: float) -> Any:
+        return self._context("firing " + ",".join(triggers), started)
+
+    def running(self, session_uid: str, instance: str, task: Any) -> Any:
+        return self._context(f"running {instance} {task.name} {task.request.id}", None)
+
+    def fired(self, session: TriggerManager, trigger: str, kwargs: dict[str, Any], scheduled: list[Instance]) -> None:
+        self.calls.append(("fired", trigger, list(self.open)))
+
+    def _context(self, what: str, started: float | None) -> Any:
+        from contextlib import contextmanager
+
+        @contextmanager
+        def context() -> Any:
+            self.open.append(what)
+            self.calls.append(("enter", what, started is not None and started <= time.time()))
+            try:
+                yield
+            finally:
+                self.open.pop()
+                self.calls.append(("exit", what))
+
+        return context()
+
+
+class SeenRunner(TaskRunner):
+    """Records what the observer had open when each instance was sent."""
+
+    name = "seen"
+    observer: Observer | None = None
+
+    def dispatch(self, items: list[Any]) -> None:
+        assert self.observer is not None
+        for item in items:
+            self.observer.calls.append(("sent", item.instance.name, list(self.observer.open)))
+
+
+def test_observer_hooks_see_records_and_wrap_fires_and_runs() -> None:
+    """instance_changed gets the record (task, task id once scheduled);
+    firing is open while the fire's messages go out and its fired hook
+    runs; running is open around a run, and a cascade's firing inside it."""
+    calls: list[tuple[Any, ...]] = []
+    app = _app("eager", calls)
+    observer = Observer(calls)
+    app.triggers.add_hooks(observer)
+    app.triggers.fire("s", "go", {})
+    manager = app.triggers.session("s")
+    ids = {name: i.metadata["task_id"] for name, i in manager.instances.items()}
+    changed = [c for c in calls if c[0] == "changed"]
+    assert [(c[1], c[3]) for c in changed if c[1] == "t_flaky#0"] == [
+        ("t_flaky#0", "unstarted"),
+        ("t_flaky#0", "scheduled"),
+        ("t_flaky#0", "running"),
+        ("t_flaky#0", "finished"),
+    ]
+    assert all(c[4] == ids[c[1]] for c in changed if c[3] != "unstarted")
+    assert ("fired", "go", ["firing go"]) in calls
+    run = f"running t_flaky#0 hooks.flaky {ids['t_flaky#0']}"
+    assert ("fired", "t_flaky", [run, "firing t_flaky"]) in calls
+    assert ("enter", "firing go", True) in calls
+    entered = [c[1] for c in calls if c[0] == "enter"]
+    exited = [c[1] for c in calls if c[0] == "exit"]
+    assert entered.index(run) < entered.index("firing t_flaky")
+    assert exited.index("firing t_flaky") < exited.index(run)
+
+
+def test_the_firing_context_is_open_while_the_messages_go_out() -> None:
+    calls: list[tuple[Any, ...]] = []
+    register_runner("seen", SeenRunner)
+    app = _app("seen", calls)
+    observer = SeenRunner.observer = Observer(calls)
+    app.triggers.add_hooks(observer)
+    app.triggers.fire("s", "go", {})
+    assert ("sent", "t_flaky#0", ["firing go"]) in calls
+    assert [c for c in calls if c[0] == "enter"] == [("enter", "firing go", True)]  # nothing else fired
+
+
+def test_no_firing_context_for_an_operation_that_fires_nothing() -> None:
+    """A failed run cascades nothing: its fail opens no firing context."""
+    calls: list[tuple[Any, ...]] = []
+    app = _app("eager", calls)
+    app.triggers.add_hooks(Observer(calls))
+    app.triggers.fire("s", "go", {"fail": True})  # the eager runner records the failure
+    entered = [c[1].split(" ")[:2] for c in calls if c[0] == "enter"]
+    assert entered == [["firing", "go"], ["running", "t_flaky#0"]]
+    assert ("changed", "t_flaky#0", "t_flaky", "failed") in [c[:4] for c in calls]

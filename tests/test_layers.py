@@ -29,6 +29,7 @@ LAYERS = {
     "testing": 7,
     "contrib": 7,
     "compat": 7,
+    "observe": 7,
     "runners": 7,
     "__init__": 7,
 }
@@ -44,7 +45,7 @@ ALIASES = {
 #: The edges: each may import the layers below it, never another edge, so
 #: that one can be left out or replaced without the others noticing (what
 #: two edges share lives below them, e.g. ``session/summary.py``).
-EDGES = ("cli", "testing", "contrib", "compat")
+EDGES = ("cli", "testing", "contrib", "compat", "observe")
 #: The edges an edge may import nonetheless, each with its reason.
 EDGE_IMPORTS: dict[str, set[str]] = {
     # compat is the original framework's names under one roof: it defines
@@ -308,7 +309,8 @@ def test_importing_the_package_has_no_side_effects(tmp_path: Path) -> None:
         "import sys, celery_triggers, celery_triggers.testing, celery_triggers.cli;"
         "from celery import _state;"
         "assert _state.default_app is None, 'a default app was created';"
-        "lazy = ('celery_triggers.storage.redis', 'celery_triggers.contrib.django.cache', 'rich', 'pydantic');"
+        "lazy = ('celery_triggers.storage.redis', 'celery_triggers.contrib.django.cache', 'rich', 'pydantic',"
+        " 'celery_triggers.observe', 'opentelemetry', 'prometheus_client');"
         "assert not [m for m in lazy if m in sys.modules], [m for m in lazy if m in sys.modules]"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)

@@ -268,6 +268,7 @@ def test_a_storage_that_lost_its_data_is_an_error(tmp_path: Path, broker_url: st
     worker = worker_for(tmp_path, broker_url, storage)
     worker.start()
     try:
+
         def error_lines() -> list[str]:
             lines = worker.log.read_text(errors="replace").splitlines()
             return [x for x in lines if "ERROR" in x and "lost data" in x and "Restore it from a backup" in x]

@@ -62,6 +62,10 @@ READS: list[tuple[str, Any, Any]] = [
     ("triggers_runner", "threading", "threading"),
     ("triggers_runner", "", "celery"),
     ("triggers_storage", "sqlite:///x.db", "sqlite:///x.db"),
+    ("triggers_metrics_port", "9100", 9100),
+    ("triggers_metrics_port", "", None),
+    ("triggers_metrics_addr", "127.0.0.1", "127.0.0.1"),
+    ("triggers_metrics_addr", "", "0.0.0.0"),
 ]
 
 #: (setting, value, what the error says after "setting <name>: ").
@@ -91,6 +95,9 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("triggers_manager_class", "celery_triggers.Instance", "expected a TriggerManager subclass or its dotted path"),
     ("triggers_runner", 3, "expected a string, got int 3"),
     ("triggers_storage", ["memory://"], "expected a string, got list"),
+    ("triggers_metrics_port", "0", "expected a whole number >= 1, got '0'"),
+    ("triggers_metrics_port", "http", "expected a whole number >= 1, got str 'http'"),
+    ("triggers_metrics_addr", 9100, "expected a string, got int 9100"),
 ]
 
 

@@ -130,6 +130,19 @@ SETTINGS: Mapping[str, Option] = MappingProxyType(
             "seconds between a worker's lease renewals; a running instance is presumed lost after three; 0: no leases",
             zero_is_off=True,
         ),
+        "triggers_metrics_port": Option(
+            None,
+            "count",
+            "port a worker serves Prometheus metrics on, at /metrics (with celery_triggers.observe.install(app)); "
+            "unset: none",
+            shown="none",
+            minimum=1,
+        ),
+        "triggers_metrics_addr": Option(
+            "0.0.0.0",  # noqa: S104 - Prometheus scrapes from another host
+            "string",
+            "address the worker's /metrics listens on",
+        ),
     }
 )
 

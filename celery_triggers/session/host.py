@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..core.config import Configuration, TaskConfig
@@ -36,6 +37,12 @@ class HookSet(Protocol):
     def fired(self, session: Any, trigger: str, kwargs: dict[str, Any], scheduled: list[Instance]) -> None: ...
 
     def status_changed(self, session: Any, instance: str, old: Status | None, new: Status) -> None: ...
+
+    def instance_changed(self, session: Any, instance: Instance, old: Status | None, new: Status) -> None: ...
+
+    def firing(self, session: Any, triggers: list[str], started: float) -> AbstractContextManager[Any] | None: ...
+
+    def running(self, session_uid: str, instance: str, task: Any) -> AbstractContextManager[Any] | None: ...
 
     def replayed(self, session: Any, instance: Instance) -> None: ...
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.config import Configuration, TaskConfig, parse_configs
@@ -26,6 +26,7 @@ from ..core.operations import Fire as FireOperation
 from ..core.state import Changes, Instance
 from ..storage import SessionStorage, SessionTxn
 from .commit import Body, batched, dispatch, transaction
+from .hooks import around
 from .host import error_metadata, host_of
 from .inspection import SessionInspection, SessionStorageView, instance_ref
 from .operator import OperatorActions
@@ -66,6 +67,8 @@ class EachPlan:
         self.scheduled: list[list[str]] = []
         self.body: Body | None = None
         self.prefetch: tuple[Any, ...] = ()
+        #: When the events were planned (``time.time()``), for the hooks' ``firing``.
+        self.started = time.time()
 
     def failed(self, exc: TriggersError) -> list[Fired | TriggersError]:
         """The transaction was refused: every checked event fails with ``exc``."""
@@ -164,17 +167,26 @@ class TriggerManager(OperatorActions, SessionInspection):
         committed changes). ``resume``: start from what this manager's
         previous transaction left (the worker's finish after its start)."""
         body, prefetch = transaction(self.extension, operation, time.time)
+        started = time.time()
         with self.batch():
             changes, configs = self.storage.atomic(body, prefetch, resume=resume)
             scheduled = [changes.instances[name] for name in changes.ready]
-            try:
-                self._committed(changes, configs)
-            except DispatchError as exc:
-                exc.changes = changes
+            with self._firing(changes, started):
+                try:
+                    self._committed(changes, configs)
+                except DispatchError as exc:
+                    exc.changes = changes
+                    self._announce_fired(changes, operation.fired_kwargs, scheduled)
+                    raise
                 self._announce_fired(changes, operation.fired_kwargs, scheduled)
-                raise
-            self._announce_fired(changes, operation.fired_kwargs, scheduled)
         return changes
+
+    def _firing(self, changes: Changes, started: float) -> AbstractContextManager[None]:
+        """The hooks' :meth:`~.hooks.Hooks.firing` contexts, when the operation fired."""
+        hooks = self.extension.hooks
+        if not (hooks and changes.fired):
+            return nullcontext()
+        return around([h.firing(self, list(changes.fired), started) for h in hooks])
 
     def _committed(self, changes: Changes, configs: Mapping[str, TaskConfig]) -> None:
         """After the commit: status signals and hooks, then dispatch."""
@@ -183,6 +195,7 @@ class TriggerManager(OperatorActions, SessionInspection):
             instance_status_changed.send(sender=self, session_uid=self.uid, instance=t.instance, old=t.old, new=t.new)
             for hook in hooks:
                 hook.status_changed(self, t.instance, t.old, t.new)
+                hook.instance_changed(self, changes.instances[t.instance], t.old, t.new)
         ready = [changes.instances[name] for name in changes.ready]
         dispatch(self.extension, self.uid, self.storage.backend, ready, configs)
 
@@ -254,7 +267,7 @@ class TriggerManager(OperatorActions, SessionInspection):
     def each_committed(self, plan: EachPlan, changes: Changes, configs: Configuration) -> list[Fired | TriggersError]:
         """:meth:`fire_each` after its commit: signal, dispatch, announce each event."""
         refused: DispatchError | None = None
-        with self.batch():
+        with self.batch(), self._firing(changes, plan.started):
             try:
                 self._committed(changes, configs)
             except DispatchError as exc:
@@ -308,6 +321,7 @@ class TriggerManager(OperatorActions, SessionInspection):
             )
             for hook in self.extension.hooks:
                 hook.status_changed(self, name, before.status, instance.status)
+                hook.instance_changed(self, instance, before.status, instance.status)
         config = self.extension.configs_with(session_configs).get(instance.task)
         if config is None:
             raise UnknownTask(f"{name}: no trigger task {instance.task!r} is configured here")

@@ -17,9 +17,13 @@ from ..session.extension import extension_of
 from ..storage import mask_url
 from .protocol import wrap_tasks
 
-__all__ = ["TriggersStep"]
+__all__ = ["METRICS_STEP_LABEL", "TriggersStep"]
 
 logger = logging.getLogger("celery_triggers")
+
+#: The label of the bootstep that serves ``triggers_metrics_port``
+#: (``celery_triggers.observe.install(app)`` adds it).
+METRICS_STEP_LABEL = "celery-triggers metrics"
 
 
 class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is untyped
@@ -36,6 +40,13 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
             return
         for warning in ext.check_settings():  # a value that means nothing stops the worker here
             logger.warning("celery-triggers: %s", warning)
+        if ext.setting("triggers_metrics_port") and not any(
+            getattr(step, "label", None) == METRICS_STEP_LABEL for step in parent.app.steps["worker"]
+        ):
+            logger.warning(
+                "celery-triggers: triggers_metrics_port is set, but nothing serves it: call "
+                "celery_triggers.observe.install(app) where the app is made"
+            )
         storage = ext.storage
         in_test_process = type(parent).__module__.startswith("celery.contrib.testing")  # celery_worker fixture
         reason = None if in_test_process else storage.process_local_reason()

@@ -65,6 +65,7 @@ from ..core.retry import call_with_backoff
 from ..producer.runners.base import accepted_keywords
 from ..session.context import TaskContext, TaskResolved, pop_context, push_context
 from ..session.extension import extension_of
+from ..session.hooks import around
 from ..session.manager import TriggerManager, error_metadata
 from .epochs import check_epoch
 from .headers import MessageIds, trigger_headers
@@ -110,7 +111,12 @@ def execute(task: Task, body: Callable[..., Any], args: tuple[Any, ...], kwargs:
         raise _ignore(exc) from None
     if ids is None:
         return body(*args, **kwargs)
-    return _Execution(task, ids).run(body, args, kwargs)
+    execution = _Execution(task, ids)
+    hooks = execution.ext.hooks if execution.ext is not None else ()
+    if not hooks:
+        return execution.run(body, args, kwargs)
+    with around([hook.running(ids.uid, ids.name, task) for hook in hooks]):  # e.g. a tracing span
+        return execution.run(body, args, kwargs)
 
 
 def mark_wrapped(run: Callable[..., Any]) -> Callable[..., Any]:

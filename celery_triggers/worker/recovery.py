@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
@@ -198,13 +199,16 @@ def recover(
     older_than: float = 60.0,
     dry_run: bool = False,
     gate: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    census: Counter[str] | None = None,
 ) -> list[RecoveryAction]:
     """Resolve what a crash or an outage left ``scheduled`` or ``running``
     in ``sessions`` (default: all), by the rules above. Returns one
     :class:`RecoveryAction` per such instance, those left alone included
     (``skipped``, with the reason), and first one for a storage that lost
     data. ``gate``: held around each session's storage work (the worker's
-    sweep holds its fork gate, see :mod:`.forks`)."""
+    sweep holds its fork gate, see :mod:`.forks`). ``census``, when given,
+    counts every instance the walk read by its status (as read, before any
+    action)."""
     actions: list[RecoveryAction] = []
     with gate():
         lost = losses(ext.storage)
@@ -217,7 +221,7 @@ def recover(
             return _running(ext, manager, instance, beats, older_than, dry_run)
         return _scheduled(ext, manager, instance, older_than, dry_run)
 
-    return actions + _walk(ext, sessions, IN_FLIGHT, dry_run, act, gate)
+    return actions + _walk(ext, sessions, IN_FLIGHT, dry_run, act, gate, census)
 
 
 def redispatch(
@@ -253,6 +257,7 @@ def _walk(
     dry_run: bool,
     act: Any,
     gate: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    census: Counter[str] | None = None,
 ) -> list[RecoveryAction]:
     """``act`` on every instance in one of ``statuses``; one action per
     such instance, and per corrupt session (``gate`` held per session)."""
@@ -263,16 +268,20 @@ def _walk(
     for uid in uids:
         if not is_internal(uid):
             with gate():
-                actions += _walk_one(ext, uid, wanted, dry_run, act)
+                actions += _walk_one(ext, uid, wanted, dry_run, act, census)
     return actions
 
 
-def _walk_one(ext: Extension, uid: str, wanted: set[Status], dry_run: bool, act: Any) -> list[RecoveryAction]:
+def _walk_one(
+    ext: Extension, uid: str, wanted: set[Status], dry_run: bool, act: Any, census: Counter[str] | None
+) -> list[RecoveryAction]:
     manager = ext.session(uid)
     try:
         instances = manager.instances
     except CorruptSession as exc:  # only that session: the others are handled
         return [RecoveryAction(uid, "-", "corrupt", "skipped", str(exc), dry_run)]
+    if census is not None:
+        census.update(instance.status.value for instance in instances.values())
     actions: list[RecoveryAction] = []
     for instance in instances.values():
         if instance.status not in wanted:
