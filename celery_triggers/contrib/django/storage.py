@@ -34,18 +34,19 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from ...core.data import dumps, loads
 from ...core.engine import Needs
-from ...core.errors import ConfigurationError, Conflict, InvalidStorageURL, StorageError
+from ...core.errors import ConfigurationError, Conflict, CorruptSession, InvalidStorageURL, StorageError
 from ...core.state import Instance, Status
 from ...storage import django_alias, mask_url
 from ...storage.base import StorageBackend
 from ...storage.records import decode_instance
+from ...storage.summaries import SessionSummary, counted
 from ...storage.txn import Prefetch, Raw, SessionTxn, check_uid
 
 R = TypeVar("R")
@@ -53,7 +54,7 @@ R = TypeVar("R")
 try:
     from django.core.exceptions import AppRegistryNotReady, ImproperlyConfigured
     from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connections, transaction
-    from django.db.models import Q
+    from django.db.models import Count, Q
     from django.utils import timezone
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the django-db storage needs Django: pip install 'celery-triggers[django]'") from exc
@@ -315,6 +316,54 @@ class DjangoDBStorage(StorageBackend):
         return self._guarded(
             None, lambda: list(Session.objects.using(self.alias).order_by("uid").values_list("uid", flat=True))
         )
+
+    def iter_sessions(self, batch: int = 500) -> Iterator[list[str]]:
+        """In UID order, a page at a time (keyset pagination on the unique UID)."""
+        after: str | None = None
+        while True:
+            rows = Session.objects.using(self.alias).order_by("uid")
+            if after is not None:
+                rows = rows.filter(uid__gt=after)
+            page: list[str] = self._guarded(None, lambda q=rows: list(q.values_list("uid", flat=True)[:batch]))
+            if not page:
+                return
+            yield page
+            after = page[-1]
+
+    def session_exists(self, uid: str) -> bool:
+        check_uid(uid)
+        return bool(self._guarded(uid, Session.objects.using(self.alias).filter(uid=uid).exists))
+
+    def iter_instances(self, uid: str, batch: int = 1000) -> Iterator[list[Instance]]:
+        """Per task (sorted here), its rows by number through a cursor
+        (server-side on PostgreSQL), ``batch`` at a time."""
+        check_uid(uid)
+        rows = TaskInstance.objects.using(self.alias).filter(session__uid=uid)
+        tasks = self._guarded(uid, lambda: sorted(set(rows.values_list("task", flat=True).distinct())))
+        for task in tasks:
+            found = rows.filter(task=task).order_by("number").values_list(*_COLUMNS).iterator(chunk_size=batch)
+            out: list[Instance] = []
+            for row in self._guarded(uid, lambda found=found: iter(found)):
+                record = dict(zip(_COLUMNS, row, strict=True))
+                out.append(decode_instance(uid, record.pop("name"), record))
+                if len(out) >= batch:
+                    yield out
+                    out = []
+            if out:
+                yield out
+
+    def summaries(self, uids: Sequence[str], *, activity: bool = True) -> dict[str, SessionSummary | CorruptSession]:
+        """Counts by a ``GROUP BY`` on the status column; the last activity
+        (``activity``) from the records, read a batch at a time."""
+        if activity:
+            return super().summaries(uids)
+        out: dict[str, SessionSummary | CorruptSession] = {}
+        for uid in uids:
+            check_uid(uid)
+            rows = TaskInstance.objects.using(self.alias).filter(session__uid=uid)
+            counts = rows.values_list("status").annotate(n=Count("pk")).order_by()
+            out[uid] = counted(uid, self._guarded(uid, lambda counts=counts: list(counts)))
+        return out
 
     def _locked(self, uid: str) -> AbstractContextManager[_DBTxn]:
         """A write transaction that does not count as a change (deletes)."""
