@@ -69,6 +69,10 @@ def instance_view(instance: Instance, awaiting: list[str], now: float) -> dict[s
     }
 
 
+#: Instances read per storage call by ``inspect``: two batches are held at a time.
+BATCH = 500
+
+
 class _Peek:
     """An iterator of instances whose next one can be looked at."""
 
@@ -102,12 +106,9 @@ def session_doc(manager: TriggerManager, now: float | None = None, *, count: int
     configs, snapshot = manager.overview()
     backend, uid = manager.storage.backend, manager.uid
     if count is None:
-        found = backend.summaries([uid], activity=False)[uid]
-        if isinstance(found, CorruptSession):
-            raise found
-        count = found.instances
+        count = backend.count_instances(uid)
     fired = {name for name, record in snapshot.triggers.items() if record.count > 0}
-    stream = _Peek(backend.iter_instances(uid))
+    stream = _Peek(backend.iter_instances(uid, BATCH))
     unresolved = [0]
 
     def rows(task: str, config: TaskConfig | None, statuses: set[str]) -> Iterator[dict[str, Any]]:

@@ -167,6 +167,14 @@ class StorageBackend(abc.ABC):
         for start in range(0, len(found), batch):
             yield found[start : start + batch]
 
+    def count_instances(self, uid: str) -> int:
+        """How many instances session ``uid`` has (Redis: ``HLEN``; SQL: a
+        ``COUNT``), without reading them where the backend can."""
+        found = self.summaries([uid], activity=False)[uid]
+        if isinstance(found, CorruptSession):
+            raise found
+        return found.instances
+
     def summaries(self, uids: Sequence[str], *, activity: bool = True) -> dict[str, SessionSummary | CorruptSession]:
         """Each session's :class:`SessionSummary` (instances by status, last
         activity), or the :class:`CorruptSession` that stops reading it; an

@@ -239,6 +239,12 @@ class RedisStorage(StorageBackend):
         except CLIENT_ERRORS as exc:
             raise self.error(uid, exc) from exc
 
+    def count_instances(self, uid: str) -> int:
+        try:
+            return int(self.client.hlen(self.keys(check_uid(uid))[1]))
+        except CLIENT_ERRORS as exc:
+            raise self.error(uid, exc) from exc
+
     def iter_instances(self, uid: str, batch: int = 1000) -> Iterator[list[Instance]]:
         """One ``HMGET`` per batch, of the names the session's state lists."""
         from .listing import iter_instances

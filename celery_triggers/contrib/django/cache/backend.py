@@ -338,6 +338,10 @@ class DjangoCacheStorage(StorageBackend):
         return iter_instances(self, uid, batch)
 
     @_redis_first
+    def count_instances(self, uid: str) -> int:
+        return super().count_instances(uid)
+
+    @_redis_first
     def summaries(self, uids: Sequence[str], *, activity: bool = True) -> dict[str, SessionSummary | CorruptSession]:
         """The summaries the states keep, else tallied from the records."""
         from .listing import summaries
