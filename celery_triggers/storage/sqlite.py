@@ -13,6 +13,7 @@ session and however many instances wait for other triggers.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import sqlite3
@@ -29,7 +30,7 @@ from ..core.errors import CorruptSession, InvalidStorageURL
 from ..core.state import Instance, Status
 from .base import StorageBackend
 from .records import decode_instance, encode_instance
-from .summaries import SessionSummary, counted
+from .summaries import SessionSummary, Tallies, counted
 from .txn import Prefetch, Raw, SessionTxn, check_uid
 from .urls import mask_url
 
@@ -288,7 +289,7 @@ class SQLiteStorage(StorageBackend):
         """Counts by a ``GROUP BY`` on the status column; the last activity
         (``activity``) from the records, read a batch at a time."""
         if activity:
-            return super().summaries(uids)
+            return self._tallied(uids)
         out: dict[str, SessionSummary | CorruptSession] = {}
         for uid in uids:
             rows = self._read(
@@ -316,6 +317,23 @@ class SQLiteStorage(StorageBackend):
             for table in () if dry_run else _TABLES:
                 txn.conn.execute(f"DELETE FROM {table} WHERE session = ?", (uid,))  # noqa: S608 - table names and "?" marks only
         return True
+
+    def _tallied(self, uids: Sequence[str], page: int = 500) -> dict[str, SessionSummary | CorruptSession]:
+        """One query per ``page`` sessions, its rows fetched a thousand at a time."""
+        out: dict[str, SessionSummary | CorruptSession] = {}
+        for start in range(0, len(uids), page):
+            chunk = [check_uid(u) for u in uids[start : start + page]]
+            tallies = Tallies()
+            sql = f"SELECT session, name, data FROM ct_instances WHERE session IN ({_marks(set(chunk))})"  # noqa: S608 - "?" marks only
+            try:
+                cursor = self._connect().execute(sql, tuple(set(chunk)))
+                while rows := cursor.fetchmany(1000):
+                    for uid, name, data in rows:
+                        tallies.add(uid, functools.partial(decode_instance, uid, name, data))
+            except sqlite3.Error as exc:
+                raise self.storage_error(exc, f"cannot read SQLite storage {self.path!r}: {exc}") from exc
+            out.update(tallies.result(chunk))
+        return out
 
     def _read(self, sql: str, params: tuple[str, ...]) -> list[tuple[Any, ...]]:
         try:

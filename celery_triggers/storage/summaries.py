@@ -11,14 +11,24 @@ reads only the states (:func:`kept_summary`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import CorruptSession
 from ..core.state import IN_FLIGHT, RESOLVED, Instance, Status
 
-__all__ = ["SessionSummary", "counted", "kept_summary", "last_stamp_ms", "new_kept", "stamp_kept", "tally", "track"]
+__all__ = [
+    "SessionSummary",
+    "Tallies",
+    "counted",
+    "kept_summary",
+    "last_stamp_ms",
+    "new_kept",
+    "stamp_kept",
+    "tally",
+    "track",
+]
 
 #: The state's key of the kept summary.
 KEY = "summary"
@@ -74,6 +84,39 @@ def tally(batches: Iterable[Iterable[Instance]]) -> SessionSummary:
             counts[instance.status.value] = counts.get(instance.status.value, 0) + 1
             last = max(last, last_stamp_ms(instance))
     return SessionSummary(dict(sorted(counts.items())), last / 1000 if last else None)
+
+
+class Tallies:
+    """:func:`tally` of many sessions whose records come mixed (one SQL
+    query over a page of sessions); a record that does not decode makes its
+    session a :class:`CorruptSession`, the others are summed up."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, dict[str, int]] = {}
+        self._last: dict[str, int] = {}
+        self._corrupt: dict[str, CorruptSession] = {}
+
+    def add(self, uid: str, decode: Callable[[], Instance]) -> None:
+        if uid in self._corrupt:
+            return
+        try:
+            instance = decode()
+        except CorruptSession as exc:
+            self._corrupt[uid] = exc
+            return
+        counts = self._counts.setdefault(uid, {})
+        counts[instance.status.value] = counts.get(instance.status.value, 0) + 1
+        self._last[uid] = max(self._last.get(uid, 0), last_stamp_ms(instance))
+
+    def result(self, uids: Iterable[str]) -> dict[str, SessionSummary | CorruptSession]:
+        out: dict[str, SessionSummary | CorruptSession] = {}
+        for uid in uids:
+            last = self._last.get(uid, 0)
+            found = self._corrupt.get(uid) or SessionSummary(
+                dict(sorted(self._counts.get(uid, {}).items())), last / 1000 if last else None
+            )
+            out[uid] = found
+        return out
 
 
 # -- the summary a key-value state keeps ----------------------------------------

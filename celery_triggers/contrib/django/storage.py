@@ -46,7 +46,7 @@ from ...core.state import Instance, Status
 from ...storage import django_alias, mask_url
 from ...storage.base import StorageBackend
 from ...storage.records import decode_instance
-from ...storage.summaries import SessionSummary, counted
+from ...storage.summaries import SessionSummary
 from ...storage.txn import Prefetch, Raw, SessionTxn, check_uid
 
 R = TypeVar("R")
@@ -54,7 +54,7 @@ R = TypeVar("R")
 try:
     from django.core.exceptions import AppRegistryNotReady, ImproperlyConfigured
     from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connections, transaction
-    from django.db.models import Count, Q
+    from django.db.models import Q
     from django.utils import timezone
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the django-db storage needs Django: pip install 'celery-triggers[django]'") from exc
@@ -337,33 +337,17 @@ class DjangoDBStorage(StorageBackend):
     def iter_instances(self, uid: str, batch: int = 1000) -> Iterator[list[Instance]]:
         """Per task (sorted here), its rows by number through a cursor
         (server-side on PostgreSQL), ``batch`` at a time."""
-        check_uid(uid)
-        rows = TaskInstance.objects.using(self.alias).filter(session__uid=uid)
-        tasks = self._guarded(uid, lambda: sorted(set(rows.values_list("task", flat=True).distinct())))
-        for task in tasks:
-            found = rows.filter(task=task).order_by("number").values_list(*_COLUMNS).iterator(chunk_size=batch)
-            out: list[Instance] = []
-            for row in self._guarded(uid, lambda found=found: iter(found)):
-                record = dict(zip(_COLUMNS, row, strict=True))
-                out.append(decode_instance(uid, record.pop("name"), record))
-                if len(out) >= batch:
-                    yield out
-                    out = []
-            if out:
-                yield out
+        from .reading import iter_instances
+
+        return iter_instances(self.alias, self._guarded, check_uid(uid), batch)
 
     def summaries(self, uids: Sequence[str], *, activity: bool = True) -> dict[str, SessionSummary | CorruptSession]:
-        """Counts by a ``GROUP BY`` on the status column; the last activity
-        (``activity``) from the records, read a batch at a time."""
-        if activity:
-            return super().summaries(uids)
-        out: dict[str, SessionSummary | CorruptSession] = {}
-        for uid in uids:
-            check_uid(uid)
-            rows = TaskInstance.objects.using(self.alias).filter(session__uid=uid)
-            counts = rows.values_list("status").annotate(n=Count("pk")).order_by()
-            out[uid] = counted(uid, self._guarded(uid, lambda counts=counts: list(counts)))
-        return out
+        """Counts by a ``GROUP BY`` on the status column; with ``activity``,
+        tallied from the records (one query per 500 sessions, through a
+        cursor)."""
+        from .reading import counts, tallied
+
+        return (tallied if activity else counts)(self.alias, self._guarded, [check_uid(u) for u in uids])
 
     def _locked(self, uid: str) -> AbstractContextManager[_DBTxn]:
         """A write transaction that does not count as a change (deletes)."""
