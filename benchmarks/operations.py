@@ -10,6 +10,9 @@ On every backend (Redis: its own redis-server on loopback):
 
 Each is timed in-process (the command's work without the interpreter's
 start-up); medians of ``--runs`` runs (default 5).
+
+``--big``: the real commands as subprocesses over a Redis storage of 1.1
+million instances, wall time and peak RSS (see :mod:`benchmarks._big`).
 """
 
 from __future__ import annotations
@@ -55,7 +58,17 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, float]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="200 sessions and 100 instances (a smoke test)")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--big", action="store_true", help="1.1M instances on Redis, the commands as subprocesses")
+    parser.add_argument("--code", type=Path, help="--big: also run the commands on this checkout's package")
+    parser.add_argument("--legacy", action="store_true", help="--big: then again without the kept summaries")
+    parser.add_argument("--scale", type=float, default=1.0, help="--big: fraction of the 1.1M instances (a quick look)")
     args = parser.parse_args(argv)
+    if args.big:
+        from ._big import run
+
+        sessions, big = max(1, round(10_000 * args.scale)), max(1, round(100_000 * args.scale))
+        run(args.runs, args.code, args.legacy, sessions, 100, big)
+        return []
     sessions, instances = (200, 100) if args.quick else (10_000, 5_000)
 
     from tests.servers import RedisServer

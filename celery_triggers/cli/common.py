@@ -82,7 +82,7 @@ def kwargs_option(value: str | None, what: str) -> dict[str, Any] | None:
 def existing_session(ctx: click.Context, uid: str) -> Any:
     ext = extension(ctx)
     manager = ext.session(uid)
-    if not manager.instances and uid not in ext.storage.sessions():
+    if not ext.storage.session_exists(uid):
         raise click.ClickException(f"no session {uid!r} in storage {mask_url(ext.storage_url)}")
     return manager
 

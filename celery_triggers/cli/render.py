@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import click
 
 from ..core.data import escape_text
+from ..core.state import RESOLVED, Status
+from .jsonstream import Later, Stream
 from .views import age
 
 __all__ = ["STATUS_STYLES", "console", "print_session", "print_sessions"]
@@ -82,18 +85,24 @@ _TRIGGER_COLUMNS = ["trigger", "times fired", "last kwargs"]
 _SESSION_COLUMNS = ["task / instance", "status", "consumed", "awaiting", "unless", "result / exception", "age"]
 
 
-def _session_rows(view: dict[str, Any]) -> list[list[str]]:
-    rows = []
-    for task in view["tasks"]:
+def _session_rows(view: dict[str, Any], seen: dict[str, Any]) -> Iterator[tuple[list[str], dict[str, Any] | None]]:
+    """The table's rows (each with its instance, None for a task without
+    one), reading the view's streams; ``seen`` gathers what the title says
+    (instances, unresolved, tasks unknown to this app)."""
+    for task in _items(view["tasks"]):
         unless = task["unless"]
         unless_text = ""
         if unless["triggers"]:
             unless_text = "held" if unless["held"] else f"{len(unless['fired'])}/{len(unless['triggers'])} fired"
-        if not task["instances"]:
-            rows.append([task["task"], task["status"], "", ", ".join(task["awaiting"]), unless_text, "", ""])
         mark = "" if task["known"] else " (unknown task)"
-        for row in task["instances"]:
-            rows.append(
+        if not task["known"]:
+            seen["unknown"].append(task["task"])
+        empty = True
+        for row in _items(task["instances"]):
+            empty = False
+            seen["instances"] += 1
+            seen["unresolved"] += Status(row["status"]) not in RESOLVED
+            yield (
                 [
                     row["instance"] + mark,
                     row["status"],
@@ -102,35 +111,64 @@ def _session_rows(view: dict[str, Any]) -> list[list[str]]:
                     unless_text,
                     row["summary"],
                     age(row["age_seconds"]),
-                ]
+                ],
+                row,
             )
-    return rows
+        if empty:
+            status = _value(task["status"])
+            yield [task["task"], status, "", ", ".join(task["awaiting"]), unless_text, "", ""], None
 
 
-def print_session(view: dict[str, Any], storage: str, *, tracebacks: bool = False) -> None:
-    n = view["instances"]
-    unknown = [t["task"] for t in view["tasks"] if not t["known"]]
+def _items(value: Any) -> Iterable[Any]:
+    return value.items if isinstance(value, Stream) else value
+
+
+def _value(value: Any) -> Any:
+    return value.get() if isinstance(value, Later) else value
+
+
+def print_session(view: dict[str, Any], storage: str, *, tracebacks: bool = False, max_rows: int = 0) -> int:
+    """``inspect``'s tables. ``view``: :func:`.views.session_doc` (read
+    once, a batch of instances at a time) or :func:`.views.session_view`.
+    ``max_rows``: show at most this many rows (0: all), and say how many
+    instances are left out (the others are read, to count them, not kept).
+    Returns how many instances are unresolved."""
+    seen: dict[str, Any] = {"instances": 0, "unresolved": 0, "unknown": []}
+    rows: list[list[str]] = []
+    failed: list[dict[str, Any]] = []
+    hidden = 0
+    for row, instance in _session_rows(view, seen):
+        if max_rows and len(rows) >= max_rows:
+            hidden += instance is not None
+            continue
+        rows.append(row)
+        if tracebacks and instance is not None and instance["traceback"]:
+            failed.append(instance)
+    n, unknown = seen["instances"], seen["unknown"]
     note = f"; {len(unknown)} task{'' if len(unknown) == 1 else 's'} unknown to this app: {', '.join(unknown)}"
     title = (
-        f"session {view['session']} ({n} instance{'' if n == 1 else 's'}, {view['unresolved']} unresolved"
+        f"session {view['session']} ({n} instance{'' if n == 1 else 's'}, {seen['unresolved']} unresolved"
         f"{note if unknown else ''}) in {storage}"
     )
-    rows = _session_rows(view)
-    failed = [i for t in view["tasks"] for i in t["instances"] if i["traceback"]] if tracebacks else []
+    more = f"{hidden} more instance(s) not shown (--rows {max_rows}; --rows 0 shows all, --json lists all)"
     fired = [[t["trigger"], str(t["count"]), json.dumps(t["kwargs"], sort_keys=True)] for t in view["triggers"]]
     fired_title = f"{len(fired)} trigger(s) fired"
     if not is_terminal():
         _plain(title, _SESSION_COLUMNS, rows)
+        if hidden:
+            click.echo(more)
         _plain(fired_title, _TRIGGER_COLUMNS, fired)
         for instance in failed:
             click.echo(f"traceback of {escape_text(instance['instance'])}:")
             click.echo(_traceback(instance["traceback"]))
-        return
+        return int(seen["unresolved"])
     table = _table(_markup(title), _SESSION_COLUMNS)
     for row in rows:
         table.add_row(_markup(row[0]), _status(row[1]), *(_markup(cell) for cell in row[2:]))
     out = console()
     out.print(table)
+    if hidden:
+        out.print(_markup(more))
     triggers = _table(fired_title, _TRIGGER_COLUMNS)
     for line in fired:
         triggers.add_row(*(_markup(cell) for cell in line))
@@ -138,12 +176,14 @@ def print_session(view: dict[str, Any], storage: str, *, tracebacks: bool = Fals
     for instance in failed:
         out.print(f"[bold]traceback of {_markup(instance['instance'])}:[/bold]")
         out.print(_traceback(instance["traceback"]), markup=False)
+    return int(seen["unresolved"])
 
 
 _SESSIONS_COLUMNS = ["session", "instances", "by status", "last activity"]
 
 
-def print_sessions(rows: list[dict[str, Any]], storage: str) -> None:
+def print_sessions(rows: list[dict[str, Any]], storage: str, note: str = "") -> None:
+    """``sessions``'s table; ``note``: a last line (what ``--limit`` left out)."""
     now = time.time()
     lines = []
     for row in rows:
@@ -156,6 +196,8 @@ def print_sessions(rows: list[dict[str, Any]], storage: str) -> None:
     title = f"{len(rows)} session(s) in {storage}"
     if not is_terminal():
         _plain(title, _SESSIONS_COLUMNS, lines)
+        if note:
+            click.echo(note)
         return
     table = _table(_markup(title), _SESSIONS_COLUMNS)
     for line, row in zip(lines, rows, strict=True):
@@ -164,4 +206,7 @@ def print_sessions(rows: list[dict[str, Any]], storage: str) -> None:
         else:
             counts = ", ".join(f"{_status(s)} {n}" for s, n in row["counts"].items())
             table.add_row(_markup(line[0]), line[1], counts, line[3])
-    console().print(table)
+    out = console()
+    out.print(table)
+    if note:
+        out.print(_markup(note))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ..core.config import TaskConfig
 from ..core.errors import CorruptSession
 from ..core.state import RESOLVED, Instance, Status
 from ..session.manager import TriggerManager
-from ..session.summary import by_task, task_status
+from ..session.summary import URGENCY
 from ..storage import StorageBackend
+from ..storage.summaries import SessionSummary
+from .jsonstream import Doc, Later, Stream, materialize
 
-__all__ = ["INSPECT_SCHEMA", "age", "instance_view", "session_view", "sessions_view"]
+__all__ = ["INSPECT_SCHEMA", "age", "instance_view", "session_doc", "session_view", "sessions_view", "summary_row"]
 
 
 def age(seconds: float | None) -> str:
@@ -64,103 +69,138 @@ def instance_view(instance: Instance, awaiting: list[str], now: float) -> dict[s
     }
 
 
-def session_view(manager: TriggerManager, now: float | None = None) -> dict[str, Any]:
-    """Every task and instance of a session, with what each still awaits
-    and every fired trigger (the layout of ``inspect --json``).
+#: Instances read per storage call by ``inspect``: two batches are held at a time.
+BATCH = 500
+
+
+class _Peek:
+    """An iterator of instances whose next one can be looked at."""
+
+    def __init__(self, batches: Iterable[list[Instance]]):
+        self._it = (i for batch in batches for i in batch)
+        self._head: Instance | None = None
+
+    def peek(self) -> Instance | None:
+        if self._head is None:
+            self._head = next(self._it, None)
+        return self._head
+
+    def take(self, task: str) -> Iterator[Instance]:
+        """The next instances while they are ``task``'s."""
+        while (head := self.peek()) is not None and head.task == task:
+            self._head = None
+            yield head
+
+
+def session_doc(manager: TriggerManager, now: float | None = None, *, count: int | None = None) -> Doc:
+    """The document of ``inspect --json``, every task's instances streamed
+    from storage a batch at a time (see :mod:`.jsonstream`): memory does
+    not grow with the session. ``count``: how many instances the session
+    has (printed first), else counted in storage.
 
     Storage is the truth: an instance of a task this app has no config for
     (a task removed since, or declared in a module this process did not
-    import) is listed too, under
-    a task marked ``"known": false`` with ``"run": null``."""
+    import) is listed too, under a task marked ``"known": false`` with
+    ``"run": null``."""
     now = time.time() if now is None else now
     configs, snapshot = manager.overview()
-    instances = manager.instances
+    backend, uid = manager.storage.backend, manager.uid
+    if count is None:
+        count = backend.count_instances(uid)
     fired = {name for name, record in snapshot.triggers.items() if record.count > 0}
-    stored = by_task(instances.values())
-    tasks = [_unknown_task(name, stored[name], now) for name in set(stored) - set(configs)]
-    for name, config in configs.items():
-        mine = stored.get(name, [])
-        record = snapshot.tasks.get(name)
-        unless = {
-            "triggers": list(config.unless),
-            "fired": sorted(set(config.unless) & fired),
-            "held": bool(record and record.abandoned),
-        }
-        rows = [
-            instance_view(
-                i,
-                sorted(config.required - set(i.kwargs)) if i.status is Status.UNSTARTED else [],
-                now,
+    stream = _Peek(backend.iter_instances(uid, BATCH))
+    unresolved = [0]
+
+    def rows(task: str, config: TaskConfig | None, statuses: set[str]) -> Iterator[dict[str, Any]]:
+        for i in stream.take(task):
+            statuses.add(i.status.value)
+            unresolved[0] += i.status not in RESOLVED
+            awaiting = sorted(config.required - set(i.kwargs)) if config and i.status is Status.UNSTARTED else []
+            yield instance_view(i, awaiting, now)
+
+    def tasks() -> Iterator[Doc]:
+        """Configured and stored tasks merged by name (instances come
+        sorted by task)."""
+        names = sorted(configs)
+        while True:
+            head = stream.peek()
+            candidates = ([head.task] if head is not None else []) + names[:1]
+            if not candidates:
+                return
+            name = min(candidates)
+            if names[:1] == [name]:
+                names.pop(0)
+            statuses: set[str] = set()
+            config = configs.get(name)
+            doc = Doc(
+                task=name, run=None, known=False, awaiting=[], unless={"triggers": [], "fired": [], "held": False}
             )
-            for i in mine
-        ]
-        tasks.append(
-            {
-                "task": name,
-                "run": config.run,
-                "known": True,
-                "status": task_status(mine) or "waiting",
-                "awaiting": [] if mine else sorted(config.required - fired),
-                "unless": unless,
-                "instances": rows,
-            }
-        )
-    tasks.sort(key=lambda task: str(task["task"]))
+            if config is not None:
+                record = snapshot.tasks.get(name)
+                has_instances = head is not None and head.task == name
+                doc.update(
+                    run=config.run,
+                    known=True,
+                    awaiting=[] if has_instances else sorted(config.required - fired),
+                    unless={
+                        "triggers": list(config.unless),
+                        "fired": sorted(set(config.unless) & fired),
+                        "held": bool(record and record.abandoned),
+                    },
+                )
+            doc["status"] = Later(functools.partial(_urgent, statuses))
+            doc["instances"] = Stream(rows(name, config, statuses))
+            yield doc
+            for _ in stream.take(name):  # what the reader left of this task's instances
+                pass
+
     triggers = [
         {"trigger": name, "count": record.count, "kwargs": record.kwargs}
         for name, record in sorted(snapshot.triggers.items())
         if record.count > 0
     ]
-    unresolved = sum(1 for i in instances.values() if i.status not in RESOLVED)
-    return {
-        "schema": INSPECT_SCHEMA,
-        "session": manager.uid,
-        "tasks": tasks,
-        "triggers": triggers,
-        "instances": len(instances),
-        "unresolved": unresolved,
-    }
+    return Doc(
+        schema=INSPECT_SCHEMA,
+        session=uid,
+        tasks=Stream(tasks()),
+        triggers=triggers,
+        instances=count,
+        unresolved=Later(lambda: unresolved[0]),
+    )
 
 
-def _unknown_task(name: str, mine: list[Instance], now: float) -> dict[str, Any]:
-    """A task with stored instances that this app has no config for: what
-    it runs, awaits and is held by is unknown here."""
+def _urgent(statuses: set[str]) -> str:
+    """A task's status: the most urgent of its instances' (``waiting``: none)."""
+    return next((status for status in URGENCY if status in statuses), "waiting")
+
+
+def session_view(manager: TriggerManager, now: float | None = None) -> dict[str, Any]:
+    """:func:`session_doc` built in memory (every instance held: for a
+    small session, or a caller that needs them all)."""
+    view: dict[str, Any] = materialize(session_doc(manager, now, count=0))
+    view["instances"] = sum(len(task["instances"]) for task in view["tasks"])
+    return view
+
+
+def summary_row(uid: str, found: SessionSummary | CorruptSession) -> dict[str, Any]:
+    """One row of ``sessions``: counts by status, last activity, or why the
+    session is corrupt."""
+    if isinstance(found, CorruptSession):  # reported as such; the other sessions are listed
+        return {"session": uid, "counts": {}, "instances": None, "unresolved": None, "last_activity": None} | {
+            "corrupt": str(found)
+        }
     return {
-        "task": name,
-        "run": None,
-        "known": False,
-        "status": task_status(mine) or "waiting",
-        "awaiting": [],
-        "unless": {"triggers": [], "fired": [], "held": False},
-        "instances": [instance_view(i, [], now) for i in mine],
+        "session": uid,
+        "counts": dict(found.counts),
+        "instances": found.instances,
+        "unresolved": found.unresolved,
+        "last_activity": found.last_activity,
+        "corrupt": None,
     }
 
 
 def sessions_view(storage: StorageBackend, uids: list[str]) -> list[dict[str, Any]]:
-    """One row per session: counts by status, last activity, or why it is
-    corrupt (the instances of many sessions are read in batches)."""
-    rows: list[dict[str, Any]] = []
-    for uid, found in storage.instances_many(uids).items():
-        if isinstance(found, CorruptSession):  # reported as such; the other sessions are listed
-            rows.append(
-                {"session": uid, "counts": {}, "instances": None, "unresolved": None, "last_activity": None}
-                | {"corrupt": str(found)}
-            )
-            continue
-        counts: dict[str, int] = {}
-        last = 0.0
-        for instance in found.values():
-            counts[instance.status.value] = counts.get(instance.status.value, 0) + 1
-            stamps = [v for k, v in instance.metadata.items() if k.endswith("_at") and isinstance(v, (int, float))]
-            last = max([last, *stamps])
-        rows.append(
-            {
-                "session": uid,
-                "counts": dict(sorted(counts.items())),
-                "instances": sum(counts.values()),
-                "unresolved": sum(n for s, n in counts.items() if Status(s) not in RESOLVED),
-                "last_activity": last or None,
-                "corrupt": None,
-            }
-        )
-    return rows
+    """One row per session (:func:`summary_row`), read from the summaries
+    storage keeps, or tallied a batch at a time."""
+    found = storage.summaries(uids)
+    return [summary_row(uid, found[uid]) for uid in uids]

@@ -14,7 +14,7 @@ import abc
 import asyncio
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, TypeVar
 
@@ -23,12 +23,14 @@ from ..core.engine import Needs
 from ..core.errors import Conflict, CorruptSession, StorageError, StorageUnavailable, UnknownInstance
 from ..core.state import Instance, is_internal
 from .retention import all_resolved, purge_cutoff
+from .summaries import SessionSummary, tally
 from .txn import Prefetch, SessionTxn, check_uid
 
-#: ``Job`` and ``StorageBackend`` are this module's; the others are the
+#: ``Job`` and ``StorageBackend`` are this module's (``SessionSummary``: what
+#: :meth:`StorageBackend.summaries` returns); the others are the
 #: contract's names as celery-triggers 0.1.0 spelled them, still imported
 #: from here by backends written against it.
-__all__ = ["Conflict", "Job", "SessionStorage", "SessionTxn", "StorageBackend", "check_uid"]
+__all__ = ["Conflict", "Job", "SessionStorage", "SessionSummary", "SessionTxn", "StorageBackend", "check_uid"]
 
 R = TypeVar("R")
 #: One transaction of :meth:`StorageBackend.run_many`: (session UID, operation, prefetch).
@@ -133,6 +135,57 @@ class StorageBackend(abc.ABC):
         for uid in uids:
             try:
                 out[uid] = self.instances(uid)
+            except CorruptSession as exc:
+                out[uid] = exc
+        return out
+
+    # -- reading at scale (the operator commands) -----------------------------------
+    # Generic here, from the methods above (each holds a whole session, or the list of
+    # every session); a backend pages through its storage instead.
+
+    def iter_sessions(self, batch: int = 500) -> Iterator[list[str]]:
+        """The UIDs of :meth:`sessions`, about ``batch`` at a time, in no
+        particular order: a backend may page through its storage (Redis:
+        ``SCAN``) so that no list of every session is held."""
+        uids = self.sessions()
+        for start in range(0, len(uids), batch):
+            yield uids[start : start + batch]
+
+    def session_exists(self, uid: str) -> bool:
+        """Whether session ``uid`` is stored (one cheap read on the
+        built-in backends)."""
+        return check_uid(uid) in self.sessions()
+
+    def iter_instances(self, uid: str, batch: int = 1000) -> Iterator[list[Instance]]:
+        """Every instance of the session in the order ``manager.instances``
+        gives them (by task name, then number), at most ``batch`` at a time:
+        a backend reads them a batch at a time, so that memory does not grow
+        with the session. Batches are read one after the other: a session
+        changing meanwhile may show some instances before and others after
+        a change (each batch is consistent)."""
+        found = sorted(self.instances(uid).values(), key=lambda i: (i.task, i.number))
+        for start in range(0, len(found), batch):
+            yield found[start : start + batch]
+
+    def count_instances(self, uid: str) -> int:
+        """How many instances session ``uid`` has (Redis: ``HLEN``; SQL: a
+        ``COUNT``), without reading them where the backend can."""
+        found = self.summaries([uid], activity=False)[uid]
+        if isinstance(found, CorruptSession):
+            raise found
+        return found.instances
+
+    def summaries(self, uids: Sequence[str], *, activity: bool = True) -> dict[str, SessionSummary | CorruptSession]:
+        """Each session's :class:`SessionSummary` (instances by status, last
+        activity), or the :class:`CorruptSession` that stops reading it; an
+        unknown session has an empty summary. ``activity`` False: the caller
+        needs no last activity (a backend may then count without reading
+        records). Here tallied from :meth:`iter_instances`; the key-value
+        backends read the summary their states keep."""
+        out: dict[str, SessionSummary | CorruptSession] = {}
+        for uid in uids:
+            try:
+                out[uid] = tally(self.iter_instances(uid))
             except CorruptSession as exc:
                 out[uid] = exc
         return out

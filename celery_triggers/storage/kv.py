@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..core.data import dumps, loads
@@ -31,12 +31,15 @@ from ..core.engine import Needs
 from ..core.errors import CorruptSession
 from ..core.state import IN_FLIGHT, Instance, Snapshot, Status, split_instance_name
 from .records import decode_instance, encode_instance
+from .summaries import KEY as SUMMARY
+from .summaries import new_kept, stamp_kept, track
 from .txn import Raw, SessionTxn
 
 __all__ = [
     "IndexEntry",
     "KVTxn",
     "instance_names",
+    "iter_records",
     "new_state",
     "parse_state",
     "session_digest",
@@ -65,6 +68,7 @@ def new_state(uid: str) -> dict[str, Any]:
         "tasks": {},
         "created_at": now,
         "updated_at": now,
+        SUMMARY: new_kept(),
     }
 
 
@@ -104,6 +108,28 @@ def instance_names(state: dict[str, Any]) -> list[str]:
     return names
 
 
+def iter_records(
+    uid: str, state: dict[str, Any], fetch: Callable[[list[str]], Sequence[Any]], batch: int
+) -> Iterator[list[Instance]]:
+    """A session's instances in the order of ``manager.instances`` (task
+    name, then number), ``batch`` at a time: names from the state's task
+    records, records through ``fetch`` (names -> records, None for a
+    missing one)."""
+    names: list[str] = []
+    for task in sorted(state["tasks"]):
+        for number in range(int(state["tasks"][task].get("next_number", 0))):
+            names.append(f"{task}#{number}")
+            if len(names) >= batch:
+                yield _decoded(uid, names, fetch(names))
+                names = []
+    if names:
+        yield _decoded(uid, names, fetch(names))
+
+
+def _decoded(uid: str, names: list[str], records: Sequence[Any]) -> list[Instance]:
+    return [decode_instance(uid, n, r) for n, r in zip(names, records, strict=True) if r is not None]
+
+
 class KVTxn(SessionTxn):
     """A transaction over a parsed state, lazily fetched instance records
     and the index of waiting instances."""
@@ -128,6 +154,7 @@ class KVTxn(SessionTxn):
 
     def state_text(self) -> str:
         self.state["updated_at"] = time.time()
+        stamp_kept(self.state)
         return dumps(self.state)
 
     def load_raw(self, needs: Needs) -> tuple[Mapping[str, Raw], Mapping[str, Raw], Mapping[str, Raw]]:
@@ -165,9 +192,15 @@ class KVTxn(SessionTxn):
         s["tasks"].update(tasks)
         self.state_dirty |= bool(triggers or tasks)
         delta = 0
+        kept = s.get(SUMMARY)
+        if not (isinstance(kept, dict) and isinstance(kept.get("counts"), dict)):
+            kept = None
+        before = (dict(kept["counts"]), kept.get("last")) if kept is not None else None
         for name, instance in instances.items():
             self.instance_writes[name] = encode_instance(instance)  # refuses non-JSON before any commit
             delta += (instance.status in IN_FLIGHT) - (self._old_status.get(name) in IN_FLIGHT)
+            if kept is not None:  # the counts and last activity a listing reads (see .summaries)
+                track(kept, self._old_status.get(name), instance)
             self._old_status[name] = instance.status
             old = set(self._indexed.get(name, ()))
             new = set(instance.awaiting) if instance.status is Status.UNSTARTED else set()
@@ -180,6 +213,8 @@ class KVTxn(SessionTxn):
                 self.index_removes.discard(entry)
                 self.index_adds.add(entry)
             self._indexed[name] = sorted(new)
+        if kept is not None and before != (kept["counts"], kept.get("last")):
+            self.state_dirty = True
         if delta:  # how many instances are scheduled or running: what keeps a session from expiring
             s["in_flight"] = max(0, int(s.get("in_flight") or 0) + delta)
             self.state_dirty = True

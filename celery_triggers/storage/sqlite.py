@@ -13,22 +13,24 @@ session and however many instances wait for other triggers.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import unquote
 
 from ..core.data import dumps
 from ..core.engine import Needs
-from ..core.errors import InvalidStorageURL
+from ..core.errors import CorruptSession, InvalidStorageURL
 from ..core.state import Instance, Status
 from .base import StorageBackend
 from .records import decode_instance, encode_instance
+from .summaries import SessionSummary, Tallies, counted
 from .txn import Prefetch, Raw, SessionTxn, check_uid
 from .urls import mask_url
 
@@ -250,6 +252,52 @@ class SQLiteStorage(StorageBackend):
     def sessions(self) -> list[str]:
         return [row[0] for row in self._read("SELECT session FROM ct_sessions ORDER BY session", ())]
 
+    def iter_sessions(self, batch: int = 500) -> Iterator[list[str]]:
+        """In UID order, a page at a time (keyset pagination on the key)."""
+        after = None
+        while True:
+            where, params = ("", ()) if after is None else ("WHERE session > ? ", (after,))
+            rows = self._read(f"SELECT session FROM ct_sessions {where}ORDER BY session LIMIT {int(batch)}", params)  # noqa: S608 - a number and "?" marks only
+            if not rows:
+                return
+            yield [row[0] for row in rows]
+            after = rows[-1][0]
+
+    def session_exists(self, uid: str) -> bool:
+        return bool(self._read("SELECT 1 FROM ct_sessions WHERE session = ?", (check_uid(uid),)))
+
+    def iter_instances(self, uid: str, batch: int = 1000) -> Iterator[list[Instance]]:
+        """Per task, its names (sorted by number here), then their records
+        ``batch`` at a time by key."""
+        check_uid(uid)
+        tasks = self._read("SELECT DISTINCT task FROM ct_instances WHERE session = ?", (uid,))
+        for (task,) in sorted(tasks):
+            rows = self._read("SELECT name FROM ct_instances WHERE session = ? AND task = ?", (uid, task))
+            names = sorted((row[0] for row in rows), key=lambda n: (len(n), n))  # "t#9" before "t#10"
+            del rows
+            for start in range(0, len(names), batch):
+                chunk = names[start : start + batch]
+                found = dict(
+                    self._read(
+                        f"SELECT name, data FROM ct_instances WHERE session = ? AND name IN ({_marks(set(chunk))})",  # noqa: S608 - "?" marks only
+                        (uid, *chunk),
+                    )
+                )
+                yield [decode_instance(uid, n, found[n]) for n in chunk if n in found]
+
+    def summaries(self, uids: Sequence[str], *, activity: bool = True) -> dict[str, SessionSummary | CorruptSession]:
+        """Counts by a ``GROUP BY`` on the status column; the last activity
+        (``activity``) from the records, read a batch at a time."""
+        if activity:
+            return self._tallied(uids)
+        out: dict[str, SessionSummary | CorruptSession] = {}
+        for uid in uids:
+            rows = self._read(
+                "SELECT status, COUNT(*) FROM ct_instances WHERE session = ? GROUP BY status", (check_uid(uid),)
+            )
+            out[uid] = counted(uid, rows)
+        return out
+
     def delete_session(self, uid: str) -> None:
         check_uid(uid)
         with self.transaction(uid) as txn:
@@ -270,7 +318,24 @@ class SQLiteStorage(StorageBackend):
                 txn.conn.execute(f"DELETE FROM {table} WHERE session = ?", (uid,))  # noqa: S608 - table names and "?" marks only
         return True
 
-    def _read(self, sql: str, params: tuple[str, ...]) -> list[tuple[str, str]]:
+    def _tallied(self, uids: Sequence[str], page: int = 500) -> dict[str, SessionSummary | CorruptSession]:
+        """One query per ``page`` sessions, its rows fetched a thousand at a time."""
+        out: dict[str, SessionSummary | CorruptSession] = {}
+        for start in range(0, len(uids), page):
+            chunk = [check_uid(u) for u in uids[start : start + page]]
+            tallies = Tallies()
+            sql = f"SELECT session, name, data FROM ct_instances WHERE session IN ({_marks(set(chunk))})"  # noqa: S608 - "?" marks only
+            try:
+                cursor = self._connect().execute(sql, tuple(set(chunk)))
+                while rows := cursor.fetchmany(1000):
+                    for uid, name, data in rows:
+                        tallies.add(uid, functools.partial(decode_instance, uid, name, data))
+            except sqlite3.Error as exc:
+                raise self.storage_error(exc, f"cannot read SQLite storage {self.path!r}: {exc}") from exc
+            out.update(tallies.result(chunk))
+        return out
+
+    def _read(self, sql: str, params: tuple[str, ...]) -> list[tuple[Any, ...]]:
         try:
             return self._connect().execute(sql, params).fetchall()
         except sqlite3.Error as exc:

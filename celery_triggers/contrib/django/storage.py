@@ -34,18 +34,19 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from ...core.data import dumps, loads
 from ...core.engine import Needs
-from ...core.errors import ConfigurationError, Conflict, InvalidStorageURL, StorageError
+from ...core.errors import ConfigurationError, Conflict, CorruptSession, InvalidStorageURL, StorageError
 from ...core.state import Instance, Status
 from ...storage import django_alias, mask_url
 from ...storage.base import StorageBackend
 from ...storage.records import decode_instance
+from ...storage.summaries import SessionSummary
 from ...storage.txn import Prefetch, Raw, SessionTxn, check_uid
 
 R = TypeVar("R")
@@ -315,6 +316,38 @@ class DjangoDBStorage(StorageBackend):
         return self._guarded(
             None, lambda: list(Session.objects.using(self.alias).order_by("uid").values_list("uid", flat=True))
         )
+
+    def iter_sessions(self, batch: int = 500) -> Iterator[list[str]]:
+        """In UID order, a page at a time (keyset pagination on the unique UID)."""
+        after: str | None = None
+        while True:
+            rows = Session.objects.using(self.alias).order_by("uid")
+            if after is not None:
+                rows = rows.filter(uid__gt=after)
+            page: list[str] = self._guarded(None, lambda q=rows: list(q.values_list("uid", flat=True)[:batch]))
+            if not page:
+                return
+            yield page
+            after = page[-1]
+
+    def session_exists(self, uid: str) -> bool:
+        check_uid(uid)
+        return bool(self._guarded(uid, Session.objects.using(self.alias).filter(uid=uid).exists))
+
+    def iter_instances(self, uid: str, batch: int = 1000) -> Iterator[list[Instance]]:
+        """Per task (sorted here), its rows by number through a cursor
+        (server-side on PostgreSQL), ``batch`` at a time."""
+        from .reading import iter_instances
+
+        return iter_instances(self.alias, self._guarded, check_uid(uid), batch)
+
+    def summaries(self, uids: Sequence[str], *, activity: bool = True) -> dict[str, SessionSummary | CorruptSession]:
+        """Counts by a ``GROUP BY`` on the status column; with ``activity``,
+        tallied from the records (one query per 500 sessions, through a
+        cursor)."""
+        from .reading import counts, tallied
+
+        return (tallied if activity else counts)(self.alias, self._guarded, [check_uid(u) for u in uids])
 
     def _locked(self, uid: str) -> AbstractContextManager[_DBTxn]:
         """A write transaction that does not count as a change (deletes)."""

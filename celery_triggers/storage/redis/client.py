@@ -5,10 +5,9 @@ lifecycle (inspection, listing, purge). Transactions are
 
 from __future__ import annotations
 
-import logging
 import math
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -18,7 +17,8 @@ import redis.cluster
 from ...core.errors import CorruptSession, InvalidStorageURL, StorageError
 from ...core.state import Instance
 from ..base import Job, StorageBackend
-from ..kv import parse_state, session_digest, uid_of
+from ..kv import session_digest
+from ..summaries import SessionSummary
 from ..txn import Prefetch, SessionTxn, check_uid
 from ..urls import mask_url
 from .known import Cached, Recent
@@ -26,8 +26,6 @@ from .scripts import CLIENT_ERRORS, Call, Scripts, from_dump
 from .transaction import read_only, run_one
 
 __all__ = ["RedisStorage"]
-
-logger = logging.getLogger("celery_triggers")
 
 R = TypeVar("R")
 
@@ -226,31 +224,38 @@ class RedisStorage(StorageBackend):
         return out
 
     def sessions(self) -> list[str]:
-        """UIDs of the stored sessions (states read 500 at a time). A session
-        whose state is corrupt is listed when its UID can still be read
-        (reading it then raises :class:`CorruptSession`); else it is left
-        out with a warning."""
-        uids = []
+        """UIDs of the stored sessions (states read 500 at a time; see
+        :func:`.listing.iter_sessions`)."""
+        return sorted(uid for chunk in self.iter_sessions() for uid in chunk)
+
+    def iter_sessions(self, batch: int = 500) -> Iterator[list[str]]:
+        from .listing import iter_sessions
+
+        return iter_sessions(self, batch)
+
+    def session_exists(self, uid: str) -> bool:
         try:
-            keys = list(self.client.scan_iter(match=f"{self.prefix}:{{*}}:state", count=500))
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                texts = self.client.mget_nonatomic(chunk) if self.cluster else self.client.mget(chunk)
-                for text in texts:
-                    if text is None:
-                        continue
-                    try:
-                        state = parse_state("?", text)
-                        uid = state["uid"] if state is not None else None
-                    except CorruptSession:
-                        uid = uid_of(text)
-                    if isinstance(uid, str):
-                        uids.append(uid)
-                    else:
-                        logger.warning("celery-triggers: a stored session state is unreadable, UID included")
+            return bool(self.client.exists(self.keys(check_uid(uid))[0]))
         except CLIENT_ERRORS as exc:
-            raise self.error(None, exc) from exc
-        return sorted(uids)
+            raise self.error(uid, exc) from exc
+
+    def count_instances(self, uid: str) -> int:
+        try:
+            return int(self.client.hlen(self.keys(check_uid(uid))[1]))
+        except CLIENT_ERRORS as exc:
+            raise self.error(uid, exc) from exc
+
+    def iter_instances(self, uid: str, batch: int = 1000) -> Iterator[list[Instance]]:
+        """One ``HMGET`` per batch, of the names the session's state lists."""
+        from .listing import iter_instances
+
+        return iter_instances(self, uid, batch)
+
+    def summaries(self, uids: Sequence[str], *, activity: bool = True) -> dict[str, SessionSummary | CorruptSession]:
+        """From the states alone where they keep one (see :mod:`.listing`)."""
+        from .listing import summaries
+
+        return summaries(self, uids)
 
     def delete_session(self, uid: str) -> None:
         check_uid(uid)

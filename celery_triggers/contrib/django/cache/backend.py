@@ -20,6 +20,7 @@ from ....core.state import Instance, split_instance_name
 from ....storage import django_alias, mask_url
 from ....storage.base import Job, SessionStorage, StorageBackend
 from ....storage.kv import KVTxn, instance_names, parse_state, session_instances
+from ....storage.summaries import SessionSummary
 from ....storage.txn import Prefetch, SessionTxn, check_uid
 from .index import Layout, index_changes, list_sessions, update_session_list
 from .lock import Lease, hold
@@ -320,6 +321,32 @@ class DjangoCacheStorage(StorageBackend):
     @_redis_first
     def sessions(self) -> list[str]:
         return list_sessions(self.cache, self.layout)
+
+    @_redis_first
+    def iter_sessions(self, batch: int = 500) -> Iterator[list[str]]:
+        return super().iter_sessions(batch)
+
+    @_redis_first
+    def session_exists(self, uid: str) -> bool:
+        return self.cache.get(self.layout.key(check_uid(uid), "state")) is not None
+
+    @_redis_first
+    def iter_instances(self, uid: str, batch: int = 1000) -> Iterator[list[Instance]]:
+        """One ``get_many`` per batch, of the names the session's state lists."""
+        from .listing import iter_instances
+
+        return iter_instances(self, uid, batch)
+
+    @_redis_first
+    def count_instances(self, uid: str) -> int:
+        return super().count_instances(uid)
+
+    @_redis_first
+    def summaries(self, uids: Sequence[str], *, activity: bool = True) -> dict[str, SessionSummary | CorruptSession]:
+        """The summaries the states keep, else tallied from the records."""
+        from .listing import summaries
+
+        return summaries(self, uids)
 
     @_redis_first
     def delete_session(self, uid: str) -> None:
