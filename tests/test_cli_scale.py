@@ -6,6 +6,7 @@ sessions it shows; the table caps its rows and says what it left out.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import tracemalloc
@@ -25,6 +26,7 @@ from celery_triggers.cli.views import instance_view, session_doc
 from celery_triggers.core.state import RESOLVED, Changes, Instance, Status, TaskRecord
 from celery_triggers.session.summary import by_task, task_status
 from celery_triggers.storage import StorageBackend
+from celery_triggers.storage.txn import SessionTxn
 
 from .conftest import make_app, storage_url_for
 from .test_cli import shared_storage_apps
@@ -190,13 +192,21 @@ def write_session(storage: StorageBackend, uid: str, count: int, *, task: str = 
             for n in numbers
         }
         changes = Changes(tasks={task: TaskRecord(task, numbers.stop)}, instances=instances)
-        storage.atomic(uid, lambda txn, changes=changes: txn.write(changes))
+        storage.atomic(uid, functools.partial(write_changes, changes=changes))
+
+
+def write_changes(txn: SessionTxn, changes: Changes) -> None:
+    txn.write(changes)
 
 
 def peak_while_streaming(manager: TriggerManager, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
     """(peak bytes allocated, bytes printed) by ``inspect --json``'s writer."""
     printed = [0]
-    monkeypatch.setattr(click, "echo", lambda text="", nl=True, **_: printed.__setitem__(0, printed[0] + len(text)))
+
+    def echo(text: str = "", nl: bool = True, **_: Any) -> None:
+        printed[0] += len(text)
+
+    monkeypatch.setattr(click, "echo", echo)
     tracemalloc.start()
     try:
         echo_stream(session_doc(manager))
@@ -240,8 +250,17 @@ class Spy:
 
         monkeypatch.setattr(storage, "summaries", spy_summaries)
         monkeypatch.setattr(storage, "iter_instances", spy_iter)
-        monkeypatch.setattr(storage, "instances", lambda uid: self.whole.append(uid) or {})
-        monkeypatch.setattr(storage, "instances_many", lambda uids: self.whole.extend(uids) or {})
+
+        def whole(uid: str) -> dict[str, Any]:
+            self.whole.append(uid)
+            return {}
+
+        def whole_many(uids: list[str]) -> dict[str, Any]:
+            self.whole.extend(uids)
+            return {}
+
+        monkeypatch.setattr(storage, "instances", whole)
+        monkeypatch.setattr(storage, "instances_many", whole_many)
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite", "redis", "django-db"])
@@ -303,7 +322,7 @@ def test_kept_summaries_agree_with_the_records_and_older_states_are_tallied(
     storage = app.triggers.storage
     rows = json.loads(run(app, "sessions", "--json").stdout)
     assert {r["session"]: r["counts"] for r in rows}["s-1"] == {"failed": 1, "finished": 1}
-    client = storage.client  # type: ignore[attr-defined]
+    client = storage.client
     states = list(client.scan_iter(match=f"{prefix}:{{*}}:state"))
     for n, key in enumerate(states):
         state = json.loads(client.get(key))
@@ -316,9 +335,12 @@ def test_kept_summaries_agree_with_the_records_and_older_states_are_tallied(
 
     streamed: list[str] = []
     records = listing.iter_instances
-    monkeypatch.setattr(
-        listing, "iter_instances", lambda store, uid, *a: streamed.append(uid) or records(store, uid, *a)
-    )
+
+    def spy(store: Any, uid: str, *a: Any) -> Any:
+        streamed.append(uid)
+        return records(store, uid, *a)
+
+    monkeypatch.setattr(listing, "iter_instances", spy)
     assert json.loads(run(app, "sessions", "--json").stdout) == rows
     assert sorted(streamed) == sorted(r["session"] for r in rows), "read from their records"
 
