@@ -531,7 +531,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     runs = args.runs or (2 if args.quick else 15)
     os.environ["BENCH_TRACK_STARTED"] = "0" if args.untracked else "1"
-    load = os.getloadavg()
+    load, revision = os.getloadavg(), _revision()  # the code measured: read before anything else changes
     began = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(Path(tmp), args.quick, runs)
@@ -559,7 +559,7 @@ def main(argv: list[str] | None = None) -> None:
                 original.close()
             bench.stop()
     reference = original.describe() if isinstance(original, Original) else original
-    print(f"celery-triggers {_revision()} vs plain Celery and {reference};")
+    print(f"celery-triggers {revision} vs plain Celery and {reference};")
     print(f"{machine()}; load average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end;")
     print(f"{time.monotonic() - began:.0f} s; Redis broker/backend/storage on loopback;")
     print(f"one celery worker (prefork, 2 processes); {runs} interleaved runs per case, medians;")
