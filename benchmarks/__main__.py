@@ -15,7 +15,12 @@ process (prefork, 2 processes), then runs:
 4. one task end to end with and without the plugin, and the storage
    commands and round trips per instance, counted on the storage server;
 5. footprint: bytes per instance and per 100-instance session (Redis
-   ``MEMORY USAGE``, SQLite file growth).
+   ``MEMORY USAGE``, SQLite file growth);
+6. against the goals (:mod:`benchmarks.goals`): the rows above as ours /
+   reference / ratio, with ``fire()`` and the bytes per instance of the
+   original framework measured on the same redis-server (``--original
+   PATH``: installed from that source checkout into a side venv, see
+   :mod:`benchmarks.original`; without it those rows say "not measured").
 
 Each case runs several times; the tables give medians and ratios.
 ``--quick`` makes a tiny run (the test suite's smoke test).
@@ -36,7 +41,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import goals
 from ._setup import configure_django, django_db_urls, machine, make_app, median_ms
+from .original import Original, default_venvs
+from .original import start as start_original
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +61,7 @@ class Bench:
             server.start()
         self.chain_length = 10 if quick else 50
         self.fan = 5 if quick else 20
-        self.sessions = 20 if quick else 1000
+        self.sessions = [20] if quick else [300, 1000]
         os.environ.update(
             BENCH_BROKER=f"redis://127.0.0.1:{self.broker.port}/0",
             BENCH_BACKEND=f"redis://127.0.0.1:{self.broker.port}/1",
@@ -153,21 +161,21 @@ class Bench:
 
         return self.compare(plain, lambda key: self.app.triggers.fire(key, "go"))
 
-    def many(self) -> tuple[list[float], list[float]]:
+    def many(self, sessions: int) -> tuple[list[float], list[float]]:
         """Many sessions of a three-task cascade vs as many plain chains."""
         from celery import chain
 
         noop, done = self.mod.noop, self.mod.done
 
         def plain(key: str) -> None:
-            for _ in range(self.sessions):
+            for _ in range(sessions):
                 chain(noop.si(), noop.si(), done.si(key=key)).apply_async()
 
         def triggers(key: str) -> None:
-            for i in range(self.sessions):
+            for i in range(sessions):
                 self.app.triggers.fire(f"{key}/{i}", "go3")
 
-        return self.compare(plain, triggers, count=self.sessions, runs=max(3, self.runs // 2))
+        return self.compare(plain, triggers, count=sessions, runs=max(3, self.runs // 2))
 
     def fan_in(self) -> tuple[list[float], list[float]]:
         from celery import chord
@@ -270,7 +278,8 @@ class Bench:
         thread.join(10)
         return [e for e in events if e[1] != "PING"]
 
-    def throughput(self) -> list[tuple[str, float, float, float]]:
+    def throughput(self) -> dict[str, list[tuple[float, float, float]]]:
+        """Fires/s per backend, (nothing listens, creates, completes) per round."""
         n = 50 if self.quick else 500
         configure_django(f"redis://127.0.0.1:{self.store.port}/1")
         urls = {
@@ -310,15 +319,11 @@ class Bench:
                     app.triggers.fire(uid, "right")  # completes t_pair: commit + dispatch
                 completing = n / (time.perf_counter() - began)
                 rates[name].append((idle, creating, completing))
-        rows = []
-        for name, samples in rates.items():
-            idle, creating, completing = (statistics.median(r[i] for r in samples) for i in range(3))
-            rows.append((name, idle, creating, completing))
         self.signal.connection_pool.reset()
         import redis
 
         redis.Redis(port=self.broker.port, db=0).delete("bench-sink")
-        return rows
+        return rates
 
     def bulk(self) -> dict[str, float]:
         """Redis: ``fire_many`` of events over many sessions and ``afire``
@@ -492,9 +497,13 @@ def _ratio_row(name: str, plain: list[float], triggers: list[float], target: str
     return f"| {name} | {a:.1f} | {b:.1f} ({spread}) | {b / a:.2f} | {target} |"
 
 
-#: The original Triggers framework on its Django cache storage over django-redis,
-#: as measured on this machine earlier (it could not be installed here then).
-ORIGINAL = "original framework (django-redis; figures measured earlier on this machine)"
+def _revision() -> str:
+    """The commit measured (and whether the work tree differs from it)."""
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return "not a git checkout"
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True)
+    return head.stdout.strip() + (" (work tree changed)" if dirty.stdout.strip() else "")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -504,30 +513,92 @@ def main(argv: list[str] | None = None) -> None:
         "--untracked", action="store_true", help="triggers_track_started=False on the worker (starts write nothing)"
     )
     parser.add_argument("--runs", type=int, default=None, help="runs per case (default 15, --quick 2)")
+    parser.add_argument(
+        "--original",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="a checkout of the original framework (Triggers 2.0; a work tree or a bare git repository): "
+        "installed into a side venv and measured beside ours",
+    )
+    parser.add_argument(
+        "--original-venvs",
+        type=Path,
+        default=default_venvs(),
+        metavar="DIR",
+        help="where the original's venv is made and kept between runs (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     runs = args.runs or (2 if args.quick else 15)
     os.environ["BENCH_TRACK_STARTED"] = "0" if args.untracked else "1"
+    load, revision = os.getloadavg(), _revision()  # the code measured: read before anything else changes
+    began = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(Path(tmp), args.quick, runs)
+        store = f"redis://127.0.0.1:{bench.store.port}"
+        original: Original | str = "not measured"
         try:
+            original = start_original(args.original, args.original_venvs, f"{store}/3")
             bench.start_worker()
             cascade = bench.cascade()
-            many = bench.many()
+            many = {n: bench.many(n) for n in bench.sessions}
             fan_in = bench.fan_in()
             single = bench.single()
             trips = bench.round_trips()
             throughput = bench.throughput()
             bulk = bench.bulk()
             footprint = bench.footprint()
+            n_fire, n_many = (50, 500) if args.quick else (500, 10_000)
+            versus = goals.fire_vs_original(f"{store}/0", original, runs, n_fire)
+            per_session = goals.fire_many_per_session(f"{store}/0", runs, n_many)
+            n_fp = 100 if args.quick else goals.FOOTPRINT
+            footprint_n = goals.footprint(f"{store}/0", n_fp)
+            footprint_original = goals.original_footprint(original, n_fp)
         finally:
+            if isinstance(original, Original):
+                original.close()
             bench.stop()
-    print(f"celery-triggers vs plain Celery; {machine()}; Redis broker/backend/storage on loopback;")
+    reference = original.describe() if isinstance(original, Original) else original
+    print(f"celery-triggers {revision} vs plain Celery and {reference};")
+    print(f"{machine()}; load average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end;")
+    print(f"{time.monotonic() - began:.0f} s; Redis broker/backend/storage on loopback;")
     print(f"one celery worker (prefork, 2 processes); {runs} interleaved runs per case, medians;")
     print(f"triggers_track_started={not args.untracked}\n")
+    print("## Measured against the goals\n")
+    rows = [
+        goals.timed_row(
+            f"cascade of {bench.chain_length} vs Celery chain of {bench.chain_length} (ms)", *cascade[::-1], "<= 1.15"
+        ),
+        *(
+            goals.timed_row(
+                f"{n} sessions x 3-task cascade vs {n} chains, producer's fire included (ms)", *many[n][::-1], "<= 1.15"
+            )
+            for n in bench.sessions
+        ),
+        goals.timed_row(f"fan-in: {bench.fan} tasks then a join vs chord (ms)", *fan_in[::-1], "<= 1.2"),
+        goals.count_row(
+            "storage round trips per task (fire + start + finish)",
+            trips["storage round trips per trigger task (fire + worker)"],
+            2,
+        ),
+        *goals.bytes_rows(n_fp, footprint_n, footprint_original),
+        goals.rate_row("fire() on Redis, nobody listening, vs the original (fires/s)", *versus["idle"], ">= 2x"),
+        goals.rate_row("fire() on Redis, creating an instance, vs the original (fires/s)", *versus["create"], ">= 2x"),
+        goals.rate_row(
+            f"fire_many, one event per session ({n_many:,} sessions; events/s)",
+            per_session,
+            goals.FIRE_MANY_GOAL,
+            f">= {goals.FIRE_MANY_GOAL:,}/s",
+        ),
+        *goals.django_db_rows(throughput.get("django-db (postgresql)")),
+    ]
+    print("\n".join(goals.table(rows)))
+    print("\n## Details\n")
     print("| case | plain Celery (ms) | celery-triggers (ms, min-max) | ratio | target |")
     print("|---|---|---|---|---|")
     print(_ratio_row(f"cascade of {bench.chain_length} tasks vs chain", *cascade, "<= 1.15"))
-    print(_ratio_row(f"{bench.sessions} sessions of a 3-task cascade vs chains", *many, "<= 1.15"))
+    for n in bench.sessions:
+        print(_ratio_row(f"{n} sessions of a 3-task cascade vs chains", *many[n], "<= 1.15"))
     print(_ratio_row(f"fan-in {bench.fan} + 1 vs chord", *fan_in, "<= 1.2"))
     print(_ratio_row("one task end to end", *single, "-"))
     a, b = statistics.median(single[0]), statistics.median(single[1])
@@ -539,9 +610,10 @@ def main(argv: list[str] | None = None) -> None:
         "| completes a 2-trigger task, dispatch included |"
     )
     print("|---|---|---|---|")
-    for name, idle, creating, completing in throughput:
+    for name, samples in throughput.items():
+        idle, creating, completing = (statistics.median(r[i] for r in samples) for i in range(3))
         print(f"| {name} | {idle:.0f} | {creating:.0f} | {completing:.0f} |")
-    print(f"| {ORIGINAL} | 2405 | 1684 | - |")
+    print(goals.original_rates_row(versus))
     print("\n| bulk and async firing (Redis; nobody listens unless a row says) | value |")
     print("|---|---|")
     for name, value in bulk.items():
@@ -550,11 +622,10 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|")
     for name, value in trips.items():
         print(f"| {name} | {value:.1f} |")
-    print("\n| footprint | bytes |")
+    print("\n| footprint (100 instances) | bytes |")
     print("|---|---|")
     for name, value in footprint.items():
         print(f"| {name} | {value:.0f} |")
-    print(f"| {ORIGINAL}: per instance | 164 |")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,9 +40,31 @@ def test_storage_growth_quick_prints_a_row_per_backend() -> None:
             assert float(cells[1]) > 0 and float(cells[2]) > 0 and cells[-1].endswith("x")
 
 
-def test_side_by_side_quick_prints_every_table() -> None:
+def test_side_by_side_quick_prints_every_table(tmp_path: Path) -> None:
     require("redis-server")
-    out = run("benchmarks", "--quick")
+    nowhere = tmp_path / "no-checkout"
+    out = run("benchmarks", "--quick", "--original", str(nowhere), "--original-venvs", str(tmp_path / "venvs"))
+    goals = (
+        "cascade of 10 vs Celery chain of 10 (ms)",
+        "20 sessions x 3-task cascade vs 20 chains",
+        "fan-in: 5 tasks then a join vs chord (ms)",
+    )
+    for label in goals:
+        ours, reference, ratio = row(out, label)[1:4]
+        assert float(ours.split()[0]) > 0 and float(reference.split()[0]) > 0 and float(ratio) > 0
+    per_task, goal, ratio = row(out, "storage round trips per task")[1:4]
+    assert goal == "2 (the goal)" and float(ratio) == pytest.approx(float(per_task) / 2, abs=0.01)
+    many, goal, ratio = row(out, "fire_many, one event per session (500 sessions; events/s)")[1:4]
+    assert float(many.split()[0]) > 0 and goal == "20000 (the goal)" and float(ratio) > 0
+    for state in ("scheduled", "finished", "waiting"):
+        ours, reference, ratio = row(out, f"bytes per instance on Redis, 100 in one session: {state}")[1:4]
+        assert float(ours) > 0 and reference == f"not measured (no source at {nowhere})" and ratio == "-"
+    for case in ("nobody listening", "creating an instance"):
+        ours, reference = row(out, f"fire() on Redis, {case}, vs the original (fires/s)")[1:3]
+        assert float(ours.split()[0]) > 0 and reference.startswith("not measured (no source at")
+    assert row(out, "original framework")[1].startswith("not measured"), "no figure this run did not measure"
+    assert "measured earlier" not in out
+    assert not (tmp_path / "venvs").exists(), "nothing to install without a source"
     labels = ("cascade of 10 tasks vs chain", "20 sessions of a 3-task cascade vs chains", "fan-in 5 + 1 vs chord")
     for label in (*labels, "one task end to end"):
         plain, triggers, ratio = row(out, label)[1:4]
