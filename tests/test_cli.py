@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 from celery_triggers import Status, trigger_task
 from celery_triggers.cli import triggers
 
+from .clirunner import apart
 from .conftest import ROOT, ExampleRun, make_app, wait_for
 from .servers import IN_CI
 
@@ -52,6 +53,11 @@ def app() -> Celery:
 
 def run(app: Celery, *args: str) -> Result:
     return CliRunner().invoke(triggers, list(args), obj=CLIContext(app=app, no_color=True, workdir=None))
+
+
+def run_apart(app: Celery, *args: str) -> Result:
+    """Like ``run``, with stdout and stderr kept apart (``result.stdout`` is the JSON alone)."""
+    return apart().invoke(triggers, list(args), obj=CLIContext(app=app, no_color=True, workdir=None))
 
 
 def test_inspect_shows_every_task_and_instance(app: Celery) -> None:
@@ -131,7 +137,7 @@ def test_sessions_lists_counts_and_filters_unresolved(app: Celery) -> None:
     assert [r["session"] for r in rows] == ["s-1", "s-3"]
     failed = json.loads(run(app, "sessions", "--status", "failed", "--json").output)
     assert [r["session"] for r in failed] == ["s-1"]
-    largest = run(app, "sessions", "--sort", "instances", "--limit", "1", "--json")
+    largest = run_apart(app, "sessions", "--sort", "instances", "--limit", "1", "--json")
     assert [r["session"] for r in json.loads(largest.stdout)] == ["s-1"]
     assert largest.stderr == "2 more session(s) not shown (--limit 1)\n", "said apart from the JSON"
     recent = json.loads(run(app, "sessions", "--sort", "last-activity", "--json").output)

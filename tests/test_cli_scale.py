@@ -28,6 +28,7 @@ from celery_triggers.session.summary import by_task, task_status
 from celery_triggers.storage import StorageBackend
 from celery_triggers.storage.txn import SessionTxn
 
+from .clirunner import apart
 from .conftest import make_app, storage_url_for
 from .test_cli import shared_storage_apps
 
@@ -36,6 +37,11 @@ KINDS = ["memory", "sqlite", "redis", "django-redis", "django-locmem", "django-d
 
 def run(app: Celery, *args: str) -> Result:
     return CliRunner().invoke(triggers, list(args), obj=CLIContext(app=app, no_color=True, workdir=None))
+
+
+def run_apart(app: Celery, *args: str) -> Result:
+    """Like ``run``, with stdout and stderr kept apart (``result.stdout`` is the JSON alone)."""
+    return apart().invoke(triggers, list(args), obj=CLIContext(app=app, no_color=True, workdir=None))
 
 
 def reference_view(manager: TriggerManager, now: float) -> dict[str, Any]:
@@ -296,7 +302,7 @@ def test_sessions_sorted_or_filtered_on_redis_read_states_only_and_stop_at_the_l
     for n in range(30):
         write_session(storage, f"s-{n:02d}", 1 + n % 4)
     spy = Spy(storage, monkeypatch)
-    largest = run(app, "sessions", "--sort", "instances", "--limit", "2", "--json")
+    largest = run_apart(app, "sessions", "--sort", "instances", "--limit", "2", "--json")
     assert [r["instances"] for r in json.loads(largest.stdout)] == [4, 4]
     assert largest.stderr == "28 more session(s) not shown (--limit 2)\n"
     assert spy.streamed == [] and spy.whole == [], "a sort by size reads the states, no instance record"
@@ -320,7 +326,7 @@ def test_kept_summaries_agree_with_the_records_and_older_states_are_tallied(
     prefix = unique_prefix()
     app = workflow_app(f"{redis_server.url}?prefix={prefix}")
     storage = app.triggers.storage
-    rows = json.loads(run(app, "sessions", "--json").stdout)
+    rows = json.loads(run_apart(app, "sessions", "--json").stdout)
     assert {r["session"]: r["counts"] for r in rows}["s-1"] == {"failed": 1, "finished": 1}
     client = storage.client
     states = list(client.scan_iter(match=f"{prefix}:{{*}}:state"))
@@ -341,7 +347,7 @@ def test_kept_summaries_agree_with_the_records_and_older_states_are_tallied(
         return records(store, uid, *a)
 
     monkeypatch.setattr(listing, "iter_instances", spy)
-    assert json.loads(run(app, "sessions", "--json").stdout) == rows
+    assert json.loads(run_apart(app, "sessions", "--json").stdout) == rows
     assert sorted(streamed) == sorted(r["session"] for r in rows), "read from their records"
 
 
