@@ -30,7 +30,7 @@ from ..core.data import dumps, loads
 from ..core.engine import Needs
 from ..core.errors import CorruptSession
 from ..core.state import IN_FLIGHT, Instance, Snapshot, Status, split_instance_name
-from .records import decode_instance, encode_instance
+from .records import FORMAT, check_format, decode_instance, encode_instance, to_ms
 from .txn import Raw, SessionTxn
 
 __all__ = [
@@ -59,6 +59,7 @@ def session_digest(uid: str) -> str:
 def new_state(uid: str) -> dict[str, Any]:
     now = time.time()
     return {
+        "base": to_ms(now),
         "uid": uid,
         "configs": {},
         "triggers": {},
@@ -77,6 +78,10 @@ def parse_state(uid: str, text: str | bytes | None) -> dict[str, Any] | None:
         raise CorruptSession(f"session {uid!r}: stored state is not valid JSON ({exc})") from None
     if not isinstance(state, dict) or not all(isinstance(state.get(k), dict) for k in ("triggers", "tasks", "configs")):
         raise CorruptSession(f"session {uid!r}: stored state is not a celery-triggers session")
+    check_format(uid, state.get("format"))
+    base = state.get("base")
+    if base is not None and (not isinstance(base, int) or isinstance(base, bool)):
+        raise CorruptSession(f"session {uid!r}: stored state's start time is not an integer")
     return state
 
 
@@ -121,6 +126,8 @@ class KVTxn(SessionTxn):
         #: instance -> the triggers it is indexed under, and its status, as stored.
         self._indexed: dict[str, list[str]] = {}
         self._old_status: dict[str, Status] = {}
+        #: Records' creation times are relative to this (ms; see ``records``).
+        self.record_base = self.state.get("base")
 
     @property
     def changed(self) -> bool:
@@ -128,6 +135,7 @@ class KVTxn(SessionTxn):
 
     def state_text(self) -> str:
         self.state["updated_at"] = time.time()
+        self.state["format"] = FORMAT  # whatever wrote it before, this release has written to it
         return dumps(self.state)
 
     def load_raw(self, needs: Needs) -> tuple[Mapping[str, Raw], Mapping[str, Raw], Mapping[str, Raw]]:
@@ -164,9 +172,14 @@ class KVTxn(SessionTxn):
         s["triggers"].update(triggers)
         s["tasks"].update(tasks)
         self.state_dirty |= bool(triggers or tasks)
+        if instances and self.record_base is None:  # a session an earlier release started
+            created = s.get("created_at")
+            self.record_base = s["base"] = to_ms(created) if isinstance(created, (int, float)) else to_ms(time.time())
+            self.state_dirty = True
         delta = 0
         for name, instance in instances.items():
-            self.instance_writes[name] = encode_instance(instance)  # refuses non-JSON before any commit
+            # refuses non-JSON before any commit
+            self.instance_writes[name] = encode_instance(instance, self.record_base)
             delta += (instance.status in IN_FLIGHT) - (self._old_status.get(name) in IN_FLIGHT)
             self._old_status[name] = instance.status
             old = set(self._indexed.get(name, ()))
@@ -193,8 +206,9 @@ class KVTxn(SessionTxn):
         self.state_dirty = True
 
 
-def session_instances(uid: str, records: Mapping[str, Any]) -> dict[str, Instance]:
+def session_instances(uid: str, records: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, Instance]:
     """Every instance of a session from its records (``None`` values are
-    skipped), by name."""
-    result = {name: decode_instance(uid, name, raw) for name, raw in records.items() if raw is not None}
+    skipped) and its state, by name."""
+    base = state.get("base")
+    result = {name: decode_instance(uid, name, raw, base) for name, raw in records.items() if raw is not None}
     return dict(sorted(result.items(), key=lambda kv: split_instance_name(kv[0])))
