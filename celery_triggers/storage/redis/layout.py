@@ -3,14 +3,21 @@ reads it (the scripts of :mod:`.scripts` write it).
 
 Format 2 (see ``records``): the ``inst`` hash holds the instance records in
 groups of :data:`GROUP` instances of one task, each group a field named
-after its first instance (``t_x#0``, ``t_x#32``, ...) whose value is the
+after its first instance (``t_x#0``, ``t_x#16``, ...) whose value is the
 group's records in number order, each after an RS (the ASCII record
 separator, which JSON text never holds raw, as in JSON text sequences): an
 empty one for a number that has no record there, a lone US (unit
-separator) for a record longer than :data:`ALONE` bytes, kept in a field
-of its own (``<name>~``), since a write rewrites its whole group. The ``waiting`` hash has
-one field per (task, trigger) pair (:func:`list_field`) listing the numbers
-of the task's unstarted instances that await the trigger (``,3,17,``).
+separator) for a record longer than :data:`ALONE` bytes, kept in a field of
+its own (``<name>~``), since a write rewrites its whole group. A group pays
+one hash field's overhead in Redis where records in fields of their own
+pay one each.
+
+The ``waiting`` hash lists, per (task, trigger) pair, the numbers of the
+task's unstarted instances that await the trigger, in chunks of
+:data:`LIST` numbers (so adding one rewrites a short text, however many
+wait): the pair's field (:func:`list_field`) names its chunks
+(``,0,3,``), and chunk ``c``'s field, ``<pair field>#<c>``, lists its
+numbers (``,3,17,``).
 
 The earlier layout (format 1) is read too: a record in a field named after
 its instance (it wins over a group's entry, so a record put there by hand
@@ -22,6 +29,7 @@ format 2, so a session moves over as it is used.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from ...core.data import dumps
@@ -29,12 +37,14 @@ from ...core.errors import CorruptSession
 from ...core.state import Instance, split_instance_name
 from ..kv import parse_state, session_instances
 
-__all__ = ["ALONE", "GROUP", "flat_records", "from_dump", "key_prefix", "list_field", "pair_args", "text"]
+__all__ = ["ALONE", "GROUP", "LIST", "flat_records", "from_dump", "key_prefix", "list_field", "pair_args", "text"]
 
 #: Instances of one task per group of records.
-GROUP = 32
+GROUP = 16
 #: Records longer than this (bytes) are kept alone, not in their group.
 ALONE = 512
+#: Instance numbers per chunk of a waiting list.
+LIST = 128
 
 
 def key_prefix(task: str, trigger: str) -> str:
@@ -44,6 +54,7 @@ def key_prefix(task: str, trigger: str) -> str:
     return f"{dumps(task)}\x00{dumps(trigger)}\x00"
 
 
+@lru_cache(maxsize=1024)
 def list_field(task: str, trigger: str) -> str:
     """The ``waiting`` hash's field for a (task, trigger) pair: the pair as
     ASCII JSON, the same bytes whichever JSON library wrote it."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from .layout import ALONE, GROUP, text
+from .layout import ALONE, GROUP, LIST, text
 
 __all__ = [
     "CLIENT_ERRORS",
@@ -81,10 +81,11 @@ class Scripts:
 #: What every script but DUMP and PURGE shares: the records (groups, the
 #: records kept alone, the earlier layout's) and the waiting index. KEYS:
 #: state, instance hash, version, the earlier layout's ``wait`` sorted set,
-#: the ``waiting`` hash. A group read in a call is parsed once
-#: (``groups``); ``flush`` writes every group a call changed.
+#: the ``waiting`` hash. A group is read once per call (where its records
+#: start: ``pos``) and its changes kept aside (``new``); ``flush`` writes
+#: each changed group once, copying its unchanged records in runs.
 LIB = (
-    f"local G, ALONE = {GROUP}, {ALONE}\n"
+    f"local G, ALONE, LIST = {GROUP}, {ALONE}, {LIST}\n"
     + r"""
 local INST, WAIT, LISTS = KEYS[2], KEYS[4], KEYS[5]
 local groups = {}
@@ -96,13 +97,14 @@ local function group(task, n)
   local field = task .. '#' .. (n - n % G)
   local g = groups[field]
   if g then return g end
-  g = {entries = {}}
   local v = redis.call('HGET', INST, field)
+  g = {field = field, value = '', pos = {}, new = {}}
   if v and string.byte(v, 1) == 30 then
-    local rel = 0
-    for rec in string.gmatch(v, '\30([^\30]*)') do
-      if rec ~= '' then g.entries[rel] = rec end
-      rel = rel + 1
+    g.value = v
+    local p = 1
+    while p do
+      g.pos[#g.pos + 1] = p
+      p = string.find(v, '\30', p + 1, true)
     end
   elseif v then
     g.bare = v
@@ -110,13 +112,21 @@ local function group(task, n)
   groups[field] = g
   return g
 end
+local function entry(g, rel)
+  local e = g.new[rel]
+  if e ~= nil then return e end
+  local p = g.pos[rel + 1]
+  if not p then return '' end
+  return string.sub(g.value, p + 1, (g.pos[rel + 2] or #g.value + 1) - 1)
+end
 local function record(name, own)
   if own and string.byte(own, 1) ~= 30 then return own end
   local task, n = split(name)
   if not task then return false end
-  local rec = group(task, n).entries[n % G]
+  local rec = entry(group(task, n), n % G)
+  if rec == '' then return false end
   if rec == '\31' then return redis.call('HGET', INST, name .. '~') or false end
-  return rec or false
+  return rec
 end
 local function records(names)
   local out = {}
@@ -128,13 +138,16 @@ local function records(names)
   return out
 end
 local function place(g, name, rel, rec)
+  local old = entry(g, rel)
   if #rec > ALONE then
     redis.call('HSET', INST, name .. '~', rec)
-    g.entries[rel] = '\31'
-  else
-    if g.entries[rel] == '\31' then redis.call('HDEL', INST, name .. '~') end
-    g.entries[rel] = rec
+    rec = '\31'
+  elseif old == '\31' then
+    redis.call('HDEL', INST, name .. '~')
   end
+  if rel ~= 0 then redis.call('HDEL', INST, name) end  -- the earlier layout's field would win
+  g.new[rel] = rec
+  g.dirty = true
 end
 local function write(name, rec)
   local task, n = split(name)
@@ -145,49 +158,90 @@ local function write(name, rec)
     place(g, task .. '#' .. (n - rel), 0, bare)
   end
   place(g, name, rel, rec)
-  if rel ~= 0 then redis.call('HDEL', INST, name) end
-  g.dirty = true
 end
 local function flush()
-  for field, g in pairs(groups) do
+  for _, g in pairs(groups) do
     if g.dirty then
-      local parts, last = {}, 0
-      for rel = 0, G - 1 do
-        parts[rel + 1] = '\30' .. (g.entries[rel] or '')
-        if g.entries[rel] then last = rel + 1 end
+      local stored = #g.pos
+      local count = stored
+      for rel in pairs(g.new) do count = math.max(count, rel + 1) end
+      local parts, rel = {}, 0
+      while rel < count do
+        if g.new[rel] ~= nil then
+          parts[#parts + 1] = '\30' .. g.new[rel]
+          rel = rel + 1
+        else
+          local r = rel
+          while r < count and g.new[r] == nil do r = r + 1 end
+          if rel == 0 and r >= stored then
+            parts[#parts + 1] = g.value
+          elseif rel < stored then
+            parts[#parts + 1] = string.sub(g.value, g.pos[rel + 1], (g.pos[r + 1] or #g.value + 1) - 1)
+          end
+          if r > stored then parts[#parts + 1] = string.rep('\30', r - math.max(rel, stored)) end
+          rel = r
+        end
       end
-      redis.call('HSET', INST, field, table.concat(parts, '', 1, last))
+      redis.call('HSET', INST, g.field, table.concat(parts))
       g.dirty = false
     end
   end
 end
 local function waiting(field, prefix, task)
   local names = {}
-  local list = redis.call('HGET', LISTS, field)
-  if list then for n in string.gmatch(list, '%d+') do names[#names + 1] = task .. '#' .. n end end
+  local head = redis.call('HGET', LISTS, field)
+  if head then
+    local chunks = {}
+    for c in string.gmatch(head, '%d+') do chunks[#chunks + 1] = field .. '#' .. c end
+    for i = 1, #chunks, 500 do
+      for _, list in ipairs(redis.call('HMGET', LISTS, unpack(chunks, i, math.min(i + 499, #chunks)))) do
+        if list then for n in string.gmatch(list, '%d+') do names[#names + 1] = task .. '#' .. n end end
+      end
+    end
+  end
   for _, m in ipairs(redis.call('ZRANGEBYLEX', WAIT, '[' .. prefix, '(' .. prefix .. '\255')) do
     names[#names + 1] = string.sub(m, #prefix + 1)
   end
   return names
 end
-local function relist(field, adds, removes)
-  local list = redis.call('HGET', LISTS, field) or ','
-  if #removes > 0 or #adds > 8 then
-    local drop, kept = {}, {}
-    for _, n in ipairs(removes) do drop[n] = true end
-    for n in string.gmatch(list, '%d+') do
-      if not drop[n] then kept[#kept + 1] = n; drop[n] = true end
-    end
-    for _, n in ipairs(adds) do
-      if not drop[n] then kept[#kept + 1] = n; drop[n] = true end
-    end
-    list = #kept > 0 and (',' .. table.concat(kept, ',') .. ',') or ','
-  else
+local function rechunk(list, adds, removes)
+  if #removes == 0 and #adds <= 8 then
     for _, n in ipairs(adds) do
       if not string.find(list, ',' .. n .. ',', 1, true) then list = list .. n .. ',' end
     end
+    return list
   end
-  if list == ',' then redis.call('HDEL', LISTS, field) else redis.call('HSET', LISTS, field, list) end
+  local drop, kept = {}, {}
+  for _, n in ipairs(removes) do drop[n] = true end
+  for n in string.gmatch(list, '%d+') do
+    if not drop[n] then kept[#kept + 1] = n; drop[n] = true end
+  end
+  for _, n in ipairs(adds) do
+    if not drop[n] then kept[#kept + 1] = n; drop[n] = true end
+  end
+  return #kept > 0 and (',' .. table.concat(kept, ',') .. ',') or ','
+end
+local function relist(field, adds, removes)
+  local chunks = {}
+  for side, numbers in ipairs({adds, removes}) do
+    for _, n in ipairs(numbers) do
+      local c = math.floor(tonumber(n) / LIST)
+      chunks[c] = chunks[c] or {{}, {}}
+      table.insert(chunks[c][side], n)
+    end
+  end
+  local head  -- read only when a chunk comes or goes
+  for c, change in pairs(chunks) do
+    local key = field .. '#' .. c
+    local old = redis.call('HGET', LISTS, key) or ','
+    local new = rechunk(old, change[1], change[2])
+    if new ~= old and (new == ',' or old == ',') then
+      head = head or redis.call('HGET', LISTS, field) or ','
+      if new == ',' then head = string.gsub(head, ',' .. c .. ',', ',', 1) else head = head .. c .. ',' end
+    end
+    if new == ',' then redis.call('HDEL', LISTS, key) elseif new ~= old then redis.call('HSET', LISTS, key, new) end
+  end
+  if head == ',' then redis.call('HDEL', LISTS, field) elseif head then redis.call('HSET', LISTS, field, head) end
 end
 local function read(names, wanted)
   local found, counts = {}, {}
