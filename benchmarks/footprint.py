@@ -110,7 +110,7 @@ def sqlite_growth(path: Path, uid: str, first: str, encode: Any) -> float:
             conn.execute("PRAGMA journal_mode=DELETE")
             if not keep_all:
                 for table in ("ct_instances", "ct_waiting"):
-                    conn.execute(f"DELETE FROM {table} WHERE session = ? AND name != ?", (uid, first))  # noqa: S608
+                    conn.execute(f"DELETE FROM {table} WHERE session = ? AND name != ?", (uid, first))
             if encode is not None:
                 rows = conn.execute("SELECT name, data FROM ct_instances WHERE session = ?", (uid,)).fetchall()
                 conn.executemany(
@@ -121,7 +121,8 @@ def sqlite_growth(path: Path, uid: str, first: str, encode: Any) -> float:
             conn.execute("VACUUM")
         sizes.append(copy.stat().st_size)
         copy.unlink()
-    count = sqlite3.connect(path).execute("SELECT COUNT(*) FROM ct_instances WHERE session = ?", (uid,)).fetchone()[0]
+    query = "SELECT COUNT(*) FROM ct_instances WHERE session = ?"
+    count: int = sqlite3.connect(path).execute(query, (uid,)).fetchone()[0]
     return (sizes[1] - sizes[0]) / (count - 1)
 
 
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     out["redis"][kind, n] = per
                     cases[kind, n] = (client.get(storage.keys(uid)[0]), instances)
                     path = Path(tmp) / f"fp-{n}-{KINDS.index(kind)}.sqlite3"
-                    sq, _, _ = run_case(f"sqlite:///{path}", kind, n, uid, lambda _: _file_size(path))
+                    sq, _, _ = run_case(f"sqlite:///{path}", kind, n, uid, lambda _, path=path: _file_size(path))
                     first = instances[0].name
 
                     def again(name: str, data: str, uid: str = uid) -> str:
@@ -180,9 +181,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             variants.append(("format 2, larger listpacks (server setting)", FORMAT2, large))
             for label, levers, on in variants:
                 out["model"][label] = {
-                    (kind, n): modelled(on, *cases[kind, n], levers)
-                    for n in sizes
-                    for kind in KINDS
+                    (kind, n): modelled(on, *cases[kind, n], levers) for n in sizes for kind in KINDS
                 }
             client.close()
             large.close()

@@ -17,8 +17,8 @@ from celery_triggers import CorruptSession
 from celery_triggers.core.engine import Needs
 from celery_triggers.core.state import Instance, Status
 from celery_triggers.storage import StorageBackend, resolve_storage
-from celery_triggers.storage.redis.layout import ALONE, GROUP, LIST, key_prefix
 from celery_triggers.storage.records import compact_uuid
+from celery_triggers.storage.redis.layout import ALONE, GROUP, LIST, key_prefix
 
 from .conftest import make_app, storage_url_for
 
@@ -180,7 +180,7 @@ def test_a_worker_started_by_an_earlier_message_owns_the_instance_with_its_token
         uid = f"s-{token}"
         meta = {"created_at": T0_MS / 1000, "task_id": newest, "tokens": [older, "an-older-message"]}
         instance = Instance("t_a", 0, Status.SCHEDULED, {}, None, meta)
-        backend.atomic(uid, lambda txn, i=instance: txn.write_raw({}, {"t_a": {"name": "t_a", "next_number": 1}}, {i.name: i}))
+        store(backend, uid, [instance])
         _, after, _ = backend.bind(uid).start("t_a#0", token, T0_MS / 1000 + 1, track=True, metadata={"hostname": "w"})
         assert after.metadata["task_id"] == token
         stored = backend.instance(uid, "t_a#0")
@@ -224,13 +224,14 @@ def test_a_record_in_its_own_field_wins_until_the_instance_is_written_again(redi
     backend = resolve_storage(f"{redis_server.url}?prefix=own")
     client: Any = backend.client  # type: ignore[attr-defined]
     inst_key = backend.keys("own")[1]  # type: ignore[attr-defined]
-    first = [Instance("t_a", n, Status.SCHEDULED, {"v": "group"}, None, {"created_at": T0_MS / 1000}) for n in range(3)]
+    meta = {"created_at": T0_MS / 1000}
+    first = [Instance("t_a", n, Status.SCHEDULED, {"v": {"by": "group"}}, None, meta) for n in range(3)]
     store(backend, "own", first)
-    client.hset(inst_key, "t_a#1", json.dumps({"c": T0_MS, "k": {"v": "by hand"}, "s": "finished"}))
-    assert backend.instance("own", "t_a#1").kwargs == {"v": "by hand"}
+    client.hset(inst_key, "t_a#1", json.dumps({"c": T0_MS, "k": {"v": {"by": "hand"}}, "s": "finished"}))
+    assert backend.instance("own", "t_a#1").kwargs == {"v": {"by": "hand"}}
     assert backend.instances("own")["t_a#1"].status is Status.FINISHED
 
-    again = Instance("t_a", 1, Status.RUNNING, {"v": "rewritten"}, None, {"created_at": T0_MS / 1000})
+    again = Instance("t_a", 1, Status.RUNNING, {"v": {"by": "rewriting"}}, None, {"created_at": T0_MS / 1000})
     store(backend, "own", [again])
     assert backend.instance("own", "t_a#1") == again
     assert backend.instances("own") == {i.name: i for i in [first[0], again, first[2]]}
