@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -300,7 +301,7 @@ def test_a_real_celery_subprocess_inspects_the_survey_session(survey_example: Ex
     """`celery -A proj triggers inspect SESSION --json` as an operator runs
     it, on the session the survey example ran."""
     uid = survey_example.session
-    env = {**survey_example.env, "PYTHONPATH": str(ROOT / "examples" / "survey")}
+    env = {**survey_example.env, "PYTHONPATH": f"{ROOT / 'examples' / 'survey'}{os.pathsep}{ROOT}"}
     result = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "proj", "triggers", "inspect", uid, "--json"],
         cwd=ROOT / "examples" / "survey",

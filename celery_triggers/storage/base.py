@@ -168,8 +168,9 @@ class StorageBackend(abc.ABC):
             yield found[start : start + batch]
 
     def count_instances(self, uid: str) -> int:
-        """How many instances session ``uid`` has (Redis: ``HLEN``; SQL: a
-        ``COUNT``), without reading them where the backend can."""
+        """How many instances session ``uid`` has (SQL: a ``COUNT``; Redis
+        and the Django cache: the summary their states keep), without reading
+        them where the backend can."""
         found = self.summaries([uid], activity=False)[uid]
         if isinstance(found, CorruptSession):
             raise found

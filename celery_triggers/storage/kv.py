@@ -30,7 +30,7 @@ from ..core.data import dumps, loads
 from ..core.engine import Needs
 from ..core.errors import CorruptSession
 from ..core.state import IN_FLIGHT, Instance, Snapshot, Status, split_instance_name
-from .records import decode_instance, encode_instance
+from .records import FORMAT, check_format, decode_instance, encode_instance, to_ms
 from .summaries import KEY as SUMMARY
 from .summaries import new_kept, stamp_kept, track
 from .txn import Raw, SessionTxn
@@ -62,6 +62,7 @@ def session_digest(uid: str) -> str:
 def new_state(uid: str) -> dict[str, Any]:
     now = time.time()
     return {
+        "base": to_ms(now),
         "uid": uid,
         "configs": {},
         "triggers": {},
@@ -81,6 +82,10 @@ def parse_state(uid: str, text: str | bytes | None) -> dict[str, Any] | None:
         raise CorruptSession(f"session {uid!r}: stored state is not valid JSON ({exc})") from None
     if not isinstance(state, dict) or not all(isinstance(state.get(k), dict) for k in ("triggers", "tasks", "configs")):
         raise CorruptSession(f"session {uid!r}: stored state is not a celery-triggers session")
+    check_format(uid, state.get("format"))
+    base = state.get("base")
+    if base is not None and (not isinstance(base, int) or isinstance(base, bool)):
+        raise CorruptSession(f"session {uid!r}: stored state's start time is not an integer")
     return state
 
 
@@ -115,19 +120,20 @@ def iter_records(
     name, then number), ``batch`` at a time: names from the state's task
     records, records through ``fetch`` (names -> records, None for a
     missing one)."""
+    base = state.get("base")
     names: list[str] = []
     for task in sorted(state["tasks"]):
         for number in range(int(state["tasks"][task].get("next_number", 0))):
             names.append(f"{task}#{number}")
             if len(names) >= batch:
-                yield _decoded(uid, names, fetch(names))
+                yield _decoded(uid, names, fetch(names), base)
                 names = []
     if names:
-        yield _decoded(uid, names, fetch(names))
+        yield _decoded(uid, names, fetch(names), base)
 
 
-def _decoded(uid: str, names: list[str], records: Sequence[Any]) -> list[Instance]:
-    return [decode_instance(uid, n, r) for n, r in zip(names, records, strict=True) if r is not None]
+def _decoded(uid: str, names: list[str], records: Sequence[Any], base: int | None) -> list[Instance]:
+    return [decode_instance(uid, n, r, base) for n, r in zip(names, records, strict=True) if r is not None]
 
 
 class KVTxn(SessionTxn):
@@ -147,6 +153,8 @@ class KVTxn(SessionTxn):
         #: instance -> the triggers it is indexed under, and its status, as stored.
         self._indexed: dict[str, list[str]] = {}
         self._old_status: dict[str, Status] = {}
+        #: Records' creation times are relative to this (ms; see ``records``).
+        self.record_base = self.state.get("base")
 
     @property
     def changed(self) -> bool:
@@ -155,6 +163,7 @@ class KVTxn(SessionTxn):
     def state_text(self) -> str:
         self.state["updated_at"] = time.time()
         stamp_kept(self.state)
+        self.state["format"] = FORMAT  # whatever wrote it before, this release has written to it
         return dumps(self.state)
 
     def load_raw(self, needs: Needs) -> tuple[Mapping[str, Raw], Mapping[str, Raw], Mapping[str, Raw]]:
@@ -191,13 +200,18 @@ class KVTxn(SessionTxn):
         s["triggers"].update(triggers)
         s["tasks"].update(tasks)
         self.state_dirty |= bool(triggers or tasks)
+        if instances and self.record_base is None:  # a session an earlier release started
+            created = s.get("created_at")
+            self.record_base = s["base"] = to_ms(created) if isinstance(created, (int, float)) else to_ms(time.time())
+            self.state_dirty = True
         delta = 0
         kept = s.get(SUMMARY)
         if not (isinstance(kept, dict) and isinstance(kept.get("counts"), dict)):
             kept = None
         before = (dict(kept["counts"]), kept.get("last")) if kept is not None else None
         for name, instance in instances.items():
-            self.instance_writes[name] = encode_instance(instance)  # refuses non-JSON before any commit
+            # refuses non-JSON before any commit
+            self.instance_writes[name] = encode_instance(instance, self.record_base)
             delta += (instance.status in IN_FLIGHT) - (self._old_status.get(name) in IN_FLIGHT)
             if kept is not None:  # the counts and last activity a listing reads (see .summaries)
                 track(kept, self._old_status.get(name), instance)
@@ -228,8 +242,9 @@ class KVTxn(SessionTxn):
         self.state_dirty = True
 
 
-def session_instances(uid: str, records: Mapping[str, Any]) -> dict[str, Instance]:
+def session_instances(uid: str, records: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, Instance]:
     """Every instance of a session from its records (``None`` values are
-    skipped), by name."""
-    result = {name: decode_instance(uid, name, raw) for name, raw in records.items() if raw is not None}
+    skipped) and its state, by name."""
+    base = state.get("base")
+    result = {name: decode_instance(uid, name, raw, base) for name, raw in records.items() if raw is not None}
     return dict(sorted(result.items(), key=lambda kv: split_instance_name(kv[0])))

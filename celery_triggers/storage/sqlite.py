@@ -29,7 +29,7 @@ from ..core.engine import Needs
 from ..core.errors import CorruptSession, InvalidStorageURL
 from ..core.state import Instance, Status
 from .base import StorageBackend
-from .records import decode_instance, encode_instance
+from .records import FORMAT, check_format, decode_instance, encode_instance
 from .summaries import SessionSummary, Tallies, counted
 from .txn import Prefetch, Raw, SessionTxn, check_uid
 from .urls import mask_url
@@ -38,7 +38,7 @@ __all__ = ["SQLiteStorage", "path_from_url"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ct_sessions (
-    session TEXT PRIMARY KEY, configs TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL
+    session TEXT PRIMARY KEY, configs TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL, format INTEGER
 );
 CREATE TABLE IF NOT EXISTS ct_triggers (
     session TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (session, name)
@@ -135,8 +135,12 @@ class _SQLiteTxn(SessionTxn):
         self._touch()
 
     def read_configs_raw(self) -> str | None:
-        row = self.conn.execute("SELECT configs FROM ct_sessions WHERE session = ?", (self.uid,)).fetchone()
-        return row[0] if row else None
+        row = self.conn.execute("SELECT configs, format FROM ct_sessions WHERE session = ?", (self.uid,)).fetchone()
+        if row is None:
+            return None
+        check_format(self.uid, row[1])
+        configs: str | None = row[0]
+        return configs
 
     def write_configs_raw(self, text: str) -> None:
         self._touch()
@@ -145,9 +149,9 @@ class _SQLiteTxn(SessionTxn):
     def _touch(self) -> None:
         now = time.time()
         self.conn.execute(
-            "INSERT INTO ct_sessions (session, configs, created_at, updated_at) VALUES (?, NULL, ?, ?) "
-            "ON CONFLICT (session) DO UPDATE SET updated_at = excluded.updated_at",
-            (self.uid, now, now),
+            "INSERT INTO ct_sessions (session, configs, created_at, updated_at, format) VALUES (?, NULL, ?, ?, ?) "
+            "ON CONFLICT (session) DO UPDATE SET updated_at = excluded.updated_at, format = excluded.format",
+            (self.uid, now, now, FORMAT),
         )
 
 
@@ -207,6 +211,9 @@ class SQLiteStorage(StorageBackend):
                     conn.execute("BEGIN IMMEDIATE")
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         conn.execute(statement)
+                    columns = {row[1] for row in conn.execute("PRAGMA table_info(ct_sessions)")}
+                    if "format" not in columns:  # a file an earlier release made
+                        conn.execute("ALTER TABLE ct_sessions ADD COLUMN format INTEGER")
                     conn.execute("COMMIT")
                     self._schema_ready = True
                 return
@@ -246,6 +253,8 @@ class SQLiteStorage(StorageBackend):
 
     def instances(self, uid: str) -> dict[str, Instance]:
         check_uid(uid)
+        for row in self._read("SELECT format FROM ct_sessions WHERE session = ?", (uid,)):
+            check_format(uid, row[0])
         rows = self._read("SELECT name, data FROM ct_instances WHERE session = ?", (uid,))
         return {name: decode_instance(uid, name, data) for name, data in rows}
 

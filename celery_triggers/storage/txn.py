@@ -50,6 +50,9 @@ class SessionTxn(abc.ABC):
         self.after_commit: Any = None
         #: A read-only transaction (:meth:`StorageBackend.read`) refuses writes.
         self.read_only = False
+        #: The time the session's records are stored relative to (see
+        #: ``records``), for a backend that stores them so.
+        self.record_base: int | None = None
 
     # -- primitives ---------------------------------------------------------
     @abc.abstractmethod
@@ -101,7 +104,7 @@ class SessionTxn(abc.ABC):
             return Snapshot(
                 triggers={k: TriggerRecord.from_dict(self._decode("trigger", k, v)) for k, v in triggers.items()},
                 tasks={k: TaskRecord.from_dict(self._decode("task", k, v)) for k, v in tasks.items()},
-                instances={k: decode_instance(self.uid, k, v) for k, v in instances.items()},
+                instances={k: decode_instance(self.uid, k, v, self.record_base) for k, v in instances.items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, CorruptSession):

@@ -22,7 +22,8 @@ from ..summaries import SessionSummary
 from ..txn import Prefetch, SessionTxn, check_uid
 from ..urls import mask_url
 from .known import Cached, Recent
-from .scripts import CLIENT_ERRORS, Call, Scripts, from_dump
+from .layout import from_dump
+from .scripts import CLIENT_ERRORS, Call, Scripts
 from .transaction import read_only, run_one
 
 __all__ = ["RedisStorage"]
@@ -126,10 +127,11 @@ class RedisStorage(StorageBackend):
 
     # -- keys and errors ----------------------------------------------------
     def keys(self, uid: str) -> list[str]:
-        """The session's keys: state, instance hash, version, waiting index
-        (one hash tag: one slot of a cluster)."""
+        """The session's keys: state, instance hash, version, the earlier
+        layout's waiting index, the waiting lists (see :mod:`.layout`; one
+        hash tag: one slot of a cluster)."""
         base = f"{self.prefix}:{{{session_digest(uid)}}}"
-        return [f"{base}:state", f"{base}:inst", f"{base}:version", f"{base}:wait"]
+        return [f"{base}:state", f"{base}:inst", f"{base}:version", f"{base}:wait", f"{base}:waiting"]
 
     def error(self, uid: str | None, exc: Exception) -> StorageError:
         """A client error as a storage error (:class:`StorageUnavailable`
@@ -236,12 +238,6 @@ class RedisStorage(StorageBackend):
     def session_exists(self, uid: str) -> bool:
         try:
             return bool(self.client.exists(self.keys(check_uid(uid))[0]))
-        except CLIENT_ERRORS as exc:
-            raise self.error(uid, exc) from exc
-
-    def count_instances(self, uid: str) -> int:
-        try:
-            return int(self.client.hlen(self.keys(check_uid(uid))[1]))
         except CLIENT_ERRORS as exc:
             raise self.error(uid, exc) from exc
 

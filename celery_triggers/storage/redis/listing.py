@@ -15,6 +15,7 @@ from ...core.state import Instance
 from ..kv import iter_records, parse_state, uid_of
 from ..summaries import SessionSummary, kept_summary, tally
 from ..txn import check_uid
+from .layout import named_records
 from .scripts import CLIENT_ERRORS
 
 __all__ = ["iter_instances", "iter_sessions", "summaries"]
@@ -73,18 +74,22 @@ def _state(store: Any, uid: str) -> dict[str, Any] | None:
 
 
 def iter_instances(store: Any, uid: str, batch: int, state: dict[str, Any] | None = None) -> Iterator[list[Instance]]:
-    """The session's instances, ``batch`` at a time (one ``HMGET`` each)."""
+    """The session's instances, ``batch`` at a time (one ``HMGET`` each, of
+    their fields in the layout of ``layout``)."""
     check_uid(uid)
     state = _state(store, uid) if state is None else state
     if state is None:
         return
     key = store.keys(uid)[1]
 
-    def fetch(names: list[str]) -> list[Any]:
+    def get(fields: list[str]) -> list[Any]:
         try:
-            return list(store.client.hmget(key, names))
+            return list(store.client.hmget(key, fields))
         except CLIENT_ERRORS as exc:
             raise store.error(uid, exc) from exc
+
+    def fetch(names: list[str]) -> list[Any]:
+        return named_records(names, get)
 
     yield from iter_records(uid, state, fetch, batch)
 

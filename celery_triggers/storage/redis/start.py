@@ -15,10 +15,11 @@ from ...core import engine
 from ...core.errors import UnknownInstance
 from ...core.state import Instance, Snapshot, Status
 from ..kv import parse_state
-from ..records import decode_instance, encode_metadata_fragment, to_ms
+from ..records import compact_uuid, decode_instance, encode_metadata_fragment, to_ms
 from ..txn import check_uid
 from .known import Cached, state_sha
-from .scripts import CLIENT_ERRORS, text
+from .layout import text
+from .scripts import CLIENT_ERRORS
 from .transaction import Store
 
 __all__ = ["Started", "start"]
@@ -47,7 +48,8 @@ def start(
     extra = encode_metadata_fragment(dict(metadata))
     if extra is None or "attempts" in metadata:
         return generic()
-    args = [name, token, "1" if track else "0", to_ms(now), extra, -1 if session_ttl else 0]
+    compact = compact_uuid(token) or ""
+    args = [name, token, "1" if track else "0", to_ms(now), extra, -1 if session_ttl else 0, compact]
     try:
         code, raw_version, state_text, record, *old = store.scripts.start(keys=store.keys(uid), args=args)
     except CLIENT_ERRORS as exc:
@@ -55,7 +57,7 @@ def start(
     state = parse_state(uid, state_text)
     if not record:
         raise UnknownInstance(f"no instance {name!r} in session {uid!r}")
-    current = decode_instance(uid, name, record)
+    current = decode_instance(uid, name, record, state.get("base") if state is not None else None)
     before = after = current
     if code == 1:  # the script started it and returned the new record, and the old status
         before = Instance(current.task, current.number, Status(text(old[0])), current.kwargs, None, {})

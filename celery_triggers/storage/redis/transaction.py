@@ -28,11 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ...core.errors import Conflict, StorageError, TriggersError
+from ...core.state import split_instance_name
 from ..base import Job
 from ..kv import KVTxn, parse_state
 from ..txn import SessionTxn, check_uid
 from .known import Cached, Recent, begin, state_sha
-from .scripts import CLIENT_ERRORS, Call, Read, Scripts, key_prefix, parse_read
+from .layout import key_prefix, list_field, pair_args
+from .scripts import CLIENT_ERRORS, Call, Read, Scripts, parse_read
 
 __all__ = ["LEFT", "Alone", "Pending", "Store", "commit_args", "fresh", "pending", "read_only", "rounds", "run_one"]
 #: The outcome of a transaction left to run alone (a hot session's, or one
@@ -154,13 +156,19 @@ def commit_args(
     names, pairs = sorted(read_names), sorted(read_pairs)
     args: list[Any] = [f"{version}:{sha}", store.ttl_arg(txn.state), new_state_text]
     args += [len(names), *names]
-    args += [len(pairs), *(key_prefix(t, x) for t, x in pairs)]
+    args += [len(pairs), *pair_args(pairs)]
     args.append(len(txn.instance_writes))
     for name, record in txn.instance_writes.items():
         args += [name, record]
-    args.append(len(txn.index_adds))
-    args += sorted(key_prefix(t, x) + n for t, x, n in txn.index_adds)
-    args += sorted(key_prefix(t, x) + n for t, x, n in txn.index_removes)
+    # Per waiting list changed: the numbers added and removed.
+    lists: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+    for entries, side in ((txn.index_adds, 0), (txn.index_removes, 1)):
+        for task, trigger, name in sorted(entries):
+            lists.setdefault((task, trigger), ([], []))[side].append(str(split_instance_name(name)[1]))
+    args.append(len(lists))
+    for (task, trigger), (adds, removes) in lists.items():
+        args += [list_field(task, trigger), len(adds), *adds, len(removes), *removes]
+    args += sorted(key_prefix(t, x) + n for t, x, n in txn.index_removes)  # the earlier layout's entries
     return args, new_state_text
 
 
@@ -263,7 +271,7 @@ def rounds(
                 commits.append(value)
         orders = [(sorted(item.names), sorted(item.pairs)) for item in reads]
         calls: list[Call] = [
-            (scripts.read.sha, store.keys(item.uid), [len(names), *names, *_prefixes(pairs)])
+            (scripts.read.sha, store.keys(item.uid), [len(names), *names, *pair_args(pairs)])
             for item, (names, pairs) in zip(reads, orders, strict=True)
         ]
         calls += [(scripts.commit.sha, store.keys(c.pending.uid), c.args) for c in commits]
@@ -299,10 +307,6 @@ def rounds(
                     outcomes[item.number] = _failed(store, item.uid, exc)
                     continue
                 items.append(item)
-
-
-def _prefixes(pairs: list[tuple[str, str]]) -> list[str]:
-    return [key_prefix(t, x) for t, x in pairs]
 
 
 def run_one(

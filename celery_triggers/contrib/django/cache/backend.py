@@ -312,7 +312,7 @@ class DjangoCacheStorage(StorageBackend):
             return {}
         keys = {self.layout.instance(uid, n): n for n in instance_names(state)}
         found = self.cache.get_many(list(keys))
-        return session_instances(uid, {keys[k]: v for k, v in found.items()})
+        return session_instances(uid, {keys[k]: v for k, v in found.items()}, state)
 
     @_redis_first
     def instances_many(self, uids: list[str]) -> dict[str, dict[str, Instance] | CorruptSession]:
