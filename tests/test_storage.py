@@ -330,7 +330,14 @@ def test_reading_at_scale_pages_and_sums_up_what_the_whole_reads_say(backend: St
 
     def write(uid: str, task: str, statuses: list[Status]) -> None:
         instances = {
-            f"{task}#{n}": Instance(task, n, s, {"go": {"n": n}}, None, {"created_at": 100.0 + n, "task_id": f"T{n}"})
+            f"{task}#{n}": Instance(
+                task,
+                n,
+                s,
+                {"go": {"n": n, "long": "x" * 600 * (n == 17)}},
+                None,
+                {"created_at": 100.0 + n, "task_id": f"T{n}"},
+            )
             for n, s in enumerate(statuses)
         }
         backend.atomic(
@@ -338,7 +345,8 @@ def test_reading_at_scale_pages_and_sums_up_what_the_whole_reads_say(backend: St
         )
 
     # Given two tasks in one session, one of them past 10 instances (t_b#9 comes before t_b#10)
-    write("big", "t_b", [Status.FINISHED] * 12 + [Status.FAILED] * 2 + [Status.UNSTARTED])
+    # and past 16 (a Redis group of records), one record long enough to be kept alone there
+    write("big", "t_b", [Status.FINISHED] * 17 + [Status.FAILED] * 2 + [Status.UNSTARTED])
     write("big", "t_a", [Status.SCHEDULED, Status.FINISHED])
     write("other", "t_a", [Status.FINISHED])
     # Then sessions come a page at a time, and each one says whether it exists
@@ -347,25 +355,25 @@ def test_reading_at_scale_pages_and_sums_up_what_the_whole_reads_say(backend: St
     # And the instances come in batches, in the order of manager.instances
     batches = list(backend.iter_instances("big", batch=4))
     assert all(1 <= len(batch) <= 4 for batch in batches) and len(batches) >= 5
-    order = ["t_a#0", "t_a#1", *(f"t_b#{n}" for n in range(15))]
+    order = ["t_a#0", "t_a#1", *(f"t_b#{n}" for n in range(20))]
     whole = backend.instances("big")
     assert [i for batch in batches for i in batch] == [whole[name] for name in order]
     assert list(backend.iter_instances("nobody")) == []
     # And the summaries say what counting every instance says
-    expected = SessionSummary({"failed": 2, "finished": 13, "scheduled": 1, "unstarted": 1}, 114.0)
+    expected = SessionSummary({"failed": 2, "finished": 18, "scheduled": 1, "unstarted": 1}, 119.0)
     found = backend.summaries(["big", "other", "nobody"])
     assert found == {"big": expected, "other": SessionSummary({"finished": 1}, 100.0), "nobody": SessionSummary()}
     quick = backend.summaries(["big"], activity=False)["big"]
     assert isinstance(quick, SessionSummary) and quick.counts == expected.counts
-    assert backend.count_instances("big") == 17 and backend.count_instances("nobody") == 0
+    assert backend.count_instances("big") == 22 and backend.count_instances("nobody") == 0
     assert StorageBackend.summaries(backend, ["big"]) == {"big": expected}, "the generic tally agrees"
     # When a worker starts the scheduled instance, then finishes it
     backend.start("big", "t_a#0", "T0", 500.0, track=True, metadata={"hostname": "w1"})
-    running = SessionSummary({"failed": 2, "finished": 13, "running": 1, "unstarted": 1}, 500.0)
+    running = SessionSummary({"failed": 2, "finished": 18, "running": 1, "unstarted": 1}, 500.0)
     assert backend.summaries(["big"]) == {"big": running}
     done = Instance(
         "t_a", 0, Status.FINISHED, {}, 1, {**backend.instance("big", "t_a#0").metadata, "finished_at": 501.0}
     )
     backend.atomic("big", rewrite(done))
-    finished = SessionSummary({"failed": 2, "finished": 14, "unstarted": 1}, 501.0)
+    finished = SessionSummary({"failed": 2, "finished": 19, "unstarted": 1}, 501.0)
     assert backend.summaries(["big"]) == {"big": finished} == StorageBackend.summaries(backend, ["big"])
