@@ -152,6 +152,25 @@ def test_the_extension_properties_read_the_table() -> None:
     assert defaults.manager_class is TriggerManager and defaults.storage_aliases == {}
 
 
+def test_a_setting_changed_after_it_was_read_is_read_anew() -> None:
+    """Settings are parsed once per value; a new value, or a mapping
+    changed in place, means what it says at the next read."""
+    app = make_app(triggers_finish_timeout="2.5", triggers_manager_class=f"{__name__}:OtherManager")
+    ext = app.triggers
+    assert ext.finish_timeout == 2.5 and ext.manager_class is OtherManager
+    app.conf.triggers_finish_timeout = "7"
+    app.conf.triggers_manager_class = None
+    assert ext.finish_timeout == 7.0 and ext.manager_class is TriggerManager
+    aliases = {"legacy": "memory://"}
+    app.conf.triggers_storages = aliases
+    assert ext.storage_aliases == {"legacy": "memory://"}
+    aliases["other"] = "memory://"
+    assert ext.storage_aliases == {"legacy": "memory://", "other": "memory://"}
+    app.conf.triggers_finish_timeout = "soon"
+    with pytest.raises(ConfigurationError, match="triggers_finish_timeout"):
+        ext.finish_timeout  # noqa: B018 - the property reads the setting
+
+
 def test_track_started_false_as_a_string_writes_no_start() -> None:
     app = make_app(triggers_track_started="false")
     seen: list[str] = []

@@ -455,6 +455,27 @@ def test_redis_fires_in_one_round_trip_when_the_process_knows_the_session(redis_
     assert calls == ["_read"], "a read-only operation reads"
 
 
+def test_redis_loads_its_scripts_again_after_the_server_lost_them(redis_server: RedisServer) -> None:
+    """Given a server that lost its scripts (SCRIPT FLUSH, or a restart),
+    a fire, a worker's start and its finish load them again and go on."""
+    import redis
+
+    app = make_app(f"{redis_server.url}?prefix={unique_prefix()}", runner="celery")
+    app.triggers.configure({"t_x": {"after": ["go"], "run": "x"}})
+    session = app.triggers.session("s")
+    session.fire("warm-up")
+    flush = redis.Redis.from_url(redis_server.url).script_flush
+    flush()
+    [scheduled] = session.fire("go", {"n": 1})
+    token = scheduled.metadata["task_id"]
+    flush()
+    instance, _ = session.start_instance("t_x#0", token)
+    assert instance.status is Status.RUNNING and instance.kwargs == {"go": {"n": 1}}
+    flush()
+    session.finish_instance("t_x#0", token, "done")
+    assert app.triggers.session("s").instance("t_x#0").status is Status.FINISHED
+
+
 def _raised(call: Any) -> StorageError:
     with pytest.raises(StorageError) as info:
         call()

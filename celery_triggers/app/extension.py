@@ -81,6 +81,10 @@ class Triggers:
         #: id(backend) -> its epoch, read once per process (see storage/epoch.py).
         self._epochs: dict[int, str | None] = {}
         self._lock = threading.RLock()
+        #: setting name -> (its raw value in ``app.conf``, parsed): a worker
+        #: reads several settings per task; parsing (a class setting imports
+        #: its dotted path) happens again only when the raw value changes.
+        self._parsed: dict[str, tuple[Any, Any]] = {}
         app.triggers = self
         for step in (TriggersStep, LeaseStep, SweeperStep):
             app.steps["worker"].add(step)
@@ -106,7 +110,14 @@ class Triggers:
         (:mod:`celery_triggers.app.settings`): its default when unset, a
         :class:`ConfigurationError` naming the setting when it cannot mean
         anything."""
-        return settings.read(self.app.conf, name)
+        raw = self.app.conf.get(name)
+        known = self._parsed.get(name)
+        if known is not None and known[0] is raw:  # the very object parsed last time: same meaning
+            return known[1]
+        value = settings.parse(name, raw)
+        if not isinstance(raw, (dict, list, set)):  # one changed in place keeps its identity
+            self._parsed[name] = (raw, value)
+        return value
 
     def check_settings(self) -> list[str]:
         """Every ``triggers_*`` setting parsed (a :class:`ConfigurationError`

@@ -148,8 +148,17 @@ class RedisStorage(StorageBackend):
         return -1 if ttl is None else math.ceil(ttl)
 
     def call(self, call: Call) -> Any:
-        """One script call (redis-py's ``Script`` loads it after a ``NOSCRIPT``)."""
-        return self.scripts.call(call)
+        """One script call: ``EVALSHA`` sent as a plain command (a redis-py
+        ``Script`` object checks its client's class on every call); after a
+        ``NOSCRIPT`` (a restart, ``SCRIPT FLUSH``) the script is loaded and
+        called once more. A cluster client routes through ``Script``."""
+        if self.cluster:
+            return self.scripts.call(call)
+        sha, keys, args = call
+        try:
+            return self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return self.scripts.call(call)  # loads it, then calls it
 
     # -- transactions -------------------------------------------------------
     def run(

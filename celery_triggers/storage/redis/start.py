@@ -51,7 +51,7 @@ def start(
     compact = compact_uuid(token) or ""
     args = [name, token, "1" if track else "0", to_ms(now), extra, -1 if session_ttl else 0, compact]
     try:
-        code, raw_version, state_text, record, *old = store.scripts.start(keys=store.keys(uid), args=args)
+        code, raw_version, state_text, record, *old = store.call((store.scripts.start.sha, store.keys(uid), args))
     except CLIENT_ERRORS as exc:
         raise store.error(uid, exc) from exc
     state = parse_state(uid, state_text)
