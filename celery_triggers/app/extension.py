@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
@@ -64,6 +65,7 @@ class Triggers:
 
     def _setup(self, app: Celery) -> None:
         from ..worker.bootstep import TriggersStep
+        from ..worker.deadlines import DeadlineStep
         from ..worker.lifecycle import LeaseStep
         from ..worker.protocol import wrap_tasks
         from ..worker.sweeper import SweeperStep
@@ -81,8 +83,10 @@ class Triggers:
         #: id(backend) -> its epoch, read once per process (see storage/epoch.py).
         self._epochs: dict[int, str | None] = {}
         self._lock = threading.RLock()
+        #: The time as the engine sees it (see ``celery_triggers.testing.DeadlineClock``).
+        self.clock: Callable[[], float] = time.time
         app.triggers = self
-        for step in (TriggersStep, LeaseStep, SweeperStep):
+        for step in (TriggersStep, LeaseStep, SweeperStep, DeadlineStep):
             app.steps["worker"].add(step)
         install_censor()  # Celery's report and inspect conf mask the storage URLs (see .censor)
         if app.finalized:

@@ -15,6 +15,7 @@ from ..core.data import dumps
 from ..core.engine import Needs
 from ..core.state import IN_FLIGHT, Instance, Status
 from .base import StorageBackend
+from .deadlines import SortedDeadlines
 from .records import decode_instance, encode_instance
 from .txn import Prefetch, Raw, SessionTxn, check_uid
 
@@ -99,6 +100,10 @@ class MemoryStorage(StorageBackend):
         super().__init__(url)
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.RLock()
+        self._deadlines = SortedDeadlines()
+        self.index_deadlines = self._deadlines.index_deadlines  # type: ignore[method-assign]  # per object
+        self.due_deadlines = self._deadlines.due_deadlines  # type: ignore[method-assign]  # per object
+        self.drop_deadline = self._deadlines.drop_deadline  # type: ignore[method-assign]  # per object
 
     def process_local_reason(self) -> str | None:
         return (

@@ -29,6 +29,7 @@ from ..core.errors import InvalidStorageURL
 from ..core.state import Instance, Status
 from .base import StorageBackend
 from .records import decode_instance, encode_instance
+from .sqlite_deadlines import SQLiteDeadlines
 from .txn import Prefetch, Raw, SessionTxn, check_uid
 from .urls import mask_url
 
@@ -149,7 +150,7 @@ class _SQLiteTxn(SessionTxn):
         )
 
 
-class SQLiteStorage(StorageBackend):
+class SQLiteStorage(SQLiteDeadlines, StorageBackend):
     """``sqlite:///path``: one connection per thread and process."""
 
     #: The file cannot be opened or read (a gone mount, a full or failing disk).

@@ -47,6 +47,7 @@ from ...storage import django_alias, mask_url
 from ...storage.base import StorageBackend
 from ...storage.records import decode_instance
 from ...storage.txn import Prefetch, Raw, SessionTxn, check_uid
+from .deadlines import DBDeadlines
 
 R = TypeVar("R")
 
@@ -169,7 +170,7 @@ class _DBTxn(SessionTxn):
 _COLUMNS = ("name", "task", "number", "status", "kwargs", "result", "metadata", "awaiting", "unless_fired")
 
 
-class DjangoDBStorage(StorageBackend):
+class DjangoDBStorage(DBDeadlines, StorageBackend):
     """``django-db://`` (the ``default`` database) or ``django-db://<alias>``."""
 
     #: The database could not be reached: connection refused, lost or timed out.

@@ -21,6 +21,7 @@ from ..base import Job, StorageBackend
 from ..kv import parse_state, session_digest, uid_of
 from ..txn import Prefetch, SessionTxn, check_uid
 from ..urls import mask_url
+from .deadlines import RedisDeadlines
 from .known import Cached, Recent
 from .scripts import CLIENT_ERRORS, Call, Scripts, from_dump
 from .transaction import read_only, run_one
@@ -32,7 +33,7 @@ logger = logging.getLogger("celery_triggers")
 R = TypeVar("R")
 
 
-class RedisStorage(StorageBackend):
+class RedisStorage(RedisDeadlines, StorageBackend):
     """``redis://``, ``rediss://``, ``redis+cluster://``, ``rediss+cluster://``."""
 
     #: Unreachable: refused, reset or timed out; a cluster with no answering

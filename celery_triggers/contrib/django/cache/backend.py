@@ -21,6 +21,7 @@ from ....storage import django_alias, mask_url
 from ....storage.base import Job, SessionStorage, StorageBackend
 from ....storage.kv import KVTxn, instance_names, parse_state, session_instances
 from ....storage.txn import Prefetch, SessionTxn, check_uid
+from .deadlines import CacheDeadlines
 from .index import Layout, index_changes, list_sessions, update_session_list
 from .lock import Lease, hold
 
@@ -75,7 +76,7 @@ def _redis_first(method: F) -> F:
     return wrapper  # type: ignore[return-value]  # same signature as method
 
 
-class DjangoCacheStorage(StorageBackend):
+class DjangoCacheStorage(CacheDeadlines, StorageBackend):
     """Sessions in a Django cache (``CACHES[alias]``)."""
 
     #: Sockets refused, reset or timed out (``ConnectionError`` and
