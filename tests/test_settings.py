@@ -203,7 +203,9 @@ def test_an_unknown_setting_is_named_with_the_known_ones_and_a_near_miss() -> No
     app = make_app(triggers_sesion_ttl=60, triggers_track_started=True, TRIGGERS_RUNER="x")
     assert unknown_settings(app.conf) == ["TRIGGERS_RUNER", "triggers_sesion_ttl"]
     message = describe_unknown("triggers_sesion_ttl")
-    assert message.startswith("unknown setting 'triggers_sesion_ttl' (known: triggers_deadline_interval, triggers_finish_timeout, ")
+    assert message.startswith(
+        "unknown setting 'triggers_sesion_ttl' (known: triggers_deadline_interval, triggers_finish_timeout, "
+    )
     assert message.endswith("; did you mean 'triggers_session_ttl'?")
     with pytest.raises(ConfigurationError, match="setting triggers_sesion_ttl: no such setting; did you mean"):
         parse("triggers_sesion_ttl", 1)

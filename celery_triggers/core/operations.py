@@ -244,8 +244,10 @@ class Redispatch(InstanceOperation):
 @dataclass(frozen=True)
 class Expire(InstanceOperation):
     """Apply the instance's deadline (see ``engine.expire``): past it, an
-    unstarted instance is abandoned and its task's ``on_timeout`` fires."""
+    unstarted instance is abandoned and its task's ``on_timeout`` fires.
+    ``at``: the time to judge it at (default: the operation's time)."""
 
+    at: float | None = None
     cascades = False
 
     def needs(self, configs: Configs) -> Needs:
@@ -256,7 +258,7 @@ class Expire(InstanceOperation):
         return needs | needs_for_fire(configs, on_timeout) if on_timeout else needs
 
     def apply(self, snapshot: Snapshot, configs: Configs, now: float) -> Changes:
-        return engine.expire(snapshot, configs, self.name, now)
+        return engine.expire(snapshot, configs, self.name, now if self.at is None else self.at)
 
 
 @dataclass(frozen=True)

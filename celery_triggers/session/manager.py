@@ -342,14 +342,15 @@ class TriggerManager(OperatorActions, SessionInspection):
         changes = self.apply(operation, resume=True)  # from what this worker's start left, when nothing changed
         return [changes.instances[n] for n in changes.ready]
 
-    def expire_instance(self, name: str) -> Changes:
+    def expire_instance(self, name: str, at: float | None = None) -> Changes:
         """Apply instance ``name``'s deadline now (what the deadline sweep
         runs for a due entry): past it, an unstarted instance is
         ``abandoned`` and its task's ``on_timeout`` fires and cascades; an
         instance that became ready is untouched. One optimistic commit, so
         a trigger arriving at the same moment either completes the
-        instance first (it runs) or finds it abandoned."""
-        return self.apply(Expire(name))
+        instance first (it runs) or finds it abandoned. ``at``: the time to
+        judge the deadline at (default: now)."""
+        return self.apply(Expire(instance_ref(name), at))
 
     def fail_instance(self, name: str, token: str | None, error: Mapping[str, Any]) -> Instance:
         """Step 2 when the task raised: mark the instance ``failed`` with

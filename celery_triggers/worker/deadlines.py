@@ -71,7 +71,7 @@ def sweep_deadlines(
             entries = [e for e in backend.due_deadlines(when, batch) if e not in seen]
         for uid, name, due in entries:
             seen.add((uid, name, due))
-            outcome, changes = _expire(ext, uid, name, gate)
+            outcome, changes = _expire(ext, uid, name, when, gate)
             with gate():
                 if changes is None or changes.deadlines.get(name) != due:
                     backend.drop_deadline(uid, name, due)
@@ -81,11 +81,11 @@ def sweep_deadlines(
 
 
 def _expire(
-    ext: Extension, uid: str, name: str, gate: Callable[[], AbstractContextManager[Any]]
+    ext: Extension, uid: str, name: str, now: float, gate: Callable[[], AbstractContextManager[Any]]
 ) -> tuple[DeadlineOutcome, Changes | None]:
     try:
         with gate():
-            changes = ext.session(uid).expire_instance(name)
+            changes = ext.session(uid).expire_instance(name, now)
     except DispatchError as exc:  # committed; what the broker refused stays scheduled (the recovery sweep re-sends it)
         logger.error("celery-triggers: deadline of %s in session %r: %s", name, uid, exc)
         changes = exc.changes if isinstance(exc.changes, Changes) else Changes()

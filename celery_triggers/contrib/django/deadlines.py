@@ -1,5 +1,5 @@
 """The deadline index of ``django-db://``: the ``Deadline`` table, indexed
-by due time (see ``celery_triggers.storage.deadlines``); a session's
+by due time (see ``celery_triggers.storage.deadlines``)
 entries go with it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...storage.deadlines import DeadlineEntry
-from .models import Deadline, Session
+from .models import Deadline
 
 __all__ = ["DBDeadlines"]
 
@@ -23,12 +23,9 @@ class DBDeadlines:
 
     def index_deadlines(self, uid: str, due: Mapping[str, float]) -> None:
         def query() -> None:
-            session_id = Session.objects.using(self.alias).filter(uid=uid).values_list("id", flat=True).first()
-            if session_id is None:
-                return  # deleted meanwhile: nothing to expire
-            rows = [Deadline(session_id=session_id, name=name, due=float(when)) for name, when in due.items()]
+            rows = [Deadline(session_uid=uid, name=name, due=float(when)) for name, when in due.items()]
             Deadline.objects.using(self.alias).bulk_create(
-                rows, update_conflicts=True, unique_fields=("session", "name"), update_fields=("due",)
+                rows, update_conflicts=True, unique_fields=("session_uid", "name"), update_fields=("due",)
             )
 
         self._guarded(uid, query)
@@ -39,7 +36,7 @@ class DBDeadlines:
                 Deadline.objects.using(self.alias)
                 .filter(due__lte=now)
                 .order_by("due")
-                .values_list("session__uid", "name", "due")[:limit]
+                .values_list("session_uid", "name", "due")[:limit]
             )
             return [(str(uid), str(name), float(when)) for uid, name, when in rows]
 
@@ -49,5 +46,5 @@ class DBDeadlines:
     def drop_deadline(self, uid: str, name: str, due: float) -> None:
         self._guarded(
             uid,
-            lambda: Deadline.objects.using(self.alias).filter(session__uid=uid, name=name, due=due).delete(),
+            lambda: Deadline.objects.using(self.alias).filter(session_uid=uid, name=name, due=due).delete(),
         )

@@ -122,14 +122,16 @@ class Waiting(models.Model):
 
 class Deadline(models.Model):
     """An unstarted instance with a deadline, by due time (what the
-    workers' deadline sweep reads, through the index on ``due``)."""
+    workers' deadline sweep reads, through the index on ``due``). Keyed by
+    the session's UID, not its row: indexing costs no look-up, and an entry
+    whose session is gone is dropped by the sweep."""
 
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="+")
+    session_uid = models.CharField("session UID", max_length=1024)
     name = models.CharField(max_length=256)
     due = models.FloatField(db_index=True)
 
     class Meta:
-        constraints = (models.UniqueConstraint(fields=("session", "name"), name="ct_deadline_unique"),)
+        constraints = (models.UniqueConstraint(fields=("session_uid", "name"), name="ct_deadline_unique"),)
 
     def __str__(self) -> str:
         return f"{self.name} due {self.due}"

@@ -1,4 +1,3 @@
-import django.db.models.deletion
 from django.db import migrations, models
 
 
@@ -12,19 +11,12 @@ class Migration(migrations.Migration):
             name="Deadline",
             fields=[
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("session_uid", models.CharField(max_length=1024, verbose_name="session UID")),
                 ("name", models.CharField(max_length=256)),
                 ("due", models.FloatField(db_index=True)),
-                (
-                    "session",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="celery_triggers.session",
-                    ),
-                ),
             ],
             options={
-                "constraints": [models.UniqueConstraint(fields=("session", "name"), name="ct_deadline_unique")],
+                "constraints": [models.UniqueConstraint(fields=("session_uid", "name"), name="ct_deadline_unique")],
             },
         ),
     ]
