@@ -41,4 +41,4 @@ def late(trigger_kwargs: dict[str, Any]) -> dict[str, Any]:
 @trigger_task(after=[late])
 @app.task(name="deadlines.escalate")
 def escalate(trigger_kwargs: dict[str, Any]) -> str:
-    return "escalated " + trigger_kwargs["t_late"]["late"]["instance"]
+    return f"escalated {trigger_kwargs['t_late']['late']['instance']}"

@@ -51,7 +51,8 @@ def worker(tmp_path_factory: pytest.TempPathFactory, urls: tuple[str, str]) -> I
 
 
 def instance(app: Celery, uid: str, name: str) -> Instance | None:
-    return app.triggers.session(uid).instances.get(name)
+    found: Instance | None = app.triggers.session(uid).instances.get(name)
+    return found
 
 
 def status_of(app: Celery, uid: str, name: str) -> Status | None:
