@@ -313,3 +313,26 @@ def test_an_instance_created_and_ready_at_once_or_a_replay_clone_has_no_deadline
     configs = {"t_one": parse_config("t_one", {"after": ["go"], "run": "r", "within": 5})}
     changes = engine.fire(Snapshot(), configs, "go", {}, 10.0)
     assert changes.instances["t_one#0"].status is Status.SCHEDULED and changes.deadlines == {}
+
+
+def test_the_recovery_sweep_indexes_again_a_deadline_the_index_missed() -> None:
+    from celery_triggers.worker.deadlines import sweep_deadlines
+    from celery_triggers.worker.recovery import recover
+
+    app = make_test_app()
+    app.task(name="tests.ship", shared=False)(ship)
+    app.task(name="tests.late", shared=False)(late)
+    app.triggers.configure({"t_ship": SHIP, "t_late": LATE})
+    session = new_session(app)
+    with frozen_clock(app, start=time.time() - 7200):  # created two hours ago
+        session.fire("paid")
+    deadline = session.storage["t_ship#0"].metadata["deadline"]
+    # Its producer died between the commit and the index write: no entry.
+    app.triggers.storage.drop_deadline(session.uid, "t_ship#0", deadline)
+    assert sweep_deadlines(app.triggers) == []
+
+    recover(app.triggers)
+    outcomes = sweep_deadlines(app.triggers)
+
+    assert [(o.instance, o.outcome) for o in outcomes] == [("t_ship#0", "abandoned")]
+    assert_instance_finished(session, "t_late#0")
