@@ -103,7 +103,7 @@ def sweep_case(url: str, pending: int, due: int, repeat: int) -> dict[str, float
     app.triggers.configure(CONFIGS)
     counter = Counter(app, url)
     start = time.time()
-    fill(app, pending, start + 7200)
+    fill(app, pending, start + 36_000)
     sweeper = DeadlineSweeper(app.triggers, 1.0, "bench")
     idle, idle_trips = [], [0, -1]
     for _ in range(repeat):
@@ -115,7 +115,8 @@ def sweep_case(url: str, pending: int, due: int, repeat: int) -> dict[str, float
     sessions = [app.triggers.session(f"due-{uuid.uuid4().hex[:8]}") for _ in range(due)]
     for session in sessions:
         session.fire("paid")
-    app.triggers.clock = lambda: start + 3601
+    fired = time.time()
+    app.triggers.clock = lambda: fired + 3601  # every one of them is due, none of the pending
     with counter.counting() as trips:
         t = time.perf_counter()
         outcomes = sweeper.sweep()
