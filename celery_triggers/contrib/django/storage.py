@@ -47,7 +47,6 @@ from ...storage import django_alias, mask_url
 from ...storage.base import StorageBackend
 from ...storage.records import decode_instance
 from ...storage.txn import Prefetch, Raw, SessionTxn, check_uid
-from .deadlines import DBDeadlines
 
 R = TypeVar("R")
 
@@ -59,6 +58,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the django-db storage needs Django: pip install 'celery-triggers[django]'") from exc
 try:
+    from .deadlines import DBDeadlines  # its models too
     from .models import Session, TaskInstance, TaskRecord, TriggerRecord, Waiting
 except (ImproperlyConfigured, AppRegistryNotReady, RuntimeError) as exc:
     raise ConfigurationError(
