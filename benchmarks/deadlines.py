@@ -187,6 +187,10 @@ def main(argv: list[str] | None = None) -> None:
             server.start()
         try:
             urls = {"memory": "memory://", **storage_urls(Path(tmp), server.url if server else None, "deadlines")}
+            from django.conf import settings
+
+            # LocMemCache culls past 300 keys by default: room for the sessions and the buckets.
+            settings.CACHES["default"]["OPTIONS"] = {"MAX_ENTRIES": 10_000_000}
             urls["django-cache (locmem)"] = "django-cache://default?prefix=bench-deadlines&timeout=none"
             sweeps: list[tuple[str, dict[str, Any]]] = []
             fires: list[tuple[str, dict[str, Any]]] = []
