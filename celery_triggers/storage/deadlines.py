@@ -45,11 +45,6 @@ class SortedDeadlines:
             if self._due.get((uid, name)) == due:
                 self._remove(uid, name)
 
-    def drop_session(self, uid: str) -> None:
-        with self._lock:
-            for key in [k for k in self._due if k[0] == uid]:
-                self._remove(*key)
-
     def _remove(self, uid: str, name: str) -> None:
         when = self._due.pop((uid, name), None)
         if when is not None:

@@ -101,9 +101,15 @@ class MemoryStorage(StorageBackend):
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.RLock()
         self._deadlines = SortedDeadlines()
-        self.index_deadlines = self._deadlines.index_deadlines  # type: ignore[method-assign]  # per object
-        self.due_deadlines = self._deadlines.due_deadlines  # type: ignore[method-assign]  # per object
-        self.drop_deadline = self._deadlines.drop_deadline  # type: ignore[method-assign]  # per object
+
+    def index_deadlines(self, uid: str, due: Mapping[str, float]) -> None:
+        self._deadlines.index_deadlines(uid, due)
+
+    def due_deadlines(self, now: float, limit: int = 500) -> list[tuple[str, str, float]]:
+        return self._deadlines.due_deadlines(now, limit)
+
+    def drop_deadline(self, uid: str, name: str, due: float) -> None:
+        self._deadlines.drop_deadline(uid, name, due)
 
     def process_local_reason(self) -> str | None:
         return (
