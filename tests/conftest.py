@@ -140,9 +140,10 @@ def fresh_django_db(request: pytest.FixtureRequest, alias: str) -> str:
     database of the test process)."""
     if alias == "pg" and request.getfixturevalue("postgres") is None:
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    from celery_triggers.contrib.django.models import Session
+    from celery_triggers.contrib.django.models import Deadline, Session
 
     Session.objects.using(alias).all().delete()
+    Deadline.objects.using(alias).all().delete()
     return f"django-db://{alias}"
 
 

@@ -111,3 +111,14 @@ def test_observe_quick_prints_a_row_per_configuration() -> None:
     for config in ("off", "installed, nothing on", "events on", "OpenTelemetry SDK on", "metrics on"):
         fire, _, hop, _ = row(out, f"{config} |")[1:5]
         assert float(fire) > 0 and float(hop) > 0
+
+
+def test_deadlines_quick_prints_the_sweep_and_the_fire_cost_per_backend() -> None:
+    require("redis-server")
+    out = run("benchmarks.deadlines", "--quick")
+    for backend in ("memory", "sqlite", "redis", "django-cache (redis)", "django-cache (locmem)"):
+        cells = row(out, f"{backend}, 1,000 pending |")
+        assert float(cells[1]) > 0 and float(cells[4]) > 0
+        cells = row(out, f"{backend} |")
+        assert float(cells[1]) > 0 and float(cells[2]) > 0
+    assert row(out, "redis, 1,000 pending |")[2] != "-"  # round trips counted on Redis

@@ -47,6 +47,8 @@ READS: list[tuple[str, Any, Any]] = [
     ("triggers_recover_interval", "1.5", 1.5),
     ("triggers_recover_interval", "0", None),  # 0: off
     ("triggers_recover_interval", "", 60.0),  # empty: the default
+    ("triggers_deadline_interval", "0.5", 0.5),
+    ("triggers_deadline_interval", "0", None),  # 0: off
     ("triggers_heartbeat_interval", "2.5", 2.5),
     ("triggers_publish_confirms", "off", False),
     ("triggers_heartbeat_interval", "0", None),  # 0: no leases
@@ -87,6 +89,7 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("triggers_publish_confirms", "sometimes", "expected a boolean"),
     ("triggers_heartbeat_interval", "often", "expected a number of seconds >= 0 (0: off), got str 'often'"),
     ("triggers_recover_interval", "-1", "expected a number of seconds >= 0 (0: off), got '-1'"),
+    ("triggers_deadline_interval", "soon", "expected a number of seconds"),
     ("triggers_session_ttl", "an hour", "expected a number of seconds >= 0 (0: off), got str 'an hour'"),
     ("triggers_storages", "legacy=memory://", "expected a mapping of alias names to storage URLs"),
     ("triggers_storages", '["memory://"]', "expected a mapping of alias names to storage URLs"),
@@ -219,7 +222,9 @@ def test_an_unknown_setting_is_named_with_the_known_ones_and_a_near_miss() -> No
     app = make_app(triggers_sesion_ttl=60, triggers_track_started=True, TRIGGERS_RUNER="x")
     assert unknown_settings(app.conf) == ["TRIGGERS_RUNER", "triggers_sesion_ttl"]
     message = describe_unknown("triggers_sesion_ttl")
-    assert message.startswith("unknown setting 'triggers_sesion_ttl' (known: triggers_finish_timeout, ")
+    assert message.startswith(
+        "unknown setting 'triggers_sesion_ttl' (known: triggers_deadline_interval, triggers_finish_timeout, "
+    )
     assert message.endswith("; did you mean 'triggers_session_ttl'?")
     with pytest.raises(ConfigurationError, match="setting triggers_sesion_ttl: no such setting; did you mean"):
         parse("triggers_sesion_ttl", 1)

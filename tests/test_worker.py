@@ -28,7 +28,10 @@ def uid() -> str:
 def test_the_worker_names_its_storage_at_start_up(worker: Worker, worker_app: Celery) -> None:
     log = worker.log.read_text()
     assert f"celery-triggers: storage {worker_app.conf.triggers_storage}, default runner 'celery'" in log
-    assert "celery-triggers: unknown setting 'triggers_sesion_ttl' (known: triggers_finish_timeout" in log
+    assert (
+        "celery-triggers: unknown setting 'triggers_sesion_ttl' "
+        "(known: triggers_deadline_interval, triggers_finish_timeout" in log
+    )
 
 
 def test_headers_kwargs_and_context_reach_the_task_on_a_worker(worker_app: Celery) -> None:

@@ -27,6 +27,8 @@ def trigger_task(
     unless: Iterable[Any] = (),
     with_params: Mapping[str, Mapping[str, Any]] | None = None,
     using: str | None = None,
+    within: float | None = None,
+    on_timeout: Any = None,
     extras: Mapping[str, Any] | None = None,
     **unknown: Any,
 ) -> Callable[[T], T]:
@@ -41,6 +43,8 @@ def trigger_task(
     The trigger task is named ``t_`` + the task's short name unless
     ``name=`` is given. ``after``, ``and_every`` and ``unless`` accept Celery
     task objects (standing for their trigger task) as well as trigger names.
+    ``within=3600`` gives each instance a deadline (seconds from its first
+    trigger); past it, the instance is abandoned and ``on_timeout`` fires.
     Custom directives go in ``extras={...}`` (``config.extras``); any other
     keyword is refused, with "did you mean" for a near-miss (``unles=``).
     """
@@ -84,6 +88,10 @@ def trigger_task(
             directives["with_params"] = with_params
         if using is not None:
             directives["using"] = using
+        if within is not None:
+            directives["within"] = within
+        if on_timeout is not None:
+            directives["on_timeout"] = resolve(on_timeout)
         ext.register(parse_config(config_name, directives))
         wrap_task(task)
         return task

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
@@ -64,6 +65,7 @@ class Triggers:
 
     def _setup(self, app: Celery) -> None:
         from ..worker.bootstep import TriggersStep
+        from ..worker.deadlines import DeadlineStep
         from ..worker.lifecycle import LeaseStep
         from ..worker.protocol import wrap_tasks
         from ..worker.sweeper import SweeperStep
@@ -85,8 +87,10 @@ class Triggers:
         #: reads several settings per task; parsing (a class setting imports
         #: its dotted path) happens again only when the raw value changes.
         self._parsed: dict[str, tuple[Any, Any]] = {}
+        #: The time as the engine sees it (see ``celery_triggers.testing.DeadlineClock``).
+        self.clock: Callable[[], float] = time.time
         app.triggers = self
-        for step in (TriggersStep, LeaseStep, SweeperStep):
+        for step in (TriggersStep, LeaseStep, SweeperStep, DeadlineStep):
             app.steps["worker"].add(step)
         install_censor()  # Celery's report and inspect conf mask the storage URLs (see .censor)
         if app.finalized:

@@ -113,6 +113,13 @@ SETTINGS: Mapping[str, Option] = MappingProxyType(
             "seconds between recovery sweeps (one worker at a time sweeps); 0: no sweep",
             zero_is_off=True,
         ),
+        "triggers_deadline_interval": Option(
+            1.0,
+            "seconds",
+            "seconds between deadline sweeps (one worker at a time sweeps); a passed deadline fires that late "
+            "at most; 0: no sweep",
+            zero_is_off=True,
+        ),
         "triggers_recover_older_than": Option(
             300.0,
             "seconds",

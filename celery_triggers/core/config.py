@@ -13,6 +13,7 @@ at fault, and never leave a half-parsed config behind.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import InitVar, dataclass, field
 from functools import cached_property
@@ -33,6 +34,8 @@ DIRECTIVES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "unless": ("unless",),
         "with_params": ("withParams", "with_params"),
         "using": ("using",),
+        "within": ("within",),
+        "on_timeout": ("onTimeout", "on_timeout"),
     }
 )
 _SPELLINGS = {spelling: canonical for canonical, names in DIRECTIVES.items() for spelling in names}
@@ -50,6 +53,11 @@ class TaskConfig:
     unless: tuple[str, ...] = ()
     with_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     using: str | None = None
+    #: Seconds after an instance's creation (its first trigger) by which it
+    #: must be ready; past them it is abandoned (reason: deadline).
+    within: float | None = None
+    #: The trigger fired when an instance's deadline passes.
+    on_timeout: str | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
     #: A config read back from a session's storage: its names were accepted
     #: when it was written (perhaps before the rule on control characters),
@@ -87,6 +95,7 @@ class TaskConfig:
         using = self.using
         if using is not None and (not isinstance(using, str) or not using):
             raise ConfigurationError(f"expected a runner name, got {using!r}", task=name, directive="using")
+        within, on_timeout = _deadline(name, self.within, self.on_timeout, stored)
         if not isinstance(self.extras, Mapping) or not all(isinstance(k, str) for k in self.extras):
             raise ConfigurationError(f"custom directives must be a dict, got {self.extras!r}", task=name)
         try:
@@ -95,6 +104,8 @@ class TaskConfig:
             raise ConfigurationError(str(exc), task=name) from None
         object.__setattr__(self, "after", after)
         object.__setattr__(self, "and_every", and_every)
+        object.__setattr__(self, "within", within)
+        object.__setattr__(self, "on_timeout", on_timeout)
         object.__setattr__(self, "unless", _trigger_list(name, "unless", self.unless, stored))
         object.__setattr__(self, "with_params", _with_params(name, self.with_params))
         object.__setattr__(self, "extras", frozen(self.extras))
@@ -108,6 +119,8 @@ class TaskConfig:
                 self.and_every,
                 self.unless,
                 self.using,
+                self.within,
+                self.on_timeout,
                 dumps(plain(self.with_params)),
                 dumps(plain(self.extras)),
             )
@@ -137,6 +150,10 @@ class TaskConfig:
             data["withParams"] = plain(self.with_params)
         if self.using is not None:
             data["using"] = self.using
+        if self.within is not None:
+            data["within"] = self.within
+        if self.on_timeout is not None:
+            data["onTimeout"] = self.on_timeout
         data.update(plain(self.extras))
         return data
 
@@ -166,6 +183,26 @@ def _trigger_name(task: str, directive: str, value: Any, stored: bool = False) -
     if problem is not None:
         raise ConfigurationError(problem, task=task, directive=directive)
     return value
+
+
+def _deadline(task: str, within: Any, on_timeout: Any, stored: bool) -> tuple[float | None, str | None]:
+    """``within`` (seconds, a number > 0) and ``on_timeout`` (a trigger
+    name, only with ``within``), checked."""
+    if within is not None:
+        if isinstance(within, bool) or not isinstance(within, (int, float)):
+            raise ConfigurationError(
+                f"expected a number of seconds, got {type(within).__name__} {within!r}", task=task, directive="within"
+            )
+        if not math.isfinite(within) or within <= 0:
+            raise ConfigurationError(f"expected a number of seconds > 0, got {within!r}", task=task, directive="within")
+        within = float(within)
+    if on_timeout is not None:
+        if within is None:
+            raise ConfigurationError(
+                "needs 'within' (the seconds after which the trigger fires)", task=task, directive="onTimeout"
+            )
+        on_timeout = _trigger_name(task, "onTimeout", on_timeout, stored)
+    return within, on_timeout
 
 
 def _with_params(task: str, value: Any) -> Mapping[str, Mapping[str, Any]]:
@@ -257,6 +294,8 @@ def parse_config(name: str, directives: Mapping[str, Any], *, stored: bool = Fal
         unless=values.get("unless", ()),
         with_params=values.get("with_params", {}),
         using=values.get("using"),
+        within=values.get("within"),
+        on_timeout=values.get("on_timeout"),
         extras=extras,
         stored=stored,
     )

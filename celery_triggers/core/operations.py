@@ -15,9 +15,10 @@ from typing import Any
 
 from . import engine
 from .needs import Needs, needs_for_fire, needs_for_instance
-from .state import Changes, Snapshot, Status
+from .state import Changes, Snapshot, Status, split_instance_name
 
 __all__ = [
+    "Expire",
     "Fail",
     "Finish",
     "Fire",
@@ -238,6 +239,26 @@ class Redispatch(InstanceOperation):
 
     def apply(self, snapshot: Snapshot, configs: Configs, now: float) -> Changes:
         return engine.redispatch(snapshot, self.name, self.token, now, self.expected)
+
+
+@dataclass(frozen=True)
+class Expire(InstanceOperation):
+    """Apply the instance's deadline (see ``engine.expire``): past it, an
+    unstarted instance is abandoned and its task's ``on_timeout`` fires.
+    ``at``: the time to judge it at (default: the operation's time)."""
+
+    at: float | None = None
+    cascades = False
+
+    def needs(self, configs: Configs) -> Needs:
+        needs = needs_for_instance(configs, self.name, cascade=False)
+        task, _ = split_instance_name(self.name)
+        config = configs.get(task)
+        on_timeout = getattr(config, "on_timeout", None)
+        return needs | needs_for_fire(configs, on_timeout) if on_timeout else needs
+
+    def apply(self, snapshot: Snapshot, configs: Configs, now: float) -> Changes:
+        return engine.expire(snapshot, configs, self.name, now if self.at is None else self.at)
 
 
 @dataclass(frozen=True)

@@ -289,6 +289,9 @@ class Changes:
     fired: list[str] = field(default_factory=list)
     #: For an operation firing several events: per event, the instances it scheduled.
     per_event: list[list[str]] = field(default_factory=list)
+    #: Unstarted instances with a deadline -> when it passes (storage
+    #: indexes them after the commit; see ``engine.expire``).
+    deadlines: dict[str, float] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:

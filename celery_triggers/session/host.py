@@ -5,7 +5,7 @@ it; and how an instance records the exception that ended it."""
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -56,6 +56,9 @@ class Host(Protocol):
     wider :class:`~.extension.Extension`)."""
 
     app: Celery
+    #: The time as the engine sees it (``time.time``; the testing toolbox
+    #: moves it to pass deadlines without sleeping).
+    clock: Callable[[], float]
 
     @property
     def storage(self) -> StorageBackend: ...

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..core.config import Configuration, TaskConfig, parse_configs
 from ..core.data import MAX_NAME_LENGTH, MAX_UID_LENGTH, check_text, normalize_kwargs
 from ..core.errors import DispatchError, InvalidName, InvalidSession, TriggersError, UnknownTask
-from ..core.operations import Fail, Finish, FireEach, Operation, Retry, Skip
+from ..core.operations import Expire, Fail, Finish, FireEach, Operation, Retry, Skip
 from ..core.operations import Fire as FireOperation
 from ..core.state import Changes, Instance
 from ..storage import SessionStorage, SessionTxn
@@ -166,7 +166,7 @@ class TriggerManager(OperatorActions, SessionInspection):
         refused: then :class:`DispatchError` is raised after, carrying the
         committed changes). ``resume``: start from what this manager's
         previous transaction left (the worker's finish after its start)."""
-        body, prefetch = transaction(self.extension, operation, time.time)
+        body, prefetch = transaction(self.extension, operation, self.extension.clock)
         started = time.time()
         with self.batch():
             changes, configs = self.storage.atomic(body, prefetch, resume=resume)
@@ -189,7 +189,9 @@ class TriggerManager(OperatorActions, SessionInspection):
         return around([h.firing(self, list(changes.fired), started) for h in hooks])
 
     def _committed(self, changes: Changes, configs: Mapping[str, TaskConfig]) -> None:
-        """After the commit: status signals and hooks, then dispatch."""
+        """After the commit: deadlines indexed, status signals and hooks, then dispatch."""
+        if changes.deadlines:
+            self.storage.backend.index_deadlines(self.uid, changes.deadlines)
         hooks = self.extension.hooks
         for t in changes.transitions:
             instance_status_changed.send(sender=self, session_uid=self.uid, instance=t.instance, old=t.old, new=t.new)
@@ -200,8 +202,9 @@ class TriggerManager(OperatorActions, SessionInspection):
         dispatch(self.extension, self.uid, self.storage.backend, ready, configs)
 
     def _announce_fired(self, changes: Changes, kwargs: dict[str, Any], scheduled: list[Instance]) -> None:
-        for trigger in changes.fired:  # at most one: the external fire, or the cascade
-            self._announce(trigger, kwargs, scheduled)
+        for trigger in changes.fired:  # at most one: the external fire, or the cascade (or on_timeout)
+            record = changes.triggers.get(trigger)
+            self._announce(trigger, kwargs if record is None or kwargs else record.kwargs, scheduled)
 
     def _announce(self, trigger: str, kwargs: dict[str, Any], scheduled: list[Instance]) -> None:
         """``trigger_fired``, the ``_post_fire`` override, then the hooks, for one committed fire."""
@@ -261,7 +264,7 @@ class TriggerManager(OperatorActions, SessionInspection):
                 plan.results[number] = exc
         if plan.checked:
             operation = FireEach(tuple((name, kwargs) for _, name, kwargs in plan.checked))
-            plan.body, plan.prefetch = transaction(self.extension, operation, time.time)
+            plan.body, plan.prefetch = transaction(self.extension, operation, self.extension.clock)
         return plan
 
     def each_committed(self, plan: EachPlan, changes: Changes, configs: Configuration) -> list[Fired | TriggersError]:
@@ -338,6 +341,16 @@ class TriggerManager(OperatorActions, SessionInspection):
         operation = Finish(instance_ref(name), result, token, dict(metadata or {}))
         changes = self.apply(operation, resume=True)  # from what this worker's start left, when nothing changed
         return [changes.instances[n] for n in changes.ready]
+
+    def expire_instance(self, name: str, at: float | None = None) -> Changes:
+        """Apply instance ``name``'s deadline now (what the deadline sweep
+        runs for a due entry): past it, an unstarted instance is
+        ``abandoned`` and its task's ``on_timeout`` fires and cascades; an
+        instance that became ready is untouched. One optimistic commit, so
+        a trigger arriving at the same moment either completes the
+        instance first (it runs) or finds it abandoned. ``at``: the time to
+        judge the deadline at (default: now)."""
+        return self.apply(Expire(instance_ref(name), at))
 
     def fail_instance(self, name: str, token: str | None, error: Mapping[str, Any]) -> Instance:
         """Step 2 when the task raised: mark the instance ``failed`` with

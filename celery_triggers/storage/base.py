@@ -191,6 +191,23 @@ class StorageBackend(abc.ABC):
                 out[uid] = exc
         return out
 
+    # -- the deadline index (see :mod:`.deadlines`) -------------------------
+    def index_deadlines(self, uid: str, due: Mapping[str, float]) -> None:
+        """Index instances of session ``uid`` (name -> due time) so that
+        :meth:`due_deadlines` finds them; an instance indexed again moves."""
+        raise StorageError(f"{type(self).__name__} does not index deadlines")
+
+    def due_deadlines(self, now: float, limit: int = 500) -> list[tuple[str, str, float]]:
+        """Up to ``limit`` entries ``(uid, instance name, due)`` due at
+        ``now`` or before, earliest first, without reading the others
+        (the workers' deadline sweep; an entry stays until dropped)."""
+        raise StorageError(f"{type(self).__name__} does not index deadlines")
+
+    def drop_deadline(self, uid: str, name: str, due: float) -> None:
+        """Remove the entry of ``name`` in ``uid`` if it is still due at
+        ``due`` (an entry indexed again meanwhile stays)."""
+        raise StorageError(f"{type(self).__name__} does not index deadlines")
+
     def process_local_reason(self) -> str | None:
         """Why this storage cannot be shared by several processes (a Celery
         worker refuses to start on it), or None."""

@@ -15,6 +15,7 @@ from ..core.data import dumps
 from ..core.engine import Needs
 from ..core.state import IN_FLIGHT, Instance, Status
 from .base import StorageBackend
+from .deadlines import SortedDeadlines
 from .records import decode_instance, encode_instance
 from .txn import Prefetch, Raw, SessionTxn, check_uid
 
@@ -99,6 +100,16 @@ class MemoryStorage(StorageBackend):
         super().__init__(url)
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.RLock()
+        self._deadlines = SortedDeadlines()
+
+    def index_deadlines(self, uid: str, due: Mapping[str, float]) -> None:
+        self._deadlines.index_deadlines(uid, due)
+
+    def due_deadlines(self, now: float, limit: int = 500) -> list[tuple[str, str, float]]:
+        return self._deadlines.due_deadlines(now, limit)
+
+    def drop_deadline(self, uid: str, name: str, due: float) -> None:
+        self._deadlines.drop_deadline(uid, name, due)
 
     def process_local_reason(self) -> str | None:
         return (

@@ -30,6 +30,7 @@ from ..core.errors import CorruptSession, InvalidStorageURL
 from ..core.state import Instance, Status
 from .base import StorageBackend
 from .records import FORMAT, check_format, decode_instance, encode_instance
+from .sqlite_deadlines import SQLiteDeadlines
 from .summaries import SessionSummary, Tallies, counted
 from .txn import Prefetch, Raw, SessionTxn, check_uid
 from .urls import mask_url
@@ -155,7 +156,7 @@ class _SQLiteTxn(SessionTxn):
         )
 
 
-class SQLiteStorage(StorageBackend):
+class SQLiteStorage(SQLiteDeadlines, StorageBackend):
     """``sqlite:///path``: one connection per thread and process."""
 
     #: The file cannot be opened or read (a gone mount, a full or failing disk).

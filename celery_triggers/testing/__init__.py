@@ -24,10 +24,12 @@ from .assertions import (
     assert_unresolved_tasks,
     describe_instance,
 )
+from .clock import DeadlineClock, frozen_clock
 from .threaded import ThreadingTaskRunner
 from .wait import wait_until_idle
 
 __all__ = [
+    "DeadlineClock",
     "ThreadingTaskRunner",
     "TriggerManagerTestCaseMixin",
     "assert_instance_abandoned",
@@ -41,6 +43,7 @@ __all__ = [
     "assert_unresolved_tasks",
     "describe_instance",
     "eager_triggers",
+    "frozen_clock",
     "make_test_app",
     "wait_until_idle",
 ]

@@ -221,7 +221,7 @@ def recover(
             return _running(ext, manager, instance, beats, older_than, dry_run)
         return _scheduled(ext, manager, instance, older_than, dry_run)
 
-    return actions + _walk(ext, sessions, IN_FLIGHT, dry_run, act, gate, census)
+    return actions + _walk(ext, sessions, IN_FLIGHT, dry_run, act, gate, census, deadlines=not dry_run)
 
 
 def redispatch(
@@ -258,9 +258,13 @@ def _walk(
     act: Any,
     gate: Callable[[], AbstractContextManager[Any]] = nullcontext,
     census: Counter[str] | None = None,
+    *,
+    deadlines: bool = False,
 ) -> list[RecoveryAction]:
     """``act`` on every instance in one of ``statuses``; one action per
-    such instance, and per corrupt session (``gate`` held per session)."""
+    such instance, and per corrupt session (``gate`` held per session).
+    ``deadlines``: index again the deadlines the index missed (see
+    :func:`missed_deadlines`)."""
     with gate():
         uids = list(sessions) if sessions is not None else ext.storage.sessions()
     wanted = set(statuses)
@@ -268,12 +272,18 @@ def _walk(
     for uid in uids:
         if not is_internal(uid):
             with gate():
-                actions += _walk_one(ext, uid, wanted, dry_run, act, census)
+                actions += _walk_one(ext, uid, wanted, dry_run, act, census, deadlines)
     return actions
 
 
 def _walk_one(
-    ext: Extension, uid: str, wanted: set[Status], dry_run: bool, act: Any, census: Counter[str] | None
+    ext: Extension,
+    uid: str,
+    wanted: set[Status],
+    dry_run: bool,
+    act: Any,
+    census: Counter[str] | None,
+    deadlines: bool = False,
 ) -> list[RecoveryAction]:
     manager = ext.session(uid)
     try:
@@ -282,6 +292,9 @@ def _walk_one(
         return [RecoveryAction(uid, "-", "corrupt", "skipped", str(exc), dry_run)]
     if census is not None:
         census.update(instance.status.value for instance in instances.values())
+    missed = missed_deadlines(instances, time.time()) if deadlines else {}
+    if missed:
+        ext.storage.index_deadlines(uid, missed)
     actions: list[RecoveryAction] = []
     for instance in instances.values():
         if instance.status not in wanted:
@@ -292,6 +305,23 @@ def _walk_one(
             action, reason = "skipped", f"changed meanwhile ({exc})"
         actions.append(RecoveryAction(uid, instance.name, instance.status.value, action, reason, dry_run))
     return actions
+
+
+#: Seconds past its deadline after which an instance still ``unstarted`` was
+#: missed by the deadline index (its producer died between its commit and
+#: the index write): the recovery sweep indexes it again.
+MISSED_AFTER = 60.0
+
+
+def missed_deadlines(instances: Mapping[str, Instance], now: float) -> dict[str, float]:
+    """The unstarted instances whose deadline passed more than
+    :data:`MISSED_AFTER` seconds ago (name -> deadline)."""
+    missed: dict[str, float] = {}
+    for name, instance in instances.items():
+        due = instance.metadata.get("deadline")
+        if instance.status is Status.UNSTARTED and isinstance(due, (int, float)) and due < now - MISSED_AFTER:
+            missed[name] = float(due)
+    return missed
 
 
 def _describe_loss(lost: Mapping[str, Any]) -> str:

@@ -40,9 +40,10 @@ swept = Signal(name="swept")
 LOCK_SESSION = INTERNAL_PREFIX + "recovery"
 
 
-def take_lock(ext: Extension, holder: str, seconds: float) -> bool:
-    """Take (or renew) the sweeper's lock for ``seconds``; False when
-    another holder's is still valid."""
+def take_lock(ext: Extension, holder: str, seconds: float, session: str = LOCK_SESSION) -> bool:
+    """Take (or renew) the sweeper's lock (the lock record in internal
+    session ``session``) for ``seconds``; False when another holder's is
+    still valid."""
     now = time.time()
 
     def op(txn: Any) -> bool:
@@ -52,7 +53,7 @@ def take_lock(ext: Extension, holder: str, seconds: float) -> bool:
         txn.write(Changes(triggers={"lease": TriggerRecord("lease", {"holder": holder, "until": now + seconds})}))
         return True
 
-    return bool(ext.storage.atomic(LOCK_SESSION, op))
+    return bool(ext.storage.atomic(session, op))
 
 
 class Sweeper:

@@ -10,7 +10,7 @@ from django.db import models
 
 from ...core.state import Instance, Status
 
-__all__ = ["Session", "TaskInstance", "TaskRecord", "TriggerRecord", "Waiting"]
+__all__ = ["Deadline", "Session", "TaskInstance", "TaskRecord", "TriggerRecord", "Waiting"]
 
 STATUS_CHOICES = [(s.value, s.value) for s in Status]
 
@@ -118,3 +118,20 @@ class Waiting(models.Model):
         constraints = (
             models.UniqueConstraint(fields=("session", "task", "trigger", "instance"), name="ct_waiting_unique"),
         )
+
+
+class Deadline(models.Model):
+    """An unstarted instance with a deadline, by due time (what the
+    workers' deadline sweep reads, through the index on ``due``). Keyed by
+    the session's UID, not its row: indexing costs no look-up, and an entry
+    whose session is gone is dropped by the sweep."""
+
+    session_uid = models.CharField("session UID", max_length=1024)
+    name = models.CharField(max_length=256)
+    due = models.FloatField(db_index=True)
+
+    class Meta:
+        constraints = (models.UniqueConstraint(fields=("session_uid", "name"), name="ct_deadline_unique"),)
+
+    def __str__(self) -> str:
+        return f"{self.name} due {self.due}"

@@ -59,6 +59,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the django-db storage needs Django: pip install 'celery-triggers[django]'") from exc
 try:
+    from .deadlines import DBDeadlines  # its models too
     from .models import Session, TaskInstance, TaskRecord, TriggerRecord, Waiting
 except (ImproperlyConfigured, AppRegistryNotReady, RuntimeError) as exc:
     raise ConfigurationError(
@@ -170,7 +171,7 @@ class _DBTxn(SessionTxn):
 _COLUMNS = ("name", "task", "number", "status", "kwargs", "result", "metadata", "awaiting", "unless_fired")
 
 
-class DjangoDBStorage(StorageBackend):
+class DjangoDBStorage(DBDeadlines, StorageBackend):
     """``django-db://`` (the ``default`` database) or ``django-db://<alias>``."""
 
     #: The database could not be reached: connection refused, lost or timed out.

@@ -15,6 +15,7 @@ from typing import Any
 from ..config import TaskConfig, merge_recursive
 from ..needs import Needs, needs_for_fire, needs_for_instance, watchers
 from ..state import Changes, Instance, Snapshot
+from .deadlines import DEADLINE_REASON, expire, missing_triggers
 from .lifecycle import (
     cascade_kwargs,
     fail,
@@ -33,15 +34,18 @@ from .lifecycle import (
 from .work import Configs, Work, awaiting
 
 __all__ = [
+    "DEADLINE_REASON",
     "Needs",
     "awaiting",
     "cascade_kwargs",
+    "expire",
     "fail",
     "finish",
     "fire",
     "fire_each",
     "lost",
     "merge_recursive",
+    "missing_triggers",
     "needs_for_fire",
     "needs_for_instance",
     "redispatch",

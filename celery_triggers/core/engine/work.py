@@ -45,6 +45,7 @@ class Work:
         instance.status = status
         if status is not Status.UNSTARTED:
             instance.awaiting = []
+            self.changes.deadlines.pop(instance.name, None)  # ready or resolved: no deadline to keep
         instance.metadata.update(metadata)
         self.changes.instances[instance.name] = instance
         if old is not status:
@@ -57,6 +58,9 @@ class Work:
         instance = Instance(config.name, record.next_number, Status.UNSTARTED, kwargs)
         instance.metadata["created_at"] = self.now
         instance.metadata.update(metadata)
+        if config.within is not None and "parent" not in metadata:  # a replay's clone is scheduled at once
+            instance.metadata["deadline"] = self.now + config.within
+            self.changes.deadlines[instance.name] = instance.metadata["deadline"]
         record.next_number += 1
         self.touch_task(record)
         self.state.instances[instance.name] = instance

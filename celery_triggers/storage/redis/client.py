@@ -21,6 +21,7 @@ from ..kv import session_digest
 from ..summaries import SessionSummary
 from ..txn import Prefetch, SessionTxn, check_uid
 from ..urls import mask_url
+from .deadlines import RedisDeadlines
 from .known import Cached, Recent
 from .layout import from_dump
 from .scripts import CLIENT_ERRORS, Call, Scripts
@@ -31,7 +32,7 @@ __all__ = ["RedisStorage"]
 R = TypeVar("R")
 
 
-class RedisStorage(StorageBackend):
+class RedisStorage(RedisDeadlines, StorageBackend):
     """``redis://``, ``rediss://``, ``redis+cluster://``, ``rediss+cluster://``."""
 
     #: Unreachable: refused, reset or timed out; a cluster with no answering

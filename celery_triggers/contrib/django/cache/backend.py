@@ -22,6 +22,7 @@ from ....storage.base import Job, SessionStorage, StorageBackend
 from ....storage.kv import KVTxn, instance_names, parse_state, session_instances
 from ....storage.summaries import SessionSummary
 from ....storage.txn import Prefetch, SessionTxn, check_uid
+from .deadlines import CacheDeadlines
 from .index import Layout, index_changes, list_sessions, update_session_list
 from .lock import Lease, hold
 
@@ -76,7 +77,7 @@ def _redis_first(method: F) -> F:
     return wrapper  # type: ignore[return-value]  # same signature as method
 
 
-class DjangoCacheStorage(StorageBackend):
+class DjangoCacheStorage(CacheDeadlines, StorageBackend):
     """Sessions in a Django cache (``CACHES[alias]``)."""
 
     #: Sockets refused, reset or timed out (``ConnectionError`` and
