@@ -58,7 +58,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the django-db storage needs Django: pip install 'celery-triggers[django]'") from exc
 try:
-    from .models import Session, TaskInstance, TaskRecord, TriggerRecord, Waiting
+    from .models import FireKey, Session, TaskInstance, TaskRecord, TriggerRecord, Waiting
 except (ImproperlyConfigured, AppRegistryNotReady, RuntimeError) as exc:
     raise ConfigurationError(
         "django-db:// needs a configured Django project with 'celery_triggers.contrib.django' in "
@@ -155,6 +155,16 @@ class _DBTxn(SessionTxn):
         ]
         if rows:
             Waiting.objects.using(a).bulk_create(rows)
+
+    def read_key_raw(self, key: str) -> str | None:
+        if self.session_id is None:
+            return None
+        found = FireKey.objects.using(self.alias).filter(session_id=self.session_id, key=key).values_list("names")
+        row = found.first()
+        return None if row is None else dumps(row[0])
+
+    def write_key_raw(self, key: str, text: str) -> None:
+        FireKey.objects.using(self.alias).create(session_id=self._session(), key=key, names=loads(text))
 
     def read_configs_raw(self) -> str | None:
         if self.configs is None:

@@ -131,7 +131,7 @@ class RedisStorage(StorageBackend):
         """The session's keys: state, instance hash, version, waiting index
         (one hash tag: one slot of a cluster)."""
         base = f"{self.prefix}:{{{session_digest(uid)}}}"
-        return [f"{base}:state", f"{base}:inst", f"{base}:version", f"{base}:wait"]
+        return [f"{base}:state", f"{base}:inst", f"{base}:version", f"{base}:wait", f"{base}:keys"]
 
     def error(self, uid: str | None, exc: Exception) -> StorageError:
         """A client error as a storage error (:class:`StorageUnavailable`

@@ -146,10 +146,17 @@ return read(names, prefixes)
 #: unchanged), the number of names to read on a conflict, those names, the
 #: number of index prefixes, those prefixes, the number of instance writes,
 #: name/text pairs, the number of index entries to add, those entries, then
-#: the entries to remove. Returns {1} or {0, <what READ returns>}.
+#: the entries to remove, then idempotency keys: key/value pairs and their
+#: number, last (popped first). KEYS[5] is the hash of the session's used
+#: keys. Returns {1}, {0, <what READ returns>}, or, when the version held
+#: but a key is used already, {2, {key, value, ...}} (nothing written).
 COMMIT = (
     READ_FN
     + """
+local keyed = {}
+for _ = 1, tonumber(table.remove(ARGV)) do
+  local value = table.remove(ARGV); keyed[#keyed + 1] = table.remove(ARGV); keyed[#keyed + 1] = value
+end
 local i = 5
 local names, prefixes = {}, {}
 for _ = 1, tonumber(ARGV[4]) do names[#names + 1] = ARGV[i]; i = i + 1 end
@@ -161,6 +168,13 @@ if seen ~= ARGV[1] then
   local r = read(names, prefixes)
   return {0, r[1], r[2], r[3], r[4], r[5], r[6]}
 end
+local used = {}
+for k = 1, #keyed, 2 do
+  local prior = redis.call('HGET', KEYS[5], keyed[k])
+  if prior then used[#used + 1] = keyed[k]; used[#used + 1] = prior end
+end
+if #used > 0 then return {2, used} end
+for k = 1, #keyed, 2 do redis.call('HSET', KEYS[5], keyed[k], keyed[k + 1]) end
 if ARGV[3] ~= '' then redis.call('SET', KEYS[1], ARGV[3]) end
 local nw = tonumber(ARGV[i]); i = i + 1
 for _ = 1, nw do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
@@ -221,7 +235,7 @@ if not state then return 0 end
 local ok, d = pcall(cjson.decode, state)
 if not ok or type(d) ~= 'table' then return 0 end
 if (tonumber(d.in_flight) or 0) > 0 or (tonumber(d.updated_at) or 0) >= tonumber(ARGV[1]) then return 0 end
-if ARGV[2] ~= '1' then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4]) end
+if ARGV[2] ~= '1' then redis.call('DEL', unpack(KEYS)) end
 return 1
 """
 
