@@ -164,4 +164,4 @@ def test_four_processes_firing_one_key_at_once_have_one_effect(
     assert sorted(dup for _, dup in answers) == [False, True, True, True], answers
     assert {tuple(names) for names, _ in answers} == {("t_pay#0",)}
     instances = _app(storage).triggers.session("race").instances
-    assert list(instances) == ["t_pay#0"] and instances["t_pay#0"].status is Status.SCHEDULED
+    assert {n: i.status for n, i in instances.items()} == {"t_pay#0": Status.SCHEDULED, "t_ship#0": Status.UNSTARTED}
