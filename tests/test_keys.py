@@ -136,7 +136,7 @@ def test_keys_go_with_their_session_when_it_is_purged(storage_url: str) -> None:
 
 def _race(storage: str, barrier: Any, results: Any, django: bool) -> None:
     if django:
-        from tests.conftest import configure_django
+        from tests.django_project import configure_django
 
         configure_django()
     app = make_app(storage, runner=f"{__name__}:Count")

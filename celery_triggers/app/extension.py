@@ -311,6 +311,21 @@ class Triggers:
         says ``duplicate``). ``kwargs=`` is the 0.1.0 spelling, deprecated."""
         return self.session(session_uid).fire(trigger_name, _legacy_kwargs(trigger_kwargs, kwargs), key=key)
 
+    def fire_on_commit(
+        self,
+        session_uid: str,
+        trigger_name: str,
+        trigger_kwargs: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        using: str | None = None,
+    ) -> None:
+        """:meth:`fire` once the Django transaction (of database ``using``) commits, never on a
+        rollback, like Celery's ``delay_on_commit``; name, kwargs and key are checked now."""
+        from ..producer.bulk import defer_fire
+
+        defer_fire(self, session_uid, trigger_name, trigger_kwargs, key, using)
+
     def fire_many(self, events: Iterable[Any]) -> list[FireResult]:
         """Fire each ``(session, trigger[, kwargs[, key]])`` event in turn; one
         :class:`~celery_triggers.producer.bulk.FireResult` per event (a
@@ -320,12 +335,7 @@ class Triggers:
         return fire_many(self, events)
 
     async def afire(
-        self,
-        session_uid: str,
-        trigger_name: str,
-        trigger_kwargs: Mapping[str, Any] | None = None,
-        *,
-        key: str | None = None,
+        self, session_uid: str, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None, *, key: Any = None
     ) -> list[Any]:
         """:meth:`fire` for asyncio code: runs in a worker thread."""
         from ..producer.bulk import afire

@@ -13,6 +13,7 @@ calls are gathered into one ``afire_many``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,9 @@ from ..session.manager import EachPlan, TriggerManager
 from ..storage.base import Job
 from .runners import resolve_runner_class
 
-__all__ = ["FireResult", "afire", "afire_many", "fire_many"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["FireResult", "afire", "afire_many", "defer_fire", "fire_many"]
 
 #: One event: (session UID, trigger name[, kwargs[, idempotency key]]).
 Event = Sequence[Any]
@@ -266,3 +269,30 @@ async def afire_many(ext: Extension, events: Iterable[Event]) -> list[FireResult
     if bulk.settles_in_caller(outcomes):
         return bulk.settle(outcomes)
     return await asyncio.to_thread(bulk.settle, outcomes)
+
+
+def defer_fire(
+    ext: Extension, session: str, trigger: str, kwargs: Mapping[str, Any] | None, key: str | None, using: str | None
+) -> None:
+    """``ext.fire(...)`` from Django's ``transaction.on_commit`` (see
+    ``Triggers.fire_on_commit``): the event is checked now, fired after the
+    commit (outside the transaction: it is over)."""
+    try:
+        from django.db import transaction
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("fire_on_commit needs Django: pip install 'celery-triggers[django]'") from exc
+    manager = ext.session(session)
+    plan = manager.plan_each([(trigger, kwargs, key)])
+    if plan.results[0] is not None:
+        raise cast("TriggersError", plan.results[0])
+    _, name, checked = plan.checked[0]
+
+    def fire() -> None:
+        try:
+            manager.fire(name, checked, key=key)
+        except Exception:  # after the caller's commit nobody can hear it: logged, the other callbacks still run
+            logger.exception(
+                "celery-triggers: fire_on_commit of %r in session %r failed after the commit", name, session
+            )
+
+    transaction.on_commit(fire, using=using)

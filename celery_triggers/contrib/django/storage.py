@@ -11,12 +11,15 @@ watchers' task records, the instances waiting for it, through the
 ``Waiting`` index) and writes only what changed, so its cost does not grow
 with the session.
 
-An operation refuses to run inside the caller's own ``transaction.atomic``
-block: it would commit (and send its messages) before the caller's
-transaction does, and a worker could run a task its data is not visible to.
-Fire from ``transaction.on_commit(...)`` instead, as Celery's guide says for
-``delay()``; ``?outer_atomic=allow`` joins the caller's transaction anyway
-(for tests in Django's ``TestCase`` with the eager runner).
+An operation inside the caller's own ``transaction.atomic`` block on the
+storage's database joins it (a savepoint): its rows commit with the
+caller's, or vanish with a rollback, and its messages are sent only once
+the caller's transaction commits (``transaction.on_commit``), so a worker
+never looks for an instance that is not committed yet. A message the broker
+refuses then is logged, its instance left ``scheduled`` for the recovery
+sweep. ``?outer_atomic=allow`` sends at once instead (for tests in Django's
+``TestCase``, which never commits), ``?outer_atomic=refuse`` refuses to run
+inside the caller's block.
 
 Connections: the storage uses the thread's Django connection, whose
 lifetime Django manages between requests and Celery's Django fix-up between
@@ -193,7 +196,14 @@ class DjangoDBStorage(StorageBackend):
         parts = urlsplit(url)
         self.alias = django_alias(url, "django-db")
         options = dict(parse_qsl(parts.query))
-        self.join_outer = options.pop("outer_atomic", "refuse") == "allow"
+        #: Inside the caller's transaction: "defer" (join it, send on its
+        #: commit), "allow" (join it, send at once) or "refuse".
+        self.outer_atomic = options.pop("outer_atomic", "defer")
+        if self.outer_atomic not in ("defer", "allow", "refuse"):
+            raise InvalidStorageURL(
+                f"django-db storage {mask_url(url)!r}: outer_atomic must be defer, allow or refuse, "
+                f"got {self.outer_atomic!r}"
+            )
         self._pid = os.getpid()
         if options:
             raise InvalidStorageURL(f"django-db storage {mask_url(url)!r}: unknown option(s) {sorted(options)}")
@@ -232,13 +242,20 @@ class DjangoDBStorage(StorageBackend):
         if self._pid != os.getpid():  # a forked process (a prefork pool child): never use the parent's socket
             self._pid = os.getpid()
             connection.connection = None  # dropped, not closed: closing would end the parent's session too
-        if connection.in_atomic_block and not self.join_outer:
+        if connection.in_atomic_block and self.outer_atomic == "refuse":
             raise StorageError(
-                f"session {uid!r}: django-db storage called inside transaction.atomic(): its commit and "
-                "messages would come before yours. Fire from transaction.on_commit(...) "
-                "(or use django-db://?outer_atomic=allow to join your transaction)"
+                f"session {uid!r}: django-db storage called inside transaction.atomic() with "
+                "?outer_atomic=refuse. Fire from transaction.on_commit(...) (app.triggers.fire_on_commit)"
             )
         return connection
+
+    def after_caller_commit(self, send: Callable[[], None]) -> bool:
+        """Inside the caller's ``transaction.atomic`` (which the operation
+        joined), ``send`` waits for its commit; a rollback drops it."""
+        if self.outer_atomic != "defer" or not connections[self.alias].in_atomic_block:
+            return False
+        transaction.on_commit(send, using=self.alias)
+        return True
 
     @contextmanager
     def transaction(self, uid: str, prefetch: Prefetch = (), cached: object = None) -> Iterator[SessionTxn]:
