@@ -88,3 +88,12 @@ def test_observe_quick_prints_a_row_per_configuration() -> None:
     for config in ("off", "installed, nothing on", "events on", "OpenTelemetry SDK on", "metrics on"):
         fire, _, hop, _ = row(out, f"{config} |")[1:5]
         assert float(fire) > 0 and float(hop) > 0
+
+
+def test_keys_quick_prints_a_row_per_backend() -> None:
+    require("redis-server")
+    out = run("benchmarks.keys", "--quick")
+    for backend in ("memory", "sqlite", "redis", "django-cache (redis)", "django-db (sqlite)"):
+        plain, keyed, ratio, duplicate = row(out, f"{backend} |")[1:5]
+        assert float(plain) > 0 and float(keyed) > 0 and ratio.endswith("x") and float(duplicate) > 0
+    assert row(out, "redis |")[5] == "1.00 / 1.00", "a key costs the Redis fire no round trip"
