@@ -61,7 +61,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the django-db storage needs Django: pip install 'celery-triggers[django]'") from exc
 try:
-    from .models import FireKey, Session, TaskInstance, TaskRecord, TriggerRecord, Waiting
+    from .keys import insert_key, stored_key
+    from .models import Session, TaskInstance, TaskRecord, TriggerRecord, Waiting
 except (ImproperlyConfigured, AppRegistryNotReady, RuntimeError) as exc:
     raise ConfigurationError(
         "django-db:// needs a configured Django project with 'celery_triggers.contrib.django' in "
@@ -76,8 +77,14 @@ _SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 
 class _DBTxn(SessionTxn):
-    def __init__(self, uid: str, alias: str, session_id: int | None, configs: Any = None):
+    def __init__(
+        self, uid: str, alias: str, session_id: int | None, configs: Any = None, used_keys: Any = None
+    ) -> None:
         super().__init__(uid)
+        #: Idempotency keys: a first attempt assumes a key is new (None) and
+        #: its INSERT finds out; the re-run after a used one knows it (a dict);
+        #: a re-run that knows nothing (False) reads them.
+        self.used_keys = used_keys
         self.alias = alias
         self.session_id = session_id
         self.configs = configs
@@ -160,14 +167,24 @@ class _DBTxn(SessionTxn):
             Waiting.objects.using(a).bulk_create(rows)
 
     def read_key_raw(self, key: str) -> str | None:
-        if self.session_id is None:
-            return None
-        found = FireKey.objects.using(self.alias).filter(session_id=self.session_id, key=key).values_list("names")
-        row = found.first()
-        return None if row is None else dumps(row[0])
+        if isinstance(self.used_keys, dict):
+            return self.used_keys.get(key)
+        if self.session_id is None or self.used_keys is None:
+            return None  # checked by the INSERT (write_key_raw): no read
+        return stored_key(self.alias, self.session_id, key)
 
     def write_key_raw(self, key: str, text: str) -> None:
-        FireKey.objects.using(self.alias).create(session_id=self._session(), key=key, names=loads(text))
+        """Record ``key`` with one INSERT that does nothing if it is used
+        (the session's row is locked: only a committed fire can have used
+        it); then :class:`Conflict` re-runs the operation, told what the
+        key's first fire stored."""
+        sid = self._session()
+        if insert_key(self.alias, sid, key, text):
+            return
+        known = self.used_keys if isinstance(self.used_keys, dict) else {}
+        used = Conflict(f"session {self.uid!r}: idempotency key {key!r} is used; re-run")
+        used.fresh = {**known, key: stored_key(self.alias, sid, key)}
+        raise used
 
     def read_configs_raw(self) -> str | None:
         if self.configs is None:
@@ -259,16 +276,16 @@ class DjangoDBStorage(StorageBackend):
 
     @contextmanager
     def transaction(self, uid: str, prefetch: Prefetch = (), cached: object = None) -> Iterator[SessionTxn]:
-        yield from self._transaction(uid, write=True)
+        yield from self._transaction(uid, write=True, used_keys=cached)
 
     def read_transaction(self, uid: str, prefetch: Prefetch = ()) -> AbstractContextManager[SessionTxn]:
         return contextmanager(self._transaction)(uid, write=False)
 
-    def _transaction(self, uid: str, *, write: bool, touch: bool = True) -> Iterator[_DBTxn]:
+    def _transaction(self, uid: str, *, write: bool, touch: bool = True, used_keys: Any = False) -> Iterator[_DBTxn]:
         connection = self._prepare(uid)
         try:
             with transaction.atomic(using=self.alias):
-                yield _DBTxn(uid, self.alias, *self._lock(uid, connection, write=write, touch=touch))
+                yield _DBTxn(uid, self.alias, *self._lock(uid, connection, write=write, touch=touch), used_keys)
         except IntegrityError as exc:
             raise Conflict(f"session {uid!r}: created concurrently; re-run") from exc
         except OperationalError as exc:
