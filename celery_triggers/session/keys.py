@@ -25,7 +25,7 @@ from .host import Host
 if TYPE_CHECKING:
     from .fired import EachPlan
 
-__all__ = ["check_key", "keyed_body"]
+__all__ = ["Once", "check_key", "keyed_body", "prior_instances"]
 
 
 def check_key(key: Any) -> str:
@@ -85,3 +85,28 @@ def prior_instances(plan: EachPlan, index: int, fired: dict[int, list[Instance]]
     if index in plan.same_as:
         return fired.get(plan.same_as[index], [])
     return plan.prior[index]
+
+
+class Once:
+    """The key of a single fire (``TriggerManager.fire``) around its body:
+    a used key makes the body write nothing and leaves, in ``prior``, the
+    instances the key's first fire scheduled."""
+
+    def __init__(self, host: Host, key: str):
+        self.host = host
+        self.key = key
+        self.prior: list[Instance] | None = None
+
+    def wrap(self, body: Body) -> Body:
+        def run(txn: SessionTxn) -> tuple[Changes, Configuration]:
+            names = txn.used_key(self.key)
+            if names is not None:
+                found = txn.load(Needs(instances=frozenset(names))).instances if names else {}
+                self.prior = [found[n] for n in names if n in found]
+                return Changes(), self.host.configs_with(txn.read_configs())
+            self.prior = None
+            changes, configs = body(txn)
+            txn.record_key(self.key, list(changes.ready))
+            return changes, configs
+
+        return run

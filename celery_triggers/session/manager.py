@@ -14,7 +14,7 @@ original framework's ``_post_*`` overrides, and the registered
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -25,12 +25,12 @@ from ..core.operations import Fail, Finish, FireEach, Operation, Retry, Skip
 from ..core.operations import Fire as FireOperation
 from ..core.state import Changes, Instance
 from ..storage import SessionStorage, SessionTxn
-from .commit import batched, dispatch, transaction
+from .commit import Body, batched, dispatch, transaction
 from .fired import EachPlan, Fired
 from .hooks import around
 from .host import error_metadata, host_of
 from .inspection import SessionInspection, SessionStorageView, instance_ref
-from .keys import check_key, keyed_body, prior_instances
+from .keys import Once, check_key, keyed_body, prior_instances
 from .operator import OperatorActions
 from .signals import instance_status_changed, trigger_fired
 
@@ -124,13 +124,18 @@ class TriggerManager(OperatorActions, SessionInspection):
         """Hold in-process runners' work until the outermost operation ends."""
         return batched(self.extension)
 
-    def apply(self, operation: Operation, *, resume: bool = False) -> Changes:
+    def apply(
+        self, operation: Operation, *, resume: bool = False, wrap: Callable[[Body], Body] | None = None
+    ) -> Changes:
         """Run ``operation`` in one storage transaction, then dispatch what
         became ready and announce what it fired (even when a message was
         refused: then :class:`DispatchError` is raised after, carrying the
         committed changes). ``resume``: start from what this manager's
-        previous transaction left (the worker's finish after its start)."""
+        previous transaction left (the worker's finish after its start).
+        ``wrap``: what runs around the transaction body (a key's check)."""
         body, prefetch = transaction(self.extension, operation, time.time)
+        if wrap is not None:
+            body = wrap(body)
         started = time.time()
         with self.batch():
             changes, configs = self.storage.atomic(body, prefetch, resume=resume)
@@ -196,13 +201,11 @@ class TriggerManager(OperatorActions, SessionInspection):
         ``key``: an idempotency key. A fire whose key this session used
         already changes nothing and returns what the first fire with that
         key scheduled, with ``duplicate`` true (see :mod:`.keys`)."""
-        if key is not None:
-            outcome = self.fire_each([(trigger_name, trigger_kwargs, key)])
-            if isinstance(outcome[0], BaseException):
-                raise outcome[0]
-            return outcome[0]
+        once = None if key is None else Once(self.extension, check_key(key))
         trigger_name, kwargs = self._checked_fire(trigger_name, trigger_kwargs)
-        changes = self.apply(FireOperation(trigger_name, kwargs))
+        changes = self.apply(FireOperation(trigger_name, kwargs), wrap=None if once is None else once.wrap)
+        if once is not None and once.prior is not None:
+            return Fired(once.prior, self, duplicate=True)
         return Fired([changes.instances[name] for name in changes.ready], self)
 
     def fire_each(self, events: Sequence[Sequence[Any]]) -> list[Fired | TriggersError]:
