@@ -122,3 +122,12 @@ def test_deadlines_quick_prints_the_sweep_and_the_fire_cost_per_backend() -> Non
         cells = row(out, f"{backend} |")
         assert float(cells[1]) > 0 and float(cells[2]) > 0
     assert row(out, "redis, 1,000 pending |")[2] != "-"  # round trips counted on Redis
+
+
+def test_keys_quick_prints_a_row_per_backend() -> None:
+    require("redis-server")
+    out = run("benchmarks.keys", "--quick")
+    for backend in ("memory", "sqlite", "redis", "django-cache (redis)", "django-db (sqlite)"):
+        plain, keyed, ratio, duplicate = row(out, f"{backend} |")[1:5]
+        assert float(plain) > 0 and float(keyed) > 0 and ratio.endswith("x") and float(duplicate) > 0
+    assert row(out, "redis |")[5] == "1.00 / 1.00", "a key costs the Redis fire no round trip"

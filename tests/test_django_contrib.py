@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from celery_triggers import Status, StorageError
+from celery_triggers import InvalidStorageURL, Status, StorageError
 
 from .conftest import fresh_django_db
 
@@ -96,18 +96,35 @@ def test_ready_installed_the_extension_on_the_project_app(eager: Celery) -> None
     assert "triggers" in bare.__dict__ and install() is not None  # installed once, idempotent
 
 
-def test_a_fire_inside_the_callers_transaction_is_refused_and_on_commit_works(eager: Celery) -> None:
+def test_a_fire_inside_the_callers_transaction_joins_it_and_runs_after_its_commit(eager: Celery) -> None:
     from django.db import transaction
 
     from celery_triggers.contrib.django.models import Session
 
     with transaction.atomic():
-        with pytest.raises(StorageError, match="on_commit"):
-            eager.triggers.fire("inside", "applied", {"ok": True})
-        transaction.on_commit(lambda: eager.triggers.fire("inside", "applied", {"ok": True}))
-        assert not Session.objects.filter(uid="inside").exists()
-    session = eager.triggers.session("inside")
+        eager.triggers.fire("inside", "applied", {"ok": True})
+        assert Session.objects.filter(uid="inside").exists(), "written in the caller's transaction"
+        session = eager.triggers.session("inside")
+        assert session.instance("t_score#0").status is Status.SCHEDULED, "nothing runs before the commit"
+        on_commit = eager.triggers.fire_on_commit
+        on_commit("later", "applied", {"ok": True})
+        assert not Session.objects.filter(uid="later").exists()
     assert session.instance("t_notify#0").status is Status.FINISHED
+    assert eager.triggers.session("later").instance("t_notify#0").status is Status.FINISHED
+
+
+def test_outer_atomic_refuse_keeps_the_old_rule(django_caches: dict[str, Any], request: pytest.FixtureRequest) -> None:
+    from django.db import transaction
+
+    from .conftest import make_app
+
+    app = make_app(fresh_django_db(request, "default") + "?outer_atomic=refuse")
+    with transaction.atomic(), pytest.raises(StorageError, match="on_commit"):
+        app.triggers.fire("inside", "applied")
+    from celery_triggers.storage import resolve_storage
+
+    with pytest.raises(InvalidStorageURL, match="outer_atomic must be defer, allow or refuse"):
+        resolve_storage("django-db://default?outer_atomic=maybe")
 
 
 def test_the_sessions_list_counts_and_filters(users: dict[str, Any], eager: Celery) -> None:

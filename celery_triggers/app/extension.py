@@ -316,16 +316,33 @@ class Triggers:
         trigger_name: str,
         trigger_kwargs: Mapping[str, Any] | None = None,
         *,
+        key: str | None = None,
         kwargs: Mapping[str, Any] | None = None,
     ) -> Fired:
         """Fire ``trigger_name`` in session ``session_uid`` with
         ``trigger_kwargs`` (as :meth:`TriggerManager.fire`); returns the
-        instances it scheduled, with ``.wait(timeout=...)``. ``kwargs=`` is
-        the 0.1.0 spelling, deprecated."""
-        return self.session(session_uid).fire(trigger_name, _legacy_kwargs(trigger_kwargs, kwargs))
+        instances it scheduled, with ``.wait(timeout=...)``. ``key``: an
+        idempotency key (a second fire with it changes nothing; its result
+        says ``duplicate``). ``kwargs=`` is the 0.1.0 spelling, deprecated."""
+        return self.session(session_uid).fire(trigger_name, _legacy_kwargs(trigger_kwargs, kwargs), key=key)
+
+    def fire_on_commit(
+        self,
+        session_uid: str,
+        trigger_name: str,
+        trigger_kwargs: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        using: str | None = None,
+    ) -> None:
+        """:meth:`fire` once the Django transaction (of database ``using``) commits, never on a
+        rollback, like Celery's ``delay_on_commit``; name, kwargs and key are checked now."""
+        from ..producer.bulk import defer_fire
+
+        defer_fire(self, session_uid, trigger_name, trigger_kwargs, key, using)
 
     def fire_many(self, events: Iterable[Any]) -> list[FireResult]:
-        """Fire each ``(session, trigger[, kwargs])`` event in turn; one
+        """Fire each ``(session, trigger[, kwargs[, key]])`` event in turn; one
         :class:`~celery_triggers.producer.bulk.FireResult` per event (a
         failing event carries its typed error and does not stop the others)."""
         from ..producer.bulk import fire_many
@@ -333,12 +350,12 @@ class Triggers:
         return fire_many(self, events)
 
     async def afire(
-        self, session_uid: str, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None
+        self, session_uid: str, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None, *, key: Any = None
     ) -> list[Any]:
         """:meth:`fire` for asyncio code: runs in a worker thread."""
         from ..producer.bulk import afire
 
-        return await afire(self, session_uid, trigger_name, trigger_kwargs)
+        return await afire(self, session_uid, trigger_name, trigger_kwargs, key)
 
     async def afire_many(self, events: Iterable[Any]) -> list[FireResult]:
         """:meth:`fire_many` for asyncio code: runs in a worker thread."""

@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_KEY_LENGTH",
     "MAX_KWARGS_BYTES",
     "MAX_NAME_LENGTH",
     "MAX_UID_LENGTH",
@@ -36,6 +37,8 @@ __all__ = [
 #: Longest trigger or task name, and session UID, in characters.
 MAX_NAME_LENGTH = 256
 MAX_UID_LENGTH = 1024
+#: Longest idempotency key of a fire (``fire(..., key=...)``), in characters.
+MAX_KEY_LENGTH = 256
 #: Deepest nesting of kwargs (a mapping or list in a mapping ... counts 1 each).
 MAX_DEPTH = 100
 #: Largest encoded kwargs (or result) by default; ``triggers_max_kwargs_bytes``.

@@ -14,6 +14,7 @@ __all__ = [
     "CorruptSession",
     "DispatchError",
     "IllegalTransition",
+    "InvalidKey",
     "InvalidKwargs",
     "InvalidName",
     "InvalidSession",
@@ -81,6 +82,11 @@ class InvalidName(TriggersError, ValueError):
 
 class InvalidSession(TriggersError, ValueError):
     """A session UID is empty, only whitespace, too long or not valid Unicode."""
+
+
+class InvalidKey(TriggersError, ValueError):
+    """An idempotency key (``fire(..., key=...)``) is not a non-empty string
+    of at most ``MAX_KEY_LENGTH`` characters, or holds a control character."""
 
 
 class UnknownInstance(TriggersError, KeyError):

@@ -13,6 +13,7 @@ calls are gathered into one ``afire_many``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,9 +26,11 @@ from ..session.manager import EachPlan, TriggerManager
 from ..storage.base import Job
 from .runners import resolve_runner_class
 
-__all__ = ["FireResult", "afire", "afire_many", "fire_many"]
+logger = logging.getLogger(__name__)
 
-#: One event: (session UID, trigger name) or (session UID, trigger name, kwargs).
+__all__ = ["FireResult", "afire", "afire_many", "defer_fire", "fire_many"]
+
+#: One event: (session UID, trigger name[, kwargs[, idempotency key]]).
 Event = Sequence[Any]
 
 
@@ -39,19 +42,25 @@ class FireResult:
     trigger: Any
     scheduled: list[Instance] = field(default_factory=list)
     error: TriggersError | None = None
+    #: The event's idempotency key was used already: it changed nothing, and
+    #: ``scheduled`` is what the first fire with that key scheduled.
+    duplicate: bool = False
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
 
-def _unpack(number: int, event: Any) -> tuple[Any, Any, Mapping[str, Any] | None]:
-    if isinstance(event, (str, bytes)) or not isinstance(event, Sequence) or len(event) not in (2, 3):
-        raise InvalidKwargs(f"event #{number} must be (session, trigger) or (session, trigger, kwargs), got {event!r}")
-    return event[0], event[1], event[2] if len(event) == 3 else None
+def _unpack(number: int, event: Any) -> tuple[Any, Any, Mapping[str, Any] | None, Any]:
+    if isinstance(event, (str, bytes)) or not isinstance(event, Sequence) or len(event) not in (2, 3, 4):
+        raise InvalidKwargs(
+            f"event #{number} must be (session, trigger), (session, trigger, kwargs) or "
+            f"(session, trigger, kwargs, key), got {event!r}"
+        )
+    return event[0], event[1], event[2] if len(event) > 2 else None, event[3] if len(event) == 4 else None
 
 
-Sessions = dict[str, list[tuple[int, str, Mapping[str, Any] | None]]]
+Sessions = dict[str, list[tuple[int, str, Mapping[str, Any] | None, Any]]]
 
 
 def _grouped(events: Iterable[Event]) -> tuple[list[FireResult | None], Sessions]:
@@ -61,7 +70,7 @@ def _grouped(events: Iterable[Event]) -> tuple[list[FireResult | None], Sessions
     for number, event in enumerate(events):
         results.append(None)
         try:
-            session, trigger, kwargs = _unpack(number, event)
+            session, trigger, kwargs, key = _unpack(number, event)
         except TriggersError as exc:
             results[number] = FireResult(None, None, [], exc)
             continue
@@ -70,18 +79,18 @@ def _grouped(events: Iterable[Event]) -> tuple[list[FireResult | None], Sessions
                 session, trigger, [], InvalidName(f"event #{number}: {session!r} is not a UID")
             )
             continue
-        sessions.setdefault(session, []).append((number, trigger, kwargs))
+        sessions.setdefault(session, []).append((number, trigger, kwargs, key))
     return results, sessions
 
 
 def _record(
-    results: list[FireResult | None], uid: str, items: list[tuple[int, str, Any]], outcomes: Sequence[Any]
+    results: list[FireResult | None], uid: str, items: list[tuple[int, str, Any, Any]], outcomes: Sequence[Any]
 ) -> None:
-    for (number, trigger, _), outcome in zip(items, outcomes, strict=True):
+    for (number, trigger, _, _), outcome in zip(items, outcomes, strict=True):
         if isinstance(outcome, TriggersError):
             results[number] = FireResult(uid, trigger, [], outcome)
-        else:
-            results[number] = FireResult(uid, trigger, list(outcome))
+        else:  # the Fired list itself: ``afire`` hands it on, with ``duplicate`` and ``wait``
+            results[number] = FireResult(uid, trigger, outcome, duplicate=bool(getattr(outcome, "duplicate", False)))
 
 
 class _Bulk:
@@ -100,7 +109,7 @@ class _Bulk:
             except TriggersError as exc:  # a bad UID: its events only
                 _record(self.results, uid, items, [exc] * len(items))
                 continue
-            self.plans[uid] = (manager, manager.plan_each([(trigger, kwargs) for _, trigger, kwargs in items]))
+            self.plans[uid] = (manager, manager.plan_each([item[1:] for item in items]))
         self.jobs: list[Job] = [(uid, plan.body, plan.prefetch) for uid, (_, plan) in self.plans.items() if plan.body]
 
     def settle(self, outcomes: Sequence[Any]) -> list[FireResult]:
@@ -160,16 +169,16 @@ def _one_by_one(ext: Extension, events: Iterable[Event]) -> list[FireResult]:
     for uid, items in sessions.items():
         try:
             manager = ext.session(uid)
-            outcomes: list[Any] = [_one(manager, trigger, kwargs) for _, trigger, kwargs in items]
+            outcomes: list[Any] = [_one(manager, trigger, kwargs, key) for _, trigger, kwargs, key in items]
         except TriggersError as exc:
             outcomes = [exc] * len(items)
         _record(results, uid, items, outcomes)
     return [r for r in results if r is not None]
 
 
-def _one(manager: Any, trigger: Any, kwargs: Mapping[str, Any] | None) -> Any:
+def _one(manager: Any, trigger: Any, kwargs: Mapping[str, Any] | None, key: Any) -> Any:
     try:
-        return manager.fire(trigger, kwargs)
+        return manager.fire(trigger, kwargs, key=key)
     except TriggersError as exc:
         return exc
 
@@ -182,7 +191,9 @@ def _runs_in_caller(ext: Extension) -> bool:
         return True
 
 
-async def afire(ext: Extension, session: str, trigger: str, kwargs: Mapping[str, Any] | None = None) -> list[Instance]:
+async def afire(
+    ext: Extension, session: str, trigger: str, kwargs: Mapping[str, Any] | None = None, key: str | None = None
+) -> list[Instance]:
     """:meth:`Triggers.fire` without blocking the event loop.
 
     Calls made while a batch is in flight (e.g. from concurrent request
@@ -191,7 +202,7 @@ async def afire(ext: Extension, session: str, trigger: str, kwargs: Mapping[str,
     batcher = _batchers.get(asyncio.get_running_loop())
     if batcher is None:
         batcher = _batchers[asyncio.get_running_loop()] = _Batcher()
-    return await batcher.submit(ext, (session, trigger, kwargs))
+    return await batcher.submit(ext, (session, trigger, kwargs, key))
 
 
 class _Batcher:
@@ -258,3 +269,30 @@ async def afire_many(ext: Extension, events: Iterable[Event]) -> list[FireResult
     if bulk.settles_in_caller(outcomes):
         return bulk.settle(outcomes)
     return await asyncio.to_thread(bulk.settle, outcomes)
+
+
+def defer_fire(
+    ext: Extension, session: str, trigger: str, kwargs: Mapping[str, Any] | None, key: str | None, using: str | None
+) -> None:
+    """``ext.fire(...)`` from Django's ``transaction.on_commit`` (see
+    ``Triggers.fire_on_commit``): the event is checked now, fired after the
+    commit (outside the transaction: it is over)."""
+    try:
+        from django.db import transaction
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("fire_on_commit needs Django: pip install 'celery-triggers[django]'") from exc
+    manager = ext.session(session)
+    plan = manager.plan_each([(trigger, kwargs, key)])
+    if plan.results[0] is not None:
+        raise cast("TriggersError", plan.results[0])
+    _, name, checked = plan.checked[0]
+
+    def fire() -> None:
+        try:
+            manager.fire(name, checked, key=key)
+        except Exception:  # after the caller's commit nobody can hear it: logged, the other callbacks still run
+            logger.exception(
+                "celery-triggers: fire_on_commit of %r in session %r failed after the commit", name, session
+            )
+
+    transaction.on_commit(fire, using=using)

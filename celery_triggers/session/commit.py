@@ -6,6 +6,7 @@ operation is done."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -20,11 +21,13 @@ from ..core.state import Changes, Instance
 from ..storage import SessionTxn, StorageBackend
 from .host import Host
 
-__all__ = ["Body", "batched", "dispatch", "transaction"]
+__all__ = ["Body", "batched", "dispatch", "send", "send_after_commit", "transaction"]
 
 #: A transaction body: run on a session's transaction (perhaps several
 #: times, on conflicts), it returns the changes it wrote and the configs used.
 Body = Callable[[SessionTxn], tuple[Changes, Configuration]]
+
+logger = logging.getLogger(__name__)
 
 #: Nesting depth of session operations in this thread (a hook may fire).
 _depth = threading.local()
@@ -54,10 +57,44 @@ def dispatch(
 ) -> None:
     """Hand each ready instance to its runner (every runner gets its
     instances, whatever another did); one :class:`DispatchError` naming
-    every instance a broker refused."""
-    by_runner: dict[str, list[Dispatch]] = {}
+    every instance a broker refused. When the operation joined the
+    caller's database transaction, only once that commits (see
+    :func:`send_after_commit`)."""
     if not instances:
         return
+    if backend.after_caller_commit(lambda: send_after_commit(host, uid, backend, instances, configs)):
+        return
+    send(host, uid, backend, instances, configs)
+
+
+def send_after_commit(
+    host: Host, uid: str, backend: StorageBackend, instances: list[Instance], configs: Mapping[str, TaskConfig]
+) -> None:
+    """The messages of an operation that joined the caller's transaction,
+    sent when it committed. Nobody waits for them to raise: a refusal is
+    logged, and the instances stay ``scheduled`` for the recovery sweep."""
+    try:
+        with batched(host):
+            send(host, uid, backend, instances, configs)
+    except DispatchError as exc:
+        logger.error(
+            "celery-triggers: session %r: after the commit, the broker refused %s; they stay scheduled "
+            "for the recovery sweep (%s)",
+            uid,
+            exc.instances,
+            exc,
+        )
+    except Exception:  # an extension never breaks its host's commit
+        logger.exception(
+            "celery-triggers: session %r: sending %d message(s) after the commit failed", uid, len(instances)
+        )
+
+
+def send(
+    host: Host, uid: str, backend: StorageBackend, instances: list[Instance], configs: Mapping[str, TaskConfig]
+) -> None:
+    """:func:`dispatch`, now."""
+    by_runner: dict[str, list[Dispatch]] = {}
     alias = host.alias_of(backend)
     runners = {name: host.runner(name) for name in {configs[i.task].using or host.default_runner for i in instances}}
     # Messages carry the storage's epoch (read once per process), in-process work needs none.

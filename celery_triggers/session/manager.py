@@ -14,7 +14,7 @@ original framework's ``_post_*`` overrides, and the registered
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,9 +26,11 @@ from ..core.operations import Fire as FireOperation
 from ..core.state import Changes, Instance
 from ..storage import SessionStorage, SessionTxn
 from .commit import Body, batched, dispatch, transaction
+from .fired import EachPlan, Fired
 from .hooks import around
 from .host import error_metadata, host_of
 from .inspection import SessionInspection, SessionStorageView, instance_ref
+from .keys import Once, check_key, keyed_body, prior_instances
 from .operator import OperatorActions
 from .signals import instance_status_changed, trigger_fired
 
@@ -40,44 +42,6 @@ __all__ = ["EachPlan", "Fired", "TriggerManager", "error_metadata", "host_of"]
 
 #: The original framework's hooks a subclass may override.
 _POST_HOOKS = ("_post_fire", "_post_replay", "_post_skip")
-
-
-class Fired(list[Instance]):
-    """What ``fire`` returns: the instances it scheduled, and a handle on
-    the session to wait for."""
-
-    def __init__(self, scheduled: list[Instance], session: TriggerManager):
-        super().__init__(scheduled)
-        self.session = session
-
-    def wait(self, timeout: float = 30.0, *, until: str = "idle", interval: float = 0.2) -> dict[str, Instance]:
-        """:meth:`TriggerManager.wait` on the session fired into."""
-        return self.session.wait(timeout, until=until, interval=interval)
-
-
-class EachPlan:
-    """:meth:`TriggerManager.fire_each` split at its transaction (see
-    :meth:`TriggerManager.plan_each`)."""
-
-    def __init__(self, count: int):
-        self.results: list[Fired | TriggersError | None] = [None] * count
-        #: (event number, trigger, normalised kwargs) of the events that passed the edge checks.
-        self.checked: list[tuple[int, str, dict[str, Any]]] = []
-        #: Per checked event, the instances it scheduled (set by the body).
-        self.scheduled: list[list[str]] = []
-        self.body: Body | None = None
-        self.prefetch: tuple[Any, ...] = ()
-        #: When the events were planned (``time.time()``), for the hooks' ``firing``.
-        self.started = time.time()
-
-    def failed(self, exc: TriggersError) -> list[Fired | TriggersError]:
-        """The transaction was refused: every checked event fails with ``exc``."""
-        for number, _, _ in self.checked:
-            self.results[number] = exc
-        return self.outcomes()
-
-    def outcomes(self) -> list[Fired | TriggersError]:
-        return [r for r in self.results if r is not None]
 
 
 class TriggerManager(OperatorActions, SessionInspection):
@@ -160,13 +124,18 @@ class TriggerManager(OperatorActions, SessionInspection):
         """Hold in-process runners' work until the outermost operation ends."""
         return batched(self.extension)
 
-    def apply(self, operation: Operation, *, resume: bool = False) -> Changes:
+    def apply(
+        self, operation: Operation, *, resume: bool = False, wrap: Callable[[Body], Body] | None = None
+    ) -> Changes:
         """Run ``operation`` in one storage transaction, then dispatch what
         became ready and announce what it fired (even when a message was
         refused: then :class:`DispatchError` is raised after, carrying the
         committed changes). ``resume``: start from what this manager's
-        previous transaction left (the worker's finish after its start)."""
+        previous transaction left (the worker's finish after its start).
+        ``wrap``: what runs around the transaction body (a key's check)."""
         body, prefetch = transaction(self.extension, operation, self.extension.clock)
+        if wrap is not None:
+            body = wrap(body)
         started = time.time()
         with self.batch():
             changes, configs = self.storage.atomic(body, prefetch, resume=resume)
@@ -226,15 +195,24 @@ class TriggerManager(OperatorActions, SessionInspection):
             hook.skipped(self, instance, cascade)
 
     # -- firing -------------------------------------------------------------
-    def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None) -> Fired:
+    def fire(
+        self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None, *, key: str | None = None
+    ) -> Fired:
         """Fire a trigger; return the instances it scheduled (a list with a
-        ``wait`` method: ``app.triggers.fire(...).wait(timeout=30)``)."""
+        ``wait`` method: ``app.triggers.fire(...).wait(timeout=30)``).
+
+        ``key``: an idempotency key. A fire whose key this session used
+        already changes nothing and returns what the first fire with that
+        key scheduled, with ``duplicate`` true (see :mod:`.keys`)."""
+        once = None if key is None else Once(self.extension, check_key(key))
         trigger_name, kwargs = self._checked_fire(trigger_name, trigger_kwargs)
-        changes = self.apply(FireOperation(trigger_name, kwargs))
+        changes = self.apply(FireOperation(trigger_name, kwargs), wrap=None if once is None else once.wrap)
+        if once is not None and once.prior is not None:
+            return Fired(once.prior, self, duplicate=True)
         return Fired([changes.instances[name] for name in changes.ready], self)
 
-    def fire_each(self, events: Sequence[tuple[str, Mapping[str, Any] | None]]) -> list[Fired | TriggersError]:
-        """Fire several ``(trigger, kwargs)`` events into this session in one
+    def fire_each(self, events: Sequence[Sequence[Any]]) -> list[Fired | TriggersError]:
+        """Fire several ``(trigger, kwargs[, key])`` events into this session in one
         transaction, in order: the same result as :meth:`fire` for each in
         turn with nothing run in between, for one commit. One result per
         event: what it scheduled, or the typed error of an event refused at
@@ -250,21 +228,26 @@ class TriggerManager(OperatorActions, SessionInspection):
                 return self.each_committed(plan, changes, configs)
         return plan.outcomes()
 
-    def plan_each(self, events: Sequence[tuple[str, Mapping[str, Any] | None]]) -> EachPlan:
+    def plan_each(self, events: Sequence[Sequence[Any]]) -> EachPlan:
         """:meth:`fire_each` before its transaction: the events checked at
         the edge, and the transaction body (None when no event is valid).
         Bulk firing runs the bodies of many sessions together
         (:meth:`StorageBackend.run_many`), then :meth:`each_committed`."""
         plan = EachPlan(len(events))
         max_bytes = self.extension.max_kwargs_bytes  # one settings lookup, not one per event
-        for number, (trigger_name, trigger_kwargs) in enumerate(events):
+        for number, (trigger_name, trigger_kwargs, *rest) in enumerate(events):
             try:
+                key = check_key(rest[0]) if rest and rest[0] is not None else None
                 plan.checked.append((number, *self._checked_fire(trigger_name, trigger_kwargs, max_bytes)))
+                plan.keys.append(key)
             except TriggersError as exc:
                 plan.results[number] = exc
+        plan.fired = list(range(len(plan.checked)))
         if plan.checked:
             operation = FireEach(tuple((name, kwargs) for _, name, kwargs in plan.checked))
             plan.body, plan.prefetch = transaction(self.extension, operation, self.extension.clock)
+            if any(plan.keys):
+                plan.body = keyed_body(self.extension, plan, plan.body, self.extension.clock)
         return plan
 
     def each_committed(self, plan: EachPlan, changes: Changes, configs: Configuration) -> list[Fired | TriggersError]:
@@ -276,11 +259,15 @@ class TriggerManager(OperatorActions, SessionInspection):
             except DispatchError as exc:
                 exc.changes = changes
                 refused = exc
-            for (number, trigger, kwargs), ready in zip(plan.checked, changes.per_event, strict=True):
-                instances = [changes.instances[name] for name in ready]
+            fired: dict[int, list[Instance]] = {}
+            for index, ready in zip(plan.fired, changes.per_event, strict=True):
+                number, trigger, kwargs = plan.checked[index]
+                instances = fired[index] = [changes.instances[name] for name in ready]
                 self._announce(trigger, kwargs, instances)
                 lost = refused is not None and set(ready) & set(refused.instances)
                 plan.results[number] = refused if lost and refused is not None else Fired(instances, self)
+            for index in (*plan.prior, *plan.same_as):
+                plan.results[plan.checked[index][0]] = Fired(prior_instances(plan, index, fired), self, duplicate=True)
         return plan.outcomes()
 
     def _checked_fire(

@@ -218,6 +218,12 @@ class StorageBackend(abc.ABC):
         calls it at start-up; it never lists sessions)."""
         self.instances("celery-triggers:ping")
 
+    def after_caller_commit(self, send: Callable[[], None]) -> bool:
+        """Defer ``send`` (an operation's messages) until the caller's own
+        database transaction commits, when the operation just joined it
+        (the Django database storage): True if deferred, False to send now."""
+        return False
+
     def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release connections (called at worker shutdown)."""
 

@@ -140,8 +140,20 @@ class KVTxn(SessionTxn):
     """A transaction over a parsed state, lazily fetched instance records
     and the index of waiting instances."""
 
-    def __init__(self, uid: str, state: dict[str, Any] | None, fetch: Fetch, fetch_waiting: FetchWaiting):
+    def __init__(
+        self,
+        uid: str,
+        state: dict[str, Any] | None,
+        fetch: Fetch,
+        fetch_waiting: FetchWaiting,
+        used_keys: Mapping[str, str] | None = None,
+    ):
         super().__init__(uid)
+        #: Idempotency keys: in the state (None), or, on a backend that keeps
+        #: them apart and checks them at commit (Redis), those known used so
+        #: far; then the keys this transaction records are in ``key_writes``.
+        self._used_keys = used_keys
+        self.key_writes: dict[str, str] = {}
         self.is_new = state is None
         self.state = state if state is not None else new_state(uid)
         self._fetch = fetch
@@ -158,7 +170,24 @@ class KVTxn(SessionTxn):
 
     @property
     def changed(self) -> bool:
-        return self.state_dirty or bool(self.instance_writes or self.index_adds or self.index_removes)
+        return self.state_dirty or bool(
+            self.instance_writes or self.index_adds or self.index_removes or self.key_writes
+        )
+
+    def read_key_raw(self, key: str) -> str | None:
+        if key in self.key_writes:
+            return self.key_writes[key]
+        if self._used_keys is not None:
+            return self._used_keys.get(key)
+        found = (self.state.get("keys") or {}).get(key)
+        return None if found is None else dumps(found)
+
+    def write_key_raw(self, key: str, text: str) -> None:
+        if self._used_keys is not None:
+            self.key_writes[key] = text
+            return
+        self.state.setdefault("keys", {})[key] = loads(text)
+        self.state_dirty = True
 
     def state_text(self) -> str:
         self.state["updated_at"] = time.time()

@@ -35,6 +35,8 @@ class _Session:
     updated_at: float = 0.0
     #: Instances scheduled or running (what keeps a session from being purged).
     in_flight: set[str] = field(default_factory=set)
+    #: Idempotency keys used by fires -> the instance names they scheduled (JSON).
+    keys: dict[str, str] = field(default_factory=dict)
 
 
 class _MemoryTxn(SessionTxn):
@@ -43,6 +45,7 @@ class _MemoryTxn(SessionTxn):
         self.session = session
         self.pending: list[tuple[dict[str, str], dict[str, str], dict[str, Instance]]] = []
         self.pending_configs: str | None = None
+        self.pending_keys: dict[str, str] = {}
 
     def load_raw(self, needs: Needs) -> tuple[Mapping[str, Raw], Mapping[str, Raw], Mapping[str, Raw]]:
         s = self.session
@@ -68,6 +71,12 @@ class _MemoryTxn(SessionTxn):
     def write_configs_raw(self, text: str) -> None:
         self.pending_configs = text
 
+    def read_key_raw(self, key: str) -> str | None:
+        return self.pending_keys.get(key, self.session.keys.get(key))
+
+    def write_key_raw(self, key: str, text: str) -> None:
+        self.pending_keys[key] = text
+
     def commit(self) -> None:
         s = self.session
         # Encode everything first so a bad value changes nothing.
@@ -89,6 +98,7 @@ class _MemoryTxn(SessionTxn):
                         s.waiting.setdefault(key, set()).add(name)
         if self.pending_configs is not None:
             s.configs = self.pending_configs
+        s.keys.update(self.pending_keys)
         if self.pending or self.pending_configs is not None:
             s.updated_at = time.time()
 

@@ -55,11 +55,14 @@ CREATE TABLE IF NOT EXISTS ct_waiting (
     session TEXT NOT NULL, task TEXT NOT NULL, trigger TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (session, task, trigger, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ct_keys (
+    session TEXT NOT NULL, key TEXT NOT NULL, names TEXT NOT NULL, PRIMARY KEY (session, key)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ct_waiting_by_instance ON ct_waiting (session, name);
 """
 
 
-_TABLES = ("ct_sessions", "ct_triggers", "ct_tasks", "ct_instances", "ct_waiting")
+_TABLES = ("ct_sessions", "ct_triggers", "ct_tasks", "ct_instances", "ct_waiting", "ct_keys")
 
 
 def path_from_url(url: str) -> str:
@@ -134,6 +137,13 @@ class _SQLiteTxn(SessionTxn):
             ],
         )
         self._touch()
+
+    def read_key_raw(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT names FROM ct_keys WHERE session = ? AND key = ?", (self.uid, key)).fetchone()
+        return row[0] if row else None
+
+    def write_key_raw(self, key: str, text: str) -> None:
+        self.conn.execute("INSERT INTO ct_keys VALUES (?, ?, ?)", (self.uid, key, text))
 
     def read_configs_raw(self) -> str | None:
         row = self.conn.execute("SELECT configs, format FROM ct_sessions WHERE session = ?", (self.uid,)).fetchone()

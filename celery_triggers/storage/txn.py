@@ -16,7 +16,7 @@ from typing import Any
 
 from ..core.data import MAX_UID_LENGTH, check_text, dumps, loads
 from ..core.engine import Needs
-from ..core.errors import CorruptSession, InvalidSession
+from ..core.errors import CorruptSession, InvalidSession, StorageError
 from ..core.state import Changes, Instance, Snapshot, TaskRecord, TriggerRecord
 from .records import decode_instance
 
@@ -87,7 +87,34 @@ class SessionTxn(abc.ABC):
     @abc.abstractmethod
     def write_configs_raw(self, text: str) -> None: ...
 
+    def read_key_raw(self, key: str) -> str | None:
+        """What the fire that used idempotency ``key`` in this session stored
+        (JSON text), or None if no fire used it yet. A backend that checks
+        keys at commit (Redis) answers from what it learned so far, and its
+        commit refuses to record a key that is used already."""
+        raise StorageError(f"{type(self).__name__} does not support idempotency keys")
+
+    def write_key_raw(self, key: str, text: str) -> None:
+        """Record ``key`` as used, with ``text``, in this transaction's commit."""
+        raise StorageError(f"{type(self).__name__} does not support idempotency keys")
+
     # -- shared logic -------------------------------------------------------
+    def used_key(self, key: str) -> list[str] | None:
+        """The instance names the fire with idempotency ``key`` scheduled, or
+        None if no fire of this session used ``key``."""
+        text = self.read_key_raw(key)
+        if text is None:
+            return None
+        names = self._decode("idempotency key", key, text)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise CorruptSession(f"session {self.uid!r}: stored idempotency key {key!r} is not a list of names")
+        return names
+
+    def record_key(self, key: str, names: list[str]) -> None:
+        """Record that the fire with ``key`` scheduled ``names``."""
+        self._check_writable()
+        self.write_key_raw(key, dumps(names))
+
     def _decode(self, kind: str, key: str, text: Raw) -> Any:
         if isinstance(text, dict):
             return text

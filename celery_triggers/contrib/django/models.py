@@ -10,7 +10,7 @@ from django.db import models
 
 from ...core.state import Instance, Status
 
-__all__ = ["Deadline", "Session", "TaskInstance", "TaskRecord", "TriggerRecord", "Waiting"]
+__all__ = ["Deadline", "FireKey", "Session", "TaskInstance", "TaskRecord", "TriggerRecord", "Waiting"]
 
 STATUS_CHOICES = [(s.value, s.value) for s in Status]
 
@@ -135,3 +135,19 @@ class Deadline(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} due {self.due}"
+
+
+class FireKey(models.Model):
+    """An idempotency key a fire used (``fire(..., key=...)``), and the
+    instances that fire scheduled; deleted with its session."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=256)
+    names = models.JSONField(default=list)
+
+    class Meta:
+        verbose_name = "fire idempotency key"
+        constraints = (models.UniqueConstraint(fields=("session", "key"), name="ct_key_unique"),)
+
+    def __str__(self) -> str:
+        return self.key

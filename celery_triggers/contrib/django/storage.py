@@ -11,12 +11,15 @@ watchers' task records, the instances waiting for it, through the
 ``Waiting`` index) and writes only what changed, so its cost does not grow
 with the session.
 
-An operation refuses to run inside the caller's own ``transaction.atomic``
-block: it would commit (and send its messages) before the caller's
-transaction does, and a worker could run a task its data is not visible to.
-Fire from ``transaction.on_commit(...)`` instead, as Celery's guide says for
-``delay()``; ``?outer_atomic=allow`` joins the caller's transaction anyway
-(for tests in Django's ``TestCase`` with the eager runner).
+An operation inside the caller's own ``transaction.atomic`` block on the
+storage's database joins it (a savepoint): its rows commit with the
+caller's, or vanish with a rollback, and its messages are sent only once
+the caller's transaction commits (``transaction.on_commit``), so a worker
+never looks for an instance that is not committed yet. A message the broker
+refuses then is logged, its instance left ``scheduled`` for the recovery
+sweep. ``?outer_atomic=allow`` sends at once instead (for tests in Django's
+``TestCase``, which never commits), ``?outer_atomic=refuse`` refuses to run
+inside the caller's block.
 
 Connections: the storage uses the thread's Django connection, whose
 lifetime Django manages between requests and Celery's Django fix-up between
@@ -60,6 +63,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the django-db storage needs Django: pip install 'celery-triggers[django]'") from exc
 try:
     from .deadlines import DBDeadlines  # its models too
+    from .keys import insert_key, stored_key
     from .models import Session, TaskInstance, TaskRecord, TriggerRecord, Waiting
 except (ImproperlyConfigured, AppRegistryNotReady, RuntimeError) as exc:
     raise ConfigurationError(
@@ -75,8 +79,14 @@ _SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 
 class _DBTxn(SessionTxn):
-    def __init__(self, uid: str, alias: str, session_id: int | None, configs: Any = None):
+    def __init__(
+        self, uid: str, alias: str, session_id: int | None, configs: Any = None, used_keys: Any = None
+    ) -> None:
         super().__init__(uid)
+        #: Idempotency keys: a first attempt assumes a key is new (None) and
+        #: its INSERT finds out; the re-run after a used one knows it (a dict);
+        #: a re-run that knows nothing (False) reads them.
+        self.used_keys = used_keys
         self.alias = alias
         self.session_id = session_id
         self.configs = configs
@@ -158,6 +168,26 @@ class _DBTxn(SessionTxn):
         if rows:
             Waiting.objects.using(a).bulk_create(rows)
 
+    def read_key_raw(self, key: str) -> str | None:
+        if isinstance(self.used_keys, dict):
+            return self.used_keys.get(key)
+        if self.session_id is None or self.used_keys is None:
+            return None  # checked by the INSERT (write_key_raw): no read
+        return stored_key(self.alias, self.session_id, key)
+
+    def write_key_raw(self, key: str, text: str) -> None:
+        """Record ``key`` with one INSERT that does nothing if it is used
+        (the session's row is locked: only a committed fire can have used
+        it); then :class:`Conflict` re-runs the operation, told what the
+        key's first fire stored."""
+        sid = self._session()
+        if insert_key(self.alias, sid, key, text):
+            return
+        known = self.used_keys if isinstance(self.used_keys, dict) else {}
+        used = Conflict(f"session {self.uid!r}: idempotency key {key!r} is used; re-run")
+        used.fresh = {**known, key: stored_key(self.alias, sid, key)}
+        raise used
+
     def read_configs_raw(self) -> str | None:
         if self.configs is None:
             return None
@@ -185,7 +215,14 @@ class DjangoDBStorage(DBDeadlines, StorageBackend):
         parts = urlsplit(url)
         self.alias = django_alias(url, "django-db")
         options = dict(parse_qsl(parts.query))
-        self.join_outer = options.pop("outer_atomic", "refuse") == "allow"
+        #: Inside the caller's transaction: "defer" (join it, send on its
+        #: commit), "allow" (join it, send at once) or "refuse".
+        self.outer_atomic = options.pop("outer_atomic", "defer")
+        if self.outer_atomic not in ("defer", "allow", "refuse"):
+            raise InvalidStorageURL(
+                f"django-db storage {mask_url(url)!r}: outer_atomic must be defer, allow or refuse, "
+                f"got {self.outer_atomic!r}"
+            )
         self._pid = os.getpid()
         if options:
             raise InvalidStorageURL(f"django-db storage {mask_url(url)!r}: unknown option(s) {sorted(options)}")
@@ -224,26 +261,33 @@ class DjangoDBStorage(DBDeadlines, StorageBackend):
         if self._pid != os.getpid():  # a forked process (a prefork pool child): never use the parent's socket
             self._pid = os.getpid()
             connection.connection = None  # dropped, not closed: closing would end the parent's session too
-        if connection.in_atomic_block and not self.join_outer:
+        if connection.in_atomic_block and self.outer_atomic == "refuse":
             raise StorageError(
-                f"session {uid!r}: django-db storage called inside transaction.atomic(): its commit and "
-                "messages would come before yours. Fire from transaction.on_commit(...) "
-                "(or use django-db://?outer_atomic=allow to join your transaction)"
+                f"session {uid!r}: django-db storage called inside transaction.atomic() with "
+                "?outer_atomic=refuse. Fire from transaction.on_commit(...) (app.triggers.fire_on_commit)"
             )
         return connection
 
+    def after_caller_commit(self, send: Callable[[], None]) -> bool:
+        """Inside the caller's ``transaction.atomic`` (which the operation
+        joined), ``send`` waits for its commit; a rollback drops it."""
+        if self.outer_atomic != "defer" or not connections[self.alias].in_atomic_block:
+            return False
+        transaction.on_commit(send, using=self.alias)
+        return True
+
     @contextmanager
     def transaction(self, uid: str, prefetch: Prefetch = (), cached: object = None) -> Iterator[SessionTxn]:
-        yield from self._transaction(uid, write=True)
+        yield from self._transaction(uid, write=True, used_keys=cached)
 
     def read_transaction(self, uid: str, prefetch: Prefetch = ()) -> AbstractContextManager[SessionTxn]:
         return contextmanager(self._transaction)(uid, write=False)
 
-    def _transaction(self, uid: str, *, write: bool, touch: bool = True) -> Iterator[_DBTxn]:
+    def _transaction(self, uid: str, *, write: bool, touch: bool = True, used_keys: Any = False) -> Iterator[_DBTxn]:
         connection = self._prepare(uid)
         try:
             with transaction.atomic(using=self.alias):
-                yield _DBTxn(uid, self.alias, *self._lock(uid, connection, write=write, touch=touch))
+                yield _DBTxn(uid, self.alias, *self._lock(uid, connection, write=write, touch=touch), used_keys)
         except IntegrityError as exc:
             raise Conflict(f"session {uid!r}: created concurrently; re-run") from exc
         except OperationalError as exc:

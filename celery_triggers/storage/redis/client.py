@@ -129,10 +129,10 @@ class RedisStorage(RedisDeadlines, StorageBackend):
     # -- keys and errors ----------------------------------------------------
     def keys(self, uid: str) -> list[str]:
         """The session's keys: state, instance hash, version, the earlier
-        layout's waiting index, the waiting lists (see :mod:`.layout`; one
-        hash tag: one slot of a cluster)."""
+        layout's waiting index, the waiting lists (see :mod:`.layout`), the
+        idempotency keys used (one hash tag: one slot of a cluster)."""
         base = f"{self.prefix}:{{{session_digest(uid)}}}"
-        return [f"{base}:state", f"{base}:inst", f"{base}:version", f"{base}:wait", f"{base}:waiting"]
+        return [f"{base}:state", f"{base}:inst", f"{base}:version", f"{base}:wait", f"{base}:waiting", f"{base}:keys"]
 
     def error(self, uid: str | None, exc: Exception) -> StorageError:
         """A client error as a storage error (:class:`StorageUnavailable`

@@ -282,10 +282,17 @@ return read(names, wanted)
 #: the number of instance writes, name/text pairs, the number of waiting
 #: lists changed and per list its field, the number of instance numbers
 #: added, those, the number removed, those; then the earlier layout's
-#: ``wait`` members to remove. Returns {1} or {0, <what READ returns>}.
+#: ``wait`` members to remove; then idempotency keys: key/value pairs and
+#: their number, last (popped first). KEYS[6] is the hash of the session's
+#: used keys. Returns {1}, {0, <what READ returns>}, or, when the version
+#: held but a key is used already, {2, {key, value, ...}} (nothing written).
 COMMIT = (
     LIB
     + """
+local keyed = {}
+for _ = 1, tonumber(table.remove(ARGV)) do
+  local value = table.remove(ARGV); keyed[#keyed + 1] = table.remove(ARGV); keyed[#keyed + 1] = value
+end
 local i = 5
 local names, wanted = {}, {}
 for _ = 1, tonumber(ARGV[4]) do names[#names + 1] = ARGV[i]; i = i + 1 end
@@ -297,6 +304,13 @@ if seen ~= ARGV[1] then
   local r = read(names, wanted)
   return {0, r[1], r[2], r[3], r[4], r[5], r[6]}
 end
+local used = {}
+for k = 1, #keyed, 2 do
+  local prior = redis.call('HGET', KEYS[6], keyed[k])
+  if prior then used[#used + 1] = keyed[k]; used[#used + 1] = prior end
+end
+if #used > 0 then return {2, used} end
+for k = 1, #keyed, 2 do redis.call('HSET', KEYS[6], keyed[k], keyed[k + 1]) end
 if ARGV[3] ~= '' then redis.call('SET', KEYS[1], ARGV[3]) end
 local nw = tonumber(ARGV[i]); i = i + 1
 for _ = 1, nw do write(ARGV[i], ARGV[i + 1]); i = i + 2 end

@@ -33,7 +33,7 @@ from ..base import Job
 from ..kv import KVTxn, parse_state
 from ..txn import SessionTxn, check_uid
 from .known import Cached, Recent, begin, state_sha
-from .layout import key_prefix, list_field, pair_args
+from .layout import key_prefix, list_field, pair_args, text
 from .scripts import CLIENT_ERRORS, Call, Read, Scripts, parse_read
 
 __all__ = ["LEFT", "Alone", "Pending", "Store", "commit_args", "fresh", "pending", "read_only", "rounds", "run_one"]
@@ -84,6 +84,8 @@ class Pending:
     pairs: set[tuple[str, str]] = field(default_factory=set)
     #: What this process knows of the session after the transaction.
     after: Cached | None = None
+    #: Idempotency keys the commit script found used (key -> what it stored).
+    used_keys: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         prefetch = self.job[2]
@@ -124,7 +126,7 @@ def _attempt(store: Store, item: Pending) -> tuple[str, Any]:
             raise NeedRead
         return {n: known[n] for p in wanted for n in waiting.get(p, [])}
 
-    txn = KVTxn(uid, state, fetch, fetch_waiting)
+    txn = KVTxn(uid, state, fetch, fetch_waiting, item.used_keys)
     try:
         result = operation(txn)
     except NeedRead:
@@ -169,6 +171,9 @@ def commit_args(
     for (task, trigger), (adds, removes) in lists.items():
         args += [list_field(task, trigger), len(adds), *adds, len(removes), *removes]
     args += sorted(key_prefix(t, x) + n for t, x, n in txn.index_removes)  # the earlier layout's entries
+    for key, value in txn.key_writes.items():  # idempotency keys, popped off the end by the script
+        args += [key, value]
+    args.append(len(txn.key_writes))
     return args, new_state_text
 
 
@@ -296,6 +301,11 @@ def rounds(
                 store.known.remember(item.uid, None)  # left to run alone, from a fresh read
             elif isinstance(reply, Exception):
                 outcomes[item.number] = _failed(store, item.uid, reply)
+            elif int(reply[0]) == 2:  # an idempotency key is used: re-run knowing it (the version held)
+                flat = reply[1]
+                item.used_keys.update({text(k): text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)})
+                item.fresh = True
+                items.append(item)
             elif int(reply[0]):
                 item.after = _committed(store, commit)
                 outcomes[item.number] = commit.result
@@ -338,7 +348,7 @@ def run_one(
                 raise outcome[0]
             return outcome[0], item.after
         time.sleep(random.uniform(0, min(0.0001 * 2 ** (attempt + LONE_ROUNDS), 0.02)))  # noqa: S311 - jitter
-        item = Pending(0, uid, job, item.cached, must_read=True)
+        item = Pending(0, uid, job, item.cached, must_read=True, used_keys=item.used_keys)
     raise Conflict(f"session {uid!r}: gave up after {store.max_retries} conflicting attempts")
 
 
