@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +18,9 @@ from ..session.host import installed
 from ..storage import StorageBackend, mask_url, resolve_storage
 from ..storage.epoch import current_epoch
 from . import settings
+from .compat import legacy_kwargs
 from .configs import ConfigRegistry
+from .settings import default_storage_url
 
 if TYPE_CHECKING:
     from ..producer.bulk import FireResult
@@ -29,16 +28,6 @@ if TYPE_CHECKING:
     from ..worker.recovery import RecoveryAction
 
 __all__ = ["Triggers", "default_storage_url"]
-
-
-def default_storage_url(app: Celery) -> str:
-    """``sqlite:///<tempdir>/celery-triggers-<app main>.sqlite3``.
-
-    Shared by every process of the app on one machine (worker and producers
-    alike); set ``triggers_storage`` for anything else.
-    """
-    main = (app.main or "default").replace(os.sep, "_")
-    return "sqlite:///" + os.path.join(tempfile.gettempdir(), f"celery-triggers-{main}.sqlite3")
 
 
 class Triggers:
@@ -324,7 +313,7 @@ class Triggers:
         instances it scheduled, with ``.wait(timeout=...)``. ``key``: an
         idempotency key (a second fire with it changes nothing; its result
         says ``duplicate``). ``kwargs=`` is the 0.1.0 spelling, deprecated."""
-        return self.session(session_uid).fire(trigger_name, _legacy_kwargs(trigger_kwargs, kwargs), key=key)
+        return self.session(session_uid).fire(trigger_name, legacy_kwargs(trigger_kwargs, kwargs), key=key)
 
     def fire_on_commit(
         self,
@@ -394,18 +383,3 @@ class Triggers:
 
     def __repr__(self) -> str:
         return f"<Triggers app={self.app.main!r} storage={mask_url(self.storage_url)!r}>"
-
-
-def _legacy_kwargs(
-    trigger_kwargs: Mapping[str, Any] | None, kwargs: Mapping[str, Any] | None
-) -> Mapping[str, Any] | None:
-    if kwargs is None:
-        return trigger_kwargs
-    if trigger_kwargs is not None:
-        raise TypeError("fire() got both trigger_kwargs and kwargs (its deprecated spelling)")
-    warnings.warn(
-        "app.triggers.fire(..., kwargs=...) is deprecated: use trigger_kwargs=, as TriggerManager.fire does",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return kwargs

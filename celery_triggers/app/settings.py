@@ -21,12 +21,15 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from types import MappingProxyType
 from typing import Any
 
+from celery import Celery
 from celery.utils.serialization import strtobool
 from kombu.utils.imports import symbol_by_name
 
@@ -35,7 +38,17 @@ from ..core.dispatch import LOCAL_ALIAS
 from ..core.errors import ConfigurationError
 from ..storage import mask_url
 
-__all__ = ["SETTINGS", "TYPES", "Option", "check", "describe_unknown", "parse", "read", "unknown_settings"]
+__all__ = [
+    "SETTINGS",
+    "TYPES",
+    "Option",
+    "check",
+    "default_storage_url",
+    "describe_unknown",
+    "parse",
+    "read",
+    "unknown_settings",
+]
 
 #: Every type an :class:`Option` can have.
 TYPES = ("string", "bool", "count", "seconds", "aliases", "class")
@@ -306,3 +319,13 @@ def _resolve(name: str, option: Option, value: Any) -> Any:
     if not (isinstance(found, type) and issubclass(found, base)):
         raise ConfigurationError(f"expected a {base.__name__} subclass or its dotted path, got {value!r}", setting=name)
     return found
+
+
+def default_storage_url(app: Celery) -> str:
+    """``sqlite:///<tempdir>/celery-triggers-<app main>.sqlite3``.
+
+    Shared by every process of the app on one machine (worker and producers
+    alike); set ``triggers_storage`` for anything else.
+    """
+    main = (app.main or "default").replace(os.sep, "_")
+    return "sqlite:///" + os.path.join(tempfile.gettempdir(), f"celery-triggers-{main}.sqlite3")

@@ -37,19 +37,18 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from ...core.data import dumps, loads
 from ...core.engine import Needs
-from ...core.errors import ConfigurationError, Conflict, CorruptSession, InvalidStorageURL, StorageError
+from ...core.errors import ConfigurationError, Conflict, InvalidStorageURL, StorageError
 from ...core.state import Instance, Status
 from ...storage import django_alias, mask_url
 from ...storage.base import StorageBackend
 from ...storage.records import decode_instance
-from ...storage.summaries import SessionSummary
 from ...storage.txn import Prefetch, Raw, SessionTxn, check_uid
 
 R = TypeVar("R")
@@ -65,6 +64,7 @@ try:
     from .deadlines import DBDeadlines  # its models too
     from .keys import insert_key, stored_key
     from .models import Session, TaskInstance, TaskRecord, TriggerRecord, Waiting
+    from .reading import DBReading
 except (ImproperlyConfigured, AppRegistryNotReady, RuntimeError) as exc:
     raise ConfigurationError(
         "django-db:// needs a configured Django project with 'celery_triggers.contrib.django' in "
@@ -201,7 +201,7 @@ class _DBTxn(SessionTxn):
 _COLUMNS = ("name", "task", "number", "status", "kwargs", "result", "metadata", "awaiting", "unless_fired")
 
 
-class DjangoDBStorage(DBDeadlines, StorageBackend):
+class DjangoDBStorage(DBReading, DBDeadlines, StorageBackend):
     """``django-db://`` (the ``default`` database) or ``django-db://<alias>``."""
 
     #: The database could not be reached: connection refused, lost or timed out.
@@ -356,43 +356,6 @@ class DjangoDBStorage(DBDeadlines, StorageBackend):
             assert isinstance(txn, _DBTxn)
             rows = TaskInstance.objects.using(self.alias).filter(session_id=txn.session_id)
             return {row.name: decode_instance(uid, row.name, row.to_record()) for row in rows}
-
-    def sessions(self) -> list[str]:
-        return self._guarded(
-            None, lambda: list(Session.objects.using(self.alias).order_by("uid").values_list("uid", flat=True))
-        )
-
-    def iter_sessions(self, batch: int = 500) -> Iterator[list[str]]:
-        """In UID order, a page at a time (keyset pagination on the unique UID)."""
-        after: str | None = None
-        while True:
-            rows = Session.objects.using(self.alias).order_by("uid")
-            if after is not None:
-                rows = rows.filter(uid__gt=after)
-            page: list[str] = self._guarded(None, lambda q=rows: list(q.values_list("uid", flat=True)[:batch]))
-            if not page:
-                return
-            yield page
-            after = page[-1]
-
-    def session_exists(self, uid: str) -> bool:
-        check_uid(uid)
-        return bool(self._guarded(uid, Session.objects.using(self.alias).filter(uid=uid).exists))
-
-    def iter_instances(self, uid: str, batch: int = 1000) -> Iterator[list[Instance]]:
-        """Per task (sorted here), its rows by number through a cursor
-        (server-side on PostgreSQL), ``batch`` at a time."""
-        from .reading import iter_instances
-
-        return iter_instances(self.alias, self._guarded, check_uid(uid), batch)
-
-    def summaries(self, uids: Sequence[str], *, activity: bool = True) -> dict[str, SessionSummary | CorruptSession]:
-        """Counts by a ``GROUP BY`` on the status column; with ``activity``,
-        tallied from the records (one query per 500 sessions, through a
-        cursor)."""
-        from .reading import counts, tallied
-
-        return (tallied if activity else counts)(self.alias, self._guarded, [check_uid(u) for u in uids])
 
     def _locked(self, uid: str) -> AbstractContextManager[_DBTxn]:
         """A write transaction that does not count as a change (deletes)."""
