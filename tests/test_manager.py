@@ -386,3 +386,31 @@ def test_the_suite_fails_on_the_package_s_own_use_of_a_deprecated_api() -> None:
         warnings.warn_explicit("celery's own", DeprecationWarning, "base.py", 1, module="celery.app.base")
         warnings.warn_explicit("a look-alike", DeprecationWarning, "x.py", 1, module="celery_triggers_x")
     assert [str(w.message) for w in caught] == ["outside", "a look-alike"]  # celery's own are ignored
+
+
+def test_a_fired_trigger_one_edit_from_a_waited_one_warns_naming_both(caplog: pytest.LogCaptureFixture) -> None:
+    from celery_triggers import TriggersWarning
+
+    app, _ = survey_app()
+    session = app.triggers.session("typo")
+    with pytest.warns(TriggersWarning, match="'startSesion'.*did you mean 'startSession'") as caught:
+        session.fire("startSesion")
+    assert caught[0].filename == __file__, "the warning points at the caller's fire"
+    assert "did you mean 'startSession'" in caplog.text, "a log line too"
+    caplog.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        session.fire("startSession")  # waited for
+        session.fire("somethingElse")  # no near neighbour
+        app.triggers.fire("typo", "t_computeScore")  # a task's own name, waited for by none, near none
+    assert "did you mean" not in caplog.text
+
+
+def test_known_trigger_names_are_computed_once_per_configuration() -> None:
+    app, _ = survey_app()
+    configs = app.triggers.configs
+    with pytest.warns(Warning):
+        app.triggers.fire("once", "observationReceived")
+    assert app.triggers.configs is configs, "firing rebuilt nothing"
+    assert configs.near_trigger("observationReceived") == "observationsReceived"
+    assert configs.near_trigger("observationsReceived") is None, "a known name is no typo"

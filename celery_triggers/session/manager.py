@@ -31,6 +31,7 @@ from .host import error_metadata, host_of
 from .inspection import SessionInspection, SessionStorageView, instance_ref
 from .operator import OperatorActions
 from .signals import instance_status_changed, trigger_fired
+from .typos import warn_if_misspelt
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -288,6 +289,9 @@ class TriggerManager(OperatorActions, SessionInspection):
         problem = check_text(trigger_name, what="a trigger name", limit=MAX_NAME_LENGTH)
         if problem is not None:
             raise InvalidName(problem)
+        configs = self.extension.configs
+        if trigger_name not in configs.watchers:
+            warn_if_misspelt(configs, self.uid, trigger_name)
         if trigger_kwargs is None or (isinstance(trigger_kwargs, Mapping) and not trigger_kwargs):
             return trigger_name, {}  # nothing to check or measure: no settings lookup
         limit = self.extension.max_kwargs_bytes if max_bytes is None else max_bytes
