@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any
 
@@ -414,3 +415,30 @@ def test_known_trigger_names_are_computed_once_per_configuration() -> None:
     assert app.triggers.configs is configs, "firing rebuilt nothing"
     assert configs.near_trigger("observationReceived") == "observationsReceived"
     assert configs.near_trigger("observationsReceived") is None, "a known name is no typo"
+
+
+def test_waiting_until_an_unknown_task_or_instance_raises_at_once_naming_it() -> None:
+    from celery_triggers import UnknownInstance, UnknownTask, WaitTimeout
+
+    app, _ = survey_app()
+    session = app.triggers.session("wait-unknown")
+    session.fire("startSession", {"id": 1})
+    started = time.monotonic()
+    with pytest.raises(UnknownTask, match="'t_nosuch'"):
+        session.wait(timeout=5, until="t_nosuch")
+    with pytest.raises(UnknownTask, match="'t_nosuch'"):
+        session.wait(timeout=5, until="t_nosuch#0")
+    with pytest.raises(UnknownInstance, match="'t_createApplicant#x'"):
+        session.wait(timeout=5, until="t_createApplicant#x")
+    assert time.monotonic() - started < 1, "raised at once, not after the timeout"
+    with pytest.raises(WaitTimeout, match="t_createApplicant#0 resolved"):
+        session.wait(timeout=0.1, until="t_createApplicant#0")  # a known instance still waits
+
+
+def test_waiting_on_a_session_that_never_existed_says_so() -> None:
+    from celery_triggers import WaitTimeout
+
+    app, _ = survey_app()
+    with pytest.raises(WaitTimeout, match="session 'never-fired' does not exist") as raised:
+        app.triggers.session("never-fired").wait(timeout=0.1, until="t_createApplicant")
+    assert "worker" not in str(raised.value), "no hint about workers for a session nothing was fired into"
