@@ -593,3 +593,12 @@ def test_sessions_and_graph_count_and_draw_instances_of_unknown_tasks(tmp_path: 
     assert "class legend_skipped skipped" in drawn.output and "class legend_unstarted unstarted" in drawn.output
     dot = run(cli_app, "graph", "mixed", "--format", "dot")
     assert dot.exit_code == 0 and '"t_second" [shape=box, style=filled' in dot.output
+
+
+@pytest.mark.parametrize("args", [["sessions"], ["inspect", "s1"], ["fire", "s1", "go"], ["validate"]])
+def test_an_app_that_never_called_triggers_is_refused_naming_it(tmp_path: Path, args: list[str]) -> None:
+    bare = Celery("bare", set_as_current=False, broker="memory://")
+    result = run(bare, *args)
+    assert result.exit_code == 1, result.output
+    assert "Triggers(app)" in result.output and "'bare'" in result.output
+    assert "triggers" not in bare.__dict__, "nothing was installed on it"
