@@ -602,3 +602,37 @@ def test_an_app_that_never_called_triggers_is_refused_naming_it(tmp_path: Path, 
     assert result.exit_code == 1, result.output
     assert "Triggers(app)" in result.output and "'bare'" in result.output
     assert "triggers" not in bare.__dict__, "nothing was installed on it"
+
+
+def test_redispatch_right_after_a_refused_message_sends_it_without_older_than(tmp_path: Path) -> None:
+    """Given a fire whose message the broker refused (a missing broker folder),
+    when the broker is back, `redispatch SESSION` re-sends it at once (no
+    --older-than 0), and only it: a message sent fine is still too young."""
+    from celery_triggers import DispatchError
+
+    folder = tmp_path / "broker"
+    app = make_app(
+        storage=f"sqlite:///{tmp_path / 'triggers.sqlite3'}",
+        runner="celery",
+        broker_url="filesystem://localhost//",
+        broker_transport_options={"data_folder_in": str(folder), "data_folder_out": str(folder)},
+        task_publish_retry=False,
+    )
+    app.triggers.configure({"t_a": {"after": ["a"], "run": "cli.a"}, "t_b": {"after": ["b"], "run": "cli.b"}})
+    session = app.triggers.session("refused")
+    with pytest.raises(DispatchError):
+        session.fire("a")
+    folder.mkdir()
+    session.fire("b")  # sent fine
+    refused_token = session.instances["t_a#0"].metadata["task_id"]
+    swept = {a.instance: a.action for a in app.triggers.recover(["refused"], dry_run=True)}
+    assert swept.get("t_a#0") == "redispatched" and swept.get("t_b#0") != "redispatched", swept
+
+    result = run(app, "redispatch", "refused", "--json")
+    assert result.exit_code == 0, result.output
+    actions = {a["instance"]: a for a in json.loads(result.output)}
+    assert actions["t_a#0"]["action"] == "redispatched", actions
+    assert actions["t_b#0"]["action"] == "skipped", actions
+    assert session.instances["t_a#0"].metadata["task_id"] != refused_token
+    again = {a["instance"]: a["action"] for a in json.loads(run(app, "redispatch", "refused", "--json").output)}
+    assert again["t_a#0"] == "skipped", "sent fine this time: no longer eligible at once"

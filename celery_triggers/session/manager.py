@@ -178,6 +178,7 @@ class TriggerManager(OperatorActions, SessionInspection):
                 except DispatchError as exc:
                     exc.changes = changes
                     self._announce_fired(changes, operation.fired_kwargs, scheduled)
+                    self.mark_refused(exc.instances, time.time())
                     raise
                 self._announce_fired(changes, operation.fired_kwargs, scheduled)
         return changes
@@ -279,6 +280,8 @@ class TriggerManager(OperatorActions, SessionInspection):
                 self._announce(trigger, kwargs, instances)
                 lost = refused is not None and set(ready) & set(refused.instances)
                 plan.results[number] = refused if lost and refused is not None else Fired(instances, self)
+        if refused is not None:
+            self.mark_refused(refused.instances, time.time())
         return plan.outcomes()
 
     def _checked_fire(
