@@ -636,3 +636,42 @@ def test_redispatch_right_after_a_refused_message_sends_it_without_older_than(tm
     assert session.instances["t_a#0"].metadata["task_id"] != refused_token
     again = {a["instance"]: a["action"] for a in json.loads(run(app, "redispatch", "refused", "--json").output)}
     assert again["t_a#0"] == "skipped", "sent fine this time: no longer eligible at once"
+
+
+def test_inspect_table_shows_what_json_has(app: Celery) -> None:
+    """Task id, worker hostname, start and end times and attempts are in the
+    plain table too, as in --json."""
+    (report,) = [t for t in json.loads(run(app, "inspect", "s-1", "--json").output)["tasks"] if t["task"] == "t_report"]
+    data = report["instances"][0]
+    lines = run(app, "inspect", "s-1").output.splitlines()
+    header = lines[1].split("\t")
+    assert {"task id", "worker", "started", "ended", "attempts"} <= set(header), header
+    row = dict(zip(header, next(line.split("\t") for line in lines if line.startswith("t_report#0")), strict=True))
+    assert row["task id"] == data["task_id"]
+    assert row["worker"] == (data["hostname"] or "-")
+    assert row["attempts"] == str(data["attempts"])
+    failed = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(data["timestamps"]["failed"]))
+    assert row["ended"] == failed
+
+
+def test_inspect_watch_ends_when_nothing_is_in_flight(app: Celery) -> None:
+    """s-1 has a failed instance and a task waiting for a trigger: nothing a
+    worker can still change, so --watch shows it once and ends."""
+    import threading
+
+    done: list[Result] = []
+    watcher = threading.Thread(target=lambda: done.append(run(app, "inspect", "s-1", "--watch", "--interval", "0.05")))
+    watcher.daemon = True
+    watcher.start()
+    watcher.join(10)
+    assert done and done[0].exit_code == 0, "--watch ended"
+
+
+def test_inspect_watch_gives_up_after_timeout_naming_what_is_in_flight() -> None:
+    flight = make_app(runner="celery")
+    flight.triggers.configure({"t_a": {"after": ["a"], "run": "cli.nowhere"}})
+    flight.triggers.fire("in-flight", "a")  # scheduled; no worker
+    started = time.monotonic()
+    result = run(flight, "inspect", "in-flight", "--watch", "--interval", "0.05", "--timeout", "0.3")
+    assert result.exit_code == 1 and time.monotonic() - started < 5
+    assert "t_a#0 scheduled" in result.output and "0.3 s" in result.output

@@ -13,16 +13,29 @@ from .common import echo_json, existing_session, extension, refusals
 
 __all__ = ["inspect", "sessions"]
 
+_IN_FLIGHT = ("scheduled", "running")
+
 
 @click.command()
 @click.argument("session")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (schema: docs/inspect-schema.md).")
 @click.option("--traceback", "tracebacks", is_flag=True, help="Print the traceback of each failed instance.")
-@click.option("--watch", is_flag=True, help="Refresh until every instance is resolved.")
+@click.option("--watch", is_flag=True, help="Refresh until nothing is scheduled or running, or --timeout.")
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between refreshes (--watch).")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0), default=None, help="Seconds after which --watch gives up (exit code 1)."
+)
 @click.pass_context
 @refusals
-def inspect(ctx: click.Context, session: str, as_json: bool, tracebacks: bool, watch: bool, interval: float) -> None:
+def inspect(
+    ctx: click.Context,
+    session: str,
+    as_json: bool,
+    tracebacks: bool,
+    watch: bool,
+    interval: float,
+    timeout: float | None,
+) -> None:
     """Every task and instance of SESSION: status, kwargs, task id, worker,
     timestamps, attempts, result or exception, triggers consumed and
     awaited, unless state, fired triggers."""
@@ -31,6 +44,7 @@ def inspect(ctx: click.Context, session: str, as_json: bool, tracebacks: bool, w
 
     manager = existing_session(ctx, session)
     storage = mask_url(extension(ctx).storage_url)
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
             view = session_view(manager)
@@ -40,9 +54,14 @@ def inspect(ctx: click.Context, session: str, as_json: bool, tracebacks: bool, w
                 if watch and is_terminal():
                     console().clear()
                 print_session(view, storage, tracebacks=tracebacks)
-            if not watch or view["unresolved"] == 0:
-                return
-            time.sleep(max(interval, 0.1))
+            in_flight = [i for t in view["tasks"] for i in t["instances"] if i["status"] in _IN_FLIGHT]
+            if not watch or not in_flight:
+                return  # failed or unstarted instances wait for a person or a trigger, not for a worker
+            if deadline is not None and time.monotonic() >= deadline:
+                shown = ", ".join(f"{i['instance']} {i['status']}" for i in in_flight)
+                raise click.ClickException(f"session {session!r}: still in flight after {timeout:g} s: {shown}")
+            pause = max(interval, 0.1)
+            time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
     except KeyboardInterrupt:
         return
 

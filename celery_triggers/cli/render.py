@@ -80,6 +80,26 @@ def _traceback(text: str) -> str:
 
 _TRIGGER_COLUMNS = ["trigger", "times fired", "last kwargs"]
 _SESSION_COLUMNS = ["task / instance", "status", "consumed", "awaiting", "unless", "result / exception", "age"]
+_SESSION_COLUMNS += ["task id", "worker", "started", "ended", "attempts"]
+_ENDS = ("finished", "failed")
+
+
+def _when(stamp: float | None) -> str:
+    """A stored time as ISO 8601 in UTC (``Z``), to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp)) if stamp else ""
+
+
+def _run_cells(row: dict[str, Any]) -> list[str]:
+    """What ``--json`` has of a run: task id, worker, start and end, attempts."""
+    stamps = row["timestamps"]
+    ended = next((stamps[end] for end in _ENDS if stamps.get(end)), None)
+    return [
+        row["task_id"] or "",
+        row["hostname"] or "",
+        _when(stamps.get("started")),
+        _when(ended),
+        str(row["attempts"]),
+    ]
 
 
 def _session_rows(view: dict[str, Any]) -> list[list[str]]:
@@ -90,7 +110,7 @@ def _session_rows(view: dict[str, Any]) -> list[list[str]]:
         if unless["triggers"]:
             unless_text = "held" if unless["held"] else f"{len(unless['fired'])}/{len(unless['triggers'])} fired"
         if not task["instances"]:
-            rows.append([task["task"], task["status"], "", ", ".join(task["awaiting"]), unless_text, "", ""])
+            rows.append([task["task"], task["status"], "", ", ".join(task["awaiting"]), unless_text, "", ""] + [""] * 5)
         mark = "" if task["known"] else " (unknown task)"
         for row in task["instances"]:
             rows.append(
@@ -102,6 +122,7 @@ def _session_rows(view: dict[str, Any]) -> list[list[str]]:
                     unless_text,
                     row["summary"],
                     age(row["age_seconds"]),
+                    *_run_cells(row),
                 ]
             )
     return rows
