@@ -59,7 +59,7 @@ def test_inspect_shows_every_task_and_instance(app: Celery) -> None:
     assert result.exit_code == 0, result.output
     out = result.output
     assert "session s-1 (2 instances, 1 unresolved)" in out
-    assert "t_import#0" in out and "finished" in out and "{'rows': 3}" in out
+    assert "t_import#0" in out and "finished" in out and '{"rows": 3}' in out
     assert "t_report#0" in out and "RuntimeError: report engine down" in out and "0/1 fired" in out
     assert "t_publish" in out and "waiting" in out and "reviewed, t_report" in out
     assert "\x1b[" not in out, "no colour codes when not a terminal"
@@ -675,3 +675,24 @@ def test_inspect_watch_gives_up_after_timeout_naming_what_is_in_flight() -> None
     result = run(flight, "inspect", "in-flight", "--watch", "--interval", "0.05", "--timeout", "0.3")
     assert result.exit_code == 1 and time.monotonic() - started < 5
     assert "t_a#0 scheduled" in result.output and "0.3 s" in result.output
+
+
+def test_json_keeps_non_ascii_text_and_the_table_prints_results_as_json_does() -> None:
+    accents = make_app()
+
+    @trigger_task(after=["signed"], name="t_greet")
+    @accents.task(shared=False, name="cli.greet")
+    def greet(trigger_kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {"greeting": f"Grüß Gott, {trigger_kwargs['signed']['name']}", "n": 1}
+
+    accents.triggers.fire("accents", "signed", {"name": "José"})
+    out = run(accents, "inspect", "accents", "--json").output
+    assert "José" in out and "Grüß" in out and "\\u00e9" not in out
+    (task,) = json.loads(out)["tasks"]
+    result = task["instances"][0]["result"]
+    table = run(accents, "inspect", "accents").output
+    row = next(line.split("\t") for line in table.splitlines() if line.startswith("t_greet#0"))
+    assert row[5] == json.dumps(result, ensure_ascii=False, sort_keys=True) == '{"greeting": "Grüß Gott, José", "n": 1}'
+    assert '{"name": "José"}' in table, "fired kwargs too"
+    sessions = run(accents, "sessions", "--json").output
+    assert "\\u" not in sessions

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ..core.data import display_json
 from ..core.errors import TriggersError
 from ..storage import mask_url
 
@@ -101,7 +102,7 @@ def existing_session(ctx: click.Context, uid: str) -> Any:
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    click.echo(display_json(data, indent=2))
 
 
 def sessions_option(fn: F) -> F:

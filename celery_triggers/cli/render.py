@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any
 
 import click
 
-from ..core.data import escape_text
+from ..core.data import display_json, escape_text
 from .views import age
 
 __all__ = ["STATUS_STYLES", "console", "print_session", "print_sessions"]
@@ -138,7 +137,7 @@ def print_session(view: dict[str, Any], storage: str, *, tracebacks: bool = Fals
     )
     rows = _session_rows(view)
     failed = [i for t in view["tasks"] for i in t["instances"] if i["traceback"]] if tracebacks else []
-    fired = [[t["trigger"], str(t["count"]), json.dumps(t["kwargs"], sort_keys=True)] for t in view["triggers"]]
+    fired = [[t["trigger"], str(t["count"]), display_json(t["kwargs"])] for t in view["triggers"]]
     fired_title = f"{len(fired)} trigger(s) fired"
     if not is_terminal():
         _plain(title, _SESSION_COLUMNS, rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..core.data import display_json
 from ..core.errors import CorruptSession
 from ..core.state import RESOLVED, Instance, Status
 from ..session.manager import TriggerManager
@@ -28,7 +29,7 @@ def _summary(instance: Instance) -> str:
     if meta.get("exc_type") and instance.status in (Status.FAILED, Status.REPLAYED):
         return f"{meta['exc_type']}: {meta.get('exc_message', '')}"[:120]
     if instance.status in (Status.FINISHED, Status.SKIPPED):
-        return repr(instance.result)[:120]
+        return display_json(instance.result)[:120]
     return ""
 
 

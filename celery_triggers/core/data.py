@@ -24,6 +24,7 @@ __all__ = [
     "MAX_UID_LENGTH",
     "check_json",
     "check_text",
+    "display_json",
     "dumps",
     "escape_text",
     "frozen",
@@ -247,3 +248,9 @@ def normalize_kwargs(
         raise InvalidKwargs(f"{what}: kwargs encode to {size} bytes, more than {max_bytes} (triggers_max_kwargs_bytes)")
     result: dict[str, Any] = loads(text)
     return result
+
+
+def display_json(value: Any, indent: int | None = None) -> str:
+    """``value`` as JSON for people (commands, the admin, messages): keys
+    sorted, text as written (``"José"``, not ``"Jos\\u00e9"``)."""
+    return json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False, default=str)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from ...core.analysis import workflow
+from ...core.data import display_json
 from ...core.errors import TriggersError
 from ...core.state import Instance, Status
 from ...session.summary import task_statuses
@@ -30,8 +30,8 @@ def _row(instance: Instance) -> dict[str, Any]:
     return {
         "name": instance.name,
         "status": instance.status.value,
-        "kwargs": json.dumps(instance.kwargs, indent=1, sort_keys=True),
-        "result": "" if instance.result is None else json.dumps(instance.result, indent=1, sort_keys=True),
+        "kwargs": display_json(instance.kwargs, indent=1),
+        "result": "" if instance.result is None else display_json(instance.result, indent=1),
         "task_id": meta.get("task_id", ""),
         "times": [(key.removesuffix("_at"), _when(meta.get(key))) for key in _TIMES if meta.get(key)],
         "exception": f"{meta.get('exc_type', '')}: {meta.get('exc_message', '')}" if meta.get("exc_type") else "",
@@ -59,5 +59,5 @@ def session_context(session: Session) -> dict[str, Any]:
         "problem": "",
         "rows": [_row(i) for i in instances],
         "graph": to_svg(workflow(configs), statuses, set(fired)),
-        "fired": [(name, r.count, json.dumps(r.kwargs, sort_keys=True)) for name, r in sorted(fired.items())],
+        "fired": [(name, r.count, display_json(r.kwargs)) for name, r in sorted(fired.items())],
     }
