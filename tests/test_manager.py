@@ -442,3 +442,21 @@ def test_waiting_on_a_session_that_never_existed_says_so() -> None:
     with pytest.raises(WaitTimeout, match="session 'never-fired' does not exist") as raised:
         app.triggers.session("never-fired").wait(timeout=0.1, until="t_createApplicant")
     assert "worker" not in str(raised.value), "no hint about workers for a session nothing was fired into"
+
+
+def test_an_eager_fire_returns_its_instances_with_their_final_status() -> None:
+    app = make_app()
+
+    @trigger_task(after=["go"], name="t_boom")
+    @app.task(shared=False, name="proj.boom")
+    def boom() -> None:
+        raise ValueError("boom")
+
+    @trigger_task(after=["go"], name="t_fine")
+    @app.task(shared=False, name="proj.fine")
+    def fine() -> int:
+        return 1
+
+    fired = app.triggers.fire("eager-final", "go")
+    assert {i.name: i.status for i in fired} == {"t_boom#0": Status.FAILED, "t_fine#0": Status.FINISHED}
+    assert fired.wait(timeout=1)["t_fine#0"].result == 1

@@ -25,7 +25,7 @@ from ..core.operations import Fail, Finish, FireEach, Operation, Retry, Skip
 from ..core.operations import Fire as FireOperation
 from ..core.state import Changes, Instance
 from ..storage import SessionStorage, SessionTxn
-from .commit import Body, batched, dispatch, transaction
+from .commit import Body, batched, dispatch, ran_in_caller, transaction
 from .hooks import around
 from .host import error_metadata, host_of
 from .inspection import SessionInspection, SessionStorageView, instance_ref
@@ -230,7 +230,11 @@ class TriggerManager(OperatorActions, SessionInspection):
         ``wait`` method: ``app.triggers.fire(...).wait(timeout=30)``)."""
         trigger_name, kwargs = self._checked_fire(trigger_name, trigger_kwargs)
         changes = self.apply(FireOperation(trigger_name, kwargs))
-        return Fired([changes.instances[name] for name in changes.ready], self)
+        fired = [changes.instances[name] for name in changes.ready]
+        if fired and ran_in_caller(self.extension):  # the eager runner ran them already: show how they ended
+            fresh = self.instances
+            fired = [fresh.get(i.name, i) for i in fired]
+        return Fired(fired, self)
 
     def fire_each(self, events: Sequence[tuple[str, Mapping[str, Any] | None]]) -> list[Fired | TriggersError]:
         """Fire several ``(trigger, kwargs)`` events into this session in one
