@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import reprlib
 from collections.abc import Mapping
@@ -211,6 +212,10 @@ def _check_shape(value: Any, what: str) -> None:
         else:
             if isinstance(item, str) and not _valid_unicode(item):
                 raise InvalidKwargs(f"{what}: a lone surrogate at {path or 'the top'} is not valid Unicode")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise InvalidKwargs(
+                    f"{what}: kwargs must be JSON-serializable: {item!r} is not a JSON number (at {path or 'the top'})"
+                )
             if item is not None and not isinstance(item, (str, int, float)):  # as the json module says
                 raise InvalidKwargs(
                     f"{what}: kwargs must be JSON-serializable: Object of type {type(item).__name__} "
