@@ -389,9 +389,17 @@ def test_the_suite_fails_on_the_package_s_own_use_of_a_deprecated_api() -> None:
     assert [str(w.message) for w in caught] == ["outside", "a look-alike"]  # celery's own are ignored
 
 
-def test_a_fired_trigger_one_edit_from_a_waited_one_warns_naming_both(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_fired_trigger_one_edit_from_a_waited_one_warns_naming_both(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
     from celery_triggers import TriggersWarning
 
+    ours = logging.getLogger("celery_triggers")
+    monkeypatch.setattr(ours, "disabled", False)  # a Django setup earlier in the run disables existing loggers
+    monkeypatch.setattr(ours, "propagate", True)
+    caplog.set_level(logging.WARNING, logger="celery_triggers")
     app, _ = survey_app()
     session = app.triggers.session("typo")
     with pytest.warns(TriggersWarning, match="'startSesion'.*did you mean 'startSession'") as caught:
