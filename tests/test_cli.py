@@ -66,7 +66,7 @@ def test_inspect_shows_every_task_and_instance(app: Celery) -> None:
     assert result.exit_code == 0, result.output
     out = result.output
     assert "session s-1 (2 instances, 1 unresolved)" in out
-    assert "t_import#0" in out and "finished" in out and "{'rows': 3}" in out
+    assert "t_import#0" in out and "finished" in out and '{"rows": 3}' in out
     assert "t_report#0" in out and "RuntimeError: report engine down" in out and "0/1 fired" in out
     assert "t_publish" in out and "waiting" in out and "reviewed, t_report" in out
     assert "\x1b[" not in out, "no colour codes when not a terminal"
@@ -155,7 +155,7 @@ def test_fire_replay_and_skip(app: Celery) -> None:
 
     replayed = run(app, "replay", "s-1", "t_report#0", "--kwargs", '{"t_import": {"rows": 0}}')
     assert replayed.exit_code == 0, replayed.output
-    assert replayed.output.strip() == "replayed t_report#0 as t_report#1 (scheduled)"
+    assert replayed.output.strip() == "replayed t_report#0 as t_report#1 (finished)", "as it ended (eager runner)"
     assert app.triggers.session("s-1").instances["t_report#1"].status is Status.FINISHED
 
     run(app, "fire", "s-4", "start")
@@ -372,7 +372,11 @@ def test_inspect_traceback_prints_each_failed_instances_traceback(app: Celery) -
 
 def test_replay_merges_per_trigger_replaces_on_request_and_dry_runs(app: Celery) -> None:
     dry = run(app, "replay", "s-1", "t_report#0", "--kwargs", '{"note": {"by": "ops"}}', "--dry-run")
-    assert dry.exit_code == 0 and json.loads(dry.output) == {"note": {"by": "ops"}, "t_import": {"rows": 3}}
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.strip() == (
+        "would replay t_report#0 (failed): a new instance of t_report would run with kwargs "
+        '{"note": {"by": "ops"}, "t_import": {"rows": 3}}; nothing was changed (--dry-run)'
+    )
     session = app.triggers.session("s-1")
     assert session.instances["t_report#0"].status is Status.FAILED, "a dry run changes nothing"
     both = run(app, "replay", "s-1", "t_report#0", "--kwargs", "{}", "--replace-kwargs", "{}")
@@ -384,7 +388,7 @@ def test_replay_merges_per_trigger_replaces_on_request_and_dry_runs(app: Celery)
     assert clone.kwargs == {"note": {"by": "ops"}, "t_import": {"rows": 3}} and clone.status is Status.FAILED
 
     replaced = run(app, "replay", "s-1", "t_report#1", "--replace-kwargs", '{"t_import": {"rows": 4}}')
-    assert replaced.output.strip() == "replayed t_report#1 as t_report#2 (scheduled)"
+    assert replaced.output.strip() == "replayed t_report#1 as t_report#2 (finished)", "as it ended (eager runner)"
     assert session.instances["t_report#2"].kwargs == {"t_import": {"rows": 4}}
     assert session.instances["t_report#2"].status is Status.FINISHED
 
@@ -601,3 +605,106 @@ def test_sessions_and_graph_count_and_draw_instances_of_unknown_tasks(tmp_path: 
     assert "class legend_skipped skipped" in drawn.output and "class legend_unstarted unstarted" in drawn.output
     dot = run(cli_app, "graph", "mixed", "--format", "dot")
     assert dot.exit_code == 0 and '"t_second" [shape=box, style=filled' in dot.output
+
+
+@pytest.mark.parametrize("args", [["sessions"], ["inspect", "s1"], ["fire", "s1", "go"], ["validate"]])
+def test_an_app_that_never_called_triggers_is_refused_naming_it(tmp_path: Path, args: list[str]) -> None:
+    bare = Celery("bare", set_as_current=False, broker="memory://")
+    result = run(bare, *args)
+    assert result.exit_code == 1, result.output
+    assert "Triggers(app)" in result.output and "'bare'" in result.output
+    assert "triggers" not in bare.__dict__, "nothing was installed on it"
+
+
+def test_redispatch_right_after_a_refused_message_sends_it_without_older_than(tmp_path: Path) -> None:
+    """Given a fire whose message the broker refused (a missing broker folder),
+    when the broker is back, `redispatch SESSION` re-sends it at once (no
+    --older-than 0), and only it: a message sent fine is still too young."""
+    from celery_triggers import DispatchError
+
+    folder = tmp_path / "broker"
+    app = make_app(
+        storage=f"sqlite:///{tmp_path / 'triggers.sqlite3'}",
+        runner="celery",
+        broker_url="filesystem://localhost//",
+        broker_transport_options={"data_folder_in": str(folder), "data_folder_out": str(folder)},
+        task_publish_retry=False,
+    )
+    app.triggers.configure({"t_a": {"after": ["a"], "run": "cli.a"}, "t_b": {"after": ["b"], "run": "cli.b"}})
+    session = app.triggers.session("refused")
+    with pytest.raises(DispatchError):
+        session.fire("a")
+    folder.mkdir()
+    session.fire("b")  # sent fine
+    refused_token = session.instances["t_a#0"].metadata["task_id"]
+    swept = {a.instance: a.action for a in app.triggers.recover(["refused"], dry_run=True)}
+    assert swept.get("t_a#0") == "redispatched" and swept.get("t_b#0") != "redispatched", swept
+
+    result = run(app, "redispatch", "refused", "--json")
+    assert result.exit_code == 0, result.output
+    actions = {a["instance"]: a for a in json.loads(result.output)}
+    assert actions["t_a#0"]["action"] == "redispatched", actions
+    assert actions["t_b#0"]["action"] == "skipped", actions
+    assert session.instances["t_a#0"].metadata["task_id"] != refused_token
+    again = {a["instance"]: a["action"] for a in json.loads(run(app, "redispatch", "refused", "--json").output)}
+    assert again["t_a#0"] == "skipped", "sent fine this time: no longer eligible at once"
+
+
+def test_inspect_table_shows_what_json_has(app: Celery) -> None:
+    """Task id, worker hostname, start and end times and attempts are in the
+    plain table too, as in --json."""
+    (report,) = [t for t in json.loads(run(app, "inspect", "s-1", "--json").output)["tasks"] if t["task"] == "t_report"]
+    data = report["instances"][0]
+    lines = run(app, "inspect", "s-1").output.splitlines()
+    header = lines[1].split("\t")
+    assert {"task id", "worker", "started", "ended", "attempts"} <= set(header), header
+    row = dict(zip(header, next(line.split("\t") for line in lines if line.startswith("t_report#0")), strict=True))
+    assert row["task id"] == data["task_id"]
+    assert row["worker"] == (data["hostname"] or "-")
+    assert row["attempts"] == str(data["attempts"])
+    failed = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(data["timestamps"]["failed"]))
+    assert row["ended"] == failed
+
+
+def test_inspect_watch_ends_when_nothing_is_in_flight(app: Celery) -> None:
+    """s-1 has a failed instance and a task waiting for a trigger: nothing a
+    worker can still change, so --watch shows it once and ends."""
+    import threading
+
+    done: list[Result] = []
+    watcher = threading.Thread(target=lambda: done.append(run(app, "inspect", "s-1", "--watch", "--interval", "0.05")))
+    watcher.daemon = True
+    watcher.start()
+    watcher.join(10)
+    assert done and done[0].exit_code == 0, "--watch ended"
+
+
+def test_inspect_watch_gives_up_after_timeout_naming_what_is_in_flight() -> None:
+    flight = make_app(runner="celery")
+    flight.triggers.configure({"t_a": {"after": ["a"], "run": "cli.nowhere"}})
+    flight.triggers.fire("in-flight", "a")  # scheduled; no worker
+    started = time.monotonic()
+    result = run(flight, "inspect", "in-flight", "--watch", "--interval", "0.05", "--timeout", "0.3")
+    assert result.exit_code == 1 and time.monotonic() - started < 5
+    assert "t_a#0 scheduled" in result.output and "0.3 s" in result.output
+
+
+def test_json_keeps_non_ascii_text_and_the_table_prints_results_as_json_does() -> None:
+    accents = make_app()
+
+    @trigger_task(after=["signed"], name="t_greet")
+    @accents.task(shared=False, name="cli.greet")
+    def greet(trigger_kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {"greeting": f"Grüß Gott, {trigger_kwargs['signed']['name']}", "n": 1}
+
+    accents.triggers.fire("accents", "signed", {"name": "José"})
+    out = run(accents, "inspect", "accents", "--json").output
+    assert "José" in out and "Grüß" in out and "\\u00e9" not in out
+    (task,) = json.loads(out)["tasks"]
+    result = task["instances"][0]["result"]
+    table = run(accents, "inspect", "accents").output
+    row = next(line.split("\t") for line in table.splitlines() if line.startswith("t_greet#0"))
+    assert row[5] == json.dumps(result, ensure_ascii=False, sort_keys=True) == '{"greeting": "Grüß Gott, José", "n": 1}'
+    assert '{"name": "José"}' in table, "fired kwargs too"
+    sessions = run(accents, "sessions", "--json").output
+    assert "\\u" not in sessions

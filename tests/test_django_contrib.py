@@ -332,3 +332,24 @@ def test_an_async_view_fires_with_afire_into_the_database(eager: Celery) -> None
     instances = eager.triggers.session("async-1").instances
     assert {n: i.status.value for n, i in instances.items()} == {"t_score#0": "finished", "t_notify#0": "finished"}
     assert _session("async-1").uid == "async-1"
+
+
+def test_the_session_page_shows_every_time_in_the_projects_time_zone_and_names_it(
+    users: dict[str, Any], eager: Celery
+) -> None:
+    import re
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from django.test.utils import override_settings
+
+    _failed_and_finished(eager)
+    pk = _session("s-failed").pk
+    with override_settings(TIME_ZONE="Asia/Kolkata"):  # UTC+05:30: no zone is mistaken for it
+        page = _client(users["boss"]).get(_page(pk)).content.decode()
+    shown = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", page)
+    assert len(shown) >= 4, "created, last change and the instance's times"
+    now = datetime.now(ZoneInfo("Asia/Kolkata")).replace(tzinfo=None)
+    for text in shown:
+        assert abs(datetime.strptime(text, "%Y-%m-%d %H:%M:%S") - now) < timedelta(minutes=5), (text, now)
+    assert "Asia/Kolkata" in page and "(UTC)" not in page

@@ -499,3 +499,40 @@ def test_rabbitmq_publisher_confirms_refuse_a_message_the_broker_drops(
     with app.connection_for_read() as connection:
         queued = connection.default_channel.queue_declare(queue, passive=True).message_count
     assert queued == 1, "only the first message is in the queue"
+
+
+def test_a_worker_started_while_its_storage_is_down_waits_for_it_and_comes_up(tmp_path: Path, broker_url: str) -> None:
+    """Given a Redis storage whose port nothing listens on, a worker started
+    on it retries (one line per attempt naming the URL, password masked)
+    instead of exiting; when redis-server starts on that port, the worker
+    comes up and runs a cascade."""
+    (tmp_path / "storage").mkdir()
+    storage = RedisServer(tmp_path / "storage", password="s3cret-pw")
+    worker = fault_worker(tmp_path, broker_url, storage.url, acks_late=False)
+    masked = storage.url.replace("s3cret-pw", "***")
+
+    def retrying() -> bool:
+        log = worker.log.read_text(errors="replace") if worker.log.exists() else ""
+        return any(masked in line and "Trying again" in line for line in log.splitlines())
+
+    import threading
+
+    def start_storage_once_retrying() -> None:
+        wait_for(retrying, 60, "a retry line")
+        storage.start()
+
+    later = threading.Thread(target=start_storage_once_retrying, daemon=True)
+    later.start()
+    try:
+        worker.start()  # returns once the worker says it is ready (or died)
+        later.join(60)
+        log = worker.log.read_text(errors="replace")
+        assert "Trying again in 2.00 seconds" in log, log[-3000:]
+        assert "s3cret-pw" not in log and "celery-triggers:ping" not in log
+        app = producer(broker_url, storage.url)
+        uid = f"late-storage-{uuid.uuid4().hex[:6]}"
+        app.triggers.fire(uid, "go")
+        wait_for(lambda: complete(app, [uid]), 60, "the cascade on the late storage")
+    finally:
+        worker.stop()
+        storage.stop()

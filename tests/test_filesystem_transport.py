@@ -56,3 +56,22 @@ def test_a_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.Monke
         with pytest.raises(ChannelError, match="Cannot add file"):
             producer.default_channel._put("q", {"a": 1})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_firing_through_it_logs_no_missing_hostname_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A folder is the broker: the messages a fire sends (through Celery's
+    producer pool, which clones the connection) warn about no hostname."""
+    from .conftest import make_app
+
+    app = make_app(
+        runner="celery",
+        broker_url="filesystem://",
+        broker_transport=f"{Transport.__module__}:Transport",
+        broker_transport_options={"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)},
+    )
+    app.triggers.configure({"t_a": {"after": ["a"], "run": "proj.a"}})
+    with caplog.at_level("WARNING"):
+        app.triggers.fire("no-host", "a")
+        app.connection_for_write().clone().release()
+    assert "No hostname was supplied" not in caplog.text
+    assert list(tmp_path.glob("*.msg")), "the message was sent"

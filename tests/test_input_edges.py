@@ -156,3 +156,12 @@ def test_a_decorated_task_named_with_a_newline_is_refused() -> None:
         @trigger_task(after=["go"], name="t_x\nFAKE")
         @app.task(shared=False, name="p.x")
         def x() -> None: ...
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_nan_or_infinity_in_kwargs_names_the_field(bad: float) -> None:
+    from celery_triggers.core.data import normalize_kwargs
+
+    with pytest.raises(InvalidKwargs, match=r"trigger 'scored'.*answers\[1\]\.score") as raised:
+        normalize_kwargs({"answers": [{"score": 1.0}, {"score": bad}]}, what="trigger 'scored'")
+    assert repr(bad) in str(raised.value)

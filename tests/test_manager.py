@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any
 
@@ -386,3 +387,84 @@ def test_the_suite_fails_on_the_package_s_own_use_of_a_deprecated_api() -> None:
         warnings.warn_explicit("celery's own", DeprecationWarning, "base.py", 1, module="celery.app.base")
         warnings.warn_explicit("a look-alike", DeprecationWarning, "x.py", 1, module="celery_triggers_x")
     assert [str(w.message) for w in caught] == ["outside", "a look-alike"]  # celery's own are ignored
+
+
+def test_a_fired_trigger_one_edit_from_a_waited_one_warns_naming_both(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    from celery_triggers import TriggersWarning
+
+    ours = logging.getLogger("celery_triggers")
+    monkeypatch.setattr(ours, "disabled", False)  # a Django setup earlier in the run disables existing loggers
+    monkeypatch.setattr(ours, "propagate", True)
+    caplog.set_level(logging.WARNING, logger="celery_triggers")
+    app, _ = survey_app()
+    session = app.triggers.session("typo")
+    with pytest.warns(TriggersWarning, match="'startSesion'.*did you mean 'startSession'") as caught:
+        session.fire("startSesion")
+    assert caught[0].filename == __file__, "the warning points at the caller's fire"
+    assert "did you mean 'startSession'" in caplog.text, "a log line too"
+    caplog.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        session.fire("startSession")  # waited for
+        session.fire("somethingElse")  # no near neighbour
+        app.triggers.fire("typo", "t_computeScore")  # a task's own name, waited for by none, near none
+    assert "did you mean" not in caplog.text
+
+
+def test_known_trigger_names_are_computed_once_per_configuration() -> None:
+    app, _ = survey_app()
+    configs = app.triggers.configs
+    with pytest.warns(Warning):
+        app.triggers.fire("once", "observationReceived")
+    assert app.triggers.configs is configs, "firing rebuilt nothing"
+    assert configs.near_trigger("observationReceived") == "observationsReceived"
+    assert configs.near_trigger("observationsReceived") is None, "a known name is no typo"
+
+
+def test_waiting_until_an_unknown_task_or_instance_raises_at_once_naming_it() -> None:
+    from celery_triggers import UnknownInstance, UnknownTask, WaitTimeout
+
+    app, _ = survey_app()
+    session = app.triggers.session("wait-unknown")
+    session.fire("startSession", {"id": 1})
+    started = time.monotonic()
+    with pytest.raises(UnknownTask, match="'t_nosuch'"):
+        session.wait(timeout=5, until="t_nosuch")
+    with pytest.raises(UnknownTask, match="'t_nosuch'"):
+        session.wait(timeout=5, until="t_nosuch#0")
+    with pytest.raises(UnknownInstance, match="'t_createApplicant#x'"):
+        session.wait(timeout=5, until="t_createApplicant#x")
+    assert time.monotonic() - started < 1, "raised at once, not after the timeout"
+    with pytest.raises(WaitTimeout, match="t_createApplicant#0 resolved"):
+        session.wait(timeout=0.1, until="t_createApplicant#0")  # a known instance still waits
+
+
+def test_waiting_on_a_session_that_never_existed_says_so() -> None:
+    from celery_triggers import WaitTimeout
+
+    app, _ = survey_app()
+    with pytest.raises(WaitTimeout, match="session 'never-fired' does not exist") as raised:
+        app.triggers.session("never-fired").wait(timeout=0.1, until="t_createApplicant")
+    assert "worker" not in str(raised.value), "no hint about workers for a session nothing was fired into"
+
+
+def test_an_eager_fire_returns_its_instances_with_their_final_status() -> None:
+    app = make_app()
+
+    @trigger_task(after=["go"], name="t_boom")
+    @app.task(shared=False, name="proj.boom")
+    def boom() -> None:
+        raise ValueError("boom")
+
+    @trigger_task(after=["go"], name="t_fine")
+    @app.task(shared=False, name="proj.fine")
+    def fine() -> int:
+        return 1
+
+    fired = app.triggers.fire("eager-final", "go")
+    assert {i.name: i.status for i in fired} == {"t_boom#0": Status.FAILED, "t_fine#0": Status.FINISHED}
+    assert fired.wait(timeout=1)["t_fine#0"].result == 1

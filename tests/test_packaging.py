@@ -3,6 +3,7 @@ collect from the unpacked sdist alone."""
 
 from __future__ import annotations
 
+import configparser
 import subprocess
 import sys
 import tarfile
@@ -45,3 +46,13 @@ def _collect(cwd: Path) -> subprocess.CompletedProcess[str]:
 def _count(output: str) -> str:
     """ "618 tests collected in 1.2s" -> "618"."""
     return next(line for line in reversed(output.splitlines()) if "collected" in line).split()[0]
+
+
+def test_the_redis_extra_brings_celerys_redis_transport_and_the_readme_says_so_where_redis_first_appears() -> None:
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    redis_extra = [line.strip() for line in parser["options.extras_require"]["redis"].split("\n") if line.strip()]
+    assert any(line.startswith("celery[redis]") for line in redis_extra), redis_extra
+    readme = (ROOT / "README.md").read_text()
+    first_redis = readme.index("redis://")
+    assert "celery-triggers[redis]" in readme[:first_redis], "the install hint comes before the first Redis URL"

@@ -62,6 +62,42 @@ def _check_recovery(ns: dict[str, Any]) -> None:
     assert clones["t_x#2"].kwargs == {"a": {"fixed": 1}}, "replacement kwargs replace"
 
 
+def _check_migration_branches(ns: dict[str, Any]) -> None:
+    """Every branch of the migrated task runs: empty responses skip, an
+    upstream outage retries up to max_retries."""
+    outcomes = {}
+    for uid, responses, down in (("empty", {}, False), ("down", {"q1": 3}, True)):
+        ns["upstream_down"] = lambda down=down: down
+        manager = ns["TriggerManager"](ns["CacheStorageBackend"](f"readme-migration-{uid}"))
+        manager.update_configuration(ns["CONFIGURATION"])
+        manager.fire("firstPageReceived", {"responses": responses})
+        ns["ThreadingTaskRunner"].join_all()
+        outcomes[uid] = {n: i.status for n, i in manager.storage.instances.items() if n.startswith("t_importSubject")}
+    ns["upstream_down"] = lambda: False
+    assert outcomes["empty"] == {"t_importSubject#0": Status.SKIPPED}, "empty responses reach the skip"
+    assert sorted(outcomes["down"].values()) == [Status.FAILED] + [Status.REPLAYED] * 3, outcomes["down"]
+
+
+def _check_inside_branches(ns: dict[str, Any]) -> None:
+    """Every branch of import_page runs: skip, retry (to MaxRetriesExceeded), and the fire."""
+    from celery_triggers.testing import eager_triggers
+
+    seen = {}
+    for case in ("skip", "retry", "fire"):
+        ns["nothing_to_do"] = lambda case=case: case == "skip"
+        ns["upstream_down"] = lambda case=case: case == "retry"
+        with eager_triggers(ns["app"]) as eager:
+            session = eager.triggers.session(f"readme-page-{case}")
+            session.fire("firstPageReceived")
+            session.fire("pageReceived", {"page": 1, "answers": [3]})
+            seen[case] = {n: i.status for n, i in session.instances.items() if n.startswith("t_import_page")}
+            fired = set(session.storage.latest_kwargs)
+    ns["nothing_to_do"] = ns["upstream_down"] = lambda: False
+    assert seen["skip"] == {"t_import_page#0": Status.SKIPPED}
+    assert sorted(seen["retry"].values()) == [Status.FAILED] + [Status.REPLAYED] * 3
+    assert seen["fire"] == {"t_import_page#0": Status.FINISHED} and "pageImported" in fired
+
+
 def test_every_python_block_of_the_readme_runs(
     redis_server: RedisServer, django_caches: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -96,7 +132,9 @@ def test_every_python_block_of_the_readme_runs(
             suite = unittest.defaultTestLoader.loadTestsFromTestCase(ns["ImportTestCase"])
             result = unittest.TextTestRunner(stream=io.StringIO(), verbosity=0).run(suite)
             assert result.testsRun == 1 and result.wasSuccessful(), result.failures + result.errors
+            _check_migration_branches(ns)
             checked.append("migration")
+    _check_inside_branches(ns)
     assert checked == ["project", "recovery", "testing", "migration"]
     assert "t_import_page" in ns["app"].triggers.configs, "the 'inside a trigger task' block registered its task"
 

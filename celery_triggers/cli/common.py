@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ..core.data import display_json
 from ..core.errors import TriggersError
 from ..storage import mask_url
 
@@ -49,18 +50,31 @@ def refusals(fn: F) -> F:
 def extension(ctx: click.Context) -> Any:
     """The extension of the app Celery loaded, its project loaded first
     as a worker loads it (task modules, Django: see ``cli/project.py``)."""
-    from ..app.extension import Triggers
-
     app = getattr(ctx.obj, "app", None)
     if app is None:
         raise click.UsageError("no Celery app: run as `celery -A proj triggers ...`")
-    ext = Triggers(app)
     if not ctx.meta.get(LOADED):
-        from .project import load_project
+        from .project import check_storage, load_project
 
-        load_project(app, ext.storage_url)
+        load_project(app)
+        ext = _installed(app)
+        check_storage(ext.storage_url)
         ctx.meta[LOADED] = True
-    return ext
+    return _installed(app)
+
+
+def _installed(app: Any) -> Any:
+    """The app's extension; an app that never called ``Triggers(app)`` is
+    refused (its commands would read a storage its tasks never use)."""
+    from ..app.extension import Triggers
+    from ..session.host import installed
+
+    if installed(app) is None:
+        raise click.ClickException(
+            f"Celery app {app.main!r} has no celery-triggers extension: call Triggers(app) in the module "
+            "that creates it (the one `celery -A` names), then run the command again"
+        )
+    return Triggers(app)
 
 
 def json_object(value: str | None, what: str) -> Any:
@@ -88,7 +102,7 @@ def existing_session(ctx: click.Context, uid: str) -> Any:
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    click.echo(display_json(data, indent=2))
 
 
 def sessions_option(fn: F) -> F:

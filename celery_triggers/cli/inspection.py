@@ -17,8 +17,11 @@ __all__ = ["inspect", "sessions"]
 @click.argument("session")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (schema: docs/inspect-schema.md).")
 @click.option("--traceback", "tracebacks", is_flag=True, help="Print the traceback of each failed instance.")
-@click.option("--watch", is_flag=True, help="Refresh until every instance is resolved.")
+@click.option("--watch", is_flag=True, help="Refresh until nothing is scheduled or running, or --timeout.")
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between refreshes (--watch).")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0), default=None, help="Seconds after which --watch gives up (exit code 1)."
+)
 @click.option(
     "--rows",
     "max_rows",
@@ -30,7 +33,14 @@ __all__ = ["inspect", "sessions"]
 @click.pass_context
 @refusals
 def inspect(
-    ctx: click.Context, session: str, as_json: bool, tracebacks: bool, watch: bool, interval: float, max_rows: int
+    ctx: click.Context,
+    session: str,
+    as_json: bool,
+    tracebacks: bool,
+    watch: bool,
+    interval: float,
+    timeout: float | None,
+    max_rows: int,
 ) -> None:
     """Every task and instance of SESSION: status, kwargs, task id, worker,
     timestamps, attempts, result or exception, triggers consumed and
@@ -39,25 +49,27 @@ def inspect(
     session."""
     from .jsonstream import echo_stream
     from .render import console, is_terminal, print_session
-    from .views import session_doc
+    from .views import InFlight, session_doc
 
     manager = existing_session(ctx, session)
     storage = mask_url(extension(ctx).storage_url)
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
+            in_flight = InFlight()
             if as_json:
-                view = session_doc(manager)
-                echo_stream(view)
-                unresolved = view["unresolved"].get()
+                echo_stream(session_doc(manager, in_flight=in_flight))
             else:
                 if watch and is_terminal():
                     console().clear()
-                unresolved = print_session(
-                    session_doc(manager, count=0), storage, tracebacks=tracebacks, max_rows=max_rows
-                )
-            if not watch or unresolved == 0:
-                return
-            time.sleep(max(interval, 0.1))
+                view = session_doc(manager, count=0, in_flight=in_flight)
+                print_session(view, storage, tracebacks=tracebacks, max_rows=max_rows)
+            if not watch or not in_flight.count:
+                return  # failed or unstarted instances wait for a person or a trigger, not for a worker
+            if deadline is not None and time.monotonic() >= deadline:
+                raise click.ClickException(f"session {session!r}: still in flight after {timeout:g} s: {in_flight}")
+            pause = max(interval, 0.1)
+            time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
     except KeyboardInterrupt:
         return
 

@@ -28,14 +28,13 @@ import click
 
 from ..storage import mask_url
 
-__all__ = ["load_project"]
+__all__ = ["check_storage", "load_project"]
 
 _SETTINGS = "DJANGO_SETTINGS_MODULE"
 
 
-def load_project(app: Any, storage_url: str) -> None:
-    """Import the app's task modules and set Django up as a worker would,
-    then check that a Django storage (``storage_url``) can be reached."""
+def load_project(app: Any) -> None:
+    """Import the app's task modules and set Django up as a worker would."""
     settings_module = os.environ.get(_SETTINGS)
     failures: tuple[type[Exception], ...] = (ImportError, *_django_errors())
     try:
@@ -45,6 +44,10 @@ def load_project(app: Any, storage_url: str) -> None:
     except failures as exc:
         where = f" (with {_SETTINGS}={settings_module!r})" if settings_module else ""
         raise click.ClickException(f"cannot load the app's project{where}: {type(exc).__name__}: {exc}") from None
+
+
+def check_storage(storage_url: str) -> None:
+    """A Django storage (``storage_url``) needs the project's settings."""
     if _scheme(storage_url).startswith("django-"):
         _require_django_settings(storage_url)
 

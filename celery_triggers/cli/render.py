@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -10,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..core.data import escape_text
+from ..core.data import display_json, escape_text
 from ..core.state import RESOLVED, Status
 from .jsonstream import Later, Stream
 from .views import age
@@ -83,6 +82,26 @@ def _traceback(text: str) -> str:
 
 _TRIGGER_COLUMNS = ["trigger", "times fired", "last kwargs"]
 _SESSION_COLUMNS = ["task / instance", "status", "consumed", "awaiting", "unless", "result / exception", "age"]
+_SESSION_COLUMNS += ["task id", "worker", "started", "ended", "attempts"]
+_ENDS = ("finished", "failed")
+
+
+def _when(stamp: float | None) -> str:
+    """A stored time as ISO 8601 in UTC (``Z``), to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp)) if stamp else ""
+
+
+def _run_cells(row: dict[str, Any]) -> list[str]:
+    """What ``--json`` has of a run: task id, worker, start and end, attempts."""
+    stamps = row["timestamps"]
+    ended = next((stamps[end] for end in _ENDS if stamps.get(end)), None)
+    return [
+        row["task_id"] or "",
+        row["hostname"] or "",
+        _when(stamps.get("started")),
+        _when(ended),
+        str(row["attempts"]),
+    ]
 
 
 def _session_rows(view: dict[str, Any], seen: dict[str, Any]) -> Iterator[tuple[list[str], dict[str, Any] | None]]:
@@ -111,12 +130,13 @@ def _session_rows(view: dict[str, Any], seen: dict[str, Any]) -> Iterator[tuple[
                     unless_text,
                     row["summary"],
                     age(row["age_seconds"]),
+                    *_run_cells(row),
                 ],
                 row,
             )
         if empty:
             status = _value(task["status"])
-            yield [task["task"], status, "", ", ".join(task["awaiting"]), unless_text, "", ""], None
+            yield [task["task"], status, "", ", ".join(task["awaiting"]), unless_text, "", "", *[""] * 5], None
 
 
 def _items(value: Any) -> Iterable[Any]:
@@ -151,7 +171,7 @@ def print_session(view: dict[str, Any], storage: str, *, tracebacks: bool = Fals
         f"{note if unknown else ''}) in {storage}"
     )
     more = f"{hidden} more instance(s) not shown (--rows {max_rows}; --rows 0 shows all, --json lists all)"
-    fired = [[t["trigger"], str(t["count"]), json.dumps(t["kwargs"], sort_keys=True)] for t in view["triggers"]]
+    fired = [[t["trigger"], str(t["count"]), display_json(t["kwargs"])] for t in view["triggers"]]
     fired_title = f"{len(fired)} trigger(s) fired"
     if not is_terminal():
         _plain(title, _SESSION_COLUMNS, rows)

@@ -5,11 +5,12 @@ or an outage left ``scheduled`` or ``running``."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
+from ..core.data import display_json
+from ..session.commit import ran_in_caller
 from .common import (
     chosen,
     echo_json,
@@ -43,7 +44,7 @@ def fire(ctx: click.Context, session: str, trigger: str, kwargs_json: str | None
 @click.argument("instance")
 @click.option("--kwargs", "kwargs_json", help="Kwargs of the triggers it names, as JSON (the others are kept).")
 @click.option("--replace-kwargs", "replace_json", help="All of the clone's kwargs (trigger -> kwargs), as JSON.")
-@click.option("--dry-run", is_flag=True, help="Print the kwargs the clone would get; change nothing.")
+@click.option("--dry-run", is_flag=True, help="Say what would be replayed and with which kwargs; change nothing.")
 @click.pass_context
 @refusals
 def replay(
@@ -61,9 +62,15 @@ def replay(
         failed = manager.instance(instance)
         if failed.status.value != "failed":
             raise click.ClickException(f"{instance} is {failed.status.value}; only a failed instance can be replayed")
-        click.echo(json.dumps(replay_kwargs(failed, replacement, update), indent=2, sort_keys=True))
+        kwargs = display_json(replay_kwargs(failed, replacement, update))
+        click.echo(
+            f"would replay {instance} ({failed.status.value}): a new instance of {failed.task} would run with "
+            f"kwargs {kwargs}; nothing was changed (--dry-run)"
+        )
         return
     clone = manager.replay_failed_instance(instance, replacement, kwargs_update=update)
+    if ran_in_caller(manager.extension):  # the eager runner ran it already: say how it ended
+        clone = manager.instance(clone.name)
     click.echo(f"replayed {instance} as {clone.name} ({clone.status.value})")
 
 

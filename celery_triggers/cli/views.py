@@ -8,8 +8,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..core.config import TaskConfig
+from ..core.data import display_json
 from ..core.errors import CorruptSession
-from ..core.state import RESOLVED, Instance, Status
+from ..core.state import IN_FLIGHT, RESOLVED, Instance, Status
 from ..session.manager import TriggerManager
 from ..session.summary import URGENCY
 from ..storage import StorageBackend
@@ -33,7 +34,7 @@ def _summary(instance: Instance) -> str:
     if meta.get("exc_type") and instance.status in (Status.FAILED, Status.REPLAYED):
         return f"{meta['exc_type']}: {meta.get('exc_message', '')}"[:120]
     if instance.status in (Status.FINISHED, Status.SKIPPED):
-        return repr(instance.result)[:120]
+        return display_json(instance.result)[:120]
     return ""
 
 
@@ -92,11 +93,34 @@ class _Peek:
             yield head
 
 
-def session_doc(manager: TriggerManager, now: float | None = None, *, count: int | None = None) -> Doc:
+class InFlight:
+    """The instances a streamed view found ``scheduled`` or ``running``:
+    how many, and the first few by name (for ``inspect --watch``)."""
+
+    SHOWN = 10
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.shown: list[str] = []
+
+    def add(self, instance: Instance) -> None:
+        self.count += 1
+        if len(self.shown) < self.SHOWN:
+            self.shown.append(f"{instance.name} {instance.status.value}")
+
+    def __str__(self) -> str:
+        more = self.count - len(self.shown)
+        return ", ".join(self.shown) + (f" and {more} more" if more else "")
+
+
+def session_doc(
+    manager: TriggerManager, now: float | None = None, *, count: int | None = None, in_flight: InFlight | None = None
+) -> Doc:
     """The document of ``inspect --json``, every task's instances streamed
     from storage a batch at a time (see :mod:`.jsonstream`): memory does
     not grow with the session. ``count``: how many instances the session
-    has (printed first), else counted in storage.
+    has (printed first), else counted in storage. ``in_flight`` gathers
+    the instances scheduled or running as they stream by.
 
     Storage is the truth: an instance of a task this app has no config for
     (a task removed since, or declared in a module this process did not
@@ -115,6 +139,8 @@ def session_doc(manager: TriggerManager, now: float | None = None, *, count: int
         for i in stream.take(task):
             statuses.add(i.status.value)
             unresolved[0] += i.status not in RESOLVED
+            if in_flight is not None and i.status in IN_FLIGHT:
+                in_flight.add(i)
             awaiting = sorted(config.required - set(i.kwargs)) if config and i.status is Status.UNSTARTED else []
             yield instance_view(i, awaiting, now)
 

@@ -14,7 +14,7 @@ at fault, and never leave a half-parsed config behind.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import InitVar, dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -239,6 +239,17 @@ def _distance(a: str, b: str) -> int:
     return previous[-1]
 
 
+def _near_name(name: str, known: Iterable[str]) -> str | None:
+    best: tuple[int, str] | None = None
+    for candidate in known:
+        allowed = min(2, (min(len(candidate), len(name)) - 1) // 3)
+        if allowed and abs(len(candidate) - len(name)) <= allowed:
+            distance = _distance(name, candidate)
+            if distance <= allowed and (best is None or (distance, candidate) < best):
+                best = (distance, candidate)
+    return None if best is None else best[1]
+
+
 def _near_directive(key: str) -> str | None:
     """The directive ``key`` is probably a typo of: the same but for case and
     underscores, or within edit distance 2 (1 for the three-letter ``run``)."""
@@ -321,6 +332,20 @@ class Configuration(Mapping[str, TaskConfig]):
             for trigger in self._configs[name].watched:
                 watchers.setdefault(trigger, []).append(self._configs[name])
         self.watchers: Mapping[str, tuple[TaskConfig, ...]] = {t: tuple(c) for t, c in watchers.items()}
+        self._near: dict[str, str | None] = {}
+
+    def near_trigger(self, name: str) -> str | None:
+        """The watched trigger that ``name``, watched by no task, is probably
+        a typo of (within two edits; one for names under 7 characters, none
+        under 4), else None. Remembered per name: a fire of a known trigger
+        costs one dict lookup."""
+        if name in self.watchers:
+            return None
+        if name not in self._near:
+            if len(self._near) > 1024:
+                self._near.clear()
+            self._near[name] = _near_name(name, self.watchers)
+        return self._near[name]
 
     def __getitem__(self, name: str) -> TaskConfig:
         return self._configs[name]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import reprlib
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ __all__ = [
     "MAX_UID_LENGTH",
     "check_json",
     "check_text",
+    "display_json",
     "dumps",
     "escape_text",
     "frozen",
@@ -213,6 +215,10 @@ def _check_shape(value: Any, what: str) -> None:
         else:
             if isinstance(item, str) and not _valid_unicode(item):
                 raise InvalidKwargs(f"{what}: a lone surrogate at {path or 'the top'} is not valid Unicode")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise InvalidKwargs(
+                    f"{what}: kwargs must be JSON-serializable: {item!r} is not a JSON number (at {path or 'the top'})"
+                )
             if item is not None and not isinstance(item, (str, int, float)):  # as the json module says
                 raise InvalidKwargs(
                     f"{what}: kwargs must be JSON-serializable: Object of type {type(item).__name__} "
@@ -250,3 +256,9 @@ def normalize_kwargs(
         raise InvalidKwargs(f"{what}: kwargs encode to {size} bytes, more than {max_bytes} (triggers_max_kwargs_bytes)")
     result: dict[str, Any] = loads(text)
     return result
+
+
+def display_json(value: Any, indent: int | None = None) -> str:
+    """``value`` as JSON for people (commands, the admin, messages): keys
+    sorted, text as written (``"José"``, not ``"Jos\\u00e9"``)."""
+    return json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False, default=str)

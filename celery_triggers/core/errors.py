@@ -27,6 +27,7 @@ __all__ = [
     "StorageError",
     "StorageUnavailable",
     "TriggersError",
+    "TriggersWarning",
     "UnknownInstance",
     "UnknownRunner",
     "UnknownStorage",
@@ -37,6 +38,11 @@ __all__ = [
 
 class TriggersError(Exception):
     """Base class of every error raised by celery-triggers."""
+
+
+class TriggersWarning(UserWarning):
+    """Something celery-triggers accepted but that is probably a mistake
+    (a fired trigger no task waits for, one edit from one a task does)."""
 
 
 class ConfigurationError(TriggersError, ValueError):

@@ -24,6 +24,7 @@ __all__ = [
     "HEARTBEATS",
     "Heartbeat",
     "LeaseState",
+    "dispatch_refused",
     "lease_state",
     "resend_due",
     "since_dispatch",
@@ -86,6 +87,16 @@ def since_dispatch(instance: Instance) -> float | None:
     return None
 
 
+def dispatch_refused(instance: Instance) -> bool:
+    """Whether the broker refused the instance's newest message (a
+    ``DispatchError``): nothing was queued, so a re-send is due at once."""
+    refused = instance.metadata.get("dispatch_refused_at")
+    if not isinstance(refused, (int, float)) or isinstance(refused, bool):
+        return False
+    sent = since_dispatch(instance)
+    return sent is None or refused >= sent
+
+
 def resend_due(instance: Instance, now: float, older_than: float) -> bool:
     """Whether a scheduled instance's messages may be lost: its newest was
     sent more than ``older_than`` seconds ago, doubled for each re-send
@@ -94,7 +105,7 @@ def resend_due(instance: Instance, now: float, older_than: float) -> bool:
     if instance.status is not Status.SCHEDULED:
         return False
     sent = since_dispatch(instance)
-    if sent is None:
+    if sent is None or dispatch_refused(instance):
         return True
     resends = max(int(instance.metadata.get("dispatches", 1)) - 1, 0)
     return bool(now - sent >= older_than * 2 ** min(resends, 10))

@@ -21,7 +21,7 @@ from ..core.state import Changes, Instance
 from ..storage import SessionTxn, StorageBackend
 from .host import Host
 
-__all__ = ["Body", "batched", "dispatch", "send", "send_after_commit", "transaction"]
+__all__ = ["Body", "batched", "dispatch", "ran_in_caller", "send", "send_after_commit", "transaction"]
 
 #: A transaction body: run on a session's transaction (perhaps several
 #: times, on conflicts), it returns the changes it wrote and the configs used.
@@ -114,6 +114,12 @@ def send(
     if failures:
         names = [name for exc in failures for name in exc.instances]
         raise DispatchError("; ".join(str(exc) for exc in failures), names)
+
+
+def ran_in_caller(host: Host) -> bool:
+    """Whether a runner of ``host`` runs tasks in the caller's thread (the
+    eager runner): then a finished operation's instances have already run."""
+    return any(getattr(runner, "runs_in_caller", False) for runner in host.active_runners())
 
 
 @contextmanager

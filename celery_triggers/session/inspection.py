@@ -124,6 +124,8 @@ class SessionInspection:
 
         interval = max(float(interval), 0.1)
         deadline = time.monotonic() + timeout
+        if until != "idle":
+            self._check_until(until)
         while True:
             instances = self.instances
             pending = _pending(instances, until)
@@ -133,12 +135,30 @@ class SessionInspection:
                 now = time.time()
                 shown = "; ".join(f"{i.name} {i.status.value} for {now - _since(i, now):.1f} s" for i in pending)
                 goal = "idle" if until == "idle" else f"{until} resolved"
+                hint = "(is a worker consuming the queue?)"
+                if not instances and not self.overview()[1].triggers:
+                    hint = f"(session {self.uid!r} does not exist: nothing was fired into it; is the UID right?)"
                 raise WaitTimeout(
-                    f"session {self.uid!r}: not {goal} after {timeout:g} s: {shown or 'no instance yet'} "
-                    "(is a worker consuming the queue?)",
+                    f"session {self.uid!r}: not {goal} after {timeout:g} s: {shown or 'no instance yet'} {hint}",
                     instances,
                 )
             time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+    def _check_until(self, until: str) -> None:
+        """``wait``'s target names a configured task (or one with instances):
+        else it could never be reached, and waiting would only time out."""
+        from ..core.errors import UnknownInstance, UnknownTask
+
+        task, sep, number = until.partition("#")
+        if task not in self.get_configuration() and all(i.task != task for i in self.instances.values()):
+            raise UnknownTask(
+                f"cannot wait until {until!r}: no trigger task {task!r} is configured for session {self.uid!r} "
+                "(until= takes 'idle', a task 't_x' or an instance 't_x#0')"
+            )
+        if sep and not number.isdigit():
+            raise UnknownInstance(
+                f"cannot wait until {until!r}: an instance is named by its task and a number ('{task}#0')"
+            )
 
     def get_unresolved_instances(self) -> list[Instance]:
         return [i for i in self.instances.values() if not i.is_resolved]

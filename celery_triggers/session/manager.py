@@ -25,7 +25,7 @@ from ..core.operations import Expire, Fail, Finish, FireEach, Operation, Retry, 
 from ..core.operations import Fire as FireOperation
 from ..core.state import Changes, Instance
 from ..storage import SessionStorage, SessionTxn
-from .commit import Body, batched, dispatch, transaction
+from .commit import Body, batched, dispatch, ran_in_caller, transaction
 from .fired import EachPlan, Fired
 from .hooks import around
 from .host import error_metadata, host_of
@@ -33,6 +33,7 @@ from .inspection import SessionInspection, SessionStorageView, instance_ref
 from .keys import Once, check_key, keyed_body, prior_instances
 from .operator import OperatorActions
 from .signals import instance_status_changed, trigger_fired
+from .typos import warn_if_misspelt
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -146,6 +147,7 @@ class TriggerManager(OperatorActions, SessionInspection):
                 except DispatchError as exc:
                     exc.changes = changes
                     self._announce_fired(changes, operation.fired_kwargs, scheduled)
+                    self.mark_refused(exc.instances, time.time())
                     raise
                 self._announce_fired(changes, operation.fired_kwargs, scheduled)
         return changes
@@ -209,7 +211,11 @@ class TriggerManager(OperatorActions, SessionInspection):
         changes = self.apply(FireOperation(trigger_name, kwargs), wrap=None if once is None else once.wrap)
         if once is not None and once.prior is not None:
             return Fired(once.prior, self, duplicate=True)
-        return Fired([changes.instances[name] for name in changes.ready], self)
+        fired = [changes.instances[name] for name in changes.ready]
+        if fired and ran_in_caller(self.extension):  # the eager runner ran them already: show how they ended
+            fresh = self.instances
+            fired = [fresh.get(i.name, i) for i in fired]
+        return Fired(fired, self)
 
     def fire_each(self, events: Sequence[Sequence[Any]]) -> list[Fired | TriggersError]:
         """Fire several ``(trigger, kwargs[, key])`` events into this session in one
@@ -268,6 +274,8 @@ class TriggerManager(OperatorActions, SessionInspection):
                 plan.results[number] = refused if lost and refused is not None else Fired(instances, self)
             for index in (*plan.prior, *plan.same_as):
                 plan.results[plan.checked[index][0]] = Fired(prior_instances(plan, index, fired), self, duplicate=True)
+        if refused is not None:
+            self.mark_refused(refused.instances, time.time())
         return plan.outcomes()
 
     def _checked_fire(
@@ -278,6 +286,9 @@ class TriggerManager(OperatorActions, SessionInspection):
         problem = check_text(trigger_name, what="a trigger name", limit=MAX_NAME_LENGTH)
         if problem is not None:
             raise InvalidName(problem)
+        configs = self.extension.configs
+        if trigger_name not in configs.watchers:
+            warn_if_misspelt(configs, self.uid, trigger_name)
         if trigger_kwargs is None or (isinstance(trigger_kwargs, Mapping) and not trigger_kwargs):
             return trigger_name, {}  # nothing to check or measure: no settings lookup
         limit = self.extension.max_kwargs_bytes if max_bytes is None else max_bytes

@@ -6,6 +6,7 @@ it with the manager's public :meth:`~OperatorActions.apply`."""
 from __future__ import annotations
 
 import abc
+import logging
 import uuid
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
@@ -16,6 +17,8 @@ from ..core.errors import InvalidStatus
 from ..core.operations import Operation, Redispatch, Replay, SetStatus, Skip
 from ..core.state import Changes, Instance, Status
 from .inspection import instance_ref
+
+logger = logging.getLogger("celery_triggers")
 
 __all__ = ["InstanceRef", "OperatorActions"]
 
@@ -120,6 +123,16 @@ class OperatorActions(abc.ABC):
     def mark_instance_logs_resolved(self, task_instance: InstanceRef) -> Instance:
         """Clear the instance's tracked log level."""
         return self._set(instance_ref(task_instance), None, {"log_level": None, "log_level_name": None})
+
+    def mark_refused(self, names: list[str], now: float) -> None:
+        """Record that the broker refused these instances' newest messages, so
+        that ``redispatch`` and the sweep re-send them at once. Best effort:
+        the caller raises the ``DispatchError`` either way."""
+        for name in names:
+            try:
+                self.apply(SetStatus(name, None, {"dispatch_refused_at": now}))
+            except Exception:  # the refusal is what the caller reports
+                logger.warning("celery-triggers: could not record the refused message of %s", name, exc_info=True)
 
     def redispatch(self, task_instance: InstanceRef, *, expected_token: str | None = None) -> Instance:
         """Send a ``scheduled`` instance's message again, with a new dispatch

@@ -49,3 +49,9 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    @property
+    def default_connection_params(self) -> dict[str, Any]:
+        """No default host: a folder is the broker (kombu would otherwise
+        log "No hostname was supplied" for every connection it clones)."""
+        return {"port": self.default_port}

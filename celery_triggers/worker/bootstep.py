@@ -16,6 +16,7 @@ from ..core.errors import ConfigurationError
 from ..session.extension import extension_of
 from ..storage import mask_url
 from .protocol import wrap_tasks
+from .startup import ping_until_up
 
 __all__ = ["METRICS_STEP_LABEL", "TriggersStep"]
 
@@ -52,7 +53,7 @@ class TriggersStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is 
         reason = None if in_test_process else storage.process_local_reason()
         if reason is not None:
             raise ConfigurationError(reason)
-        storage.ping()  # fail at start-up, not at the first task
+        ping_until_up(parent.app.conf, storage)  # fail at start-up, not at the first task; retried as Celery's broker
         logger.warning(
             "celery-triggers: storage %s, default runner %r, %d trigger task(s) configured",
             mask_url(storage.url),

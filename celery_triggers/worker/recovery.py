@@ -41,7 +41,7 @@ from typing import Any
 from ..core.data import escape_text, normalize_kwargs
 from ..core.engine import tokens_of
 from ..core.errors import CorruptSession, IllegalTransition, InvalidKwargs, StaleDispatch, UnknownInstance
-from ..core.leases import Heartbeat, lease_state, resend_due, since_dispatch
+from ..core.leases import Heartbeat, dispatch_refused, lease_state, resend_due, since_dispatch
 from ..core.operations import Lost
 from ..core.state import IN_FLIGHT, Instance, Status, is_internal
 from ..session.extension import Extension
@@ -239,7 +239,7 @@ def redispatch(
     def resend(manager: TriggerManager, instance: Instance) -> tuple[str, str]:
         sent = since_dispatch(instance)
         age = time.time() - sent if sent is not None else older_than
-        if age < older_than:
+        if age < older_than and not dispatch_refused(instance):
             return "skipped", f"scheduled {age:.0f} s ago, younger than --older-than {older_than:g}"
         if dry_run:
             return "redispatched", "its message never started; would be re-sent with a token added"

@@ -4,7 +4,8 @@ Migrates its SQLite database, creates an admin user, starts ``celery -A shop
 worker`` in a subprocess, fires an order's three events in a shuffled order,
 waits until every instance is resolved, prints them and where to see the
 session in Django's admin. ``--serve`` then keeps the worker and serves the
-admin (Django's ``runserver``) until Ctrl-C.
+admin (Django's ``runserver``) until Ctrl-C or SIGTERM, and stops the
+worker then.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import random
 import secrets
+import signal
 import subprocess
 import sys
 import uuid
@@ -47,6 +49,10 @@ def ensure_admin(data: Path) -> str:
     return secret.read_text()
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # runs the ``finally`` that stops the worker
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--serve", action="store_true", help="then serve the admin until Ctrl-C")
@@ -71,6 +77,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     call_command("migrate", verbosity=0)
     password = ensure_admin(settings.DATA)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
+    # SIGTERM (a service manager, `kill`) ends the run as Ctrl-C does: the worker is stopped too.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     worker = start_worker(env)
     try:
         session = app.triggers.session(f"order-{uuid.uuid4().hex[:8]}")

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ...core.data import display_json
 from ...core.errors import ConfigurationError, TriggersError
 from ...session.host import installed
 from ...session.manager import TriggerManager
@@ -77,12 +78,12 @@ def run_action(manager: TriggerManager, action: str, form: Mapping[str, str]) ->
         if update is not None and not isinstance(update, dict):
             raise ValueError('kwargs per trigger must be an object like {"trigger": {"key": "value"}}')
         clone = manager.replay_failed_instance(instance, kwargs_update=update)
-        return f"replayed {instance} as {clone.name}" + (f" with kwargs {json.dumps(update)}" if update else "")
+        return f"replayed {instance} as {clone.name}" + (f" with kwargs {display_json(update)}" if update else "")
     if action == "skip":
         cascade = form.get("cascade") in ("on", "true", "1")
         result = _json(form, "result", "the result")
         manager.skip_failed_instance(instance, cascade=cascade, result=result)
-        return f"skipped {instance}" + (f", cascading {json.dumps(result)}" if cascade else "")
+        return f"skipped {instance}" + (f", cascading {display_json(result)}" if cascade else "")
     if action == "redispatch":
         sent = manager.redispatch(instance)
         return f"redispatched {instance} (task id {sent.metadata.get('task_id')})"
