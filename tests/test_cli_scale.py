@@ -156,7 +156,9 @@ def test_inspect_json_streams_the_bytes_the_document_built_in_memory_printed(
     now = time.time()
     for uid in ("s-1", "s-items", "s-held", "s-empty"):
         manager = app.triggers.session(uid)
-        expected = json.dumps(reference_view(manager, now), indent=2, sort_keys=True, default=str) + "\n"
+        expected = (
+            json.dumps(reference_view(manager, now), indent=2, sort_keys=True, default=str, ensure_ascii=False) + "\n"
+        )
         assert streamed(manager, now, monkeypatch) == expected, uid
     # And the command prints it (ages aside: the command reads the clock itself)
     printed = run(app, "inspect", "s-1", "--json")
@@ -176,7 +178,9 @@ def test_inspect_json_streams_tasks_unknown_to_the_app_in_their_place(
     _, cli_app = shared_storage_apps(tmp_path)
     manager = cli_app.triggers.session("mixed")
     now = time.time()
-    expected = json.dumps(reference_view(manager, now), indent=2, sort_keys=True, default=str) + "\n"
+    expected = (
+        json.dumps(reference_view(manager, now), indent=2, sort_keys=True, default=str, ensure_ascii=False) + "\n"
+    )
     assert streamed(manager, now, monkeypatch) == expected
 
 

@@ -1,17 +1,18 @@
 """JSON written as it is produced: a document whose long lists are
 iterators (:class:`Stream`) and whose totals are known only once those
-are read (:class:`Later`), printed byte for byte as ``json.dumps(...,
-indent=2, sort_keys=True, default=str)`` prints the same document built
-in memory (keys in sorted order: a :class:`Later` after the streams it
+are read (:class:`Later`), printed byte for byte as ``display_json(...,
+indent=2)`` (``json.dumps`` with sorted keys, text as written) prints the
+same document built in memory (keys in sorted order: a :class:`Later` after the streams it
 follows alphabetically)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
+
+from ..core.data import display_json
 
 __all__ = ["Doc", "Later", "Stream", "echo_stream", "materialize", "write_json"]
 
@@ -36,7 +37,7 @@ class Later:
 
 
 def _plain(value: Any, depth: int) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=str).replace("\n", "\n" + "  " * depth)
+    return display_json(value, indent=2).replace("\n", "\n" + "  " * depth)
 
 
 def write_json(value: Any, write: Callable[[str], None], depth: int = 0) -> None:
@@ -55,7 +56,7 @@ def write_json(value: Any, write: Callable[[str], None], depth: int = 0) -> None
             write("{}")
             return
         for n, key in enumerate(sorted(value)):
-            write(("{\n" if n == 0 else ",\n") + "  " * (depth + 1) + json.dumps(key) + ": ")
+            write(("{\n" if n == 0 else ",\n") + "  " * (depth + 1) + display_json(key) + ": ")
             write_json(value[key], write, depth + 1)
         write("\n" + "  " * depth + "}")
     else:
