@@ -8,7 +8,9 @@ tables match the code, and it builds with no warning.
   ``python -m venv`` and ``pip install`` lines skipped: the checkout is
   installed), and a ``text title="Output"`` block must be what the command
   before it printed.
-- Every other page's ``python`` blocks run in order, in one namespace per
+- The testing how-to's ``python title="test_....py"`` file passes under
+  pytest with a real worker.
+- Every other page's untitled ``python`` blocks run in order, in one namespace per
   page, as a reader would paste them. The pages that go on from the
   concepts page's example app (``app``, ``trigger_task``) get it first;
   code the page calls "your code" (``upstream_down``, ``nothing_to_do``) is
@@ -119,6 +121,23 @@ def test_the_tutorial_followed_literally_works(name: str, tmp_path: Path) -> Non
     assert workers, "the tutorial starts a worker"
     assert outputs_checked >= 1, "the tutorial shows what its commands print"
     assert any("triggers inspect" in line for line in ran)
+
+
+@pytest.mark.slow
+def test_the_testing_page_s_real_worker_example_passes(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The how-to's test file, run by pytest with ``celery.contrib.pytest``
+    (a real worker in a thread, no Docker), passes."""
+    (title, body), *_ = [
+        (info.split('"')[1], body)
+        for lang, info, body in FENCE.findall(page("how-to/testing.md"))
+        if lang == "python" and info.strip().startswith("title=")
+    ]
+    pytester.path.joinpath(title).write_text(body)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    result = pytester.runpytest_subprocess("-p", "celery.contrib.pytest", "-p", "no:cacheprovider", title)
+    result.assert_outcomes(passed=1)
 
 
 # ---------------------------------------------------------------- other pages
