@@ -78,6 +78,16 @@ def _steps(text: str) -> Iterator[tuple[str, str, str]]:
         yield lang, info.strip(), body
 
 
+def _this_python(line: str) -> str:
+    """The command as this interpreter runs it (``celery``, ``python`` and
+    ``django-admin`` from the environment under test, whatever ``PATH`` says)."""
+    for command, module in (("celery ", "celery"), ("python ", None), ("django-admin ", "django")):
+        if line.startswith(command):
+            runner = [sys.executable, "-m", module] if module else [sys.executable]
+            return shlex.join(runner) + " " + line[len(command) :]
+    return line
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", TUTORIALS)
 def test_the_tutorial_followed_literally_works(name: str, tmp_path: Path) -> None:
@@ -99,7 +109,8 @@ def test_the_tutorial_followed_literally_works(name: str, tmp_path: Path) -> Non
                     if not line.strip() or line.startswith(("python -m venv", "pip install")):
                         continue
                     ran.append(line)
-                    if " worker" in line and line.startswith("celery "):
+                    line = _this_python(line)
+                    if " worker" in line and "-m celery " in line:
                         log = (tmp_path / f"worker{len(workers)}.log").open("wb")
                         workers.append(
                             subprocess.Popen(shlex.split(line), cwd=tmp_path, env=env, stdout=log, stderr=log)
