@@ -29,6 +29,7 @@ def test_the_sdist_carries_its_tests_and_they_collect(tmp_path: Path) -> None:
         archive.extractall(tmp_path / "unpacked", filter="data")
     needed = {"LICENSE", "CHANGELOG.md", "README.md", "tests/conftest.py", "tests/servers.py", "tests/worker_app.py"}
     needed |= {"tests/runner_plugin.py", "tests/sim.py", "tests/migrated/proj.py", "docs/storage.md"}
+    needed |= {"mkdocs.yml", "tests/test_docs.py", "docs/tutorial/first-trigger-task.md", "docs/reference/settings.md"}
     needed |= {f"tests/upgrade_fixtures/{name}" for name in ("configs.json", "0.1/sqlite.sql", "0.1/redis.json")}
     needed |= {"tests/upgrade_fixtures/0.1/django-cache-redis.json", "tests/upgrade_fixtures/0.1/django-db.json"}
     assert needed <= names, needed - names

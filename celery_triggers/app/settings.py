@@ -61,7 +61,7 @@ class Option:
     default: Any
     type: str
     doc: str
-    #: The default as the README's settings table shows it (when it is not
+    #: The default as the settings table (docs/reference/settings.md) shows it (when it is not
     #: the default written as code: a computed default, "off", a unit).
     shown: str | None = None
     #: ``count`` and ``seconds``: the smallest value that makes sense.
@@ -73,7 +73,7 @@ class Option:
 
     @property
     def readme_default(self) -> str:
-        """How the README's settings table shows the default."""
+        """How the settings table (docs/reference/settings.md) shows the default."""
         if self.shown is not None:
             return self.shown
         if isinstance(self.default, float) and self.default.is_integer():
