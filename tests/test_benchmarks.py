@@ -83,7 +83,9 @@ def test_side_by_side_quick_prints_every_table(tmp_path: Path) -> None:
     assert float(trips[1]) >= 2, "a trigger task needs the fire's commit and the worker's start and finish"
     for backend in ("redis", "django-cache (redis)", "django-cache (redis, cache API + lock)"):
         scheduled = float(row(out, f"{backend}: per scheduled instance |")[1])
-        assert 0 < scheduled <= float(row(out, f"{backend}: per finished instance |")[1])
+        finished = float(row(out, f"{backend}: per finished instance |")[1])
+        # compact records (format 2): a record finished by status can be smaller than a scheduled one
+        assert scheduled > 0 and finished > 0, backend
     assert float(row(out, "sqlite: per scheduled instance (file growth)")[1]) > 0
 
 
