@@ -15,20 +15,16 @@ passed while no worker ran fires at the first sweep after one starts.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from celery import bootsteps
-
 from ..core.errors import CorruptSession, DispatchError, IllegalTransition, UnknownInstance, UnknownTask
 from ..core.state import INTERNAL_PREFIX, Changes, Status
-from ..session.extension import Extension, extension_of
-from .forks import install as install_fork_gate
+from ..session.extension import Extension
 from .forks import storage_io
-from .sweeper import take_lock
+from .sweeper import PeriodicStep, PeriodicSweep, take_lock
 
 __all__ = ["LOCK_SESSION", "DeadlineOutcome", "DeadlineStep", "DeadlineSweeper", "sweep_deadlines"]
 
@@ -101,22 +97,11 @@ def _expire(
     return DeadlineOutcome(uid, name, "untouched"), changes
 
 
-class DeadlineSweeper:
-    """A thread that sweeps deadlines every ``interval`` seconds while it holds the lock."""
+class DeadlineSweeper(PeriodicSweep):
+    """The deadline sweep, every ``interval`` seconds while it holds the lock."""
 
-    def __init__(self, ext: Extension, interval: float, holder: str):
-        self.ext = ext
-        self.interval = interval
-        self.holder = holder
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="celery-triggers-deadlines", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+    thread_name = "celery-triggers-deadlines"
+    what = "deadline sweep"
 
     def sweep(self) -> list[DeadlineOutcome]:
         with storage_io():
@@ -128,41 +113,14 @@ class DeadlineSweeper:
                 logger.warning("celery-triggers: deadline passed: %s in session %r (%s)", *_fields(outcome))
         return outcomes
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.sweep()
-            except Exception:  # an extension never breaks its host: logged, next sweep in an interval
-                logger.exception("celery-triggers: deadline sweep failed; next in %s s", self.interval)
-
 
 def _fields(outcome: DeadlineOutcome) -> tuple[str, str, str]:
     return outcome.instance, outcome.session, outcome.detail
 
 
-class DeadlineStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is untyped
+class DeadlineStep(PeriodicStep):
     """Runs the deadline sweep in this worker (when it holds the lock)."""
 
     label = "celery-triggers deadlines"
-    requires = ("celery_triggers.worker.lifecycle:LeaseStep",)
-
-    def __init__(self, parent: Any, **kwargs: Any):
-        super().__init__(parent, **kwargs)
-        self.sweeper: DeadlineSweeper | None = None
-        install_fork_gate()  # before the pool forks (see .forks)
-
-    def start(self, parent: Any) -> None:
-        ext = extension_of(parent.app)
-        interval = ext.setting("triggers_deadline_interval") if ext is not None else None
-        if ext is not None and interval:
-            self.sweeper = DeadlineSweeper(ext, float(interval), parent.hostname)
-            self.sweeper.start()
-
-    def stop(self, parent: Any) -> None:
-        if self.sweeper is not None:
-            self.sweeper.stop()
-            self.sweeper = None
-
-    def terminate(self, parent: Any) -> None:
-        """A cold shutdown (or Celery's test worker) stops it too."""
-        self.stop(parent)
+    setting = "triggers_deadline_interval"
+    sweep_class = DeadlineSweeper

@@ -27,7 +27,7 @@ from .forks import install as install_fork_gate
 from .forks import storage_io
 from .recovery import recover
 
-__all__ = ["Sweeper", "SweeperStep", "swept", "take_lock"]
+__all__ = ["PeriodicStep", "PeriodicSweep", "Sweeper", "SweeperStep", "swept", "take_lock"]
 
 logger = logging.getLogger("celery_triggers")
 
@@ -56,16 +56,21 @@ def take_lock(ext: Extension, holder: str, seconds: float, session: str = LOCK_S
     return bool(ext.storage.atomic(session, op))
 
 
-class Sweeper:
-    """A thread that sweeps every ``interval`` seconds while it holds the lock."""
+class PeriodicSweep:
+    """A thread that calls :meth:`sweep` every ``interval`` seconds (a
+    sweep takes the lock first: one worker at a time). A failed sweep is
+    logged, and the next one comes an interval later."""
+
+    #: The thread's name, and what the log calls the sweep.
+    thread_name = "celery-triggers-sweep"
+    what = "sweep"
 
     def __init__(self, ext: Extension, interval: float, holder: str):
         self.ext = ext
         self.interval = interval
         self.holder = holder
-        self.older_than: float = ext.setting("triggers_recover_older_than")
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="celery-triggers-recovery", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -73,6 +78,27 @@ class Sweeper:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+    def sweep(self) -> Any:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sweep()
+            except Exception:  # an extension never breaks its host: logged, next sweep in an interval
+                logger.exception("celery-triggers: %s failed; next in %s s", self.what, self.interval)
+
+
+class Sweeper(PeriodicSweep):
+    """The recovery sweep, every ``interval`` seconds while it holds the lock."""
+
+    thread_name = "celery-triggers-recovery"
+    what = "recovery sweep"
+
+    def __init__(self, ext: Extension, interval: float, holder: str):
+        super().__init__(ext, interval, holder)
+        self.older_than: float = ext.setting("triggers_recover_older_than")
 
     def sweep(self) -> None:
         with storage_io():
@@ -86,30 +112,26 @@ class Sweeper:
                 logger.warning("celery-triggers: recovered %s", action)
         swept.send(sender=self.ext, census=dict(census))
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.sweep()
-            except Exception:  # an extension never breaks its host: logged, next sweep in an interval
-                logger.exception("celery-triggers: recovery sweep failed; next in %s s", self.interval)
 
+class PeriodicStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is untyped
+    """Runs a :class:`PeriodicSweep` in this worker every ``setting``
+    seconds (0 or unset: not at all)."""
 
-class SweeperStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is untyped
-    """Runs the recovery sweep in this worker (when it holds the lock)."""
-
-    label = "celery-triggers sweeper"
     requires = ("celery_triggers.worker.lifecycle:LeaseStep",)
+    #: The interval's setting, and the sweep it runs.
+    setting = ""
+    sweep_class: type[PeriodicSweep] = PeriodicSweep
 
     def __init__(self, parent: Any, **kwargs: Any):
         super().__init__(parent, **kwargs)
-        self.sweeper: Sweeper | None = None
+        self.sweeper: PeriodicSweep | None = None
         install_fork_gate()  # before the pool forks (see .forks)
 
     def start(self, parent: Any) -> None:
         ext = extension_of(parent.app)
-        interval = ext.setting("triggers_recover_interval") if ext is not None else None
+        interval = ext.setting(self.setting) if ext is not None else None
         if ext is not None and interval:
-            self.sweeper = Sweeper(ext, float(interval), parent.hostname)
+            self.sweeper = self.sweep_class(ext, float(interval), parent.hostname)
             self.sweeper.start()
 
     def stop(self, parent: Any) -> None:
@@ -120,3 +142,11 @@ class SweeperStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is u
     def terminate(self, parent: Any) -> None:
         """A cold shutdown (or Celery's test worker) stops it too."""
         self.stop(parent)
+
+
+class SweeperStep(PeriodicStep):
+    """Runs the recovery sweep in this worker (when it holds the lock)."""
+
+    label = "celery-triggers sweeper"
+    setting = "triggers_recover_interval"
+    sweep_class = Sweeper
