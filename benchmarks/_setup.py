@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import platform
+import shutil
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +129,20 @@ def machine() -> str:
     return (
         f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}"
     )
+
+
+@contextmanager
+def optional_redis(tmp: Path) -> Iterator[str | None]:
+    """The URL of a redis-server of the benchmark's own on loopback, running
+    while the block runs (data in ``tmp``); None when none is on PATH."""
+    from tests.servers import RedisServer
+
+    if not shutil.which("redis-server"):
+        yield None
+        return
+    server = RedisServer(tmp)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

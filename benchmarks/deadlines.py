@@ -19,7 +19,6 @@ Starts its own redis-server when one is on PATH. ``--quick``: tiny sizes.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sqlite3
 import tempfile
 import time
@@ -33,7 +32,7 @@ from celery import Celery
 
 from celery_triggers.worker.deadlines import DeadlineSweeper
 
-from ._setup import machine, make_app, median_ms, storage_urls
+from ._setup import machine, make_app, median_ms, optional_redis, storage_urls
 
 CONFIGS = {
     "t_ship": {"after": ["paid", "shipped"], "run": "bench.ship", "within": 3600, "onTimeout": "shipmentLate"},
@@ -179,14 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     pendings = (100, 1000) if args.quick else (1000, 100_000)
     due, repeat, samples = (5, 3, 10) if args.quick else (100, 15, 300)
 
-    from tests.servers import RedisServer
-
     with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(Path(tmp)) if shutil.which("redis-server") else None
-        if server:
-            server.start()
-        try:
-            urls = {"memory": "memory://", **storage_urls(Path(tmp), server.url if server else None, "deadlines")}
+        with optional_redis(Path(tmp)) as redis_url:
+            urls = {"memory": "memory://", **storage_urls(Path(tmp), redis_url, "deadlines")}
             from django.conf import settings
 
             # LocMemCache culls past 300 keys by default: room for the sessions and the buckets.
@@ -198,9 +192,6 @@ def main(argv: list[str] | None = None) -> None:
                 for pending in pendings:
                     sweeps.append((f"{name}, {pending:,} pending", sweep_case(url, pending, due, repeat)))
                 fires.append((name, fire_case(url, samples)))
-        finally:
-            if server:
-                server.stop()
     ms, count = (lambda v: f"{v:.2f}"), (lambda v: "-" if v < 0 else f"{v:.3g}")
     for _, row in fires:
         for kind in ("trips", "commands"):

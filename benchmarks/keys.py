@@ -12,26 +12,15 @@ script calls (round trips) per fire, counted. Starts its own redis-server.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from ._setup import machine, make_app, storage_urls
+from ._setup import machine, make_app, optional_redis, storage_urls, timed
 
 CONFIGS = {"t_page": {"after": ["start"], "andEvery": "page", "run": "bench.page"}}
-
-
-def _block(fire: Any, count: int) -> list[float]:
-    samples = []
-    for _ in range(count):
-        start = time.perf_counter()
-        fire()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def _round_trips(app: Any, fire: Any, count: int) -> float | None:
@@ -80,8 +69,8 @@ def measure(url: str, rounds: int, fires: int) -> dict[str, Any]:
     for number in range(rounds):
         order = [("plain", fire_plain), ("keyed", fire_keyed)]
         for name, fire in order if number % 2 == 0 else order[::-1]:
-            samples[name] += _block(fire, fires)
-        samples["duplicate"] += _block(fire_duplicate, max(1, fires // 4))
+            samples[name] += timed(fire, fires)
+        samples["duplicate"] += timed(fire_duplicate, max(1, fires // 4))
     trips = {name: _round_trips(app, fire, 20) for name, fire in (("plain", fire_plain), ("keyed", fire_keyed))}
     for session in (plain, keyed):
         app.triggers.storage.delete_session(session.uid)
@@ -97,19 +86,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parser.parse_args(argv)
     rounds, fires = (2, 5) if args.quick else (args.rounds, args.fires)
 
-    from tests.servers import RedisServer
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(Path(tmp)) if shutil.which("redis-server") else None
-        if server:
-            server.start()
-        try:
-            for name, url in storage_urls(Path(tmp), server.url if server else None, "keys").items():
+        with optional_redis(Path(tmp)) as redis_url:
+            for name, url in storage_urls(Path(tmp), redis_url, "keys").items():
                 rows.append({"backend": name, **measure(url, rounds, fires)})
-        finally:
-            if server:
-                server.stop()
     print(f"per-fire median (ms), {rounds} interleaved blocks of {fires} fires each; {machine()}")
     print("| backend | fire | fire with a key | ratio | duplicate fire | round trips (plain / key) |")
     print("|---|---|---|---|---|---|")

@@ -18,13 +18,12 @@ million instances, wall time and peak RSS (see :mod:`benchmarks._big`).
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 from pathlib import Path
 
 from celery_triggers.cli.views import session_view, sessions_view
 
-from ._setup import machine, make_app, median_ms, storage_urls, timed
+from ._setup import machine, make_app, median_ms, optional_redis, storage_urls, timed
 
 
 def listing(url: str, sessions: int, runs: int) -> float:
@@ -71,22 +70,14 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, float]]:
         return []
     sessions, instances = (200, 100) if args.quick else (10_000, 5_000)
 
-    from tests.servers import RedisServer
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(Path(tmp)) if shutil.which("redis-server") else None
-        if server:
-            server.start()
-        try:
-            urls = storage_urls(Path(tmp), server.url if server else None, "ops")
+        with optional_redis(Path(tmp)) as redis_url:
+            urls = storage_urls(Path(tmp), redis_url, "ops")
             for name, url in urls.items():
                 list_ms = listing(url.replace("ops", "ops-list"), sessions, args.runs)
                 inspect_ms = inspect(url.replace("ops", "ops-inspect"), instances, args.runs)
                 rows.append((name, list_ms, inspect_ms))
-        finally:
-            if server:
-                server.stop()
     print(f"operator commands, medians of {args.runs} runs (ms); {machine()}")
     print(f"| backend | list {sessions:,} sessions | inspect a {instances:,}-instance session |")
     print("|---|---|---|")

@@ -15,11 +15,10 @@ Starts its own redis-server when one is on PATH.
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 from pathlib import Path
 
-from ._setup import machine, make_app, median_ms, storage_urls, timed
+from ._setup import machine, make_app, median_ms, optional_redis, storage_urls, timed
 
 SIZES = (10, 100, 1000, 5000)
 
@@ -60,23 +59,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     sizes = (10, 50) if args.quick else SIZES
     samples = 20 if args.quick else 200
 
-    from tests.servers import RedisServer
-
     with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(Path(tmp)) if shutil.which("redis-server") else None
-        if server:
-            server.start()
-        try:
+        with optional_redis(Path(tmp)) as redis_url:
             rows = []
-            for name, url in storage_urls(Path(tmp), server.url if server else None, "growth").items():
+            for name, url in storage_urls(Path(tmp), redis_url, "growth").items():
                 for case in CASES:
                     medians = growth(url, case, sizes, samples)
                     rows.append(
                         {"backend": f"{name} ({case})", "medians_ms": medians, "ratio": medians[-1] / medians[0]}
                     )
-        finally:
-            if server:
-                server.stop()
     print(f"per-fire median (ms) by instances already in the session; {samples} fires each; {machine()}")
     print(f"| backend | {' | '.join(str(s) for s in sizes)} | fires/s at {sizes[-1]} | {sizes[-1]}/{sizes[0]} |")
     print("|---|" + "---|" * (len(sizes) + 2))
