@@ -248,9 +248,11 @@ def test_a_worker_refusing_its_storage_at_start_up_does_not_log_the_password(
     tmp_path: Path, redis_server: RedisServer, storage: str
 ) -> None:
     """The worker's start-up check fails loudly on an unreachable or
-    malformed storage; its log names the storage masked."""
+    malformed storage (an unreachable one after its retries, here one, as
+    Celery retries its broker); its log names the storage masked."""
     url = storage.format(closed=free_port())
-    worker = Worker(tmp_path, CT_BROKER=redis_server.url.rsplit("/", 1)[0] + "/1", CT_STORAGE=url)
+    broker = redis_server.url.rsplit("/", 1)[0] + "/1"
+    worker = Worker(tmp_path, CT_BROKER=broker, CT_STORAGE=url, CT_BROKER_MAX_RETRIES="1")
     with pytest.raises(AssertionError, match="worker died at start-up"):
         worker.start()
     log = worker.log.read_text()

@@ -34,6 +34,8 @@ app.conf.update(
     triggers_storages=json.loads(os.environ.get("CT_STORAGES") or "{}"),
     triggers_sesion_ttl=60,  # a typo on purpose: the worker warns about it
 )
+if os.environ.get("CT_BROKER_MAX_RETRIES"):  # how soon the start-up check gives up on an unreachable storage
+    app.conf.broker_connection_max_retries = int(os.environ["CT_BROKER_MAX_RETRIES"])
 Triggers(app)
 for task_class in TASKS:  # class-based trigger tasks, the original framework's way
     app.register_task(task_class())
