@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from celery_triggers import ConfigurationError, InvalidKwargs, InvalidName, InvalidSession, resolve_storage
+from celery_triggers import (
+    ConfigurationError,
+    InvalidKwargs,
+    InvalidName,
+    InvalidSession,
+    TriggersWarning,
+    resolve_storage,
+)
 
 from .conftest import make_app
 
@@ -68,7 +75,9 @@ def test_the_size_limit_is_a_setting() -> None:
     app = make_app(triggers_max_kwargs_bytes=100)
     with pytest.raises(InvalidKwargs, match="more than 100"):
         app.triggers.fire("s", "go", {"x": "y" * 200})
-    app.triggers.fire("s", "go", {"x": "y" * 50})
+    with pytest.warns(TriggersWarning, match="no trigger task is configured"):  # accepted: this app has no tasks
+        app.triggers.fire("s", "go", {"x": "y" * 50})
+    assert app.triggers.session("s").all_latest_kwargs() == {"go": {"x": "y" * 50}}
 
 
 def test_bad_storage_urls_name_the_part_at_fault(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import warnings
 from typing import Any
@@ -413,6 +414,51 @@ def test_a_fired_trigger_one_edit_from_a_waited_one_warns_naming_both(
         session.fire("somethingElse")  # no near neighbour
         app.triggers.fire("typo", "t_computeScore")  # a task's own name, waited for by none, near none
     assert "did you mean" not in caplog.text
+
+
+def test_a_fire_with_no_trigger_task_configured_warns_once_per_app(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that never imported its tasks module (a shell, a script):
+    its fires can schedule nothing, and it says so once, naming the app."""
+    import logging
+
+    from celery_triggers import TriggersWarning
+
+    ours = logging.getLogger("celery_triggers")
+    monkeypatch.setattr(ours, "disabled", False)
+    monkeypatch.setattr(ours, "propagate", True)
+    caplog.set_level(logging.WARNING, logger="celery_triggers")
+    app = make_app("memory://")
+    with pytest.warns(TriggersWarning, match=r"'orderPlaced'.*no trigger task is configured on app .*Import") as got:
+        fired = app.triggers.fire("bare", "orderPlaced")
+    assert list(fired) == [] and len(got) == 1
+    assert got[0].filename == __file__, "the warning points at the caller's fire"
+    assert "no trigger task is configured" in caplog.text, "a log line too"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        app.triggers.fire("bare-2", "orderPlaced")  # said once per app and process
+        own = make_app("memory://")
+
+        @own.task(shared=False, name="proj.x")
+        def x() -> int:
+            return 1
+
+        session = own.triggers.session("own")
+        session.update_configuration({"t_x": {"after": ["orderPlaced"], "run": "proj.x"}})
+        session.fire("orderPlaced")  # the session's own configuration: something to schedule
+        survey, _ = survey_app()
+        survey.triggers.fire("known", "sessionFinalized")  # the app has trigger tasks
+    other = make_app("memory://")
+    with pytest.warns(TriggersWarning, match="no trigger task is configured"):
+        other.triggers.fire("bare", "orderPlaced")  # another app: its own warning
+    bulk = make_app("memory://")
+    with pytest.warns(TriggersWarning, match="no trigger task is configured"):
+        results = bulk.triggers.fire_many([("b1", "orderPlaced"), ("b2", "orderPlaced", {"n": 1})])
+    assert [list(r.scheduled) for r in results] == [[], []]
+    awaited = make_app("memory://")
+    with pytest.warns(TriggersWarning, match="no trigger task is configured"):
+        asyncio.run(awaited.triggers.afire("a1", "orderPlaced"))
 
 
 def test_known_trigger_names_are_computed_once_per_configuration() -> None:

@@ -41,8 +41,10 @@ class TriggersError(Exception):
 
 
 class TriggersWarning(UserWarning):
-    """Something celery-triggers accepted but that is probably a mistake
-    (a fired trigger no task waits for, one edit from one a task does)."""
+    """Something celery-triggers accepted but that is probably a mistake:
+    a fired trigger no task waits for, one edit from one a task does; a fire
+    in a process where no trigger task is configured (its tasks module never
+    imported), said once per app."""
 
 
 class ConfigurationError(TriggersError, ValueError):

@@ -33,7 +33,7 @@ from .inspection import SessionInspection, SessionStorageView, instance_ref
 from .keys import Once, check_key, keyed_body, prior_instances
 from .operator import OperatorActions
 from .signals import instance_status_changed, trigger_fired
-from .typos import warn_if_misspelt
+from .typos import warn_if_misspelt, warn_if_unconfigured
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -161,6 +161,8 @@ class TriggerManager(OperatorActions, SessionInspection):
 
     def _committed(self, changes: Changes, configs: Mapping[str, TaskConfig]) -> None:
         """After the commit: deadlines indexed, status signals and hooks, then dispatch."""
+        if not configs and changes.fired:
+            warn_if_unconfigured(self.extension, self.uid, changes.fired[0])
         if changes.deadlines:
             self.storage.backend.index_deadlines(self.uid, changes.deadlines)
         hooks = self.extension.hooks

@@ -1,18 +1,28 @@
-"""A warning for a fired trigger that is probably misspelt: waited for by
-no task of the app, and within two edits of one that is (``startSesion``
-for ``startSession``). A fire of a known trigger pays one dict lookup; the
-near name is looked up once per configuration and name."""
+"""Warnings for a fire that probably does not do what its author meant.
+
+* A fired trigger that is probably misspelt: waited for by no task of the
+  app, and within two edits of one that is (``startSesion`` for
+  ``startSession``). A fire of a known trigger pays one dict lookup; the
+  near name is looked up once per configuration and name.
+* A fire into a session for which no trigger task is configured at all,
+  neither app-wide nor by the session's own configuration: typically a
+  ``manage.py shell`` or a script that never imported the tasks module
+  (Celery's ``autodiscover_tasks`` imports task modules in a worker, not in
+  every process). Said once per app and process: nothing can be scheduled
+  until the tasks are imported."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import warnings
+import weakref
+from typing import Any
 
 from ..core.config import Configuration
 from ..core.errors import TriggersWarning
 
-__all__ = ["warn_if_misspelt"]
+__all__ = ["warn_if_misspelt", "warn_if_unconfigured"]
 
 logger = logging.getLogger("celery_triggers")
 
@@ -25,6 +35,26 @@ def warn_if_misspelt(configs: Configuration, uid: str, trigger: str) -> None:
         return
     message = (
         f"trigger {trigger!r} (fired into session {uid!r}) is waited for by no task of the app; did you mean {near!r}?"
+    )
+    logger.warning(message)
+    warnings.warn(TriggersWarning(message), stacklevel=_caller_level())
+
+
+#: The extensions (one per app) already warned that nothing is configured.
+_unconfigured: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def warn_if_unconfigured(extension: Any, uid: str, trigger: str) -> None:
+    """Warn once per app and process that a fire found no trigger task
+    configured for its session, so it scheduled nothing."""
+    if extension in _unconfigured:
+        return
+    _unconfigured.add(extension)
+    app = getattr(getattr(extension, "app", None), "main", None)
+    message = (
+        f"trigger {trigger!r} fired into session {uid!r} can schedule nothing: no trigger task is configured "
+        f"on app {app!r} (nor by the session's own configuration). Import the modules that define your trigger "
+        "tasks before firing: Celery's autodiscover_tasks() imports them in a worker, not in a shell or a script"
     )
     logger.warning(message)
     warnings.warn(TriggersWarning(message), stacklevel=_caller_level())
