@@ -146,6 +146,7 @@ def test_celerys_test_worker_starts_and_stops_the_lease_keeper_and_the_sweeper(t
     assert not [t for t in threading.enumerate() if t.name in names and t.is_alive()]
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")  # on purpose
 def test_a_fork_waits_for_the_storage_call_a_worker_thread_is_in() -> None:
     """The lease keeper's and the sweeper's storage calls hold the fork
     gate: a pool process is not forked in the middle of one (it would
