@@ -167,7 +167,7 @@ def rate_row(label: str, ours: Samples, reference: Reference | float, goal: str)
 
 
 def count_row(label: str, ours: float, goal: float) -> str:
-    return f"| {label} | {ours:.1f} | {goal:g} (the goal) | {ours / goal:.2f} | {goal:g} |"
+    return f"| {label} | {ours:.2f} | {goal:g} (the goal) | {ours / goal:.2f} | {goal:g} |"
 
 
 def django_db_rows(samples: list[tuple[float, float, float]] | None) -> list[str]:
