@@ -299,6 +299,12 @@ class Triggers:
         ``storage`` names another by its alias, see ``triggers_storages``)."""
         return self.manager_class(self.storage_for(storage).bind(uid), app=self.app)
 
+    def binder(self, storage: str | None = None) -> Callable[[str], TriggerManager]:
+        """:meth:`session` for many sessions (a bulk fire): the manager class
+        and the storage looked up once, not once per session."""
+        cls, backend, app = self.manager_class, self.storage_for(storage), self.app
+        return lambda uid: cls(backend.bind(uid), app=app)
+
     def fire(
         self,
         session_uid: str,

@@ -4,6 +4,7 @@ worker side) need from the extension installed on an app: the manager's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from ..storage import StorageBackend
@@ -17,6 +18,8 @@ class Extension(Host, Protocol):
     """``app.triggers`` as the producer and the worker see it."""
 
     def session(self, uid: str, storage: str | None = None) -> TriggerManager: ...
+
+    def binder(self, storage: str | None = None) -> Callable[[str], TriggerManager]: ...
 
     def storage_for(self, alias: str | None) -> StorageBackend: ...
 

@@ -236,13 +236,14 @@ class TriggerManager(OperatorActions, SessionInspection):
                 return self.each_committed(plan, changes, configs)
         return plan.outcomes()
 
-    def plan_each(self, events: Sequence[Sequence[Any]]) -> EachPlan:
+    def plan_each(self, events: Sequence[Sequence[Any]], max_bytes: int | None = None) -> EachPlan:
         """:meth:`fire_each` before its transaction: the events checked at
         the edge, and the transaction body (None when no event is valid).
         Bulk firing runs the bodies of many sessions together
         (:meth:`StorageBackend.run_many`), then :meth:`each_committed`."""
         plan = EachPlan(len(events))
-        max_bytes = self.extension.max_kwargs_bytes  # one settings lookup, not one per event
+        if max_bytes is None:  # one settings lookup, not one per event (a bulk fire: one per batch)
+            max_bytes = self.extension.max_kwargs_bytes
         for number, (trigger_name, trigger_kwargs, *rest) in enumerate(events):
             try:
                 key = check_key(rest[0]) if rest and rest[0] is not None else None

@@ -1,0 +1,108 @@
+"""The cyclic garbage collector paused while a bulk fire plans and settles
+(``celery_triggers.producer.collector``), and given back as it was found."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from celery_triggers import Hooks
+from celery_triggers.producer.collector import collection_paused
+
+from .conftest import make_app
+
+
+@pytest.fixture(autouse=True)
+def collector_on() -> Iterator[None]:
+    """Each test starts with the collector on, and leaves it as it was."""
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    (gc.enable if was else gc.disable)()
+
+
+def test_paused_inside_given_back_after_even_when_the_block_raises() -> None:
+    with collection_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ZeroDivisionError), collection_paused():
+        1 / 0  # noqa: B018 - raises
+    assert gc.isenabled()
+
+
+def test_an_application_that_turned_it_off_keeps_it_off() -> None:
+    gc.disable()
+    with collection_paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()
+
+
+def test_nested_and_concurrent_blocks_keep_it_off_until_the_last_ends() -> None:
+    inside, leave = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def other() -> None:
+        with collection_paused():
+            inside.set()
+            leave.wait(10)
+            seen.append(gc.isenabled())
+
+    thread = threading.Thread(target=other)
+    with collection_paused():
+        with collection_paused():
+            thread.start()
+            assert inside.wait(10)
+        assert not gc.isenabled(), "the inner block's end is not the last"
+    assert not gc.isenabled(), "the other thread is still inside"
+    leave.set()
+    thread.join(10)
+    assert seen == [False] and gc.isenabled(), "on again when the last block ended"
+
+
+class _Seen(Hooks):
+    """Whether the collector ran while the batch announced its fires."""
+
+    def __init__(self) -> None:
+        self.enabled: list[bool] = []
+
+    def fired(self, session: Any, trigger: str, kwargs: dict[str, Any], scheduled: list[Any]) -> None:
+        self.enabled.append(gc.isenabled())
+
+
+def _app(hooks: Hooks) -> Any:
+    """Celery's runner on an in-memory broker: the bulk path (an eager runner fires one by one)."""
+    app = make_app("memory://", runner="celery")
+
+    @app.task(name="proj.page", shared=False)
+    def page() -> None: ...
+
+    app.triggers.configure({"t_page": {"after": ["page"], "run": "proj.page"}})
+    app.triggers.add_hooks(hooks)
+    return app
+
+
+def test_fire_many_and_afire_many_pause_it_while_they_settle_and_give_it_back() -> None:
+    seen = _Seen()
+    app = _app(seen)
+    results = app.triggers.fire_many([(f"gc-{n}", "page", {"n": n}) for n in range(20)])
+    assert all(r.ok and [i.name for i in r.scheduled] == ["t_page#0"] for r in results)
+    assert seen.enabled == [False] * 20 and gc.isenabled()
+    seen.enabled.clear()
+    results = asyncio.run(app.triggers.afire_many([(f"agc-{n}", "page", {"n": n}) for n in range(20)]))
+    assert all(r.ok for r in results) and seen.enabled == [False] * 20 and gc.isenabled()
+
+
+def test_a_batch_that_raises_gives_it_back() -> None:
+    class Boom(Hooks):
+        def fired(self, session: Any, trigger: str, kwargs: dict[str, Any], scheduled: list[Any]) -> None:
+            raise RuntimeError("a hook's bug")
+
+    app = _app(Boom())
+    with pytest.raises(RuntimeError, match="a hook's bug"):
+        app.triggers.fire_many([("boom", "page")])
+    assert gc.isenabled()
