@@ -5,7 +5,14 @@ On its own redis-server (loopback), ``fire_many`` of 10,000 events over
 settings, interleaved: Python's defaults, the collector disabled,
 ``gc.freeze()`` after a warm-up, and a first threshold of 50,000. The
 process's collector settings are restored after each; medians of
-``--runs`` rounds (default 5).
+``--runs`` rounds (default 5). ``fire_many`` pauses the collector itself
+while a batch plans and settles (``celery_triggers.producer.collector``),
+so the rows now differ by what happens around the batch only.
+
+``--new-sessions``: each event into a session of its own, new every round
+(the "one event per session" goal of ``python -m benchmarks``), under
+Python's defaults only; run it with ``PYTHONPATH`` set to each of two
+checkouts to compare them.
 """
 
 from __future__ import annotations
@@ -60,8 +67,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 events over 100 sessions (a smoke test)")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--new-sessions", action="store_true", help="each event into a new session of its own")
     args = parser.parse_args(argv)
     n = 1_000 if args.quick else 10_000
+    if args.new_sessions:
+        return {"one event per new session": new_sessions(n, args.runs)}
 
     from tests.servers import RedisServer
 
@@ -96,6 +106,25 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for name, rate in medians.items():
         print(f"| {name} | {rate:.0f} | {rate / base:.2f}x |")
     return medians
+
+
+def new_sessions(n: int, runs: int) -> float:
+    """Events/s of ``fire_many`` of ``n`` events, each into a new session."""
+    from tests.servers import RedisServer
+
+    from .goals import fire_many_per_session
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisServer(Path(tmp))
+        server.start()
+        try:
+            rates = fire_many_per_session(server.url, runs, n)
+        finally:
+            server.stop()
+    rate = statistics.median(rates)
+    print(f"fire_many of {n:,} events, each into a new session, on Redis: {rate:.0f} events/s")
+    print(f"(median of {runs} batches: {', '.join(f'{r:.0f}' for r in rates)}); {machine()}")
+    return rate
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ timing is asserted: speed is measured by the benchmarks, not by tests.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,9 @@ def test_bulk_gc_quick_prints_a_row_per_collector_setting() -> None:
         rate, ratio = row(out, setting)[1:3]
         assert float(rate) > 0 and ratio.endswith("x")
     assert row(out, "Python's defaults")[2] == "1.00x"
+    out = run("benchmarks.bulk_gc", "--quick", "--runs", "2", "--new-sessions")
+    found = re.search(r"each into a new session, on Redis: (\d+) events/s", out)
+    assert found is not None and int(found.group(1)) > 0, out
 
 
 def test_operations_quick_prints_a_row_per_backend() -> None:
