@@ -61,6 +61,22 @@ class Metrics:
             multiprocess_mode="mostrecent",
             **where,
         )
+        #: Labelled children by label values: prometheus_client's ``labels()``
+        #: checks and looks up its arguments at every call (about 4 us).
+        self._fires: dict[str, Any] = {}
+        self._transitions: dict[tuple[str, str], Any] = {}
+
+    def count_fire(self, trigger: str) -> None:
+        child = self._fires.get(trigger)
+        if child is None:
+            child = self._fires[trigger] = self.fires.labels(trigger=trigger)
+        child.inc()
+
+    def count_transition(self, task: str, status: str) -> None:
+        child = self._transitions.get((task, status))
+        if child is None:
+            child = self._transitions[task, status] = self.transitions.labels(task=task, status=status)
+        child.inc()
 
     def census(self, counts: dict[str, int]) -> None:
         """Set the gauge from a sweep's counts (statuses it did not see: 0)."""
@@ -93,11 +109,11 @@ class MetricsHooks(Hooks):
     observe_part = "metrics"
 
     def fired(self, session: TriggerManager, trigger: str, kwargs: dict[str, Any], scheduled: list[Instance]) -> None:
-        metrics().fires.labels(trigger=trigger).inc()
+        metrics().count_fire(trigger)
 
     def instance_changed(self, session: TriggerManager, instance: Instance, old: Status | None, new: Status) -> None:
         found = metrics()
-        found.transitions.labels(task=instance.task, status=new.value).inc()
+        found.count_transition(instance.task, new.value)
         if old is Status.SCHEDULED and new is Status.RUNNING:
             started = instance.metadata.get("started_at")
             scheduled = instance.metadata.get("scheduled_at")
