@@ -6,7 +6,7 @@ settings, interleaved: Python's defaults, the collector disabled,
 ``gc.freeze()`` after a warm-up, and a first threshold of 50,000. The
 process's collector settings are restored after each; medians of
 ``--runs`` rounds (default 5). ``fire_many`` pauses the collector itself
-while a batch plans and settles (``celery_triggers.producer.collector``),
+while a batch runs (``celery_triggers.producer.collector``),
 so the rows now differ by what happens around the batch only.
 
 ``--new-sessions``: each event into a session of its own, new every round

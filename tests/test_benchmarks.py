@@ -53,10 +53,12 @@ def test_side_by_side_quick_prints_every_table(tmp_path: Path) -> None:
     for label in goals:
         ours, reference, ratio = row(out, label)[1:4]
         assert float(ours.split()[0]) > 0 and float(reference.split()[0]) > 0 and float(ratio) > 0
-    per_task, goal, ratio = row(out, "storage round trips per task")[1:4]
+    per_task, goal, ratio = row(out, "storage round trips per task (fire + start + finish)")[1:4]
     assert goal == "2 (the goal)" and float(ratio) == pytest.approx(float(per_task) / 2, abs=0.01)
     in_cascade = float(row(out, "storage round trips per task in a cascade of 10")[1])
-    assert 2.0 <= in_cascade < 2.5, "a start and a finish per task, one fire for the whole cascade"
+    # A start and a finish per task, one fire for the whole cascade (3.0 if each task paid a fire); MONITOR also
+    # counts the worker's own sweeps and heartbeats in that window, hence the room above 2.1.
+    assert 2.0 <= in_cascade < 2.8, "a start and a finish per task, one fire for the whole cascade"
     many, goal, ratio = row(out, "fire_many, one event per session (500 sessions; events/s)")[1:4]
     assert float(many.split()[0]) > 0 and goal == "20000 (the goal)" and float(ratio) > 0
     for state in ("scheduled", "finished", "waiting"):

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from celery_triggers import Hooks
+from celery_triggers.producer import collector
 from celery_triggers.producer.collector import collection_paused
 
 from .conftest import make_app
@@ -62,6 +65,71 @@ def test_nested_and_concurrent_blocks_keep_it_off_until_the_last_ends() -> None:
     leave.set()
     thread.join(10)
     assert seen == [False] and gc.isenabled(), "on again when the last block ended"
+
+
+def test_a_section_that_begins_late_does_not_extend_the_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Overlapping batches cannot keep the collector off for ever: past
+    SHARED_FOR seconds, a new section runs as the collector is and the
+    pause ends with the sections already in it."""
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])  # the module reads time.monotonic()
+    first_in, first_out = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with collection_paused():
+            first_in.set()
+            first_out.wait(10)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_in.wait(10) and not gc.isenabled()
+    now[0] += collector.SHARED_FOR / 2
+    with collection_paused():  # joins: the pause is young
+        pass
+    assert not gc.isenabled(), "the first section is still inside"
+    now[0] += collector.SHARED_FOR
+    with collection_paused():  # does not join: the pause is old
+        first_out.set()
+        thread.join(10)
+        assert gc.isenabled(), "the pause ended with the first section, not with this one"
+    assert gc.isenabled()
+
+
+def test_a_forked_child_gets_its_collector_back() -> None:
+    """A fork while another thread is inside a section: the child has no such
+    thread, so its collector is on again and its count starts from zero."""
+    import os
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with collection_paused():
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=hold)
+    with collection_paused():  # registers the fork handler, as any first use does
+        pass
+    thread.start()
+    assert inside.wait(10) and not gc.isenabled()
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: a fork with threads, on purpose
+        pid = os.fork()
+        if pid == 0:  # the child: report and leave at once
+            before = gc.isenabled()
+            with collection_paused():
+                paused = not gc.isenabled()
+            os.write(write, f"{before} {paused} {gc.isenabled()}".encode())
+            os._exit(0)
+    os.close(write)
+    report = os.read(read, 100).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    leave.set()
+    thread.join(10)
+    assert report == "True True True", report
+    assert gc.isenabled()
 
 
 class _Seen(Hooks):

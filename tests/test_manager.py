@@ -416,6 +416,16 @@ def test_a_fired_trigger_one_edit_from_a_waited_one_warns_naming_both(
     assert "did you mean" not in caplog.text
 
 
+def _unconfigured_warnings(fire: Any) -> list[str]:
+    """The TriggersWarnings ``fire()`` gives about a process with no trigger task."""
+    from celery_triggers import TriggersWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fire()
+    return [str(w.message) for w in caught if issubclass(w.category, TriggersWarning)]
+
+
 def test_a_fire_with_no_trigger_task_configured_warns_once_per_app(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -430,35 +440,60 @@ def test_a_fire_with_no_trigger_task_configured_warns_once_per_app(
     monkeypatch.setattr(ours, "propagate", True)
     caplog.set_level(logging.WARNING, logger="celery_triggers")
     app = make_app("memory://")
-    with pytest.warns(TriggersWarning, match=r"'orderPlaced'.*no trigger task is configured on app .*Import") as got:
+    with pytest.warns(TriggersWarning, match=r"'orderPlaced'.*no trigger task is configured on app .*import") as got:
         fired = app.triggers.fire("bare", "orderPlaced")
     assert list(fired) == [] and len(got) == 1
     assert got[0].filename == __file__, "the warning points at the caller's fire"
     assert "no trigger task is configured" in caplog.text, "a log line too"
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        app.triggers.fire("bare-2", "orderPlaced")  # said once per app and process
-        own = make_app("memory://")
+    assert _unconfigured_warnings(lambda: app.triggers.fire("bare-2", "orderPlaced")) == [], "once per app"
+    own = make_app("memory://")
 
-        @own.task(shared=False, name="proj.x")
-        def x() -> int:
-            return 1
+    @own.task(shared=False, name="proj.x")
+    def x() -> int:
+        return 1
 
-        session = own.triggers.session("own")
-        session.update_configuration({"t_x": {"after": ["orderPlaced"], "run": "proj.x"}})
-        session.fire("orderPlaced")  # the session's own configuration: something to schedule
-        survey, _ = survey_app()
-        survey.triggers.fire("known", "sessionFinalized")  # the app has trigger tasks
+    session = own.triggers.session("own")
+    session.update_configuration({"t_x": {"after": ["orderPlaced"], "run": "proj.x"}})
+    assert _unconfigured_warnings(lambda: session.fire("orderPlaced")) == [], "the session's own configuration"
+    survey, _ = survey_app()
+    assert _unconfigured_warnings(lambda: survey.triggers.fire("known", "sessionFinalized")) == [], "tasks known"
     other = make_app("memory://")
-    with pytest.warns(TriggersWarning, match="no trigger task is configured"):
-        other.triggers.fire("bare", "orderPlaced")  # another app: its own warning
-    bulk = make_app("memory://")
-    with pytest.warns(TriggersWarning, match="no trigger task is configured"):
-        results = bulk.triggers.fire_many([("b1", "orderPlaced"), ("b2", "orderPlaced", {"n": 1})])
-    assert [list(r.scheduled) for r in results] == [[], []]
-    awaited = make_app("memory://")
-    with pytest.warns(TriggersWarning, match="no trigger task is configured"):
-        asyncio.run(awaited.triggers.afire("a1", "orderPlaced"))
+    assert len(_unconfigured_warnings(lambda: other.triggers.fire("bare", "orderPlaced"))) == 1, "another app"
+
+
+@pytest.mark.parametrize("runner", ["eager", "celery"])  # celery: the bulk path (eager fires one by one)
+def test_every_way_to_fire_warns_when_no_trigger_task_is_configured(runner: str) -> None:
+    bulk = make_app("memory://", runner=runner)
+    said = _unconfigured_warnings(
+        lambda: bulk.triggers.fire_many([("b1", "orderPlaced"), ("b2", "orderPlaced", {"n": 1})])
+    )
+    assert len(said) == 1 and "no trigger task is configured" in said[0]
+    assert bulk.triggers.session("b2").all_latest_kwargs() == {"orderPlaced": {"n": 1}}, "both events fired"
+    awaited = make_app("memory://", runner=runner)
+    assert len(_unconfigured_warnings(lambda: asyncio.run(awaited.triggers.afire("a1", "orderPlaced")))) == 1
+
+
+def test_the_warning_of_a_committed_fire_never_makes_it_raise(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Warnings as errors (``-W error``, pytest's ``filterwarnings = error``):
+    the fire is committed when the warning is said, so it returns, and the
+    log line still says it."""
+    import logging
+
+    ours = logging.getLogger("celery_triggers")
+    monkeypatch.setattr(ours, "disabled", False)
+    monkeypatch.setattr(ours, "propagate", True)
+    caplog.set_level(logging.WARNING, logger="celery_triggers")
+    for runner in ("eager", "celery"):
+        app = make_app("memory://", runner=runner)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert list(app.triggers.fire(f"strict-{runner}", "orderPlaced", {"n": 1})) == []
+            results = app.triggers.fire_many([(f"strict-{runner}-{n}", "orderPlaced") for n in range(3)])
+        assert all(r.ok for r in results) and len(results) == 3
+        assert app.triggers.session(f"strict-{runner}").all_latest_kwargs() == {"orderPlaced": {"n": 1}}
+    assert caplog.text.count("no trigger task is configured") == 2, "one log line per app"
 
 
 def test_known_trigger_names_are_computed_once_per_configuration() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import warnings
 import weakref
 from typing import Any
@@ -42,22 +43,30 @@ def warn_if_misspelt(configs: Configuration, uid: str, trigger: str) -> None:
 
 #: The extensions (one per app) already warned that nothing is configured.
 _unconfigured: weakref.WeakSet[Any] = weakref.WeakSet()
+_unconfigured_lock = threading.Lock()
 
 
 def warn_if_unconfigured(extension: Any, uid: str, trigger: str) -> None:
     """Warn once per app and process that a fire found no trigger task
-    configured for its session, so it scheduled nothing."""
-    if extension in _unconfigured:
-        return
-    _unconfigured.add(extension)
+    configured for its session, so it scheduled nothing. Said after the
+    fire's commit: a warnings filter that turns it into an error does not
+    make the committed fire raise (the log line says it all the same)."""
+    with _unconfigured_lock:
+        if extension in _unconfigured:
+            return
+        _unconfigured.add(extension)
     app = getattr(getattr(extension, "app", None), "main", None)
     message = (
         f"trigger {trigger!r} fired into session {uid!r} can schedule nothing: no trigger task is configured "
-        f"on app {app!r} (nor by the session's own configuration). Import the modules that define your trigger "
-        "tasks before firing: Celery's autodiscover_tasks() imports them in a worker, not in a shell or a script"
+        f"on app {app!r}, app-wide or by the session's own configuration (the fire is kept for tasks configured "
+        "later). If your trigger tasks are declared in a module, import it before firing: Celery's "
+        "autodiscover_tasks() imports task modules in a worker, not in a shell or a script"
     )
     logger.warning(message)
-    warnings.warn(TriggersWarning(message), stacklevel=_caller_level())
+    try:
+        warnings.warn(TriggersWarning(message), stacklevel=_caller_level())
+    except Warning:  # "error" filters: the fire is committed, it must not look failed
+        pass
 
 
 def _caller_level() -> int:
