@@ -67,22 +67,28 @@ def test_nested_and_concurrent_blocks_keep_it_off_until_the_last_ends() -> None:
     assert seen == [False] and gc.isenabled(), "on again when the last block ended"
 
 
+def _held_in_a_thread() -> tuple[threading.Event, threading.Thread]:
+    """A thread inside a paused section until the event returned is set."""
+    inside, leave = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with collection_paused():  # the first use registers the fork handler
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert inside.wait(10) and not gc.isenabled()
+    return leave, thread
+
+
 def test_a_section_that_begins_late_does_not_extend_the_pause(monkeypatch: pytest.MonkeyPatch) -> None:
     """Overlapping batches cannot keep the collector off for ever: past
     SHARED_FOR seconds, a new section runs as the collector is and the
     pause ends with the sections already in it."""
     now = [100.0]
     monkeypatch.setattr(time, "monotonic", lambda: now[0])  # the module reads time.monotonic()
-    first_in, first_out = threading.Event(), threading.Event()
-
-    def first() -> None:
-        with collection_paused():
-            first_in.set()
-            first_out.wait(10)
-
-    thread = threading.Thread(target=first)
-    thread.start()
-    assert first_in.wait(10) and not gc.isenabled()
+    first_out, thread = _held_in_a_thread()
     now[0] += collector.SHARED_FOR / 2
     with collection_paused():  # joins: the pause is young
         pass
@@ -100,18 +106,7 @@ def test_a_forked_child_gets_its_collector_back() -> None:
     thread, so its collector is on again and its count starts from zero."""
     import os
 
-    inside, leave = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with collection_paused():
-            inside.set()
-            leave.wait(10)
-
-    thread = threading.Thread(target=hold)
-    with collection_paused():  # registers the fork handler, as any first use does
-        pass
-    thread.start()
-    assert inside.wait(10) and not gc.isenabled()
+    leave, thread = _held_in_a_thread()
     read, write = os.pipe()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: a fork with threads, on purpose
