@@ -132,17 +132,24 @@ def machine() -> str:
 
 
 @contextmanager
-def optional_redis(tmp: Path) -> Iterator[str | None]:
+def redis_server(tmp: Path) -> Iterator[str]:
     """The URL of a redis-server of the benchmark's own on loopback, running
-    while the block runs (data in ``tmp``); None when none is on PATH."""
+    while the block runs (data in ``tmp``)."""
     from tests.servers import RedisServer
 
-    if not shutil.which("redis-server"):
-        yield None
-        return
     server = RedisServer(tmp)
     server.start()
     try:
         yield server.url
     finally:
         server.stop()
+
+
+@contextmanager
+def optional_redis(tmp: Path) -> Iterator[str | None]:
+    """:func:`redis_server`, or None when no redis-server is on PATH."""
+    if not shutil.which("redis-server"):
+        yield None
+        return
+    with redis_server(tmp) as url:
+        yield url

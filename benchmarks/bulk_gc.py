@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._setup import machine, make_app
+from ._setup import machine, make_app, redis_server
 
 
 @contextmanager
@@ -73,8 +73,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.new_sessions:
         return {"one event per new session": new_sessions(n, args.runs)}
 
-    from tests.servers import RedisServer
-
     settings = {
         "Python's defaults": defaults,
         "collector disabled": disabled,
@@ -82,22 +80,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "gc.set_threshold(50_000, 20, 20)": high_threshold,
     }
     rates: dict[str, list[float]] = {name: [] for name in settings}
-    with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(Path(tmp))
-        server.start()
-        try:
-            app = make_app(f"{server.url}?prefix=gc", runner="null")
-            events = [(f"gc-{i % (n // 10)}", "nobody-listens", {"i": i}) for i in range(n)]
-            app.triggers.fire_many(events)  # warm-up: the sessions exist and this process knows them
-            for _ in range(args.runs):
-                for name, setting in settings.items():
-                    with setting():
-                        began = time.perf_counter()
-                        assert all(r.ok for r in app.triggers.fire_many(events))
-                        rates[name].append(n / (time.perf_counter() - began))
-            app.triggers.storage.close()
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as url:
+        app = make_app(f"{url}?prefix=gc", runner="null")
+        events = [(f"gc-{i % (n // 10)}", "nobody-listens", {"i": i}) for i in range(n)]
+        app.triggers.fire_many(events)  # warm-up: the sessions exist and this process knows them
+        for _ in range(args.runs):
+            for name, setting in settings.items():
+                with setting():
+                    began = time.perf_counter()
+                    assert all(r.ok for r in app.triggers.fire_many(events))
+                    rates[name].append(n / (time.perf_counter() - began))
+        app.triggers.storage.close()
     medians = {name: statistics.median(r) for name, r in rates.items()}
     base = medians["Python's defaults"]
     print(f"fire_many of {n:,} events over {n // 10:,} sessions on Redis, medians of {args.runs} rounds; {machine()}")
@@ -110,17 +103,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 def new_sessions(n: int, runs: int) -> float:
     """Events/s of ``fire_many`` of ``n`` events, each into a new session."""
-    from tests.servers import RedisServer
-
     from .goals import fire_many_per_session
 
-    with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(Path(tmp))
-        server.start()
-        try:
-            rates = fire_many_per_session(server.url, runs, n)
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as url:
+        rates = fire_many_per_session(url, runs, n)
     rate = statistics.median(rates)
     print(f"fire_many of {n:,} events, each into a new session, on Redis: {rate:.0f} events/s")
     print(f"(median of {runs} batches: {', '.join(f'{r:.0f}' for r in rates)}); {machine()}")
