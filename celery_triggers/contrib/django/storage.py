@@ -65,6 +65,7 @@ try:
     from .keys import insert_key, stored_key
     from .models import Session, TaskInstance, TaskRecord, TriggerRecord, Waiting
     from .reading import DBReading
+    from .sql import Statements, statements
 except (ImproperlyConfigured, AppRegistryNotReady, RuntimeError) as exc:
     raise ConfigurationError(
         "django-db:// needs a configured Django project with 'celery_triggers.contrib.django' in "
@@ -80,15 +81,16 @@ _SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 class _DBTxn(SessionTxn):
     def __init__(
-        self, uid: str, alias: str, session_id: int | None, configs: Any = None, used_keys: Any = None
+        self, uid: str, alias: str, sid: int | None, configs: Any = None, used_keys: Any = None, sql: Any = None
     ) -> None:
         super().__init__(uid)
+        self.sql: Statements | None = sql  # this database's written-out statements (None: the ORM's)
         #: Idempotency keys: a first attempt assumes a key is new (None) and
         #: its INSERT finds out; the re-run after a used one knows it (a dict);
         #: a re-run that knows nothing (False) reads them.
         self.used_keys = used_keys
         self.alias = alias
-        self.session_id = session_id
+        self.session_id = sid
         self.configs = configs
         #: Instances this transaction read while unstarted: they may have index rows.
         self.indexed: set[str] = set()
@@ -98,6 +100,10 @@ class _DBTxn(SessionTxn):
         if sid is None:
             return {}, {}, {}
         a = self.alias
+        if self.sql is not None:
+            with connections[a].cursor() as cursor:
+                triggers_text, tasks_text, instances_text, self.indexed = self.sql.load(cursor, sid, needs)
+            return triggers_text, tasks_text, instances_text
         instances: dict[str, Raw] = {}
         wanted = Q(name__in=needs.instances) if needs.instances else Q()
         if needs.waiting:
@@ -136,6 +142,10 @@ class _DBTxn(SessionTxn):
         self, triggers: dict[str, dict[str, Any]], tasks: dict[str, dict[str, Any]], instances: dict[str, Instance]
     ) -> None:
         a, sid = self.alias, self._session()
+        if self.sql is not None:
+            with connections[a].cursor() as cursor:
+                self.sql.write(cursor, sid, triggers, tasks, instances, self.indexed)
+            return
         for model, records in ((TriggerRecord, triggers), (TaskRecord, tasks)):
             if records:
                 model.objects.using(a).bulk_create(
@@ -287,7 +297,8 @@ class DjangoDBStorage(DBReading, DBDeadlines, StorageBackend):
         connection = self._prepare(uid)
         try:
             with transaction.atomic(using=self.alias):
-                yield _DBTxn(uid, self.alias, *self._lock(uid, connection, write=write, touch=touch), used_keys)
+                locked = self._lock(uid, connection, write=write, touch=touch)
+                yield _DBTxn(uid, self.alias, *locked, used_keys, statements(self.alias, connection))
         except IntegrityError as exc:
             raise Conflict(f"session {uid!r}: created concurrently; re-run") from exc
         except OperationalError as exc:
