@@ -82,7 +82,12 @@ def fire_many_per_session(redis_url: str, runs: int, n: int) -> Samples:
 
     def run() -> float:
         batch = [(f"one-{uuid.uuid4().hex}", "nobody-listens") for _ in range(n)]
-        return _rate(lambda: app.triggers.fire_many(batch), n)
+        results: list[Any] = []
+        rate = _rate(lambda: results.extend(app.triggers.fire_many(batch)), n)
+        failed = [r for r in results if not r.ok]
+        if failed or len(results) != n:  # a fast failure is not a rate
+            raise RuntimeError(f"fire_many: {len(failed)} of {n} events failed, the first: {failed[:1]}")
+        return rate
 
     run()  # warm-up
     return [run() for _ in range(runs)]

@@ -12,7 +12,7 @@ from celery_triggers.producer.runners import Dispatch, TaskRunner
 from celery_triggers.storage.redis import RedisStorage
 from celery_triggers.storage.redis import batch as redis_batch
 
-from .conftest import make_app, unique_prefix
+from .conftest import make_app, unique_prefix, wait_for
 from .servers import RedisCluster, RedisServer
 
 
@@ -360,6 +360,65 @@ def test_fire_many_after_the_server_lost_its_scripts(redis_server: RedisServer, 
     results = app.triggers.fire_many(events) if mode == "fire_many" else asyncio.run(app.triggers.afire_many(events))
     assert all(r.ok for r in results), results
     assert [i.name for i in results[0].scheduled] == ["t_page#0"]
+
+
+@pytest.mark.parametrize("packer", ["hiredis", "redis-py"])
+def test_a_round_gets_each_reply_in_its_calls_place_and_leaves_the_connection_clean(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, packer: str
+) -> None:
+    """A round packed by hiredis (one call per command) or by redis-py's
+    pipeline (without hiredis): every reply in order over several chunks,
+    an error reply in its place, and the pooled connection fit for the
+    next round."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    echo = client.script_load("return {KEYS[1], ARGV[1]}")
+    if packer == "redis-py":
+        monkeypatch.setattr(redis_batch, "_pack", None)
+    calls: list[Any] = []
+    for n in range(redis_batch.CHUNK + 7):
+        calls.append((echo, [f"k{n}"], [n]) if n % 3 else ("0" * 40, [f"k{n}"], ["lost"]))
+    replies = redis_batch.send(client, calls)
+    assert len(replies) == len(calls)
+    for n, reply in enumerate(replies):
+        if n % 3:
+            assert reply == [f"k{n}".encode(), str(n).encode()]
+        else:
+            assert isinstance(reply, redis.exceptions.NoScriptError), reply
+    assert redis_batch.send(client, calls[1:2]) == [[b"k1", b"1"]]
+    assert client.ping()
+
+
+#: A script that keeps the server busy for 0.3 s.
+_BUSY = """
+local t = redis.call('TIME')
+local began = t[1] * 1000000 + t[2]
+repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - began > 300000
+return 1
+"""
+
+
+@pytest.mark.parametrize("packer", ["hiredis", "redis-py"])
+def test_a_round_whose_reply_times_out_fails_and_its_late_replies_are_never_read(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, packer: str
+) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url, socket_timeout=0.1)
+    echo, busy = client.script_load("return ARGV[1]"), client.script_load(_BUSY)
+    if packer == "redis-py":
+        monkeypatch.setattr(redis_batch, "_pack", None)
+    with pytest.raises(redis.exceptions.TimeoutError):
+        redis_batch.send(client, [(busy, ["k"], []), (echo, ["k"], ["late"])])
+
+    def answers() -> list[Any] | None:
+        try:
+            return redis_batch.send(client, [(echo, ["k"], ["now"])])
+        except redis.exceptions.TimeoutError:
+            return None  # still busy
+
+    assert wait_for(answers, what="the server back") == [b"now"]
 
 
 BULK_PROCESSES, BULK_CALLS, BULK_SESSIONS = 4, 30, 3
