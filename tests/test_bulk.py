@@ -11,6 +11,7 @@ from celery_triggers import DispatchError, InvalidKwargs, InvalidName, Status, T
 from celery_triggers.producer.runners import Dispatch, TaskRunner
 from celery_triggers.storage.redis import RedisStorage
 from celery_triggers.storage.redis import batch as redis_batch
+from celery_triggers.storage.redis import scripts as redis_scripts
 
 from .conftest import make_app, unique_prefix, wait_for
 from .servers import RedisCluster, RedisServer
@@ -375,7 +376,7 @@ def test_a_round_gets_each_reply_in_its_calls_place_and_leaves_the_connection_cl
     client = redis.Redis.from_url(redis_server.url)
     echo = client.script_load("return {KEYS[1], ARGV[1]}")
     if packer == "redis-py":
-        monkeypatch.setattr(redis_batch, "_pack", None)
+        monkeypatch.setattr(redis_scripts, "packer", None)
     calls: list[Any] = []
     for n in range(redis_batch.CHUNK + 7):
         calls.append((echo, [f"k{n}"], [n]) if n % 3 else ("0" * 40, [f"k{n}"], ["lost"]))
@@ -408,7 +409,7 @@ def test_a_round_whose_reply_times_out_fails_and_its_late_replies_are_never_read
     client = redis.Redis.from_url(redis_server.url, socket_timeout=0.1)
     echo, busy = client.script_load("return ARGV[1]"), client.script_load(_BUSY)
     if packer == "redis-py":
-        monkeypatch.setattr(redis_batch, "_pack", None)
+        monkeypatch.setattr(redis_scripts, "packer", None)
     with pytest.raises(redis.exceptions.TimeoutError):
         redis_batch.send(client, [(busy, ["k"], []), (echo, ["k"], ["late"])])
 

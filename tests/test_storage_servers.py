@@ -455,10 +455,19 @@ def test_redis_fires_in_one_round_trip_when_the_process_knows_the_session(redis_
     assert calls == ["_read"], "a read-only operation reads"
 
 
-def test_redis_loads_its_scripts_again_after_the_server_lost_them(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("packer", ["hiredis", "redis-py"])
+def test_redis_loads_its_scripts_again_after_the_server_lost_them(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, packer: str
+) -> None:
     """Given a server that lost its scripts (SCRIPT FLUSH, or a restart),
-    a fire, a worker's start and its finish load them again and go on."""
+    a fire, a worker's start and its finish load them again and go on,
+    whether the calls are packed by hiredis or sent by redis-py."""
     import redis
+
+    from celery_triggers.storage.redis import scripts
+
+    if packer == "redis-py":
+        monkeypatch.setattr(scripts, "packer", None)
 
     app = make_app(f"{redis_server.url}?prefix={unique_prefix()}", runner="celery")
     app.triggers.configure({"t_x": {"after": ["go"], "run": "x"}})

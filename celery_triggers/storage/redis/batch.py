@@ -14,7 +14,7 @@ lone transaction's retries.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Generator, Sequence
 from typing import Any
 
 import redis
@@ -22,7 +22,8 @@ import redis.cluster
 import redis.exceptions
 
 from ..base import Job
-from .scripts import CLIENT_ERRORS, Call
+from . import scripts
+from .scripts import CLIENT_ERRORS, Call, send_packed
 from .transaction import LEFT, Alone, Store, pending, rounds, run_one
 
 __all__ = ["CHUNK", "ROUNDS", "arun_many", "run_many", "send"]
@@ -31,13 +32,6 @@ __all__ = ["CHUNK", "ROUNDS", "arun_many", "run_many", "send"]
 ROUNDS = 4
 #: Script calls per pipeline.
 CHUNK = 500
-
-#: hiredis's packer, where installed (the ``redis`` extra installs it).
-_pack: Callable[[tuple[Any, ...]], bytes] | None
-try:
-    from hiredis import pack_command as _pack
-except ImportError:  # pragma: no cover - the redis extra installs hiredis
-    _pack = None
 
 
 def _steps(store: Store, jobs: Sequence[Job]) -> tuple[list[Any], Generator[list[Call], list[Any], None]]:
@@ -105,46 +99,14 @@ def pipelined(client: Any, calls: list[Call]) -> list[Any]:
 
 def send(client: Any, calls: list[Call]) -> list[Any]:
     """``calls`` through ``client`` in pipelines of :data:`CHUNK`."""
-    if _pack is not None:
-        return _send_packed(client, calls, _pack)
+    if scripts.packer is not None:
+        return send_packed(client, calls, CHUNK)
     replies: list[Any] = []
     for start in range(0, len(calls), CHUNK):
         with client.pipeline(transaction=False) as pipe:
             for sha, keys, args in calls[start : start + CHUNK]:
                 pipe.evalsha(sha, len(keys), *keys, *args)
             replies += pipe.execute(raise_on_error=False)
-    return replies
-
-
-def _send_packed(client: Any, calls: list[Call], pack: Any) -> list[Any]:
-    """What :func:`send` does, the commands packed by hiredis in one call
-    each: redis-py's pipeline checks and encodes every argument in Python
-    first, a fifth of a batch of one-event sessions. The replies are read
-    as a pipeline reads them (an error reply in its call's place). A
-    connection that fails is dropped and the round's calls fail (each
-    event's outcome says so); nothing is re-sent, since a commit whose
-    reply was lost may have gone through."""
-    pool = client.connection_pool
-    try:
-        connection = pool.get_connection()  # redis-py >= 5.3
-    except TypeError:
-        connection = pool.get_connection("EVALSHA")  # earlier releases need a command name
-    replies: list[Any] = []
-    try:
-        for start in range(0, len(calls), CHUNK):
-            chunk = calls[start : start + CHUNK]
-            packed = b"".join(pack(("EVALSHA", sha, len(keys), *keys, *args)) for sha, keys, args in chunk)
-            connection.send_packed_command([packed])  # one write (a list of commands is a write each)
-            for _ in chunk:
-                try:
-                    replies.append(connection.read_response())
-                except redis.exceptions.ResponseError as exc:
-                    replies.append(exc)
-    except BaseException:
-        connection.disconnect()  # replies may be left on the socket
-        raise
-    finally:
-        pool.release(connection)
     return replies
 
 

@@ -24,7 +24,7 @@ from ..urls import mask_url
 from .deadlines import RedisDeadlines
 from .known import Cached, Recent
 from .layout import from_dump
-from .scripts import CLIENT_ERRORS, Call, Scripts
+from .scripts import CLIENT_ERRORS, Call, Scripts, call_one
 from .transaction import read_only, run_one
 
 __all__ = ["RedisStorage"]
@@ -149,15 +149,15 @@ class RedisStorage(RedisDeadlines, StorageBackend):
         return -1 if ttl is None else math.ceil(ttl)
 
     def call(self, call: Call) -> Any:
-        """One script call: ``EVALSHA`` sent as a plain command (a redis-py
-        ``Script`` object checks its client's class on every call); after a
+        """One script call: ``EVALSHA`` packed by hiredis (a redis-py
+        ``Script`` object checks its client's class on every call, and the
+        client encodes every argument in Python); after a
         ``NOSCRIPT`` (a restart, ``SCRIPT FLUSH``) the script is loaded and
         called once more. A cluster client routes through ``Script``."""
         if self.cluster:
             return self.scripts.call(call)
-        sha, keys, args = call
         try:
-            return self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+            return call_one(self.client, call)
         except redis.exceptions.NoScriptError:
             return self.scripts.call(call)  # loads it, then calls it
 
