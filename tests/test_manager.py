@@ -473,6 +473,55 @@ def test_every_way_to_fire_warns_when_no_trigger_task_is_configured(runner: str)
     assert len(_unconfigured_warnings(lambda: asyncio.run(awaited.triggers.afire("a1", "orderPlaced")))) == 1
 
 
+def _line_of(marker: str) -> int:
+    """The line of this file that holds ``marker`` (once)."""
+    with open(__file__, encoding="utf-8") as source:
+        [line] = [n for n, text in enumerate(source, 1) if marker in text and "_line_of" not in text]
+    return line
+
+
+@pytest.mark.parametrize("runner", ["eager", "celery"])  # eager: in a worker thread; celery: the bulk path
+def test_asyncio_fires_warn_at_the_line_that_awaits(runner: str) -> None:
+    """``afire`` (its calls batched in a task of their own, concurrent ones
+    together) and ``afire_many`` give their warnings at the caller's line,
+    as ``fire`` does, not at asyncio's or a worker thread's. (A coroutine
+    handed to asyncio as a task of its own, ``create_task(afire(...))``,
+    has no line of the caller's on its stack: its warnings point at
+    asyncio's.)"""
+    from celery_triggers import TriggersWarning
+
+    app = make_app("memory://", runner=runner)
+
+    @trigger_task(after=["startSession"])
+    @app.task(shared=False, name="proj.t")
+    def t(trigger_kwargs: dict[str, Any]) -> None:
+        return None
+
+    bare, bare_too = make_app("memory://", runner=runner), make_app("memory://", runner=runner)
+
+    async def handler(uid: str) -> None:  # a request handler: concurrent ones are fired in one batch
+        if uid == "typo-two":
+            await app.triggers.afire("typo-two", "startSesion")
+        else:
+            await app.triggers.afire("typo-three", "startSesion")
+
+    async def main() -> None:
+        await app.triggers.afire("typo-one", "startSesion")
+        await asyncio.gather(handler("typo-two"), handler("typo-three"))
+        await app.triggers.afire_many([("typo-four", "startSesion")])
+        await bare.triggers.afire("bare-one", "orderPlaced")
+        await bare_too.triggers.afire_many([("bare-two", "orderPlaced")])
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(main())
+    said = [(w.filename, w.lineno, str(w.message).split("'")[3]) for w in caught if w.category is TriggersWarning]
+    calls = {"typo-one": "afire", "typo-two": "afire", "typo-three": "afire", "typo-four": "afire_many"}
+    calls |= {"bare-one": "afire", "bare-two": "afire_many"}
+    opening = {"afire": "afire(", "afire_many": "afire_many([("}
+    assert said == [(__file__, _line_of(f'{opening[call]}"{uid}"'), uid) for uid, call in calls.items()]
+
+
 def test_the_warning_of_a_committed_fire_never_makes_it_raise(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

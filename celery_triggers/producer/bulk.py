@@ -23,6 +23,7 @@ from ..core.errors import InvalidKwargs, InvalidName, TriggersError
 from ..core.state import Instance
 from ..session.extension import Extension
 from ..session.manager import EachPlan, TriggerManager
+from ..session.typos import call_site, warn_if_misspelt, warnings_at
 from ..storage.base import Job
 from .collector import collection_paused
 from .runners import resolve_runner_class
@@ -227,7 +228,12 @@ async def afire(
     batcher = _batchers.get(asyncio.get_running_loop())
     if batcher is None:
         batcher = _batchers[asyncio.get_running_loop()] = _Batcher()
-    return await batcher.submit(ext, (session, trigger, kwargs, key))
+    configs = ext.configs
+    if isinstance(trigger, str) and trigger not in configs.watchers:  # here, where the warning points at the caller
+        warn_if_misspelt(configs, session, trigger)
+    with warnings_at(call_site(names_checked=True)):  # the batch's task starts in this context
+        future = batcher.submit(ext, (session, trigger, kwargs, key))
+    return await future
 
 
 class _Batcher:
@@ -287,13 +293,14 @@ async def afire_many(ext: Extension, events: Iterable[Event]) -> list[FireResult
     (``redis.asyncio``, the sessions' commits pipelined), elsewhere in a
     worker thread. What follows the commits (dispatch, signals, hooks) runs
     in a worker thread when there is any."""
-    if _runs_in_caller(ext):
-        return await ext.storage.run_sync(fire_many, ext, list(events))
-    bulk = _Bulk(ext, events)
-    outcomes = await ext.storage.arun_many(bulk.jobs)
-    if bulk.settles_in_caller(outcomes):
-        return bulk.settle(outcomes)
-    return await asyncio.to_thread(bulk.settle, outcomes)
+    with warnings_at(call_site()):  # also in the threads started here, which copy the context
+        if _runs_in_caller(ext):
+            return await ext.storage.run_sync(fire_many, ext, list(events))
+        bulk = _Bulk(ext, events)
+        outcomes = await ext.storage.arun_many(bulk.jobs)
+        if bulk.settles_in_caller(outcomes):
+            return bulk.settle(outcomes)
+        return await asyncio.to_thread(bulk.settle, outcomes)
 
 
 def defer_fire(

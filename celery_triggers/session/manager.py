@@ -33,7 +33,7 @@ from .inspection import SessionInspection, SessionStorageView, instance_ref
 from .keys import Once, check_key, keyed_body, prior_instances
 from .operator import OperatorActions
 from .signals import instance_status_changed, trigger_fired
-from .typos import warn_if_misspelt, warn_if_unconfigured
+from .typos import names_checked, warn_if_misspelt, warn_if_unconfigured
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -290,7 +290,7 @@ class TriggerManager(OperatorActions, SessionInspection):
         if problem is not None:
             raise InvalidName(problem)
         configs = self.extension.configs
-        if trigger_name not in configs.watchers:
+        if trigger_name not in configs.watchers and not names_checked():
             warn_if_misspelt(configs, self.uid, trigger_name)
         if trigger_kwargs is None or (isinstance(trigger_kwargs, Mapping) and not trigger_kwargs):
             return trigger_name, {}  # nothing to check or measure: no settings lookup
