@@ -338,6 +338,7 @@ class Bench:
 
         n = 200 if self.quick else 10_000
         app = make_app(f"redis://127.0.0.1:{self.store.port}/0?prefix=bulk", runner="null")
+        app.triggers.configure({"t_pair": {"after": ["left", "right"], "run": "bench.sink"}})  # a task, unfired
         events = [(f"bulk-{i % (n // 10)}", "nobody-listens", {"i": i}) for i in range(n)]
 
         def rate(work: Callable[[], Any], count: int) -> float:

@@ -126,13 +126,21 @@ class _Bulk:
             self.plans[uid] = (manager, manager.plan_each([item[1:] for item in items], max_bytes))
         self.jobs: list[Job] = [(uid, plan.body, plan.prefetch) for uid, (_, plan) in self.plans.items() if plan.body]
 
-    def settle(self, outcomes: Sequence[Any]) -> list[FireResult]:
+    def settle(self, outcomes: list[Any]) -> list[FireResult]:
         """Each session's outcome, in order. A bug (an exception that is not
         a :class:`TriggersError`) in a session's transaction, or one raised
         by a ``_post_fire`` hook, is raised after every other session was
-        settled: what they committed is still dispatched."""
+        settled: what they committed is still dispatched.
+
+        Consumes the batch: its plans and ``outcomes`` are dropped before
+        the collector resumes, which would otherwise walk every one of
+        them once more (a tenth of a 10,000-session batch)."""
         with collection_paused():
-            return self._settle(outcomes)
+            try:
+                return self._settle(outcomes)
+            finally:
+                self.plans, self.jobs, self.sessions = {}, [], {}
+                outcomes.clear()
 
     def _settle(self, outcomes: Sequence[Any]) -> list[FireResult]:
         by_uid = dict(zip((job[0] for job in self.jobs), outcomes, strict=True))
