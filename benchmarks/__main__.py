@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from . import goals
-from ._setup import configure_django, django_db_urls, machine, make_app, median_ms
+from ._setup import ORM_PATH, configure_django, django_db_urls, machine, make_app, median_ms, orm_queries
 from .original import Original, default_venvs
 from .original import start as start_original
 
@@ -295,6 +295,8 @@ class Bench:
             "django-cache (redis, cache API + lock)": "django-cache://redis?prefix=tpa&timeout=none&lock=add",
             **django_db_urls(),
         }
+        if "django-db (postgresql)" in urls:  # the same database through the ORM's queries (other databases' path)
+            urls[ORM_PATH] = urls["django-db (postgresql)"]
         sessions = {}
         for name, url in urls.items():
             app = make_app(
@@ -309,26 +311,32 @@ class Bench:
         rates: dict[str, list[tuple[float, float, float]]] = {name: [] for name in urls}
         for _ in range(self.runs):  # rounds over the backends, so that the machine's noise hits them alike
             for name, session in sessions.items():
-                app = session.app
-                began = time.perf_counter()
-                for _ in range(n):
-                    session.fire("nobody-listens")
-                idle = n / (time.perf_counter() - began)
-                uids = [f"pair-{uuid.uuid4().hex[:8]}" for _ in range(n)]
-                began = time.perf_counter()
-                for uid in uids:
-                    app.triggers.fire(uid, "left")  # a new session: creates an unstarted t_pair instance
-                creating = n / (time.perf_counter() - began)
-                began = time.perf_counter()
-                for uid in uids:
-                    app.triggers.fire(uid, "right")  # completes t_pair: commit + dispatch
-                completing = n / (time.perf_counter() - began)
-                rates[name].append((idle, creating, completing))
+                with orm_queries(name == ORM_PATH):
+                    rates[name].append(self._rates(session, n))
         self.signal.connection_pool.reset()
         import redis
 
         redis.Redis(port=self.broker.port, db=0).delete("bench-sink")
         return rates
+
+    @staticmethod
+    def _rates(session: Any, n: int) -> tuple[float, float, float]:
+        """fire()s/s of ``session``'s app: nobody listening, creating, completing."""
+        app = session.app
+        began = time.perf_counter()
+        for _ in range(n):
+            session.fire("nobody-listens")
+        idle = n / (time.perf_counter() - began)
+        uids = [f"pair-{uuid.uuid4().hex[:8]}" for _ in range(n)]
+        began = time.perf_counter()
+        for uid in uids:
+            app.triggers.fire(uid, "left")  # a new session: creates an unstarted t_pair instance
+        creating = n / (time.perf_counter() - began)
+        began = time.perf_counter()
+        for uid in uids:
+            app.triggers.fire(uid, "right")  # completes t_pair: commit + dispatch
+        completing = n / (time.perf_counter() - began)
+        return idle, creating, completing
 
     def bulk(self) -> dict[str, float]:
         """Redis: ``fire_many`` of events over many sessions and ``afire``
@@ -601,7 +609,7 @@ def main(argv: list[str] | None = None) -> None:
             goals.FIRE_MANY_GOAL,
             f">= {goals.FIRE_MANY_GOAL:,}/s",
         ),
-        *goals.django_db_rows(throughput.get("django-db (postgresql)")),
+        *goals.django_db_rows(throughput.get("django-db (postgresql)"), throughput.get(ORM_PATH)),
     ]
     print("\n".join(goals.table(rows)))
     print("\n## Details\n")

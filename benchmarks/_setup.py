@@ -93,6 +93,28 @@ def django_db_urls() -> dict[str, str]:
     return {names[alias]: f"django-db://{alias}" for alias in settings.DATABASES if alias in names}
 
 
+#: The PostgreSQL row measured through the ORM's queries, as databases
+#: other than PostgreSQL and SQLite take them (and every database did
+#: before the statements were written out): the reference of its goal.
+ORM_PATH = "django-db (postgresql, ORM queries)"
+
+
+@contextmanager
+def orm_queries(active: bool = True) -> Iterator[None]:
+    """``django-db://`` through the ORM's queries while the block runs."""
+    if not active:
+        yield
+        return
+    from celery_triggers.contrib.django import sql
+
+    written_out = sql.statements
+    sql.statements = lambda alias, connection: None
+    try:
+        yield
+    finally:
+        sql.statements = written_out
+
+
 def storage_urls(tmp: Path, redis_url: str | None, tag: str) -> dict[str, str]:
     urls = {"memory": "memory://", "sqlite": f"sqlite:///{tmp / f'{tag}.sqlite3'}"}
     configure_django(redis_url)

@@ -175,13 +175,19 @@ def count_row(label: str, ours: float, goal: float) -> str:
     return f"| {label} | {ours:.2f} | {goal:g} (the goal) | {ours / goal:.2f} | {goal:g} |"
 
 
-def django_db_rows(samples: list[tuple[float, float, float]] | None) -> list[str]:
-    """fire() on ``django-db://`` over PostgreSQL: rates, no reference."""
+def django_db_rows(
+    samples: list[tuple[float, float, float]] | None, orm: list[tuple[float, float, float]] | None = None
+) -> list[str]:
+    """fire() on ``django-db://`` over PostgreSQL, against the same fires
+    through the ORM's queries (measured in the same rounds)."""
     cases = ("nobody listening", "creating an instance", "completing a 2-trigger task, dispatch included")
-    label = "django-db (PostgreSQL) fire(), {} (fires/s)"
+    label = "django-db (PostgreSQL) fire(), {} vs the ORM's queries (fires/s)"
     if not samples:
-        return [f"| {label.format(case)} | not measured (no PostgreSQL here) | - | - | - |" for case in cases]
-    return [rate_row(label.format(case), [s[i] for s in samples], "-", "-") for i, case in enumerate(cases)]
+        return [f"| {label.format(case)} | not measured (no PostgreSQL here) | - | - | >= 2x |" for case in cases]
+    return [
+        rate_row(label.format(case), [s[i] for s in samples], [s[i] for s in orm] if orm else "-", ">= 2x")
+        for i, case in enumerate(cases)
+    ]
 
 
 def original_rates_row(versus: dict[str, tuple[Samples, Reference]]) -> str:

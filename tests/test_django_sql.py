@@ -78,7 +78,7 @@ def _tables(alias: str, uids: list[str]) -> dict[str, Any]:
 def test_the_written_out_statements_store_what_the_orm_stores(
     alias: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from celery_triggers.contrib.django import storage
+    from celery_triggers.contrib.django import sql
 
     url = fresh_django_db(request, alias)
     written_out = _tables(alias, _scenario(url))
@@ -89,7 +89,7 @@ def test_the_written_out_statements_store_what_the_orm_stores(
 
     fresh_django_db(request, alias)
     with monkeypatch.context() as patched:
-        patched.setattr(storage, "statements", lambda alias, connection: None)  # the ORM's path
+        patched.setattr(sql, "statements", lambda alias, connection: None)  # the ORM's path
         through_orm = _tables(alias, _scenario(url))
     assert written_out == through_orm
 

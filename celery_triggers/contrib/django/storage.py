@@ -61,11 +61,12 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the django-db storage needs Django: pip install 'celery-triggers[django]'") from exc
 try:
+    from . import sql
     from .deadlines import DBDeadlines  # its models too
     from .keys import insert_key, stored_key
     from .models import Session, TaskInstance, TaskRecord, TriggerRecord, Waiting
     from .reading import DBReading
-    from .sql import Statements, statements
+    from .sql import Statements
 except (ImproperlyConfigured, AppRegistryNotReady, RuntimeError) as exc:
     raise ConfigurationError(
         "django-db:// needs a configured Django project with 'celery_triggers.contrib.django' in "
@@ -81,10 +82,10 @@ _SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 class _DBTxn(SessionTxn):
     def __init__(
-        self, uid: str, alias: str, sid: int | None, configs: Any = None, used_keys: Any = None, sql: Any = None
+        self, uid: str, alias: str, sid: int | None, configs: Any = None, used_keys: Any = None, written: Any = None
     ) -> None:
         super().__init__(uid)
-        self.sql: Statements | None = sql  # this database's written-out statements (None: the ORM's)
+        self.sql: Statements | None = written  # this database's written-out statements (None: the ORM's)
         #: Idempotency keys: a first attempt assumes a key is new (None) and
         #: its INSERT finds out; the re-run after a used one knows it (a dict);
         #: a re-run that knows nothing (False) reads them.
@@ -298,7 +299,7 @@ class DjangoDBStorage(DBReading, DBDeadlines, StorageBackend):
         try:
             with transaction.atomic(using=self.alias):
                 locked = self._lock(uid, connection, write=write, touch=touch)
-                yield _DBTxn(uid, self.alias, *locked, used_keys, statements(self.alias, connection))
+                yield _DBTxn(uid, self.alias, *locked, used_keys, sql.statements(self.alias, connection))
         except IntegrityError as exc:
             raise Conflict(f"session {uid!r}: created concurrently; re-run") from exc
         except OperationalError as exc:
