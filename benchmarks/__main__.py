@@ -542,6 +542,12 @@ def main(argv: list[str] | None = None) -> None:
         metavar="DIR",
         help="where the original's venv is made and kept between runs (default: %(default)s)",
     )
+    parser.add_argument(
+        "--listings",
+        action="store_true",
+        help="also fill a Redis storage with 1.1M instances and time the operator commands of the goals "
+        "(a few minutes more)",
+    )
     args = parser.parse_args(argv)
     runs = args.runs or (2 if args.quick else 15)
     os.environ["BENCH_TRACK_STARTED"] = "0" if args.untracked else "1"
@@ -572,6 +578,16 @@ def main(argv: list[str] | None = None) -> None:
             if isinstance(original, Original):
                 original.close()
             bench.stop()
+    listings: Any = None
+    sessions, big = (100, 1_000) if args.quick else (10_000, 100_000)
+    if args.listings:  # a Redis storage of its own, filled, each command a subprocess
+        from ._big import COMMANDS, GOALS
+        from ._big import run as run_big
+
+        try:
+            listings = run_big(1 if args.quick else 3, None, False, sessions, 100, big, {g: COMMANDS[g] for g in GOALS})
+        except Exception as exc:  # the rows say so; the rest of the report is still printed
+            listings = f"failed: {exc}"[:200]
     reference = original.describe() if isinstance(original, Original) else original
     print(f"celery-triggers {revision} vs plain Celery and {reference};")
     print(f"{machine()}; load average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end;")
@@ -610,6 +626,7 @@ def main(argv: list[str] | None = None) -> None:
             f">= {goals.FIRE_MANY_GOAL:,}/s",
         ),
         *goals.django_db_rows(throughput.get("django-db (postgresql)"), throughput.get(ORM_PATH)),
+        *goals.listing_rows(listings, sessions * 100 + big, big),
     ]
     print("\n".join(goals.table(rows)))
     print("\n## Details\n")

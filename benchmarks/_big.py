@@ -138,6 +138,10 @@ def measure(args: list[str], storage: str, code: Path | None, tmp: Path) -> tupl
     return float(wall), int(rss_kb) // 1024, out.stat().st_size
 
 
+#: The commands of the speed goals: a listing's first page over the whole
+#: storage, and the JSON of the largest session.
+GOALS = ("sessions --limit 5", f"inspect {BIG} --json")
+
 COMMANDS = {
     "sessions --limit 5": ["sessions", "--limit", "5"],
     "sessions --limit 5 --json": ["sessions", "--limit", "5", "--json"],
@@ -147,13 +151,28 @@ COMMANDS = {
 }
 
 
-def run(runs: int, code: Path | None, legacy: bool, sessions: int, per_session: int, big: int) -> None:
+Results = dict[tuple[str, str], list[tuple[float, int, int]]]
+
+
+def run(
+    runs: int,
+    code: Path | None,
+    legacy: bool,
+    sessions: int,
+    per_session: int,
+    big: int,
+    commands: dict[str, list[str]] | None = None,
+) -> Results:
+    """Fill a Redis storage of its own, time ``commands`` (default: all of
+    :data:`COMMANDS`) as (wall s, peak RSS MB, bytes printed) per run, by
+    command and code, print the table and return the figures."""
     import tempfile
 
     from tests.servers import RedisServer
 
     from ._setup import machine
 
+    commands = COMMANDS if commands is None else commands
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp) / "redis")
         server.directory.mkdir()
@@ -167,15 +186,15 @@ def run(runs: int, code: Path | None, legacy: bool, sessions: int, per_session: 
                 f"filled {total:,} instances ({sessions:,} sessions of {per_session} + one of {big:,}) in {took:.0f} s"
             )
             sides = {"after": None, "before": code} if code else {"after": None}
-            results: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
-            for name, args in COMMANDS.items():
+            results: Results = {}
+            for name, args in commands.items():
                 for _ in range(runs):
                     for side, path in sides.items():  # interleaved
                         results.setdefault((name, side), []).append(measure(args, url, path, Path(tmp)))
             if legacy:
                 stripped = strip_summaries(storage.client, "ops")  # type: ignore[attr-defined]
                 print(f"stripped the kept summary from {stripped:,} states")
-                for name, args in COMMANDS.items():
+                for name, args in commands.items():
                     for _ in range(runs):
                         results.setdefault((name, "after, legacy data"), []).append(measure(args, url, None, Path(tmp)))
             storage.close()
@@ -188,3 +207,4 @@ def run(runs: int, code: Path | None, legacy: bool, sessions: int, per_session: 
         wall = statistics.median(s[0] for s in samples)
         rss = statistics.median(s[1] for s in samples)
         print(f"| `{name}` | {side} | {wall:.2f} | {rss:.0f} | {samples[0][2]:,} |")
+    return results

@@ -218,3 +218,28 @@ def table(rows: Sequence[str]) -> list[str]:
         "|---|---|---|---|---|",
         *rows,
     ]
+
+
+def listing_rows(results: Any, total: int, big: int) -> list[str]:
+    """The operator commands over ``total`` instances on Redis, ``big`` of
+    them in one session (``benchmarks._big``; ``--listings``), against the
+    goal: wall time and peak RSS of the command as a subprocess."""
+    from ._big import BIG, GOALS
+
+    labels = {
+        "sessions --limit 5": f"`celery triggers sessions --limit 5` over {total:,} instances (s, peak RSS MB)",
+        f"inspect {BIG} --json": f"`celery triggers inspect --json` of a {big:,}-instance session (s, peak RSS MB)",
+    }
+    goal = "< 1 s, < 100 MB" if total >= 1_100_000 else "- (the goal is for 1.1M instances)"
+    rows = []
+    for command in GOALS:
+        if isinstance(results, str):  # the measurement failed: why
+            rows.append(f"| {labels[command]} | {results} | - | - | {goal} |")
+            continue
+        samples = results.get((command, "after")) if results else None
+        if not samples:
+            rows.append(f"| {labels[command]} | not measured (python -m benchmarks --listings) | - | - | {goal} |")
+            continue
+        wall, rss = statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+        rows.append(f"| {labels[command]} | {wall:.2f} s, {rss:.0f} MB | {goal} | - | {goal} |")
+    return rows

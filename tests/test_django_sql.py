@@ -6,6 +6,7 @@ while it waits, completed, run and finished with a result, failed, replayed, ski
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -30,6 +31,13 @@ def _scenario(url: str) -> list[str]:
     def next_(trigger_kwargs: dict[str, Any]) -> None:
         return None
 
+    for n in range(3):  # one fire creates three instances at once (rows split under a low parameter limit)
+
+        @trigger_task(after=["wide", "wider"], name=f"t_wide{n}")
+        @app.task(shared=False, name=f"proj.wide{n}")
+        def wide(trigger_kwargs: dict[str, Any]) -> None:
+            return None
+
     @trigger_task(after=["b", "c"])
     @app.task(shared=False, name="proj.pair")
     def pair(trigger_kwargs: dict[str, Any]) -> int:
@@ -43,6 +51,8 @@ def _scenario(url: str) -> list[str]:
         session.fire("b", {"n": 2})  # still waiting (for c): its index rows change
         session.fire("again")  # t_next waits for t_three
         session.fire("c", {"n": 3})  # t_three runs; its finish starts t_next; t_pair fails
+        session.fire("wide")  # three instances wait for "wider"
+        session.fire("wider")  # and all three run
     app.triggers.session("s-two").fire("stop")
     app.triggers.session("s-one").replay_failed_instance("t_pair#0", kwargs_update={"b": {"n": 4}})
     app.triggers.session("s-two").skip_failed_instance("t_pair#0", cascade=True, result=[1])
@@ -74,19 +84,47 @@ def _tables(alias: str, uids: list[str]) -> dict[str, Any]:
     return found
 
 
+@pytest.mark.parametrize("limit", [None, 25], ids=["one-statement", "parameter-limit-25"])
 @pytest.mark.parametrize("alias", ["default", "pg"])
 def test_the_written_out_statements_store_what_the_orm_stores(
-    alias: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    alias: str, limit: int | None, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Also under a parameter limit so low that writes of several rows are
+    split (SQLite's limit, by which the ORM splits its writes too; on
+    SQLite the database itself is held to it)."""
+    import sqlite3
+
+    from django.db import connections
+
     from celery_triggers.contrib.django import sql
 
     url = fresh_django_db(request, alias)
-    written_out = _tables(alias, _scenario(url))
+    connection = connections[alias]
+    written = sql.statements(alias, connection)
+    assert written is not None
+    held = None
+    if limit is not None:
+        monkeypatch.setattr(written, "max_params", limit)
+        if connection.vendor == "sqlite":
+            connection.close()  # a new connection: sqlite3 reuses statements prepared before a limit, unchecked
+            connection.ensure_connection()
+            held = connection.connection
+            before = held.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            held.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+    try:
+        written_out = _tables(alias, _scenario(url))
+    finally:
+        if held is not None:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed after an error: its successor has no limit
+                held.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, before)
     assert written_out["s-one"]["waiting"] == [], "nothing waits at the end of s-one"
     assert written_out["s-two"]["instances"]["t_three#0"]["result"]["a"]["tag"] == "ü"
     assert written_out["s-one"]["instances"]["t_pair#0"]["status"] == "replayed"
     assert written_out["s-two"]["instances"]["t_pair#0"]["status"] == "skipped"
 
+    assert all(
+        written_out[uid]["instances"][f"t_wide{n}#0"]["status"] == "finished" for uid in written_out for n in (0, 1, 2)
+    )
     fresh_django_db(request, alias)
     with monkeypatch.context() as patched:
         patched.setattr(sql, "statements", lambda alias, connection: None)  # the ORM's path
@@ -134,3 +172,36 @@ def test_the_index_follows_each_instance_through_its_triggers(alias: str, reques
     assert rows() == [], "every instance ran"
     statuses = {k: i.status.value for k, i in session.instances.items()}
     assert statuses == dict.fromkeys(("t_every#0", "t_every#1", "t_every#2", "t_three#0"), "finished")
+
+
+def test_a_statement_over_sqlites_parameter_limit_is_a_plain_storage_error_that_changes_nothing(
+    request: pytest.FixtureRequest,
+) -> None:
+    """Not StorageUnavailable (what a worker retries): it would fail again."""
+    import sqlite3
+
+    from django.db import connections
+
+    from celery_triggers import StorageError, StorageUnavailable
+
+    app = make_app(fresh_django_db(request, "default"))
+
+    @trigger_task(after=["go"])
+    @app.task(shared=False, name="proj.one")
+    def one(trigger_kwargs: dict[str, Any]) -> None:
+        return None
+
+    connection = connections["default"]
+    connection.close()  # a new connection: sqlite3 reuses statements prepared before a limit, unchecked
+    connection.ensure_connection()
+    held = connection.connection
+    held.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 3)  # below one instance row's 10
+    try:
+        with pytest.raises(StorageError) as info:
+            app.triggers.fire("s-limit", "go")
+    finally:
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            held.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 250_000)
+    assert not isinstance(info.value, StorageUnavailable), info.value
+    assert "too many SQL variables" in str(info.value)
+    assert app.triggers.session("s-limit").instances == {}, "the transaction rolled back"

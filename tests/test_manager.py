@@ -522,6 +522,39 @@ def test_asyncio_fires_warn_at_the_line_that_awaits(runner: str) -> None:
     assert said == [(__file__, _line_of(f'{opening[call]}"{uid}"'), uid) for uid, call in calls.items()]
 
 
+@pytest.mark.parametrize("runner", ["eager", "celery"])
+def test_a_fire_from_a_receiver_during_an_asyncio_fire_warns_at_the_receivers_line_once(runner: str) -> None:
+    """User code run by an ``afire``/``afire_many`` (a signal receiver here,
+    called in the batch's task or a worker thread) warns at its own line,
+    once, not at the line that awaited, and not never."""
+    from celery_triggers import TriggersWarning, trigger_fired
+
+    app = make_app("memory://", runner=runner)
+
+    @trigger_task(after=["startSession"])
+    @app.task(shared=False, name="proj.t")
+    def t(trigger_kwargs: dict[str, Any]) -> None:
+        return None
+
+    def on_fired(sender: Any, trigger: str, **_: Any) -> None:
+        if trigger == "go":
+            app.triggers.fire("from-a-receiver", "startSesion")
+
+    async def main() -> None:
+        await app.triggers.afire("first", "go")
+        await app.triggers.afire_many([("second", "go")])
+
+    trigger_fired.connect(on_fired, weak=False)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            asyncio.run(main())
+    finally:
+        trigger_fired.disconnect(on_fired)
+    said = [(w.filename, w.lineno) for w in caught if w.category is TriggersWarning]
+    assert said == [(__file__, _line_of('fire("from-a-receiver"'))] * 2, "once per receiver call, at its line"
+
+
 def test_the_warning_of_a_committed_fire_never_makes_it_raise(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -23,7 +24,7 @@ from ..core.errors import InvalidKwargs, InvalidName, TriggersError
 from ..core.state import Instance
 from ..session.extension import Extension
 from ..session.manager import EachPlan, TriggerManager
-from ..session.typos import call_site, warn_if_misspelt, warnings_at
+from ..session.typos import CallSite, call_site, warnings_at
 from ..storage.base import Job
 from .collector import collection_paused
 from .runners import resolve_runner_class
@@ -104,11 +105,11 @@ class _Bulk:
     (:mod:`.collector`): a batch's many live objects made its collections
     cost more than half of a 10,000-session batch."""
 
-    def __init__(self, ext: Extension, events: Iterable[Event]):
+    def __init__(self, ext: Extension, events: Iterable[Event], sites: Sequence[CallSite] | None = None):
         with collection_paused():  # asyncio: no await inside, the event loop runs nothing else meanwhile
-            self._plan(ext, events)
+            self._plan(ext, events, sites)
 
-    def _plan(self, ext: Extension, events: Iterable[Event]) -> None:
+    def _plan(self, ext: Extension, events: Iterable[Event], sites: Sequence[CallSite] | None) -> None:
         self.ext = ext
         self.results, self.sessions = _grouped(events)
         self.plans: dict[str, tuple[TriggerManager, EachPlan]] = {}
@@ -123,7 +124,9 @@ class _Bulk:
             except TriggersError as exc:  # a bad UID: its events only
                 _record(self.results, uid, items, [exc] * len(items))
                 continue
-            self.plans[uid] = (manager, manager.plan_each([item[1:] for item in items], max_bytes))
+            # Planning runs no user code: the warnings it gives point at the line that fired the session's first event.
+            with warnings_at(sites[items[0][0]]) if sites else nullcontext():
+                self.plans[uid] = (manager, manager.plan_each([item[1:] for item in items], max_bytes))
         self.jobs: list[Job] = [(uid, plan.body, plan.prefetch) for uid, (_, plan) in self.plans.items() if plan.body]
 
     def settle(self, outcomes: list[Any]) -> list[FireResult]:
@@ -181,7 +184,7 @@ def _refusing(exc: TriggersError) -> Callable[[str], TriggerManager]:
     return session
 
 
-def fire_many(ext: Extension, events: Iterable[Event]) -> list[FireResult]:
+def fire_many(ext: Extension, events: Iterable[Event], sites: Sequence[CallSite] | None = None) -> list[FireResult]:
     """Fire every event; one :class:`FireResult` per event, in order.
 
     The events of one session are fired in one transaction, in their order
@@ -190,20 +193,24 @@ def fire_many(ext: Extension, events: Iterable[Event]) -> list[FireResult]:
     Redis the transactions of different sessions share round trips (a
     pipeline). With a runner that runs instances in the caller (eager),
     events are fired one by one instead, so that each sees what the
-    previous one ran."""
+    previous one ran. ``sites``: where each event was fired (``afire``),
+    for its warnings."""
     if _runs_in_caller(ext):
-        return _one_by_one(ext, events)
+        return _one_by_one(ext, events, sites)
     with collection_paused():  # the storage's rounds too (see _Bulk)
-        bulk = _Bulk(ext, events)
+        bulk = _Bulk(ext, events, sites)
         return bulk.settle(ext.storage.run_many(bulk.jobs))
 
 
-def _one_by_one(ext: Extension, events: Iterable[Event]) -> list[FireResult]:
+def _one_by_one(ext: Extension, events: Iterable[Event], sites: Sequence[CallSite] | None) -> list[FireResult]:
     results, sessions = _grouped(events)
     for uid, items in sessions.items():
         try:
             manager = ext.session(uid)
-            outcomes: list[Any] = [_one(manager, trigger, kwargs, key) for _, trigger, kwargs, key in items]
+            outcomes: list[Any] = []
+            for number, trigger, kwargs, key in items:
+                with warnings_at(sites[number]) if sites else nullcontext():
+                    outcomes.append(_one(manager, trigger, kwargs, key))
         except TriggersError as exc:
             outcomes = [exc] * len(items)
         _record(results, uid, items, outcomes)
@@ -236,11 +243,9 @@ async def afire(
     batcher = _batchers.get(asyncio.get_running_loop())
     if batcher is None:
         batcher = _batchers[asyncio.get_running_loop()] = _Batcher()
-    configs = ext.configs
-    if isinstance(trigger, str) and trigger not in configs.watchers:  # here, where the warning points at the caller
-        warn_if_misspelt(configs, session, trigger)
-    with warnings_at(call_site(names_checked=True)):  # the batch's task starts in this context
-        future = batcher.submit(ext, (session, trigger, kwargs, key))
+    site = call_site()
+    with warnings_at(site):  # the batch's task starts in this context
+        future = batcher.submit(ext, (session, trigger, kwargs, key), site)
     return await future
 
 
@@ -249,13 +254,13 @@ class _Batcher:
     time: while a batch runs in its thread, new calls gather into the next."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[Extension, Event, asyncio.Future[list[Instance]]]] = []
+        self.pending: list[tuple[Extension, Event, asyncio.Future[list[Instance]], CallSite]] = []
         self.running = False
 
-    def submit(self, ext: Extension, event: Event) -> asyncio.Future[list[Instance]]:
+    def submit(self, ext: Extension, event: Event, site: CallSite) -> asyncio.Future[list[Instance]]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Instance]] = loop.create_future()
-        self.pending.append((ext, event, future))
+        self.pending.append((ext, event, future, site))
         if not self.running:
             self.running = True
             loop.call_soon(lambda: loop.create_task(self._flush()))  # after the other ready callers submitted
@@ -265,7 +270,7 @@ class _Batcher:
         try:
             while self.pending:
                 batch, self.pending = self.pending, []
-                by_app: dict[int, list[tuple[Extension, Event, asyncio.Future[list[Instance]]]]] = {}
+                by_app: dict[int, list[tuple[Extension, Event, asyncio.Future[list[Instance]], CallSite]]] = {}
                 for item in batch:
                     by_app.setdefault(id(item[0]), []).append(item)
                 for items in by_app.values():
@@ -274,17 +279,17 @@ class _Batcher:
             self.running = False
 
     @staticmethod
-    async def _fire(items: list[tuple[Extension, Event, asyncio.Future[list[Instance]]]]) -> None:
+    async def _fire(items: list[tuple[Extension, Event, asyncio.Future[list[Instance]], CallSite]]) -> None:
         try:
-            results = await afire_many(items[0][0], [event for _, event, _ in items])
+            results = await afire_many(items[0][0], [item[1] for item in items], [item[3] for item in items])
         except BaseException as exc:  # handed to every waiting caller
-            for _, _, future in items:
+            for _, _, future, _ in items:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise  # cancelled, or the interpreter is exiting
             return
-        for (_, _, future), result in zip(items, results, strict=True):
+        for (_, _, future, _), result in zip(items, results, strict=True):
             if future.done():  # the caller was cancelled
                 continue
             if result.error is not None:
@@ -296,15 +301,18 @@ class _Batcher:
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batcher] = weakref.WeakKeyDictionary()
 
 
-async def afire_many(ext: Extension, events: Iterable[Event]) -> list[FireResult]:
+async def afire_many(
+    ext: Extension, events: Iterable[Event], sites: Sequence[CallSite] | None = None
+) -> list[FireResult]:
     """:func:`fire_many` without blocking the event loop: on Redis natively
     (``redis.asyncio``, the sessions' commits pipelined), elsewhere in a
     worker thread. What follows the commits (dispatch, signals, hooks) runs
-    in a worker thread when there is any."""
+    in a worker thread when there is any. ``sites``: where each event was
+    fired (``afire``'s calls), for the warnings of its planning."""
     with warnings_at(call_site()):  # also in the threads started here, which copy the context
         if _runs_in_caller(ext):
-            return await ext.storage.run_sync(fire_many, ext, list(events))
-        bulk = _Bulk(ext, events)
+            return await ext.storage.run_sync(fire_many, ext, list(events), sites)
+        bulk = _Bulk(ext, events, sites)
         outcomes = await ext.storage.arun_many(bulk.jobs)
         if bulk.settles_in_caller(outcomes):
             return bulk.settle(outcomes)

@@ -19,13 +19,14 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.config import Configuration, TaskConfig, parse_configs
-from ..core.data import MAX_NAME_LENGTH, MAX_UID_LENGTH, check_text, normalize_kwargs
-from ..core.errors import DispatchError, InvalidName, InvalidSession, TriggersError, UnknownTask
+from ..core.data import normalize_kwargs
+from ..core.errors import DispatchError, TriggersError, UnknownTask
 from ..core.operations import Expire, Fail, Finish, FireEach, Operation, Retry, Skip
 from ..core.operations import Fire as FireOperation
 from ..core.state import Changes, Instance
 from ..storage import SessionStorage, SessionTxn
 from .commit import Body, batched, dispatch, ran_in_caller, transaction
+from .edge import checked_event, checked_uid
 from .fired import EachPlan, Fired
 from .hooks import around
 from .host import error_metadata, host_of
@@ -33,7 +34,7 @@ from .inspection import SessionInspection, SessionStorageView, instance_ref
 from .keys import Once, check_key, keyed_body, prior_instances
 from .operator import OperatorActions
 from .signals import instance_status_changed, trigger_fired
-from .typos import names_checked, warn_if_misspelt, warn_if_unconfigured
+from .typos import warn_if_unconfigured
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -284,25 +285,10 @@ class TriggerManager(OperatorActions, SessionInspection):
     def _checked_fire(
         self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None, max_bytes: int | None = None
     ) -> tuple[str, dict[str, Any]]:
-        """The trigger name and kwargs (and the session's UID), checked at the edge."""
-        self._check_uid()
-        problem = check_text(trigger_name, what="a trigger name", limit=MAX_NAME_LENGTH)
-        if problem is not None:
-            raise InvalidName(problem)
-        configs = self.extension.configs
-        if trigger_name not in configs.watchers and not names_checked():
-            warn_if_misspelt(configs, self.uid, trigger_name)
-        if trigger_kwargs is None or (isinstance(trigger_kwargs, Mapping) and not trigger_kwargs):
-            return trigger_name, {}  # nothing to check or measure: no settings lookup
-        limit = self.extension.max_kwargs_bytes if max_bytes is None else max_bytes
-        return trigger_name, normalize_kwargs(trigger_kwargs, what=f"trigger {trigger_name!r}", max_bytes=limit)
+        return checked_event(self.extension, self.uid, trigger_name, trigger_kwargs, max_bytes)
 
     def _check_uid(self) -> None:
-        """A session written to must have a UID that forges no output line
-        (storage still reads one stored before that rule: see ``check_uid``)."""
-        problem = check_text(self.uid, what="a session UID", limit=MAX_UID_LENGTH)
-        if problem is not None:
-            raise InvalidSession(problem)
+        checked_uid(self.uid)
 
     # -- the worker protocol (celery_triggers.worker.protocol) ---------------
     def start_instance(

@@ -11,10 +11,14 @@
   every process). Said once per app and process: nothing can be scheduled
   until the tasks are imported.
 
-Both point at the user's line that fired. Where the fire runs away from
-that line (``afire`` calls batched in a task of their own, the settling of
-``afire_many`` in a worker thread), the coroutine that fired names its line
-first (:func:`warnings_at`), and the warnings are given there."""
+Both point at the user's line that fired: the first frame outside
+celery-triggers. Where the fire runs away from that line (``afire`` calls
+batched in a task of their own, ``afire_many`` settling in a worker
+thread), that frame is the event loop's or the thread pool's; the
+coroutine that fired names its line first (:func:`warnings_at`), and such
+warnings are given there. User code run from there (a receiver, a hook, an
+eager task's body) has its own lines on the stack, and its fires warn at
+them."""
 
 from __future__ import annotations
 
@@ -32,41 +36,47 @@ from typing import Any
 from ..core.config import Configuration
 from ..core.errors import TriggersWarning
 
-__all__ = ["CallSite", "call_site", "names_checked", "warn_if_misspelt", "warn_if_unconfigured", "warnings_at"]
+__all__ = ["CallSite", "call_site", "warn_if_misspelt", "warn_if_unconfigured", "warnings_at"]
 
 logger = logging.getLogger("celery_triggers")
 
 
 @dataclass(frozen=True)
 class CallSite:
-    """The user's line a fire came from, for warnings given elsewhere."""
+    """The user's line a fire came from, for warnings given where no line
+    of the user's is on the stack."""
 
     filename: str
     lineno: int
     module_globals: dict[str, Any]
-    #: The fire's trigger names were checked for typos at that line already.
-    names_checked: bool = False
 
 
 _site: contextvars.ContextVar[CallSite | None] = contextvars.ContextVar("celery_triggers_call_site", default=None)
 
+#: Modules that run other code (an event loop, a thread pool, asgiref's
+#: bridges): a stack whose first frame outside celery-triggers is one of
+#: theirs has no line of the user's on it.
+_PLUMBING = ("asyncio.", "concurrent.futures", "threading", "asgiref.")
 
-def call_site(*, names_checked: bool = False) -> CallSite:
-    """The first frame outside celery-triggers on the current stack (the
-    user's line), or the site already set in this context."""
+
+def call_site() -> CallSite:
+    """The user's line: the first frame outside celery-triggers on the
+    current stack, or, when that frame is plumbing, the site this context
+    was given (:func:`warnings_at`)."""
+    frame, _ = _user_frame(sys._getframe(1))
     known = _site.get()
-    if known is not None:
+    if known is not None and _plumbing(frame):
         return known
-    frame = sys._getframe(1)
-    while frame.f_back is not None and _ours(frame):
-        frame = frame.f_back
-    return CallSite(frame.f_code.co_filename, frame.f_lineno, frame.f_globals, names_checked)
+    return CallSite(frame.f_code.co_filename, frame.f_lineno, frame.f_globals)
 
 
 @contextmanager
 def warnings_at(site: CallSite) -> Iterator[None]:
     """Warnings given in this context (and in the tasks and threads it
-    starts, which copy it) point at ``site``."""
+    starts, which copy it) point at ``site`` when no line of the user's is
+    on their stack. User code called from there (a signal receiver, a
+    hook, an eager task's body) has its own lines on the stack: its fires
+    warn there."""
     token = _site.set(site)
     try:
         yield
@@ -74,16 +84,27 @@ def warnings_at(site: CallSite) -> Iterator[None]:
         _site.reset(token)
 
 
-def names_checked() -> bool:
-    """The fire being planned had its trigger names checked where it was called."""
-    site = _site.get()
-    return site is not None and site.names_checked
+def _user_frame(frame: Any) -> tuple[Any, int]:
+    """The first frame outside celery-triggers from ``frame`` up, and its
+    stack level counted from ``frame`` (1: ``frame`` itself)."""
+    level = 1
+    while frame.f_back is not None and _ours(frame):
+        frame = frame.f_back
+        level += 1
+    return frame, level
+
+
+def _plumbing(frame: Any) -> bool:
+    return str(frame.f_globals.get("__name__", "")).startswith(_PLUMBING)
 
 
 def _warn(message: str) -> None:
+    """Warn at the user's line: the first frame outside celery-triggers, or
+    the site of this context when that frame is plumbing."""
+    frame, level = _user_frame(sys._getframe(1))
     site = _site.get()
-    if site is None:
-        warnings.warn(TriggersWarning(message), stacklevel=_caller_level())
+    if site is None or not _plumbing(frame):
+        warnings.warn(TriggersWarning(message), stacklevel=level + 1)  # +1: this function's own frame
         return
     module_globals = site.module_globals
     warnings.warn_explicit(
@@ -140,14 +161,3 @@ def warn_if_unconfigured(extension: Any, uid: str, trigger: str) -> None:
 
 def _ours(frame: Any) -> bool:
     return str(frame.f_globals.get("__name__", "")).startswith("celery_triggers.")
-
-
-def _caller_level() -> int:
-    """The stack level, for :func:`warnings.warn` called by :func:`_warn`,
-    of the first frame outside celery-triggers (the user's fire)."""
-    frame = sys._getframe(2)  # the caller of _warn: stack level 2 for warnings.warn in _warn
-    level = 2
-    while frame.f_back is not None and _ours(frame):
-        frame = frame.f_back
-        level += 1
-    return level

@@ -14,7 +14,8 @@ SQL; every value is a parameter.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ...core.data import dumps
@@ -56,6 +57,9 @@ class Statements:
             pairs = ", ".join(f"'{f}', json({q(f)})" if f in _JSON_FIELDS else f"'{f}', {q(f)}" for f in _FIELDS)
             self.record = f"json_object({pairs})"
         self.conflict = f"ON CONFLICT ({q('session_id')}, {q('name')})"
+        #: Parameters one statement may take (SQLite's limit, as the ORM
+        #: splits its bulk writes by it); None: no limit (PostgreSQL).
+        self.max_params: int | None = None if self.postgres else connection.features.max_query_params
         self.instance_columns = ", ".join(q(c) for c in ("session_id", "name", *_FIELDS))
         self.instance_values = "(%s, %s, %s, %s, %s, " + _marks(5, self.json) + ")"
         self.instance_update = ", ".join(f"{q(f)} = EXCLUDED.{q(f)}" for f in _FIELDS)
@@ -128,18 +132,16 @@ class Statements:
         instances that are unstarted now, none left for those that were
         (``indexed``: the unstarted instances the operation read)."""
         q = self.q
-        statements: list[tuple[str, list[Any]]] = []
+        upserts: list[_Insert] = []
+        record_columns = f"({q('session_id')}, {q('name')}, {q('data')})"
         for table, records in ((self.trigger_table, triggers), (self.task_table, tasks)):
             if records:
-                values = ", ".join([f"(%s, %s, {self.json})"] * len(records))
-                params: list[Any] = []
-                for key, record in records.items():
-                    params += (sid, key, dumps(record))
-                statements.append(
-                    (
-                        f"INSERT INTO {table} ({q('session_id')}, {q('name')}, {q('data')}) VALUES {values} "
-                        f"{self.conflict} DO UPDATE SET {q('data')} = EXCLUDED.{q('data')}",
-                        params,
+                upserts.append(
+                    _Insert(
+                        f"INSERT INTO {table} {record_columns} VALUES ",
+                        f"(%s, %s, {self.json})",
+                        [(sid, key, dumps(record)) for key, record in records.items()],
+                        f" {self.conflict} DO UPDATE SET {q('data')} = EXCLUDED.{q('data')}",
                     )
                 )
         reindex = [k for k, i in instances.items() if i.status is Status.UNSTARTED or k in indexed]
@@ -150,39 +152,48 @@ class Statements:
             if instances[k].status is Status.UNSTARTED
             for trigger in instances[k].awaiting
         ]
+        upserted: _Insert | None = None
         if instances:
-            params = []
-            for key, instance in instances.items():
-                params += (sid, key, *_columns(instance))
-            returning = f" RETURNING {q('name')}, {q('id')}" if reindex else ""
-            statements.append(
-                (
-                    f"INSERT INTO {self.instance_table} ({self.instance_columns}) "
-                    f"VALUES {', '.join([self.instance_values] * len(instances))} "
-                    f"{self.conflict} DO UPDATE SET {self.instance_update}{returning}",
-                    params,
-                )
+            upserted = _Insert(
+                f"INSERT INTO {self.instance_table} ({self.instance_columns}) VALUES ",
+                self.instance_values,
+                [(sid, key, *_columns(instance)) for key, instance in instances.items()],
+                f" {self.conflict} DO UPDATE SET {self.instance_update}"
+                + (f" RETURNING {q('name')}, {q('id')}" if reindex else ""),
             )
+            upserts.append(upserted)
         if self.postgres and not (unindex and rows):
-            self._write_together(cursor, sid, statements, unindex, rows)
+            self._write_together(cursor, sid, [u.statement(u.rows) for u in upserts], unindex, rows)
             return
         ids: dict[str, int] = {}
-        for sql, params in statements:
-            cursor.execute(sql, params)
-        if reindex:
-            ids = dict(cursor.fetchall())
-        if unindex:
+        for upsert in upserts:
+            for part in self._parts(upsert.rows):
+                cursor.execute(*upsert.statement(part))
+                if upsert is upserted and reindex:
+                    ids.update(cursor.fetchall())
+        for part in self._parts([(ids[k],) for k in unindex]):
             cursor.execute(
                 f"DELETE FROM {self.waiting_table} WHERE {q('session_id')} = %s "
-                f"AND {q('instance_id')} IN ({_marks(len(unindex))})",
-                [sid, *(ids[k] for k in unindex)],
+                f"AND {q('instance_id')} IN ({_marks(len(part))})",
+                [sid, *(row[0] for row in part)],
             )
-        if rows:
-            cursor.execute(
-                f"INSERT INTO {self.waiting_table} ({q('session_id')}, {q('task')}, {q('trigger')}, "
-                f"{q('instance_id')}) VALUES {', '.join(['(%s, %s, %s, %s)'] * len(rows))}",
-                [value for name, task, trigger in rows for value in (sid, task, trigger, ids[name])],
-            )
+        index = _Insert(
+            f"INSERT INTO {self.waiting_table} ({q('session_id')}, {q('task')}, {q('trigger')}, {q('instance_id')}) "
+            "VALUES ",
+            "(%s, %s, %s, %s)",
+            [(sid, task, trigger, ids[name]) for name, task, trigger in rows],
+        )
+        for part in self._parts(index.rows):
+            cursor.execute(*index.statement(part))
+
+    def _parts(self, rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
+        """``rows`` in as few statements as the parameter limit allows (the
+        rows of one statement: one part on PostgreSQL)."""
+        if not rows:
+            return
+        per = len(rows) if self.max_params is None else max(1, self.max_params // (len(rows[0]) + 1))
+        for start in range(0, len(rows), per):
+            yield rows[start : start + per]
 
     def _write_together(
         self,
@@ -223,6 +234,24 @@ class Statements:
         else:
             main = "SELECT 1"
         cursor.execute(f"WITH {', '.join(clauses)} {main}", params)
+
+
+@dataclass(frozen=True)
+class _Insert:
+    """An ``INSERT`` of many rows: ``head``, one ``row`` (its marks) per
+    row, ``tail``."""
+
+    head: str
+    row: str
+    rows: list[tuple[Any, ...]]
+    tail: str = ""
+
+    def statement(self, rows: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
+        """The SQL for ``rows`` (all of :attr:`rows`, or a part) and its parameters."""
+        return (
+            self.head + ", ".join([self.row] * len(rows)) + self.tail,
+            [value for row in rows for value in row],
+        )
 
 
 def _columns(instance: Instance) -> Iterable[Any]:

@@ -103,7 +103,8 @@ class _DBTxn(SessionTxn):
         a = self.alias
         if self.sql is not None:
             with connections[a].cursor() as cursor:
-                triggers_text, tasks_text, instances_text, self.indexed = self.sql.load(cursor, sid, needs)
+                triggers_text, tasks_text, instances_text, unstarted = self.sql.load(cursor, sid, needs)
+            self.indexed |= unstarted
             return triggers_text, tasks_text, instances_text
         instances: dict[str, Raw] = {}
         wanted = Q(name__in=needs.instances) if needs.instances else Q()
@@ -218,8 +219,8 @@ class DjangoDBStorage(DBReading, DBDeadlines, StorageBackend):
     #: The database could not be reached: connection refused, lost or timed out.
     connection_errors = (OperationalError, InterfaceError)
     #: ... except what these say (lower case): a missing table or database,
-    #: refused credentials.
-    _NOT_TRANSIENT = ("no such table", "does not exist", "authentication failed", "permission denied")
+    #: refused credentials, a statement over SQLite's parameter limit.
+    _NOT_TRANSIENT = ("no such table", "does not exist", "authentication failed", "permission denied", "too many sql")
 
     def __init__(self, url: str, **_: Any):
         super().__init__(url)

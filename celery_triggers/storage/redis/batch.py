@@ -99,7 +99,7 @@ def pipelined(client: Any, calls: list[Call]) -> list[Any]:
 
 def send(client: Any, calls: list[Call]) -> list[Any]:
     """``calls`` through ``client`` in pipelines of :data:`CHUNK`."""
-    if scripts.packer is not None:
+    if scripts.packer is not None and isinstance(client, redis.Redis):
         return send_packed(client, calls, CHUNK)
     replies: list[Any] = []
     for start in range(0, len(calls), CHUNK):

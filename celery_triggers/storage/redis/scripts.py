@@ -119,10 +119,11 @@ def send_packed(client: Any, calls: list[Call], chunk_size: int) -> list[Any]:
 
 
 def call_one(client: Any, call: Call) -> Any:
-    """One script call on ``client`` (not a cluster's), as
-    :func:`send_packed` sends many; an error reply is raised."""
+    """One script call on ``client``, as :func:`send_packed` sends many
+    (a cluster's client, which a Django cache may hand the storage, as
+    redis-py sends it); an error reply is raised."""
     sha, keys, args = call
-    if packer is None:
+    if packer is None or not isinstance(client, redis.Redis):  # a cluster's client routes calls itself
         return client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
     reply = send_packed(client, [call], 1)[0]
     if isinstance(reply, Exception):
