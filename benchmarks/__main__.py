@@ -20,7 +20,11 @@ process (prefork, 2 processes), then runs:
    reference / ratio, with ``fire()`` and the bytes per instance of the
    original framework measured on the same redis-server (``--original
    PATH``: installed from that source checkout into a side venv, see
-   :mod:`benchmarks.original`; without it those rows say "not measured").
+   :mod:`benchmarks.original`; without it those rows say "not measured");
+7. the operator commands of the goals over 1.1 million instances on a
+   Redis of their own (``sessions --limit 5``, ``inspect --json`` of a
+   100,000-instance session: wall time and peak RSS, as subprocesses;
+   :mod:`benchmarks._big`).
 
 Each case runs several times; the tables give medians and ratios.
 ``--quick`` makes a tiny run (the test suite's smoke test).
@@ -542,12 +546,6 @@ def main(argv: list[str] | None = None) -> None:
         metavar="DIR",
         help="where the original's venv is made and kept between runs (default: %(default)s)",
     )
-    parser.add_argument(
-        "--listings",
-        action="store_true",
-        help="also fill a Redis storage with 1.1M instances and time the operator commands of the goals "
-        "(a few minutes more)",
-    )
     args = parser.parse_args(argv)
     runs = args.runs or (2 if args.quick else 15)
     os.environ["BENCH_TRACK_STARTED"] = "0" if args.untracked else "1"
@@ -578,16 +576,17 @@ def main(argv: list[str] | None = None) -> None:
             if isinstance(original, Original):
                 original.close()
             bench.stop()
-    listings: Any = None
+    # The listing goals: a Redis storage of its own filled with 1.1M instances (about 15 s), each command a
+    # subprocess (python -m benchmarks.operations --big times more of them).
     sessions, big = (100, 1_000) if args.quick else (10_000, 100_000)
-    if args.listings:  # a Redis storage of its own, filled, each command a subprocess
-        from ._big import COMMANDS, GOALS
-        from ._big import run as run_big
+    from ._big import COMMANDS, GOALS
+    from ._big import run as run_big
 
-        try:
-            listings = run_big(1 if args.quick else 3, None, False, sessions, 100, big, {g: COMMANDS[g] for g in GOALS})
-        except Exception as exc:  # the rows say so; the rest of the report is still printed
-            listings = f"failed: {exc}"[:200]
+    timed_commands = {g: COMMANDS[g] for g in GOALS}
+    try:
+        listings: Any = run_big(1 if args.quick else 3, None, False, sessions, 100, big, timed_commands)
+    except Exception as exc:  # the rows say so; the rest of the report is still printed
+        listings = f"failed: {exc}"[:200]
     reference = original.describe() if isinstance(original, Original) else original
     print(f"celery-triggers {revision} vs plain Celery and {reference};")
     print(f"{machine()}; load average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end;")
