@@ -139,7 +139,7 @@ class _Seen(Hooks):
 
 def _app(hooks: Hooks) -> Any:
     """Celery's runner on an in-memory broker: the bulk path (an eager runner fires one by one)."""
-    app = make_app("memory://", runner="celery")
+    app = make_app("memory://", runner="celery", task_default_queue="unconsumed")  # not another test's worker's
 
     @app.task(name="proj.page", shared=False)
     def page() -> None: ...

@@ -490,7 +490,7 @@ def test_asyncio_fires_warn_at_the_line_that_awaits(runner: str) -> None:
     asyncio's.)"""
     from celery_triggers import TriggersWarning
 
-    app = make_app("memory://", runner=runner)
+    app = make_app("memory://", runner=runner, task_default_queue="unconsumed")
 
     @trigger_task(after=["startSession"])
     @app.task(shared=False, name="proj.t")
@@ -529,7 +529,7 @@ def test_a_fire_from_a_receiver_during_an_asyncio_fire_warns_at_the_receivers_li
     once, not at the line that awaited, and not never."""
     from celery_triggers import TriggersWarning, trigger_fired
 
-    app = make_app("memory://", runner=runner)
+    app = make_app("memory://", runner=runner, task_default_queue="unconsumed")
 
     @trigger_task(after=["startSession"])
     @app.task(shared=False, name="proj.t")

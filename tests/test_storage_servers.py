@@ -469,7 +469,7 @@ def test_redis_loads_its_scripts_again_after_the_server_lost_them(
     if packer == "redis-py":
         monkeypatch.setattr(scripts, "packer", None)
 
-    app = make_app(f"{redis_server.url}?prefix={unique_prefix()}", runner="celery")
+    app = make_app(f"{redis_server.url}?prefix={unique_prefix()}", runner="celery", task_default_queue="unconsumed")
     app.triggers.configure({"t_x": {"after": ["go"], "run": "x"}})
     session = app.triggers.session("s")
     session.fire("warm-up")
