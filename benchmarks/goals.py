@@ -222,7 +222,7 @@ def table(rows: Sequence[str]) -> list[str]:
 
 def listing_rows(results: Any, total: int, big: int) -> list[str]:
     """The operator commands over ``total`` instances on Redis, ``big`` of
-    them in one session (``benchmarks._big``; ``--listings``), against the
+    them in one session (``benchmarks._big``), against the
     goal: wall time and peak RSS of the command as a subprocess."""
     from ._big import BIG, GOALS
 

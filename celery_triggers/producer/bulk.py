@@ -124,9 +124,13 @@ class _Bulk:
             except TriggersError as exc:  # a bad UID: its events only
                 _record(self.results, uid, items, [exc] * len(items))
                 continue
-            # Planning runs no user code: the warnings it gives point at the line that fired the session's first event.
-            with warnings_at(sites[items[0][0]]) if sites else nullcontext():
-                self.plans[uid] = (manager, manager.plan_each([item[1:] for item in items], max_bytes))
+            events_of = [item[1:] for item in items]
+            if sites is None:
+                self.plans[uid] = (manager, manager.plan_each(events_of, max_bytes))
+                continue
+            # Planning runs no user code: its warnings point at the line that fired the session's first event.
+            with warnings_at(sites[items[0][0]]):
+                self.plans[uid] = (manager, manager.plan_each(events_of, max_bytes))
         self.jobs: list[Job] = [(uid, plan.body, plan.prefetch) for uid, (_, plan) in self.plans.items() if plan.body]
 
     def settle(self, outcomes: list[Any]) -> list[FireResult]:

@@ -111,7 +111,7 @@ class TriggerManager(OperatorActions, SessionInspection):
 
     def update_configuration(self, configs: Mapping[str, Any]) -> None:
         """Add or replace task configs for this session only."""
-        self._check_uid()
+        checked_uid(self.uid)
         parsed = parse_configs(configs)
         self.extension.check_runners(parsed.values())
         raw = {name: config.to_dict() for name, config in parsed.items()}
@@ -210,7 +210,7 @@ class TriggerManager(OperatorActions, SessionInspection):
         already changes nothing and returns what the first fire with that
         key scheduled, with ``duplicate`` true (see :mod:`.keys`)."""
         once = None if key is None else Once(self.extension, check_key(key))
-        trigger_name, kwargs = self._checked_fire(trigger_name, trigger_kwargs)
+        trigger_name, kwargs = checked_event(self.extension, self.uid, trigger_name, trigger_kwargs)
         changes = self.apply(FireOperation(trigger_name, kwargs), wrap=None if once is None else once.wrap)
         if once is not None and once.prior is not None:
             return Fired(once.prior, self, duplicate=True)
@@ -248,7 +248,9 @@ class TriggerManager(OperatorActions, SessionInspection):
         for number, (trigger_name, trigger_kwargs, *rest) in enumerate(events):
             try:
                 key = check_key(rest[0]) if rest and rest[0] is not None else None
-                plan.checked.append((number, *self._checked_fire(trigger_name, trigger_kwargs, max_bytes)))
+                plan.checked.append(
+                    (number, *checked_event(self.extension, self.uid, trigger_name, trigger_kwargs, max_bytes))
+                )
                 plan.keys.append(key)
             except TriggersError as exc:
                 plan.results[number] = exc
@@ -281,14 +283,6 @@ class TriggerManager(OperatorActions, SessionInspection):
         if refused is not None:
             self.mark_refused(refused.instances, time.time())
         return plan.outcomes()
-
-    def _checked_fire(
-        self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None, max_bytes: int | None = None
-    ) -> tuple[str, dict[str, Any]]:
-        return checked_event(self.extension, self.uid, trigger_name, trigger_kwargs, max_bytes)
-
-    def _check_uid(self) -> None:
-        checked_uid(self.uid)
 
     # -- the worker protocol (celery_triggers.worker.protocol) ---------------
     def start_instance(

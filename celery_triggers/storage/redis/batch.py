@@ -22,8 +22,7 @@ import redis.cluster
 import redis.exceptions
 
 from ..base import Job
-from . import scripts
-from .scripts import CLIENT_ERRORS, Call, send_packed
+from .scripts import CLIENT_ERRORS, Call, packs, send_packed
 from .transaction import LEFT, Alone, Store, pending, rounds, run_one
 
 __all__ = ["CHUNK", "ROUNDS", "arun_many", "run_many", "send"]
@@ -99,7 +98,7 @@ def pipelined(client: Any, calls: list[Call]) -> list[Any]:
 
 def send(client: Any, calls: list[Call]) -> list[Any]:
     """``calls`` through ``client`` in pipelines of :data:`CHUNK`."""
-    if scripts.packer is not None and isinstance(client, redis.Redis):
+    if packs(client):
         return send_packed(client, calls, CHUNK)
     replies: list[Any] = []
     for start in range(0, len(calls), CHUNK):

@@ -23,6 +23,7 @@ __all__ = [
     "Scripts",
     "call_one",
     "packer",
+    "packs",
     "parse_read",
     "send_packed",
 ]
@@ -85,6 +86,13 @@ class Scripts:
             client.script_load(script.script)
 
 
+def packs(client: Any) -> bool:
+    """Calls on ``client`` go through :func:`send_packed`: hiredis is
+    installed and the client is a plain ``redis.Redis`` (a cluster's client,
+    which a Django cache may hand the storage, routes its calls itself)."""
+    return packer is not None and isinstance(client, redis.Redis)
+
+
 def send_packed(client: Any, calls: list[Call], chunk_size: int) -> list[Any]:
     """Script calls through one of ``client``'s connections, ``chunk_size``
     at a time: each packed by hiredis in one call, a chunk written at once,
@@ -120,10 +128,10 @@ def send_packed(client: Any, calls: list[Call], chunk_size: int) -> list[Any]:
 
 def call_one(client: Any, call: Call) -> Any:
     """One script call on ``client``, as :func:`send_packed` sends many
-    (a cluster's client, which a Django cache may hand the storage, as
-    redis-py sends it); an error reply is raised."""
-    sha, keys, args = call
-    if packer is None or not isinstance(client, redis.Redis):  # a cluster's client routes calls itself
+    where it :func:`packs`, else as redis-py sends it; an error reply is
+    raised."""
+    if not packs(client):
+        sha, keys, args = call
         return client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
     reply = send_packed(client, [call], 1)[0]
     if isinstance(reply, Exception):
