@@ -7,6 +7,7 @@ while it waits, completed, run and finished with a result, failed, replayed, ski
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +17,28 @@ from celery_triggers import trigger_task
 from .conftest import fresh_django_db, make_app
 
 pytestmark = pytest.mark.usefixtures("django_caches")
+
+
+@contextlib.contextmanager
+def _sqlite_limit(alias: str, limit: int) -> Iterator[None]:
+    """The SQLite database of ``alias`` held to ``limit`` parameters per
+    statement while the block runs, on a new connection (sqlite3 reuses
+    statements prepared before a limit without checking them)."""
+    import sqlite3
+
+    from django.db import connections
+
+    connection = connections[alias]
+    connection.close()
+    connection.ensure_connection()
+    held = connection.connection
+    before = held.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    held.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(sqlite3.ProgrammingError):  # closed after an error: its successor has no limit
+            held.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, before)
 
 
 def _scenario(url: str) -> list[str]:
@@ -92,8 +115,6 @@ def test_the_written_out_statements_store_what_the_orm_stores(
     """Also under a parameter limit so low that writes of several rows are
     split (SQLite's limit, by which the ORM splits its writes too; on
     SQLite the database itself is held to it)."""
-    import sqlite3
-
     from django.db import connections
 
     from celery_triggers.contrib.django import sql
@@ -102,21 +123,12 @@ def test_the_written_out_statements_store_what_the_orm_stores(
     connection = connections[alias]
     written = sql.statements(alias, connection)
     assert written is not None
-    held = None
     if limit is not None:
         monkeypatch.setattr(written, "max_params", limit)
-        if connection.vendor == "sqlite":
-            connection.close()  # a new connection: sqlite3 reuses statements prepared before a limit, unchecked
-            connection.ensure_connection()
-            held = connection.connection
-            before = held.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-            held.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
-    try:
+    with (
+        _sqlite_limit(alias, limit) if limit is not None and connection.vendor == "sqlite" else contextlib.nullcontext()
+    ):
         written_out = _tables(alias, _scenario(url))
-    finally:
-        if held is not None:
-            with contextlib.suppress(sqlite3.ProgrammingError):  # closed after an error: its successor has no limit
-                held.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, before)
     assert written_out["s-one"]["waiting"] == [], "nothing waits at the end of s-one"
     assert written_out["s-two"]["instances"]["t_three#0"]["result"]["a"]["tag"] == "ü"
     assert written_out["s-one"]["instances"]["t_pair#0"]["status"] == "replayed"
@@ -178,10 +190,6 @@ def test_a_statement_over_sqlites_parameter_limit_is_a_plain_storage_error_that_
     request: pytest.FixtureRequest,
 ) -> None:
     """Not StorageUnavailable (what a worker retries): it would fail again."""
-    import sqlite3
-
-    from django.db import connections
-
     from celery_triggers import StorageError, StorageUnavailable
 
     app = make_app(fresh_django_db(request, "default"))
@@ -191,17 +199,8 @@ def test_a_statement_over_sqlites_parameter_limit_is_a_plain_storage_error_that_
     def one(trigger_kwargs: dict[str, Any]) -> None:
         return None
 
-    connection = connections["default"]
-    connection.close()  # a new connection: sqlite3 reuses statements prepared before a limit, unchecked
-    connection.ensure_connection()
-    held = connection.connection
-    held.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 3)  # below one instance row's 10
-    try:
-        with pytest.raises(StorageError) as info:
-            app.triggers.fire("s-limit", "go")
-    finally:
-        with contextlib.suppress(sqlite3.ProgrammingError):
-            held.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 250_000)
+    with _sqlite_limit("default", 3), pytest.raises(StorageError) as info:  # below one instance row's 10
+        app.triggers.fire("s-limit", "go")
     assert not isinstance(info.value, StorageUnavailable), info.value
     assert "too many SQL variables" in str(info.value)
     assert app.triggers.session("s-limit").instances == {}, "the transaction rolled back"
